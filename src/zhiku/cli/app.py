@@ -1,0 +1,61 @@
+"""The ``zhiku`` command: parse, call the KnowledgeBase facade, format.
+
+Only argparse is imported to build the parser, so ``zhiku --help`` stays fast; each command group's
+module imports what it needs when it runs. Domain errors become one line and an exit code here, in
+one place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from zhiku import __version__
+from zhiku.cli import documents, query
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="zhiku",
+        description="知库 zhiku: ask questions of your own documents, in Chinese and English, offline.",
+        epilog="Start with: zhiku ingest ./docs && zhiku ask '你的问题'",
+    )
+    parser.add_argument("--version", action="version", version=f"zhiku {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--kb", default="default", help="knowledge base name or folder (default: default)")
+    common.add_argument("--home", default=None, help="where knowledge bases live (default: $ZHIKU_HOME or the user data dir)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    documents.register(sub, common)
+    query.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        return 0
+    from zhiku.errors import ZhikuError
+
+    try:
+        return int(args.run(args) or 0)
+    except ZhikuError as e:
+        print(f"error: {e.one_line()}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: whatever was stored is whole documents only; run the same command again to finish",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:
+        # `zhiku search … | head` closed the pipe: not an error worth a traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,146 @@
+"""Commands that change or describe a knowledge base: ingest, delete, list, status, build, kbs."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from zhiku.cli.common import BuildBar, FileBar, open_kb, print_json, show_progress
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("ingest", parents=[common], help="add or update files and folders (txt, md, html, pdf, docx)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--keep-missing", action="store_true",
+                   help="keep documents whose files were removed from an ingested folder")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=run_ingest)
+
+    p = sub.add_parser("delete", parents=[common], help="remove a document from the catalog and every index")
+    p.add_argument("doc", metavar="DOC", help="path as shown by `zhiku list`, a path suffix, or the document id")
+    p.set_defaults(run=run_delete)
+
+    p = sub.add_parser("list", parents=[common], help="list the documents of a knowledge base")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_list)
+
+    p = sub.add_parser("status", parents=[common], help="show a knowledge base, its methods and whether any index is stale")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_status)
+
+    p = sub.add_parser("build", parents=[common], help="build or rebuild the indexes of retrieval methods")
+    p.add_argument("--method", action="append", dest="methods", metavar="NAME",
+                   help="build this method even if it is off by default (repeatable)")
+    p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.set_defaults(run=run_build)
+
+    p = sub.add_parser("kbs", parents=[common], help="list the knowledge bases under the home folder")
+    p.set_defaults(run=run_kbs)
+
+
+def _print_build(report: Any) -> None:
+    for name, secs in report.built:
+        print(f"built {name} in {secs:.1f}s")
+    for name, why in report.skipped:
+        print(f"skipped {name}: {why}")
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    for p in args.paths:
+        if not Path(p).exists():
+            from zhiku.errors import NotFoundError
+
+            raise NotFoundError(f"no such file or folder: {p}", "Check the path")
+    with open_kb(args, create=True) as kb:
+        bars = show_progress() and not args.json
+        report, built = kb.ingest(args.paths, progress=FileBar() if bars else None, prune=not args.keep_missing,
+                                  build_progress=BuildBar() if bars else None)
+        if args.json:
+            print_json({
+                "kb": kb.name, "added": report.added, "updated": report.updated, "unchanged": len(report.unchanged),
+                "removed": report.removed, "failed": [{"path": p, "error": e} for p, e in report.failed],
+                "skipped": [{"path": p, "reason": r} for p, r in report.skipped], "chunks": report.chunks,
+                "seconds": round(report.seconds, 3), "built": dict(built.built), "not_built": dict(built.skipped),
+            })
+        else:
+            if not report.changed and not report.failed:
+                print(f"nothing changed: {len(report.unchanged)} documents already up to date in {kb.name!r}")
+            else:
+                print(f"{kb.name}: {report.summary()}")
+            for path, err in report.failed:
+                print(f"  failed: {err}")
+            if report.skipped:
+                print(f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}")
+            _print_build(built)
+    return 1 if report.failed else 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        for d in kb.delete(args.doc):
+            print(f"deleted {d.source} ({d.n_chunks} chunks)")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        docs = kb.documents()
+        if args.json:
+            print_json([{"id": d.id, "path": d.source, "title": d.title, "format": d.format, "chars": d.chars,
+                         "chunks": d.n_chunks, "ingested_at": d.ingested_at} for d in docs])
+            return 0
+        for d in docs:
+            print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {d.source}")
+        print(f"{len(docs)} documents in {kb.name!r}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        docs = kb.documents()
+        status = kb.status()
+        info = {
+            "kb": kb.name, "path": str(kb.layout.root), "documents": len(docs),
+            "chunks": kb.catalog.chunk_count(), "characters": sum(d.chars for d in docs),
+            "language": kb.language(), "default_method": kb.default_method(),
+            "methods": [s.__dict__ for s in status],
+        }
+        if args.json:
+            print_json(info)
+            return 0
+        print(f"knowledge base {kb.name!r} at {kb.layout.root}")
+        print(f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
+              f"language {info['language']}, default method {info['default_method']}")
+        for s in status:
+            if s.built:
+                state = "fresh" if s.fresh else "STALE (rebuilt on next search or `zhiku build`)"
+                when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at else ""
+                size = f", {s.bytes / 1e6:.1f} MB" if s.bytes else ""
+                print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size} {when}".rstrip())
+            else:
+                print(f"  {s.name:<10} {s.kind:<8} not built: {s.reason}")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        report = kb.build(args.methods, force=args.force, progress=BuildBar() if show_progress() else None)
+        _print_build(report)
+        for name in report.fresh:
+            print(f"{name} is up to date")
+    return 0
+
+
+def run_kbs(args: argparse.Namespace) -> int:
+    from zhiku.config import default_home
+    from zhiku.service import list_kbs
+
+    home = Path(args.home) if args.home else default_home()
+    names = list_kbs(home)
+    for n in names:
+        print(n)
+    if not names:
+        print(f"no knowledge bases in {home}")
+    return 0

@@ -1,0 +1,91 @@
+"""Commands that read a knowledge base: search and ask."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from zhiku.cli.common import hit_json, open_kb, print_json
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("search", parents=[common], help="find the chunks that match a query")
+    p.add_argument("query", nargs="?", help="the query (omit with --batch)")
+    p.add_argument("--method", "-m", default=None, help="bm25, dense, hybrid, … (default: hybrid when built, else bm25)")
+    p.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
+    p.add_argument("--json", action="store_true", help="print hits as JSON")
+    p.add_argument("--batch", metavar="FILE", help="one query per line; writes JSON Lines, one hit list per query")
+    p.set_defaults(run=run_search)
+
+    p = sub.add_parser("ask", parents=[common], help="answer a question with numbered citations")
+    p.add_argument("question")
+    p.add_argument("--method", "-m", default=None, help="retrieval method (default as for search)")
+    p.add_argument("-k", type=int, default=5, help="how many chunks the answer may draw on (default 5)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=run_ask)
+
+
+def run_search(args: argparse.Namespace) -> int:
+    from zhiku.errors import NotFoundError, UsageError
+
+    if args.batch:
+        if args.query:
+            raise UsageError("give either a query or --batch FILE, not both", "Drop one of them")
+        try:
+            with open(args.batch, encoding="utf-8-sig") as f:
+                queries = [line.strip() for line in f if line.strip()]
+        except FileNotFoundError:
+            raise NotFoundError(f"no such file: {args.batch}", "Check the path of --batch") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"{args.batch} is not UTF-8 text", "Save it as UTF-8, one query per line") from None
+        with open_kb(args) as kb:
+            for q, hits in zip(queries, kb.search_many(queries, k=args.k, method=args.method), strict=True):
+                rows = [hit_json(i, h) for i, h in enumerate(hits, start=1)]
+                print(json.dumps({"query": q, "hits": rows}, ensure_ascii=False))
+        return 0
+    if args.query is None:
+        raise UsageError("no query given", 'Try: zhiku search "你的问题"  (or --batch FILE)')
+    with open_kb(args) as kb:
+        hits = kb.search(args.query, k=args.k, method=args.method)
+        if args.json:
+            print_json([hit_json(i, h) for i, h in enumerate(hits, start=1)])
+            return 0
+        if not hits:
+            print("no matches", file=sys.stderr)
+            return 0
+        for i, h in enumerate(hits, start=1):
+            where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
+            measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
+            print(f"{i:>2}. [{measure}] {where}")
+            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}")
+            text = " ".join(h.chunk.text.split())
+            print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
+    return 0
+
+
+def _is_l2(kb: Any, method: str) -> bool:
+    try:
+        return getattr(kb.method(method), "metric", "") == "l2"
+    except Exception:  # a fused method name, not a configured one: show its score
+        return False
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        answer = kb.ask(args.question, k=args.k, method=args.method)
+        if args.json:
+            print_json({
+                "question": answer.question, "answer": answer.text, "found": answer.found,
+                "generator": answer.generator, "timings": answer.timings,
+                "citations": [c.__dict__ for c in answer.citations],
+            })
+            return 0
+        print(answer.text)
+        if answer.citations:
+            print("\nSources:")
+            for c in answer.citations:
+                where = f" › {c.heading}" if c.heading else ""
+                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}")
+    return 0 if answer.found else 0

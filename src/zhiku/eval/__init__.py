@@ -1,0 +1,95 @@
+"""Evaluation: datasets, pure metrics and reports.
+
+Names are resolved lazily (PEP 562) so ``import zhiku.eval`` costs nothing until a name is used;
+matplotlib in particular is only imported when a chart is drawn.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # metrics
+    "hit_at_k": "metrics",
+    "recall_at_k": "metrics",
+    "precision_at_k": "metrics",
+    "mrr_at_k": "metrics",
+    "ndcg_at_k": "metrics",
+    "first_relevant_rank": "metrics",
+    "ranking_metrics": "metrics",
+    "mean_metrics": "metrics",
+    "percentile": "metrics",
+    "normalize_answer": "metrics",
+    "exact_match": "metrics",
+    "token_f1": "metrics",
+    "contains_answer": "metrics",
+    "DEFAULT_KS": "metrics",
+    # datasets
+    "Dataset": "datasets",
+    "Passage": "datasets",
+    "FORMATS": "datasets",
+    "load_dataset": "datasets",
+    "judge_zhiku_qa": "datasets",
+    # reports
+    "QueryResult": "report",
+    "MethodResult": "report",
+    "Report": "report",
+    "format_table": "report",
+    "write_results_json": "report",
+    "write_report_md": "report",
+    "write_chart_png": "report",
+    "worst_queries": "report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+# For type checkers and IDEs only; at run time the names come from __getattr__ below. The
+# "x as x" form marks them as re-exports.
+if TYPE_CHECKING:
+    from zhiku.eval.datasets import (
+        FORMATS as FORMATS,
+        Dataset as Dataset,
+        Passage as Passage,
+        judge_zhiku_qa as judge_zhiku_qa,
+        load_dataset as load_dataset,
+    )
+    from zhiku.eval.metrics import (
+        DEFAULT_KS as DEFAULT_KS,
+        contains_answer as contains_answer,
+        exact_match as exact_match,
+        first_relevant_rank as first_relevant_rank,
+        hit_at_k as hit_at_k,
+        mean_metrics as mean_metrics,
+        mrr_at_k as mrr_at_k,
+        ndcg_at_k as ndcg_at_k,
+        normalize_answer as normalize_answer,
+        percentile as percentile,
+        precision_at_k as precision_at_k,
+        ranking_metrics as ranking_metrics,
+        recall_at_k as recall_at_k,
+        token_f1 as token_f1,
+    )
+    from zhiku.eval.report import (
+        MethodResult as MethodResult,
+        QueryResult as QueryResult,
+        Report as Report,
+        format_table as format_table,
+        worst_queries as worst_queries,
+        write_chart_png as write_chart_png,
+        write_report_md as write_report_md,
+        write_results_json as write_results_json,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zhiku.eval' has no attribute {name!r}")
+    value = getattr(import_module(f"zhiku.eval.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

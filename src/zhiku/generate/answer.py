@@ -1,0 +1,71 @@
+"""From hits to an ``Answer``: number the context blocks, run a generator, map ``[n]`` back.
+
+Every backend goes through here, so citation handling is written once: a ``[n]`` that points at no
+context block is removed from the text and reported, never shown as a source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+from zhiku.config import GeneratorConfig
+from zhiku.generate.base import ContextBlock, Generator, generators
+from zhiku.types import Answer, Citation, Hit
+
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+def make_generator(config: GeneratorConfig) -> Generator:
+    import zhiku.generate.extractive  # noqa: F401  (registers the built-in)
+
+    return generators.get(config.kind)(**config.options)
+
+
+def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
+    blocks = []
+    for n, h in enumerate(hits, start=1):
+        assert h.chunk is not None and h.doc is not None, "hits must be attached to the catalog"
+        blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
+                                   h.chunk.start, h.chunk.end, h.score))
+    return blocks
+
+
+def answer_question(
+    question: str, hits: Sequence[Hit], generator: Generator, on_token: Callable[[str], None] | None = None
+) -> Answer:
+    blocks = context_blocks(hits)
+    pieces = []
+    for piece in generator.generate(question, blocks):
+        pieces.append(piece)
+        if on_token:
+            on_token(piece)
+    text, citations, invalid = resolve_citations("".join(pieces), blocks)
+    timings: dict[str, float] = {}
+    ans = Answer(question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), timings)
+    if invalid:
+        timings["invalid_citations"] = float(len(invalid))
+    return ans
+
+
+def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[Citation], list[int]]:
+    by_n = {b.n: b for b in blocks}
+    used: list[int] = []
+    invalid: list[int] = []
+
+    def keep(m: re.Match[str]) -> str:
+        n = int(m.group(1))
+        if n not in by_n:
+            invalid.append(n)
+            return ""
+        if n not in used:
+            used.append(n)
+        return m.group(0)
+
+    text = _CITE.sub(keep, text)
+    citations = [
+        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text)
+        for n in sorted(used)
+        for b in [by_n[n]]
+    ]
+    return text, citations, invalid

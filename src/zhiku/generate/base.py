@@ -1,0 +1,48 @@
+"""The generator contract: turn a question and numbered context blocks into answer text.
+
+One abstract method, ``generate``, yields the answer in pieces (a backend that cannot stream yields
+it once). Citations are written in the text as ``[n]``, n being a context block's number; mapping
+them back to documents is done once, in ``generate/answer.py``, for every backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from zhiku.registry import Registry
+
+
+@dataclass(frozen=True, slots=True)
+class ContextBlock:
+    n: int
+    chunk_id: str
+    doc_id: str
+    text: str
+    source: str
+    title: str
+    heading: str
+    start: int
+    end: int
+    score: float
+
+
+class Generator(ABC):
+    name: ClassVar[str] = "generator"
+    streams: ClassVar[bool] = False
+
+    @abstractmethod
+    def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
+        """Yield the answer text in pieces, citing context blocks as ``[n]``.
+
+        With no relevant context, say so in the text and cite nothing.
+        """
+
+    def describe(self) -> str:
+        return self.name
+
+
+#: name -> factory(options: dict) -> Generator
+generators: Registry[Callable[..., Generator]] = Registry("generator")

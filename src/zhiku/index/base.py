@@ -1,0 +1,85 @@
+"""The vector index contract: every backend returns the same ``[(id, score)]`` shape.
+
+Scores are "higher is better" for every metric; for L2 the score is the negated squared distance
+and the distance itself is returned alongside, so output can show it as users expect.
+Every backend passes tests/contract/test_indexes.py, with ``flat`` (numpy brute force) as the oracle.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from zhiku.registry import Registry
+
+Metric = Literal["ip", "cosine", "l2"]
+
+
+class VectorIndex(ABC):
+    """Holds (string id, vector) pairs and finds nearest neighbours.
+
+    ``supports_delete``: whether ``remove`` works without a rebuild.
+    Indexes are derived data: a KB rebuilds them from its catalog and cached vectors.
+    """
+
+    kind: ClassVar[str] = "index"
+    supports_delete: ClassVar[bool] = False
+
+    def __init__(self, dim: int, metric: Metric = "ip", **options: Any) -> None:
+        self.dim = dim
+        self.metric: Metric = metric
+        self.options = options
+
+    @abstractmethod
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, float]]]:
+        """For each query row: up to k ``(id, score, distance)`` best first.
+
+        ``distance`` is the metric's own measure (1 - cosine, L2 distance, or -ip).
+        """
+
+    @abstractmethod
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, dim: int, metric: Metric, **options: Any) -> VectorIndex: ...
+
+    def remove(self, ids: Sequence[str]) -> None:
+        raise NotImplementedError(f"{self.kind} cannot remove ids; rebuild it")
+
+    def __len__(self) -> int:
+        return 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"index": self.kind, "metric": self.metric, "dim": self.dim, **self.options}
+
+
+def prepare(vectors: np.ndarray, metric: Metric) -> np.ndarray:
+    """Cosine is inner product over unit vectors: normalise once, here, for every backend."""
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric == "cosine":
+        from zhiku.embed.base import l2_normalize
+
+        v = l2_normalize(v)
+    return v
+
+
+def to_score_distance(raw: float, metric: Metric) -> tuple[float, float]:
+    """Map a backend's raw value (ip / cosine similarity, or squared L2) to (score, distance)."""
+    if metric == "l2":
+        d = float(np.sqrt(max(raw, 0.0)))
+        return -d, d
+    if metric == "cosine":
+        return float(raw), 1.0 - float(raw)
+    return float(raw), -float(raw)
+
+
+#: name -> VectorIndex subclass ("flat", "faiss-flat", "faiss-hnsw", "milvus")
+indexes: Registry[Callable[..., VectorIndex]] = Registry("vector index")

@@ -1,0 +1,1 @@
+"""Ingest: turn files into clean text and chunks."""

@@ -1,0 +1,265 @@
+"""Files in, catalog rows out: walk, hash, load, clean, chunk, tokenise, store.
+
+Unchanged files (same path, same bytes) are recognised by their content hash before anything is
+parsed, so re-ingesting an unchanged folder costs one read and one hash per file. Parsing and jieba
+run in worker processes on large runs; the catalog is written only here, one transaction per
+document, in a stable order.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from zhiku.config import KBConfig
+from zhiku.errors import IngestError, NotFoundError, UnsupportedFormatError, ZhikuError
+from zhiku.ids import chunk_id, content_hash
+from zhiku.ingest.chunking import chunk_text
+from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
+from zhiku.text.normalise import clean
+from zhiku.types import Chunk
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # unsupported in a folder walk
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+    chunks: int = 0
+    chars: int = 0
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
+
+    def summary(self) -> str:
+        parts = [
+            f"{len(self.added)} added", f"{len(self.updated)} updated", f"{len(self.unchanged)} unchanged",
+            f"{len(self.removed)} removed", f"{len(self.failed)} failed",
+        ]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped (unsupported type)")
+        return ", ".join(parts) + f"; {self.chunks} chunks, {self.chars} chars in {self.seconds:.1f}s"
+
+
+class Progress:
+    """What the pipeline reports; the CLI draws a bar from it, the library prints nothing."""
+
+    def start(self, total_files: int) -> None: ...
+    def advance(self, files: int = 1, chunks: int = 0) -> None: ...
+    def close(self) -> None: ...
+
+
+def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
+    """Files to ingest, unsupported files found in folders, and the folders walked."""
+    from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS
+
+    files: list[Path] = []
+    skipped: list[tuple[str, str]] = []
+    folders: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise NotFoundError(f"no such file or folder: {p}", "Check the path")
+        if p.is_dir():
+            folders.append(p.resolve())
+            for root, dirs, names in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    f = Path(root, name)
+                    if name.startswith("."):
+                        continue
+                    if f.suffix.lower() in SUPPORTED_EXTENSIONS:
+                        files.append(f.resolve())
+                    else:
+                        skipped.append((str(f), f"unsupported type {f.suffix or '(none)'}"))
+        else:
+            files.append(p.resolve())
+    return list(dict.fromkeys(files)), skipped, folders
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    doc: DocumentRecord
+    chunks: list[ChunkRecord]
+
+
+def parse_file(path: Path, data: bytes, digest: str, config: KBConfig) -> _Parsed:
+    """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
+    from zhiku.ingest.loaders import load_file
+
+    loaded = load_file(path, max_bytes=int(config.ingest.max_file_mb * 1024 * 1024))
+    st = path.stat()
+    return parse_text(str(path), loaded.text, loaded.title, loaded.format, digest, config, st.st_size, st.st_mtime)
+
+
+def parse_text(
+    source: str, raw: str, title: str, fmt: str, digest: str, config: KBConfig, size: int = 0, mtime: float = 0.0
+) -> _Parsed:
+    from zhiku.errors import EmptyFileError
+    from zhiku.text.tokenize import make_tokenizer
+
+    text = clean(raw)
+    if not text:
+        raise EmptyFileError(f"{source} has no text", "Check that the file is not empty")
+    tokenize = make_tokenizer(**config.tokenizer.model_dump(exclude={"user_dict"}))
+    doc = DocumentRecord(
+        id=content_hash(f"{source}\x1f{digest}"), source=source, title=title, format=fmt,
+        content_hash=digest, text=text, size=size or len(raw.encode()), mtime=mtime,
+    )
+    records = []
+    for i, span in enumerate(chunk_text(text, config.chunking)):
+        body = text[span.start : span.end]
+        ch = Chunk(chunk_id(digest, span.start, body), doc.id, i, body, span.start, span.end, span.heading)
+        # Title and heading path are indexed with the text: "农业保险条例 > 第三章" tells BM25 what
+        # an article is about even when the article itself never names its subject.
+        tokens = tokenize(f"{title} {span.heading}\n{body}")
+        records.append(ChunkRecord(ch, content_hash(body), " ".join(t.replace(" ", "") for t in tokens)))
+    return _Parsed(doc, records)
+
+
+def _parse_job(args: tuple[Path, bytes, str, KBConfig]) -> _Parsed | ZhikuError:
+    try:
+        return parse_file(*args)
+    except ZhikuError as e:  # returned, not raised: one bad file must not stop the others
+        return e
+
+
+def ingest_paths(
+    catalog: Catalog,
+    paths: Sequence[Path],
+    config: KBConfig,
+    progress: Progress | None = None,
+    prune: bool = True,
+) -> IngestReport:
+    t0 = time.perf_counter()
+    report = IngestReport()
+    progress = progress or Progress()
+    files, report.skipped, folders = walk(paths)
+    from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS
+
+    todo: list[tuple[Path, bytes, str, KBConfig]] = []
+    progress.start(len(files))
+    for f in files:
+        if f.suffix.lower() not in SUPPORTED_EXTENSIONS:
+            err = UnsupportedFormatError(
+                f"{f.name}: unsupported type {f.suffix or '(none)'}",
+                f"Supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
+            )
+            report.failed.append((str(f), err.one_line()))
+            progress.advance()
+            continue
+        try:
+            size = f.stat().st_size
+            if size > config.ingest.max_file_mb * 1024 * 1024:
+                from zhiku.errors import FileTooLargeError
+
+                raise FileTooLargeError(
+                    f"{f.name} is {size / 1e6:.0f} MB, over the {config.ingest.max_file_mb:g} MB limit",
+                    "Split the file, or raise ingest.max_file_mb in zhiku.toml",
+                )
+            data = f.read_bytes()
+        except OSError as e:
+            report.failed.append((str(f), f"{f.name}: cannot read: {e.strerror}"))
+            progress.advance()
+            continue
+        except IngestError as e:
+            report.failed.append((str(f), e.one_line()))
+            progress.advance()
+            continue
+        digest = content_hash(data)
+        if catalog.content_hash_of(str(f)) == digest:
+            report.unchanged.append(str(f))
+            progress.advance()
+            continue
+        todo.append((f, data, digest, config))
+
+    for item, parsed in zip(todo, _parse_all(todo, config), strict=True):
+        source = str(item[0])
+        if isinstance(parsed, ZhikuError):
+            report.failed.append((source, parsed.one_line()))
+            progress.advance()
+            continue
+        existed = catalog.content_hash_of(source) is not None
+        catalog.put_document(parsed.doc, parsed.chunks)
+        (report.updated if existed else report.added).append(source)
+        report.chunks += len(parsed.chunks)
+        report.chars += len(parsed.doc.text)
+        progress.advance(chunks=len(parsed.chunks))
+
+    if prune and folders:
+        # A file that was ingested from a folder and is gone from it now is gone from the KB too:
+        # otherwise deleted documents keep being answered.
+        seen = set(map(str, files))
+        gone = [s for s in catalog.sources() if s not in seen and any(_under(s, d) for d in folders)]
+        gone = [s for s in gone if not Path(s).exists()]
+        for s in gone:
+            for d in catalog.find_documents(s):
+                catalog.delete_documents([d.id])
+            report.removed.append(s)
+    progress.close()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _under(source: str, folder: Path) -> bool:
+    return source.startswith(str(folder) + os.sep)
+
+
+def _parse_all(
+    todo: list[tuple[Path, bytes, str, KBConfig]], config: KBConfig
+) -> Iterator[_Parsed | ZhikuError]:
+    total = sum(len(t[1]) for t in todo)
+    workers = config.ingest.workers or (os.cpu_count() or 1)
+    # Worker processes pay for themselves only on large runs (jieba's dictionary loads per process).
+    if workers <= 1 or len(todo) < 8 or total < 2_000_000:
+        yield from map(_parse_job, todo)
+        return
+    from zhiku.text.tokenize import _jieba
+
+    _jieba()  # load the dictionary once, before fork, so the workers inherit it
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        yield from pool.map(_parse_job, todo, chunksize=4)
+
+
+def iter_texts(records: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, str]]:
+    """(source, title, text) records for KBs fed from memory (evaluation datasets, the web API)."""
+    yield from records
+
+
+def ingest_texts(
+    catalog: Catalog,
+    records: Iterable[tuple[str, str, str]],
+    config: KBConfig,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest in-memory ``(source, title, text)`` records, with the same ids and chunking as files."""
+    t0 = time.perf_counter()
+    report = IngestReport()
+    for source, title, text in records:
+        digest = content_hash(text)
+        if catalog.content_hash_of(source) == digest:
+            report.unchanged.append(source)
+            continue
+        try:
+            parsed = parse_text(source, text, title, "text", digest, config)
+        except ZhikuError as e:
+            report.failed.append((source, e.one_line()))
+            continue
+        existed = catalog.content_hash_of(source) is not None
+        catalog.put_document(parsed.doc, parsed.chunks)
+        (report.updated if existed else report.added).append(source)
+        report.chunks += len(parsed.chunks)
+        report.chars += len(parsed.doc.text)
+        if progress:
+            progress(1)
+    report.seconds = time.perf_counter() - t0
+    return report

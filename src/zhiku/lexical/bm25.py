@@ -1,0 +1,78 @@
+"""BM25 over the KB's cached tokens (jieba for Chinese, stemmed words for English), with bm25s.
+
+The index is saved as bm25s's plain .npy/.json files (never pickle), plus our ids.json; tokens
+come from the catalog, so a rebuild after an ingest never re-runs jieba.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
+from zhiku.types import Hit
+
+
+class BM25Options(MethodOptions):
+    k1: float = Field(1.2, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+    variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+
+
+@methods.register("bm25")
+class BM25Method(Method):
+    kind = "bm25"
+    Options = BM25Options
+    options: BM25Options
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._model: Any = None
+        self._ids: list[str] = []
+        self._vocab: dict[str, int] = {}
+
+    def build(self, corpus: Corpus, out_dir: Path, previous: Path | None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        import bm25s
+
+        o = self.options
+        model = bm25s.BM25(k1=o.k1, b=o.b, method=o.variant)
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in corpus.tokens]
+        # bm25s wants every document to have at least one token id; an empty chunk gets a
+        # placeholder token that no query can produce.
+        empty = vocab.setdefault("\x00", len(vocab))
+        ids = [row or [empty] for row in ids]
+        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        model.save(str(out_dir), show_progress=False)
+        (out_dir / "ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
+        (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        return {"vocabulary": len(vocab)}
+
+    def load(self, directory: Path) -> None:
+        import bm25s
+
+        self._model = bm25s.BM25.load(str(directory), mmap=False, load_vocab=False, show_progress=False)
+        self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+        self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+
+    def query_ids(self, query: str) -> list[int]:
+        return [self._vocab[t] for t in self.ctx.tokenizer(query) if t in self._vocab]
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        qids = self.query_ids(query)
+        if not qids or not self._ids:
+            return []
+        scores = self._model.get_scores(qids)
+        return _top_hits(scores, self._ids, k, self.name)
+
+
+def _top_hits(scores: np.ndarray, ids: list[str], k: int, method: str) -> list[Hit]:
+    k = min(k, len(ids))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [Hit(ids[i], float(scores[i]), method) for i in top if scores[i] > 0]

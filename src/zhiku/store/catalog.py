@@ -1,0 +1,262 @@
+"""The catalog: SQLite, the knowledge base's source of truth (documents, chunks, ingest runs).
+
+Every change to a document is one transaction (old version out, new version in), so an ingest that
+is interrupted leaves whole documents only. ``fingerprint`` summarises the set of chunk ids; it is
+kept up to date inside the same transactions, and index manifests record the fingerprint they were
+built from, so a stale index is detected with one query instead of a scan.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from zhiku.types import Chunk, DocumentInfo
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    format TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    chars INTEGER NOT NULL,
+    n_chunks INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id TEXT PRIMARY KEY,
+    doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ord INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    tokens TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ord);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    finished REAL,
+    status TEXT NOT NULL,
+    summary TEXT
+);
+"""
+
+# A 60-bit sum of chunk-id prefixes plus a count: order-independent, updated incrementally.
+_MOD = 1 << 60
+
+
+def _id_value(chunk_id: str) -> int:
+    return int(chunk_id[:15], 16)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentRecord:
+    id: str
+    source: str
+    title: str
+    format: str
+    content_hash: str
+    text: str
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    chunk: Chunk
+    text_hash: str
+    tokens: str  # space-joined index tokens, cached so rebuilding BM25 never re-runs jieba
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per document.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        self.db.executescript(_SCHEMA)
+        if self._meta("schema_version") is None:
+            with self.transaction():
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
+                self._set_meta("fingerprint", "0:0")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value))
+
+    def get_meta(self, key: str) -> str | None:
+        return self._meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._set_meta(key, value)
+
+    def fingerprint(self) -> str:
+        return self._meta("fingerprint") or "0:0"
+
+    def _bump_fingerprint(self, added: Sequence[str], removed: Sequence[str]) -> None:
+        count, total = (int(x) for x in self.fingerprint().split(":"))
+        count += len(added) - len(removed)
+        total = (total + sum(map(_id_value, added)) - sum(map(_id_value, removed))) % _MOD
+        self._set_meta("fingerprint", f"{count}:{total}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- documents ----------------------------------------------------------------------------
+    def content_hash_of(self, source: str) -> str | None:
+        row = self.db.execute("SELECT content_hash FROM documents WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def sources(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT source FROM documents ORDER BY source")]
+
+    def put_document(self, doc: DocumentRecord, chunks: Sequence[ChunkRecord]) -> None:
+        """Replace whatever version of ``doc.source`` is stored by this one, atomically."""
+        with self.transaction() as db:
+            self._delete_where("source=?", (doc.source,))
+            db.execute(
+                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (doc.id, doc.source, doc.title, doc.format, doc.content_hash, doc.text, len(doc.text),
+                 len(chunks), doc.size, doc.mtime, time.time()),
+            )
+            db.executemany(
+                'INSERT INTO chunks(id, doc_id, ord, start, "end", heading, text, text_hash, tokens) '
+                "VALUES (?,?,?,?,?,?,?,?,?)",
+                [(c.chunk.id, doc.id, c.chunk.ord, c.chunk.start, c.chunk.end, c.chunk.heading,
+                  c.chunk.text, c.text_hash, c.tokens) for c in chunks],
+            )
+            self._bump_fingerprint([c.chunk.id for c in chunks], [])
+
+    def delete_documents(self, doc_ids: Sequence[str]) -> int:
+        with self.transaction():
+            n = 0
+            for doc_id in doc_ids:
+                n += self._delete_where("id=?", (doc_id,))
+            return n
+
+    def _delete_where(self, where: str, args: tuple[str, ...]) -> int:
+        rows = self.db.execute(f"SELECT id FROM documents WHERE {where}", args).fetchall()
+        for (doc_id,) in rows:
+            gone = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE doc_id=?", (doc_id,))]
+            self.db.execute("DELETE FROM documents WHERE id=?", (doc_id,))
+            self._bump_fingerprint([], gone)
+        return len(rows)
+
+    _DOC_COLS = "id, source, title, format, content_hash, chars, n_chunks, ingested_at"
+
+    def documents(self) -> list[DocumentInfo]:
+        rows = self.db.execute(f"SELECT {self._DOC_COLS} FROM documents ORDER BY source")
+        return [DocumentInfo(*r) for r in rows]
+
+    def document(self, doc_id: str) -> DocumentInfo | None:
+        row = self.db.execute(f"SELECT {self._DOC_COLS} FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return DocumentInfo(*row) if row else None
+
+    def document_text(self, doc_id: str) -> str | None:
+        row = self.db.execute("SELECT text FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return row[0] if row else None
+
+    def find_documents(self, ref: str) -> list[DocumentInfo]:
+        """Documents matching a reference: exact source, id (or a prefix of 6+), or a path suffix."""
+        q = f"SELECT {self._DOC_COLS} FROM documents WHERE "
+        for where, arg in (("source=?", ref), ("id=?", ref)):
+            rows = self.db.execute(q + where, (arg,)).fetchall()
+            if rows:
+                return [DocumentInfo(*r) for r in rows]
+        rows = []
+        if len(ref) >= 6:
+            rows = self.db.execute(q + "id LIKE ?", (ref + "%",)).fetchall()
+        if not rows:
+            suffix = "/" + ref.lstrip("/")
+            rows = self.db.execute(q + "substr(source, -?) = ?", (len(suffix), suffix)).fetchall()
+        return [DocumentInfo(*r) for r in rows]
+
+    # -- chunks -----------------------------------------------------------------------------
+    def chunk_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunks(self, ids: Sequence[str]) -> dict[str, tuple[Chunk, DocumentInfo]]:
+        out: dict[str, tuple[Chunk, DocumentInfo]] = {}
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            marks = ",".join("?" * len(part))
+            rows = self.db.execute(
+                f'SELECT c.id, c.doc_id, c.ord, c.text, c.start, c."end", c.heading, '
+                f"d.id, d.source, d.title, d.format, d.content_hash, d.chars, d.n_chunks, d.ingested_at "
+                f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = (Chunk(*r[:7]), DocumentInfo(*r[7:]))
+        return out
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        rows = self.db.execute(
+            'SELECT id, doc_id, ord, text, start, "end", heading FROM chunks WHERE doc_id=? ORDER BY ord',
+            (doc_id,),
+        )
+        return [Chunk(*r) for r in rows]
+
+    def iter_corpus(self) -> Iterator[tuple[str, str, str, str, str]]:
+        """(chunk id, text, text hash, tokens, title) for every chunk, in a stable order."""
+        yield from self.db.execute(
+            "SELECT c.id, c.text, c.text_hash, c.tokens, d.title || ' ' || c.heading "
+            "FROM chunks c JOIN documents d ON d.id = c.doc_id ORDER BY d.source, c.ord"
+        )
+
+    def sample_text(self, limit_chars: int = 200_000) -> str:
+        parts, total = [], 0
+        for (t,) in self.db.execute("SELECT text FROM chunks ORDER BY id LIMIT 2000"):
+            parts.append(t)
+            total += len(t)
+            if total >= limit_chars:
+                break
+        return "\n".join(parts)
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO runs(started, status) VALUES (?, 'running')", (time.time(),))
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET finished=?, status=?, summary=? WHERE id=?",
+                (time.time(), status, summary, run_id),
+            )
+
+    def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
+        return list(self.db.execute("SELECT id, started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?", (n,)))

@@ -1,0 +1,77 @@
+"""Where a knowledge base keeps its files, and the writer lock.
+
+```
+<home>/<kb>/zhiku.toml  catalog.sqlite  indexes/<method>/  models/<name>/  .lock
+```
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from zhiku.errors import LockedError, UsageError
+
+_NAME = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.-]{0,63}$")
+
+
+def check_kb_name(name: str) -> str:
+    if not _NAME.match(name) or name in (".", ".."):
+        raise UsageError(
+            f"invalid knowledge base name {name!r}",
+            "Use letters, digits, Chinese characters, '-', '_' or '.', at most 64 characters",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class KBLayout:
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def config(self) -> Path:
+        return self.root / "zhiku.toml"
+
+    @property
+    def catalog(self) -> Path:
+        return self.root / "catalog.sqlite"
+
+    @property
+    def indexes(self) -> Path:
+        return self.root / "indexes"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def index_dir(self, method: str) -> Path:
+        return self.indexes / method
+
+    def exists(self) -> bool:
+        return self.catalog.exists()
+
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """One writer per KB at a time (readers never wait): a second ingest fails fast and says why."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise LockedError(
+                    f"knowledge base {self.name!r} is being changed by another process",
+                    "Wait for that ingest/delete/build to finish and try again",
+                ) from None
+            yield
+        finally:
+            os.close(fd)

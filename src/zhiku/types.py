@@ -1,0 +1,86 @@
+"""The few value types that flow between layers.
+
+``Hit`` is the one result type: lexical, dense, fusion, rerank and evaluation all produce and
+consume it, so fusion never sees a backend's own types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of a document, the unit that is indexed and cited.
+
+    ``start``/``end`` are character offsets into the document's stored text, so a citation can
+    point at the exact place; ``heading`` is the heading path ("第一章 总则 > 第二节 …").
+    """
+
+    id: str
+    doc_id: str
+    ord: int
+    text: str
+    start: int
+    end: int
+    heading: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved chunk. ``score``: higher is better, whatever the method.
+
+    ``distance`` is kept for methods whose natural measure is a distance (L2), so output can show
+    it the way users expect (smaller is closer). ``chunk`` is filled in by the knowledge base when
+    a hit leaves the retrieval layer; retrievers only set ids and scores.
+    """
+
+    chunk_id: str
+    score: float
+    method: str
+    distance: float | None = None
+    chunk: Chunk | None = None
+    doc: DocumentInfo | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> Hit:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    id: str
+    source: str
+    title: str
+    format: str
+    content_hash: str
+    chars: int
+    n_chunks: int
+    ingested_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source of an answer: ``[n]`` in the text maps to this."""
+
+    n: int
+    chunk_id: str
+    doc_id: str
+    source: str
+    title: str
+    heading: str
+    start: int
+    end: int
+    quote: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    text: str
+    citations: tuple[Citation, ...]
+    hits: tuple[Hit, ...]
+    found: bool
+    generator: str
+    timings: dict[str, float] = field(default_factory=dict)
