@@ -21,7 +21,7 @@ class _Frozen(BaseModel):
 
 
 class ChunkingConfig(_Frozen):
-    size: int = Field(400, ge=50, le=20000, description="maximum characters per chunk")
+    size: int = Field(400, ge=10, le=20000, description="maximum characters per chunk")
     overlap: int = Field(0, ge=0, description="characters carried over from the previous chunk")
     min_size: int = Field(40, ge=0, description="blocks shorter than this are merged with a neighbour")
 

@@ -25,6 +25,9 @@ class ZhikuError(Exception):
         text = self.message.rstrip(".")
         return f"{text}. {self.hint}" if self.hint else text
 
+    def __str__(self) -> str:
+        return self.one_line()
+
 
 class UsageError(ZhikuError):
     """Bad arguments: an empty query, a negative k, conflicting options."""

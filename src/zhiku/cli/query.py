@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from typing import Any
 
 from zhiku.cli.common import hit_json, open_kb, print_json
@@ -79,7 +80,7 @@ def run_ask(args: argparse.Namespace) -> int:
             print_json({
                 "question": answer.question, "answer": answer.text, "found": answer.found,
                 "generator": answer.generator, "timings": answer.timings,
-                "citations": [c.__dict__ for c in answer.citations],
+                "citations": [asdict(c) for c in answer.citations],
             })
             return 0
         print(answer.text)

@@ -17,8 +17,9 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from zhiku.config import KBConfig
-from zhiku.errors import IngestError, NotFoundError, UnsupportedFormatError, ZhikuError
+from zhiku.errors import NotFoundError, ZhikuError
 from zhiku.ids import chunk_id, content_hash
+from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS, load_bytes, read_checked
 from zhiku.ingest.chunking import chunk_text
 from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
 from zhiku.text.normalise import clean
@@ -61,8 +62,6 @@ class Progress:
 
 def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
     """Files to ingest, unsupported files found in folders, and the folders walked."""
-    from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS
-
     files: list[Path] = []
     skipped: list[tuple[str, str]] = []
     folders: list[Path] = []
@@ -94,9 +93,7 @@ class _Parsed:
 
 def parse_file(path: Path, data: bytes, digest: str, config: KBConfig) -> _Parsed:
     """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
-    from zhiku.ingest.loaders import load_file
-
-    loaded = load_file(path, max_bytes=int(config.ingest.max_file_mb * 1024 * 1024))
+    loaded = load_bytes(path, data)
     st = path.stat()
     return parse_text(str(path), loaded.text, loaded.title, loaded.format, digest, config, st.st_size, st.st_mtime)
 
@@ -144,34 +141,14 @@ def ingest_paths(
     report = IngestReport()
     progress = progress or Progress()
     files, report.skipped, folders = walk(paths)
-    from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS
 
     todo: list[tuple[Path, bytes, str, KBConfig]] = []
+    max_bytes = int(config.ingest.max_file_mb * 1024 * 1024)
     progress.start(len(files))
     for f in files:
-        if f.suffix.lower() not in SUPPORTED_EXTENSIONS:
-            err = UnsupportedFormatError(
-                f"{f.name}: unsupported type {f.suffix or '(none)'}",
-                f"Supported: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
-            )
-            report.failed.append((str(f), err.one_line()))
-            progress.advance()
-            continue
         try:
-            size = f.stat().st_size
-            if size > config.ingest.max_file_mb * 1024 * 1024:
-                from zhiku.errors import FileTooLargeError
-
-                raise FileTooLargeError(
-                    f"{f.name} is {size / 1e6:.0f} MB, over the {config.ingest.max_file_mb:g} MB limit",
-                    "Split the file, or raise ingest.max_file_mb in zhiku.toml",
-                )
-            data = f.read_bytes()
-        except OSError as e:
-            report.failed.append((str(f), f"{f.name}: cannot read: {e.strerror}"))
-            progress.advance()
-            continue
-        except IngestError as e:
+            data = read_checked(f, max_bytes)
+        except ZhikuError as e:
             report.failed.append((str(f), e.one_line()))
             progress.advance()
             continue
@@ -228,11 +205,6 @@ def _parse_all(
     _jieba()  # load the dictionary once, before fork, so the workers inherit it
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         yield from pool.map(_parse_job, todo, chunksize=4)
-
-
-def iter_texts(records: Iterable[tuple[str, str, str]]) -> Iterator[tuple[str, str, str]]:
-    """(source, title, text) records for KBs fed from memory (evaluation datasets, the web API)."""
-    yield from records
 
 
 def ingest_texts(

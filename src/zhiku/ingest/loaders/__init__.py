@@ -51,6 +51,11 @@ def load_file(path: Path, max_bytes: int) -> LoadedText:
     Raises UnsupportedFormatError, NotFoundError, FileTooLargeError, EmptyFileError,
     CorruptFileError or DecodeError, each naming the file, with a hint on how to fix it.
     """
+    return load_bytes(path, read_checked(path, max_bytes))
+
+
+def read_checked(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, after every check that needs no parsing (type, size, emptiness)."""
     try:
         # stat before reading: an oversized file is refused without being read into memory.
         info = path.stat()
@@ -89,8 +94,12 @@ def load_file(path: Path, max_bytes: int) -> LoadedText:
             f"{path} is over the {_megabytes(max_bytes)} limit",
             "raise ingest.max_file_mb in zhiku.toml or split the file",
         )
+    return data
 
-    loaded = LOADERS.get(suffix)(path, data)
+
+def load_bytes(path: Path, data: bytes) -> LoadedText:
+    """Parse bytes already read (and checked) from ``path``."""
+    loaded = LOADERS.get(path.suffix.lower())(path, data)
     if not loaded.text.strip():
         raise EmptyFileError(f"{path} contains no text", "add some text to it, or remove it from the folder")
     return loaded

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
+from zhiku.types import Chunk
+
+
+def doc(source: str, text: str, digest: str) -> tuple[DocumentRecord, list[ChunkRecord]]:
+    d = DocumentRecord(f"id-{digest}", source, "T", "text", digest, text, len(text), 0.0)
+    chunks = [ChunkRecord(Chunk(f"{digest}{i:02d}abcdef0123", d.id, i, text, 0, len(text)), "h", "tok") for i in range(2)]
+    return d, chunks
+
+
+def test_put_replace_delete_and_fingerprint(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite")
+    empty = cat.fingerprint()
+    cat.put_document(*doc("/a.txt", "alpha", "aaaa"))
+    fp1 = cat.fingerprint()
+    cat.put_document(*doc("/b.txt", "beta", "bbbb"))
+    assert cat.chunk_count() == 4 and cat.fingerprint() != fp1
+    # a new version of /a.txt replaces the old one entirely
+    cat.put_document(*doc("/a.txt", "alpha2", "cccc"))
+    assert cat.content_hash_of("/a.txt") == "cccc" and cat.chunk_count() == 4
+    assert len(cat.find_documents("a.txt")) == 1
+    cat.delete_documents([d.id for d in cat.find_documents("/b.txt")])
+    cat.delete_documents([d.id for d in cat.find_documents("/a.txt")])
+    assert cat.chunk_count() == 0 and cat.fingerprint() == empty  # order-independent, exact
+    cat.close()
+
+
+def test_fingerprint_is_order_independent(tmp_path: Path) -> None:
+    c1, c2 = Catalog(tmp_path / "1.sqlite"), Catalog(tmp_path / "2.sqlite")
+    c1.put_document(*doc("/a", "a", "aaaa"))
+    c1.put_document(*doc("/b", "b", "bbbb"))
+    c2.put_document(*doc("/b", "b", "bbbb"))
+    c2.put_document(*doc("/a", "a", "aaaa"))
+    assert c1.fingerprint() == c2.fingerprint()
+
+
+def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c.sqlite")
+    cat.put_document(*doc("/a", "a", "aaaa"))
+    d, chunks = doc("/b", "b", "bbbb")
+    dup = chunks + [chunks[0]]  # duplicate primary key: the insert fails half-way
+    try:
+        cat.put_document(d, dup)
+    except Exception:
+        pass
+    assert [x.source for x in cat.documents()] == ["/a"] and cat.chunk_count() == 2
