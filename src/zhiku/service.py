@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
-from zhiku.errors import IndexError_, NotFoundError, UsageError
+from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
 from zhiku.ingest.pipeline import IngestReport, Progress, ingest_paths, ingest_texts
 from zhiku.retrieve.base import Corpus, Method, MethodContext, load_builtin_methods, methods
 from zhiku.store.catalog import Catalog
@@ -150,12 +150,16 @@ class KnowledgeBase:
         return list(self.config.methods)
 
     def _method_config(self, name: str) -> MethodConfig:
+        if name not in self.config.methods and name in methods:
+            # A registered kind works by its own name with default options (`zhiku build --method
+            # w2v-sg`); it is written to zhiku.toml when it is built, not merely when it is named.
+            self.config = self.config.updated(methods={**self.config.methods, name: MethodConfig(kind=name)})
         try:
             return self.config.methods[name]
         except KeyError:
             raise NotFoundError(
                 f"unknown method {name!r} in knowledge base {self.name!r}",
-                f"Choose one of: {', '.join(self.config.methods)}",
+                f"Choose one of: {', '.join(self.config.methods)}, or a kind: {', '.join(methods.names())}",
             ) from None
 
     def method(self, name: str) -> Method:
@@ -220,8 +224,19 @@ class KnowledgeBase:
                     )
             # Stale (an interrupted ingest, changed settings): derived data, so rebuild it now
             # rather than answer from an index that disagrees with the catalog.
-            with self.layout.writer_lock():
-                self._build_one(name, None)
+            try:
+                with self.layout.writer_lock():
+                    self._build_one(name, None)
+            except LockedError:
+                # Another writer is changing the KB and rebuilds this index when it is done: until
+                # then answer from the last complete index (the old state; hits on chunks removed
+                # since are dropped by attach) instead of failing every search during an ingest.
+                if manifest is None:
+                    raise
+                if name not in self._loaded:
+                    m.load(self.layout.index_dir(name))
+                    self._loaded[name] = str(manifest.get("fingerprint"))
+                return m
         m.load(self.layout.index_dir(name))
         self._loaded[name] = fp
         return m

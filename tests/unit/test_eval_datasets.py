@@ -12,10 +12,6 @@ import pytest
 from zhiku.errors import DatasetError, UsageError
 from zhiku.eval.datasets import Dataset, judge_zhiku_qa, load_dataset
 
-# The shared evaluation data lives beside the checkout (../shared/data) and is never copied in.
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
-
-
 def write_json(path: Path, obj: Any) -> Path:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")
     return path
@@ -256,21 +252,3 @@ def test_format_mismatch_and_unknown_format(tmp_path: Path) -> None:
         load_dataset(qa, fmt="squad")
     with pytest.raises(DatasetError, match="is a folder"):
         load_dataset(tmp_path, fmt="rgb")
-
-
-REAL = [
-    ("cmrc2018/cmrc2018_dev.json", "squad", 848, 3219),
-    ("squad-v1.1/dev-v1.1.json", "squad", 2067, 10570),
-    ("scifact-beir", "beir", 5183, 300),
-    ("rgb-zh/zh_refine.json", "rgb", 7337, 300),
-]
-
-
-@pytest.mark.parametrize(("rel", "fmt", "passages", "queries"), REAL)
-def test_real_datasets(rel: str, fmt: str, passages: int, queries: int) -> None:
-    path = SHARED / rel
-    if not path.exists():
-        pytest.skip(f"shared evaluation data not present at {path}")
-    ds: Dataset = load_dataset(path)
-    assert (ds.format, len(ds.corpus), len(ds.queries)) == (fmt, passages, queries)
-    assert all(ds.qrels[q] for q in ds.queries)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from zhiku import __version__
 from zhiku.cli import documents, query
+from zhiku.cli import eval as evaluation
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     documents.register(sub, common)
     query.register(sub, common)
+    evaluation.register(sub, common)
     return parser
 
 

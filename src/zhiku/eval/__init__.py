@@ -1,4 +1,4 @@
-"""Evaluation: datasets, pure metrics and reports.
+"""Evaluation: datasets, pure metrics, the runner and reports.
 
 Names are resolved lazily (PEP 562) so ``import zhiku.eval`` costs nothing until a name is used;
 matplotlib in particular is only imported when a chart is drawn.
@@ -40,6 +40,11 @@ _EXPORTS: dict[str, str] = {
     "write_report_md": "report",
     "write_chart_png": "report",
     "worst_queries": "report",
+    # running
+    "evaluate": "runner",
+    "run_eval": "runner",
+    "KBRetriever": "runner",
+    "EvalProgress": "runner",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -69,6 +74,12 @@ if TYPE_CHECKING:
         ranking_metrics as ranking_metrics,
         recall_at_k as recall_at_k,
         token_f1 as token_f1,
+    )
+    from zhiku.eval.runner import (
+        EvalProgress as EvalProgress,
+        KBRetriever as KBRetriever,
+        evaluate as evaluate,
+        run_eval as run_eval,
     )
     from zhiku.eval.report import (
         MethodResult as MethodResult,

@@ -357,7 +357,9 @@ def normalize_evidence(text: str) -> str:
     return _SPACE.sub("", unicodedata.normalize("NFKC", text))
 
 
-def _source_matches(source: str, doc: str) -> bool:
+def source_matches(source: str, doc: str) -> bool:
+    """Whether a KB document ``source`` (a path) is the document a QA item names as ``doc``."""
+
     def norm(s: str) -> str:
         return unicodedata.normalize("NFKC", s).replace("\\", "/").strip().strip("/").lower()
 
@@ -378,7 +380,7 @@ def judge_zhiku_qa(hit_text: str, hit_source: str, evidence: list[str], docs: li
     every law, the document narrows it down). With neither, nothing is relevant.
     """
     ev = [e for e in (normalize_evidence(x) for x in evidence) if e]
-    ok_doc = any(_source_matches(hit_source, d) for d in docs) if docs else None
+    ok_doc = any(source_matches(hit_source, d) for d in docs) if docs else None
     if ev:
         text = normalize_evidence(hit_text)
         ok_ev = any(e in text for e in ev)

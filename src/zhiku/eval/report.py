@@ -22,8 +22,10 @@ _MB = 1024 * 1024
 
 @dataclass
 class QueryResult:
-    """How one method did on one query. ``retrieved``/``snippets`` hold the top 10 only, enough to
-    show what came back instead of the gold passage without bloating results.json."""
+    """How one method did on one query. ``retrieved`` holds the top 10 ids and ``snippets`` the texts
+    of the first few, enough to show what came back instead of the gold passage without bloating
+    results.json. ``scores`` are this query's metrics (the means of which are the method's);
+    ``answer`` is the generated answer when answers were evaluated."""
 
     query_id: str
     query: str
@@ -33,6 +35,8 @@ class QueryResult:
     first_rank: int | None
     hit: bool
     gold_snippet: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    answer: str = ""
 
 
 @dataclass
@@ -44,6 +48,10 @@ class MethodResult:
     build_seconds: float
     index_bytes: int
     per_query: list[QueryResult] = field(default_factory=list)
+    #: queries per second over the whole run (batched where the method batches), for throughput
+    queries_per_second: float = 0.0
+    #: what a reader should know to read the numbers right ("dense model is English-only", …)
+    notes: list[str] = field(default_factory=list)
 
 
 def _now() -> str:
@@ -138,6 +146,8 @@ def worst_queries(result: MethodResult, n: int = 5) -> list[QueryResult]:
 
 def _method_section(result: MethodResult, k: int, n: int) -> list[str]:
     out = [f"### {result.method}", ""]
+    out += [f"> {note}" for note in result.notes]
+    out += [""] if result.notes else []
     worst = worst_queries(result, n)
     if not worst:
         out += ["Every query had a relevant passage at rank 1.", ""]
@@ -153,6 +163,8 @@ def _method_section(result: MethodResult, k: int, n: int) -> list[str]:
             out.append(f"  - gold: `{', '.join(q.relevant[:3])}`")
         for i, (doc, text) in enumerate(zip(q.retrieved[:3], q.snippets[:3], strict=False), start=1):
             out.append(f"  - retrieved {i}: `{doc}` {_snippet(text)}")
+        if q.answer:
+            out.append(f"  - answer: {_snippet(q.answer)}")
     out.append("")
     return out
 

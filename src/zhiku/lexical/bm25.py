@@ -70,6 +70,20 @@ class BM25Method(Method):
         scores = self._model.get_scores(qids)
         return _top_hits(scores, self._ids, k, self.name)
 
+    def search_expanded(self, query: str, extra: dict[str, float], k: int) -> list[Hit]:
+        """BM25 of the query plus ``weight × BM25`` of each extra term (query expansion).
+
+        bm25s sums per query token, so each extra term is scored alone and added with its weight.
+        """
+        if not self._ids:
+            return []
+        qids = self.query_ids(query)
+        scores = self._model.get_scores(qids) if qids else np.zeros(len(self._ids), dtype=np.float32)
+        for term, weight in extra.items():
+            if term in self._vocab:
+                scores = scores + weight * self._model.get_scores([self._vocab[term]])
+        return _top_hits(scores, self._ids, k, self.name)
+
 
 def _top_hits(scores: np.ndarray, ids: list[str], k: int, method: str) -> list[Hit]:
     k = min(k, len(ids))

@@ -115,3 +115,6 @@ def load_builtin_methods() -> None:
     import zhiku.lexical.bm25  # noqa: F401
     import zhiku.retrieve.dense  # noqa: F401
     import zhiku.retrieve.hybrid  # noqa: F401
+    import zhiku.lexical.tfidf  # noqa: F401
+    import zhiku.retrieve.corpus_vectors  # noqa: F401
+    import zhiku.retrieve.expand  # noqa: F401
