@@ -190,3 +190,49 @@ def test_second_writer_is_refused_while_one_holds_the_lock(capsys: pytest.Captur
     # readers are not blocked
     code2, out, _ = run(capsys, "search", "roses prune", "--kb", str(kb), "--method", "bm25", "--json")
     assert code2 == 0 and json.loads(out)
+
+
+def test_killed_ingest_leaves_a_consistent_catalog(tmp_path: Path) -> None:
+    """SIGKILL mid-run (no cleanup code runs): whole documents only, and the next run completes."""
+    import signal
+    import sqlite3
+    import time
+
+    root = tmp_path / "kb3"
+    KnowledgeBase.open(str(root), config=fast_config()).close()
+    docs = tmp_path / "lots"
+    docs.mkdir()
+    for i in range(400):
+        (docs / f"n{i:03d}.md").write_text(f"# Note {i}\n\n" + f"Paragraph about subject{i}. " * 40, encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    n = 0
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(root / "catalog.sqlite", timeout=5) as db:
+                n = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        except sqlite3.OperationalError:
+            n = 0
+        if n >= 5:
+            break
+        time.sleep(0.02)
+    killed = proc.poll() is None
+    if killed:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    print(f"killed={killed} after {n} documents")
+    with KnowledgeBase.open(str(root)) as kb:
+        stored = kb.documents()
+        assert sum(d.n_chunks for d in stored) == kb.catalog.chunk_count()
+        orphans = kb.catalog.db.execute(
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()[0]
+        assert orphans == 0
+    done = subprocess.run([sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root), "--json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["added"]) + report["unchanged"] == 400
+    with KnowledgeBase.open(str(root)) as kb:
+        assert len(kb.documents()) == 400 and all(s.fresh for s in kb.status())
+        assert kb.search("subject399", method="bm25")[0].doc.title == "Note 399"
