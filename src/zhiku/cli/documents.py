@@ -114,7 +114,10 @@ def run_status(args: argparse.Namespace) -> int:
         print(f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
               f"language {info['language']}, default method {info['default_method']}")
         for s in status:
-            if s.built:
+            parts = getattr(kb.method(s.name), "parts", None)
+            if parts and s.built:
+                print(f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts())}")
+            elif s.built:
                 state = "fresh" if s.fresh else "STALE (rebuilt on next search or `zhiku build`)"
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at else ""
                 size = f", {s.bytes / 1e6:.1f} MB" if s.bytes else ""
