@@ -40,6 +40,7 @@ def _load_index_modules() -> None:
     import zhiku.embed.sbert  # noqa: F401
     import zhiku.index.faiss  # noqa: F401
     import zhiku.index.flat  # noqa: F401
+    import zhiku.index.milvus  # noqa: F401
 
 
 class VectorMethod(Method):
@@ -102,8 +103,11 @@ class VectorMethod(Method):
     def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
         assert self._index is not None, "load() or build() first"  # a bug, not user input
         vectors = self.embedder.embed_queries(queries)
-        for row in self._index.search(vectors, k):
-            yield [Hit(cid, score, self.name, distance=dist) for cid, score, dist in row]
+        for q, v, row in zip(queries, vectors, self._index.search(vectors, k), strict=True):
+            # An empty query, or one embedded as the zero vector (no known word), has no direction:
+            # nothing is similar to it, so it finds nothing rather than an arbitrary order.
+            found = q.strip() and v.any()
+            yield [Hit(cid, score, self.name, distance=dist) for cid, score, dist in row] if found else []
 
 
 def _read_cache(previous: Path, desc: dict[str, Any]) -> dict[str, np.ndarray]:
