@@ -74,8 +74,13 @@ class KnowledgeBase:
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, name_or_path: str | Path = "default", home: Path | None = None, create: bool = True,
-             config: KBConfig | None = None) -> KnowledgeBase:
+    def open(
+        cls,
+        name_or_path: str | Path = "default",
+        home: Path | None = None,
+        create: bool = True,
+        config: KBConfig | None = None,
+    ) -> KnowledgeBase:
         """Open a KB by name (under ``home``/ZHIKU_HOME) or by folder path; create it if asked."""
         layout = resolve_layout(name_or_path, home)
         if not layout.exists():
@@ -104,14 +109,22 @@ class KnowledgeBase:
         return self.layout.name
 
     # -- writing ------------------------------------------------------------------------------
-    def ingest(self, paths: Sequence[str | Path], progress: Progress | None = None, prune: bool = True,
-               build: bool = True, build_progress: BuildProgress | None = None) -> tuple[IngestReport, BuildReport]:
+    def ingest(
+        self,
+        paths: Sequence[str | Path],
+        progress: Progress | None = None,
+        prune: bool = True,
+        build: bool = True,
+        build_progress: BuildProgress | None = None,
+    ) -> tuple[IngestReport, BuildReport]:
         with self.layout.writer_lock():
             run = self.catalog.start_run()
             try:
                 report = ingest_paths(self.catalog, [Path(p) for p in paths], self.config, progress, prune)
             except BaseException as e:
-                self.catalog.finish_run(run, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed", repr(e))
+                self.catalog.finish_run(
+                    run, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed", repr(e)
+                )
                 raise
             self.catalog.finish_run(run, "done", report.summary())
             built = self._build_locked(None, False, build_progress) if build else BuildReport()
@@ -130,7 +143,9 @@ class KnowledgeBase:
         docs = self.find_documents(ref)
         if len(docs) > 1:
             listing = "; ".join(d.source for d in docs[:5])
-            raise UsageError(f"{ref!r} matches {len(docs)} documents: {listing}", "Give the full path or the id")
+            raise UsageError(
+                f"{ref!r} matches {len(docs)} documents: {listing}", "Give the full path or the id"
+            )
         with self.layout.writer_lock():
             self.catalog.delete_documents([d.id for d in docs])
             self._build_locked(None, False, None)
@@ -167,7 +182,9 @@ class KnowledgeBase:
         if name not in self._methods:
             cfg = self._method_config(name)
             ctx = MethodContext(
-                tokenizer=self.tokenizer, language=self.language, resolve=self.ready_method,
+                tokenizer=self.tokenizer,
+                language=self.language,
+                resolve=self.ready_method,
                 models_dir=self.layout.models / name,
             )
             self._methods[name] = methods.get(cfg.kind)(name, cfg.options, ctx)
@@ -241,22 +258,28 @@ class KnowledgeBase:
         self._loaded[name] = fp
         return m
 
-    def build(self, names: Sequence[str] | None = None, force: bool = False,
-              progress: BuildProgress | None = None) -> BuildReport:
+    def build(
+        self, names: Sequence[str] | None = None, force: bool = False, progress: BuildProgress | None = None
+    ) -> BuildReport:
         """Build stale indexes; ``names`` builds those methods even where the default would not."""
         for n in names or ():
             self._method_config(n)
         with self.layout.writer_lock():
             if names:
                 # An explicit build is a decision: record it so later ingests keep the index current.
-                changed = {n: self.config.methods[n].model_copy(update={"enabled": True}) for n in names
-                           if self.method(n).indexed and self.config.methods[n].enabled != True}  # noqa: E712
+                changed = {
+                    n: self.config.methods[n].model_copy(update={"enabled": True})
+                    for n in names
+                    if self.method(n).indexed and self.config.methods[n].enabled != True
+                }  # noqa: E712
                 if changed:
                     self.config = self.config.updated(methods={**self.config.methods, **changed})
                     self.config.save(self.layout.config)
             return self._build_locked(names, force, progress)
 
-    def _build_locked(self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None) -> BuildReport:
+    def _build_locked(
+        self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
+    ) -> BuildReport:
         report = BuildReport()
         for name in names or self.method_names():
             m = self.method(name)
@@ -286,11 +309,21 @@ class KnowledgeBase:
                 progress.start(name, len(corpus))
             extra = m.build(corpus, tmp, previous, progress.advance if progress else None)
             seconds = time.perf_counter() - t0
-            atomic_write_json(tmp / "manifest.json", {
-                "method": name, "kind": m.kind, "settings": m.describe(), "fingerprint": corpus.fingerprint,
-                "chunks": len(corpus), "language": corpus.language, "built_at": time.time(),
-                "seconds": round(seconds, 3), "zhiku_version": VERSION, "details": extra,
-            })
+            atomic_write_json(
+                tmp / "manifest.json",
+                {
+                    "method": name,
+                    "kind": m.kind,
+                    "settings": m.describe(),
+                    "fingerprint": corpus.fingerprint,
+                    "chunks": len(corpus),
+                    "language": corpus.language,
+                    "built_at": time.time(),
+                    "seconds": round(seconds, 3),
+                    "zhiku_version": VERSION,
+                    "details": extra,
+                },
+            )
             replace_dir(tmp, final)
         finally:
             if progress:
@@ -317,17 +350,38 @@ class KnowledgeBase:
             if not m.indexed:
                 parts = getattr(m, "parts", lambda: [])()
                 ok = all(self.manifest(p) for p in parts)
-                out.append(MethodStatus(name, cfg.kind, ok, ok and all(self._is_fresh(p, self.manifest(p)) for p in parts),
-                                        cfg.enabled, "" if ok else f"needs {', '.join(parts)}"))
+                out.append(
+                    MethodStatus(
+                        name,
+                        cfg.kind,
+                        ok,
+                        ok and all(self._is_fresh(p, self.manifest(p)) for p in parts),
+                        cfg.enabled,
+                        "" if ok else f"needs {', '.join(parts)}",
+                    )
+                )
                 continue
             man = self.manifest(name)
             wanted, why = self._wanted(name)
-            size = sum(f.stat().st_size for f in self.layout.index_dir(name).glob("*") if f.is_file()) if man else 0
-            out.append(MethodStatus(
-                name, cfg.kind, man is not None, self._is_fresh(name, man), cfg.enabled,
-                "" if man or wanted else why, (man or {}).get("chunks", 0), (man or {}).get("seconds", 0.0),
-                size, (man or {}).get("built_at", 0.0),
-            ))
+            size = (
+                sum(f.stat().st_size for f in self.layout.index_dir(name).glob("*") if f.is_file())
+                if man
+                else 0
+            )
+            out.append(
+                MethodStatus(
+                    name,
+                    cfg.kind,
+                    man is not None,
+                    self._is_fresh(name, man),
+                    cfg.enabled,
+                    "" if man or wanted else why,
+                    (man or {}).get("chunks", 0),
+                    (man or {}).get("seconds", 0.0),
+                    size,
+                    (man or {}).get("built_at", 0.0),
+                )
+            )
         return out
 
     def default_method(self) -> str:
@@ -355,10 +409,18 @@ class KnowledgeBase:
     def attach(self, hits: list[Hit]) -> list[Hit]:
         """Fill in chunk and document details; drop hits whose chunk is gone (never cite a ghost)."""
         found = self.catalog.chunks([h.chunk_id for h in hits])
-        return [h.with_(chunk=found[h.chunk_id][0], doc=found[h.chunk_id][1]) for h in hits if h.chunk_id in found]
+        return [
+            h.with_(chunk=found[h.chunk_id][0], doc=found[h.chunk_id][1]) for h in hits if h.chunk_id in found
+        ]
 
-    def ask(self, question: str, k: int = 5, method: str | None = None, generator: Any = None,
-            on_token: Callable[[str], None] | None = None) -> Answer:
+    def ask(
+        self,
+        question: str,
+        k: int = 5,
+        method: str | None = None,
+        generator: Any = None,
+        on_token: Callable[[str], None] | None = None,
+    ) -> Answer:
         from zhiku.generate.answer import answer_question, make_generator
 
         t0 = time.perf_counter()
@@ -366,7 +428,9 @@ class KnowledgeBase:
         t1 = time.perf_counter()
         gen = generator or make_generator(self.config.generator)
         answer = answer_question(question, hits, gen, on_token=on_token)
-        answer.timings.update({"retrieve_s": round(t1 - t0, 4), "generate_s": round(time.perf_counter() - t1, 4)})
+        answer.timings.update(
+            {"retrieve_s": round(t1 - t0, 4), "generate_s": round(time.perf_counter() - t1, 4)}
+        )
         return answer
 
     def documents(self) -> list[DocumentInfo]:

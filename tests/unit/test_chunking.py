@@ -66,7 +66,7 @@ def test_tiny_section_merges_into_the_next() -> None:
 
 
 def test_no_chunk_is_empty_and_offsets_increase() -> None:
-    text = "\n\n".join(f"## H{i}\n\n" + "Sentence number %d is here. " % i * 8 for i in range(6))
+    text = "\n\n".join(f"## H{i}\n\n" + f"Sentence number {i} is here. " * 8 for i in range(6))
     result = chunk_text(text, ChunkingConfig(size=120, min_size=0))
     assert all(text[s.start : s.end].strip() == text[s.start : s.end] != "" for s in result)
     assert [s.start for s in result] == sorted(s.start for s in result)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from typing import Any
 
+from zhiku.cli import chat
 from zhiku.cli.common import hit_json, open_kb, print_json
 
 
@@ -18,19 +18,26 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
     p.add_argument("--batch", metavar="FILE", help="one query per line; writes JSON Lines, one hit list per query")
+    p.add_argument("--expand", action="store_true",
+                   help="bm25 plus the query words' nearest neighbours in the KB's Word2Vec (method bm25-expand)")
     p.set_defaults(run=run_search)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question with numbered citations")
     p.add_argument("question")
     p.add_argument("--method", "-m", default=None, help="retrieval method (default as for search)")
     p.add_argument("-k", type=int, default=5, help="how many chunks the answer may draw on (default 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
+    chat.add_llm_arguments(p)
     p.set_defaults(run=run_ask)
 
 
 def run_search(args: argparse.Namespace) -> int:
     from zhiku.errors import NotFoundError, UsageError
 
+    if args.expand:
+        if args.method not in (None, "bm25-expand"):
+            raise UsageError("--expand expands bm25 queries only", "Drop --method, or drop --expand")
+        args.method = "bm25-expand"
     if args.batch:
         if args.query:
             raise UsageError("give either a query or --batch FILE, not both", "Drop one of them")
@@ -72,19 +79,5 @@ def _is_l2(kb: Any, method: str) -> bool:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    with open_kb(args) as kb:
-        answer = kb.ask(args.question, k=args.k, method=args.method)
-        if args.json:
-            print_json({
-                "question": answer.question, "answer": answer.text, "found": answer.found,
-                "generator": answer.generator, "timings": answer.timings,
-                "citations": [asdict(c) for c in answer.citations],
-            })
-            return 0
-        print(answer.text)
-        if answer.citations:
-            print("\nSources:")
-            for c in answer.citations:
-                where = f" › {c.heading}" if c.heading else ""
-                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}")
-    return 0
+    # Streaming, JSON and showing the passages when generation fails are shared with `zhiku chat`.
+    return chat.run_answer(args)

@@ -16,9 +16,13 @@ from zhiku.types import Answer, Citation, Hit
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
 
-def make_generator(config: GeneratorConfig) -> Generator:
+def make_generator(config: GeneratorConfig, llm: str | None = None, base_url: str | None = None) -> Generator:
+    """The KB's generator, or the one ``llm`` names (``ollama:qwen2.5:7b``, ``openai:MODEL``,
+    ``local:/path``, ``extractive``), with ``base_url`` overriding the server's address."""
     import zhiku.generate.extractive  # noqa: F401  (registers the built-in)
+    from zhiku.generate.llm import generator_config  # registers ollama, openai, local
 
+    config = generator_config(llm, base_url, config)
     return generators.get(config.kind)(**config.options)
 
 

@@ -54,7 +54,9 @@ def _similar(a: str, b: str) -> bool:
 class ExtractiveGenerator(Generator):
     name = "extractive"
 
-    def __init__(self, max_sentences: int = 3, min_coverage: float = 0.34, max_chars: int = 500, **_: Any) -> None:
+    def __init__(
+        self, max_sentences: int = 3, min_coverage: float = 0.34, max_chars: int = 500, **_: Any
+    ) -> None:
         self.max_sentences = max_sentences
         self.min_coverage = min_coverage
         self.max_chars = max_chars

@@ -1,0 +1,278 @@
+"""``zhiku chat``: a conversation with a knowledge base, and the answer streaming ``ask`` shares.
+
+Each line read from standard input is a question. After the first, a question is rewritten by the
+LLM into one that stands on its own ("它支持中文吗？" → "zhiku 支持中文文档吗？") before retrieval,
+so a follow-up finds what it refers to. ``/reset`` forgets the conversation, ``/exit`` (or end of
+input) ends it. With the extractive answerer there is no LLM to rewrite with: questions are searched
+as typed.
+
+When generation fails, the retrieved passages are still shown, with one error line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TextIO
+
+from zhiku.cli.common import open_kb, print_json
+
+if TYPE_CHECKING:
+    from zhiku.errors import ZhikuError
+    from zhiku.generate.base import ContextBlock, Generator
+    from zhiku.service import KnowledgeBase
+    from zhiku.types import Answer
+
+LLM_HELP = (
+    "answer with BACKEND:MODEL: ollama:qwen2.5:7b, openai:deepseek-chat, local:/path/to/model, "
+    "or extractive (default: the KB's [generator], normally extractive)"
+)
+
+
+def add_llm_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", metavar="BACKEND:MODEL", default=None, help=LLM_HELP)
+    p.add_argument(
+        "--base-url",
+        default=None,
+        help="the LLM server's URL (default: http://127.0.0.1:11434 for ollama; $OPENAI_BASE_URL)",
+    )
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "chat",
+        parents=[common],
+        help="a conversation: follow-up questions keep their context",
+        description="Reads one question per line from standard input; /reset forgets, /exit ends.",
+    )
+    add_llm_arguments(p)
+    p.add_argument("--method", "-m", default=None, help="retrieval method (default as for search)")
+    p.add_argument("-k", type=int, default=5, help="how many chunks each answer may draw on (default 5)")
+    p.set_defaults(run=run_chat)
+
+
+# -- one answer, streamed ---------------------------------------------------------------------------
+@dataclass
+class Turn:
+    question: str
+    answer: Answer | None = None
+    error: ZhikuError | None = None
+    raw: str = ""  # the text as streamed, before invalid citations were removed
+    invalid: list[int] = field(default_factory=list)
+    contexts: list[ContextBlock] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class _Recorder:
+    """Wraps the generator to keep what it was given: the retrieval result, shown if it fails."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.name = getattr(inner, "name", "generator")
+        self.called = False
+        self.contexts: list[ContextBlock] = []
+
+    def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
+        self.called = True
+        self.contexts = list(contexts)
+        yield from self.inner.generate(question, contexts)
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def answer_turn(
+    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None
+) -> Turn:
+    """Ask, writing pieces to ``stream`` as they arrive. Errors after retrieval come back in the turn
+    (with the passages); an error in retrieval itself is raised (there is nothing to show)."""
+    from zhiku.errors import ZhikuError
+    from zhiku.generate.answer import resolve_citations
+
+    recorder = _Recorder(generator)
+    pieces: list[str] = []
+    t0 = time.perf_counter()
+    first: list[float] = []
+
+    def on_token(piece: str) -> None:
+        if not first:
+            first.append(time.perf_counter() - t0)
+        pieces.append(piece)
+        if stream is not None:
+            stream.write(piece)
+            stream.flush()
+
+    turn = Turn(question)
+    try:
+        turn.answer = kb.ask(question, k=k, method=method, generator=recorder, on_token=on_token)
+    except ZhikuError as e:
+        if not recorder.called:
+            raise
+        turn.error = e
+    turn.raw, turn.contexts = "".join(pieces), recorder.contexts
+    if turn.answer is not None:
+        turn.invalid = resolve_citations(turn.raw, turn.contexts)[2]
+        turn.timings = {**turn.answer.timings}
+        turn.timings.pop("invalid_citations", None)
+    if first:
+        turn.timings["first_token_s"] = round(first[0], 4)
+    turn.timings["total_s"] = round(time.perf_counter() - t0, 4)
+    return turn
+
+
+def block_json(b: ContextBlock) -> dict[str, Any]:
+    return {
+        "n": b.n,
+        "score": round(b.score, 6),
+        "chunk_id": b.chunk_id,
+        "doc_id": b.doc_id,
+        "path": b.source,
+        "title": b.title,
+        "heading": b.heading,
+        "start": b.start,
+        "end": b.end,
+        "text": b.text,
+    }
+
+
+def turn_json(turn: Turn, generator: Generator) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "question": turn.question,
+        "generator": generator.describe(),
+        "timings": turn.timings,
+    }
+    if turn.answer is not None:
+        a = turn.answer
+        out.update(
+            answer=a.text,
+            found=a.found,
+            citations=[asdict(c) for c in a.citations],
+            invalid_citations=turn.invalid,
+        )
+        packed = getattr(generator, "last_packed", None)
+        if packed is not None:
+            out["context_blocks"] = packed
+    else:
+        assert turn.error is not None
+        e = turn.error
+        out.update(
+            answer=None,
+            partial_answer=turn.raw or None,
+            error={"code": e.code, "message": e.message, "hint": e.hint},
+            hits=[block_json(b) for b in turn.contexts],
+        )
+    return out
+
+
+def print_turn(turn: Turn, out: TextIO, err: TextIO) -> None:
+    """After the streamed text: the sources, or on failure the passages retrieval found."""
+    if turn.raw and not turn.raw.endswith("\n"):
+        out.write("\n")
+    if turn.answer is not None:
+        if turn.invalid:
+            nums = "".join(f"[{n}]" for n in turn.invalid)
+            print(f"note: removed citation {nums}: it points at no source", file=err)
+        if turn.answer.citations:
+            print("\nSources:", file=out)
+            for c in turn.answer.citations:
+                where = f" › {c.heading}" if c.heading else ""
+                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}", file=out)
+        return
+    if turn.contexts:
+        print("\nThe answer could not be generated; these are the passages retrieval found:", file=out)
+        for b in turn.contexts:
+            where = f" › {b.heading}" if b.heading else ""
+            text = " ".join(b.text.split())
+            print(f"  [{b.n}] {b.title}{where} — {b.source}:{b.start}-{b.end}", file=out)
+            print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
+    else:
+        print("\nRetrieval found no passages.", file=out)
+    out.flush()
+
+
+def run_answer(args: argparse.Namespace) -> int:
+    """``zhiku ask``: stream the answer, then its sources (or JSON with citations and timings)."""
+    from zhiku.generate.answer import make_generator
+
+    with open_kb(args) as kb:
+        generator = make_generator(kb.config.generator, args.llm, args.base_url)
+        turn = answer_turn(
+            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout
+        )
+        if args.json:
+            print_json(turn_json(turn, generator))
+        else:
+            print_turn(turn, sys.stdout, sys.stderr)
+    if turn.error is not None:
+        raise turn.error  # one error line and the error's exit code, from cli/app.py
+    return 0
+
+
+# -- the conversation -------------------------------------------------------------------------------
+COMMANDS_EXIT = {"/exit", "/quit", "/q", "exit", "quit", "退出"}
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    from zhiku.errors import ZhikuError
+    from zhiku.generate.answer import make_generator
+    from zhiku.generate.llm import LLMGenerator
+
+    stdin, out, err = sys.stdin, sys.stdout, sys.stderr
+    interactive = stdin.isatty()
+    status = 0
+    with open_kb(args) as kb:
+        generator = make_generator(kb.config.generator, args.llm, args.base_url)
+        rewriter = generator if isinstance(generator, LLMGenerator) else None
+        if interactive:
+            print(
+                f"zhiku chat — knowledge base {kb.name!r}, answers by {generator.describe()}. "
+                "/reset forgets the conversation, /exit ends it.",
+                file=err,
+            )
+        history: list[tuple[str, str]] = []
+        while True:
+            if interactive:
+                err.write("\n» ")
+                err.flush()
+            line = stdin.readline()
+            if not line:
+                break
+            question = line.strip()
+            if not question:
+                continue
+            if question in COMMANDS_EXIT:
+                break
+            if question == "/reset":
+                history.clear()
+                print("(conversation forgotten)", file=err)
+                continue
+            query = question
+            if history and rewriter is not None:
+                try:
+                    query = rewriter.standalone_question(question, history)
+                except ZhikuError as e:
+                    print(
+                        f"warning: could not rewrite the follow-up ({e.one_line()}); "
+                        "searching for it as typed",
+                        file=err,
+                    )
+                if query != question:
+                    print(f"(searching for: {query})", file=err)
+            try:
+                turn = answer_turn(kb, query, generator, args.k, args.method, out)
+            except ZhikuError as e:
+                print(f"error: {e.one_line()}", file=err)
+                status = e.exit_code
+                continue
+            print_turn(turn, out, err)
+            if turn.error is not None:
+                print(f"error: {turn.error.one_line()}", file=err)
+                status = turn.error.exit_code
+                continue
+            assert turn.answer is not None
+            status = 0
+            history.append((query, turn.answer.text))
+    return status

@@ -1,0 +1,116 @@
+"""Dense methods whose vectors come from an LLM or an embedding server.
+
+Both reuse ``DenseMethod`` (vector cache, Faiss index, search); they only add the options a server
+or a prompt needs and build the embedder from them:
+
+``remote``      an Ollama or OpenAI-compatible embedding model, with its base URL and key variable::
+
+    [methods.m3]
+    kind = "remote"
+    options = { embedder = "ollama", model = "bge-m3", base_url = "http://gpu-box:11434" }
+
+``prompt-llm``  a generative LLM's last-token hidden state under a prompt template (PromptEOL,
+                PromptSTH, PromptSUM, Pretended CoT, Knowledge Enhancement; arXiv 2404.03921), from a
+                local model folder, or the prompted text sent to a server's embedding endpoint::
+
+    [methods.eol]
+    kind = "prompt-llm"
+    options = { model = "/models/Qwen2.5-0.5B", template = "ke" }
+
+Importing this module also registers the ``ollama``, ``openai`` and ``prompt-llm`` embedders, so
+``kind = "dense"`` with ``embedder = "ollama"`` works too (URL and key from the environment).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+import zhiku.embed.prompt_llm  # noqa: F401  (registers the prompt-llm embedder)
+import zhiku.embed.remote  # noqa: F401  (registers the ollama and openai embedders)
+from zhiku.embed.base import Embedder, embedders
+from zhiku.embed.prompt_llm import TemplatedEmbedder
+from zhiku.retrieve.base import Corpus, MethodOptions, methods
+from zhiku.retrieve.dense import DenseMethod, DenseOptions
+
+
+class RemoteDenseOptions(DenseOptions):
+    embedder: str = "ollama"
+    model: str = "bge-m3"
+    batch_size: int = Field(32, ge=1)
+    base_url: str | None = Field(None, description="default: the backend's default or environment variable")
+    api_key_env: str | None = Field(None, description="environment variable holding the API key (openai)")
+    timeout: float = Field(60.0, gt=0)
+    retries: int = Field(3, ge=0)
+
+
+class PromptLLMOptions(RemoteDenseOptions):
+    embedder: str = Field("local", description="local (a model folder), ollama or openai")
+    model: str = Field("", description="a local causal LM folder, or the model name on the server")
+    batch_size: int = Field(8, ge=1)
+    template: str = Field("eol", description="eol, sth, sum, cot, ke, none, or a template with [X]")
+    template_language: Literal["auto", "zh", "en"] = Field("auto", description="auto: the KB's language")
+    device: str = "cpu"
+
+
+@methods.register("remote")
+class RemoteDenseMethod(DenseMethod):
+    kind = "remote"
+    Options: ClassVar[type[MethodOptions]] = RemoteDenseOptions  # type: ignore[assignment]
+    options: RemoteDenseOptions
+
+    def make_embedder(self, corpus: Corpus | None, directory: Path | None) -> Embedder:
+        o = self.options
+        kwargs: dict[str, Any] = {
+            "model": o.model,
+            "base_url": o.base_url,
+            "api_key_env": o.api_key_env,
+            "batch_size": o.batch_size,
+            "timeout": o.timeout,
+            "retries": o.retries,
+            "languages": o.languages,
+            "query_prefix": o.query_prefix,
+            "doc_prefix": o.doc_prefix,
+        }
+        if o.dim:  # a known size saves the probe request (and sizes the hashing fake in tests)
+            kwargs["dim"] = o.dim
+        return embedders.get(o.embedder)(**kwargs)
+
+
+@methods.register("prompt-llm")
+class PromptLLMMethod(RemoteDenseMethod):
+    kind = "prompt-llm"
+    Options: ClassVar[type[MethodOptions]] = PromptLLMOptions
+    options: PromptLLMOptions
+
+    def make_embedder(self, corpus: Corpus | None, directory: Path | None) -> Embedder:
+        o = self.options
+        lang = self._template_language(corpus, directory)
+        if o.embedder == "local":
+            return embedders.get("prompt-llm")(
+                model=o.model,
+                template=o.template,
+                template_language=lang,
+                batch_size=o.batch_size,
+                max_seq_length=o.max_seq_length,
+                device=o.device,
+                languages=o.languages,
+            )
+        return TemplatedEmbedder(super().make_embedder(corpus, directory), o.template, lang)
+
+    def _template_language(self, corpus: Corpus | None, directory: Path | None) -> str:
+        if self.options.template_language != "auto":
+            return self.options.template_language
+        # Queries must be prompted like the documents were: reuse what the index was built with.
+        if directory is not None and (directory / "embedder.json").exists():
+            try:
+                built = json.loads((directory / "embedder.json").read_text(encoding="utf-8"))
+                if built.get("template_language") in ("zh", "en"):
+                    return str(built["template_language"])
+            except (OSError, ValueError):
+                pass
+        language = corpus.language if corpus is not None else self.ctx.language()
+        return "zh" if language == "zh" else "en"
