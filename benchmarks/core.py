@@ -51,7 +51,9 @@ def main() -> None:
         subprocess.run([*zk, "ingest", str(LAWS), "--kb", "laws"], check=True, env=env, capture_output=True)
         res["ingest_first_s"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        out = subprocess.run([*zk, "ingest", str(LAWS), "--kb", "laws"], check=True, env=env, capture_output=True, text=True)
+        out = subprocess.run(
+            [*zk, "ingest", str(LAWS), "--kb", "laws"], check=True, env=env, capture_output=True, text=True
+        )
         res["ingest_second_s"] = round(time.perf_counter() - t, 2)
         res["ingest_second_output"] = out.stdout.splitlines()[0]
         res["second_over_first"] = round(res["ingest_second_s"] / res["ingest_first_s"], 3)  # type: ignore[operator]
@@ -65,24 +67,35 @@ def main() -> None:
         res["demo_query_top3"] = [h.doc.title for h in hits]
         answer = kb.ask(DEMO_QUERY)
         res["demo_answer"] = answer.text
-        res["demo_citations"] = [f"[{c.n}] {c.title} {Path(c.source).name}:{c.start}-{c.end}" for c in answer.citations]
+        res["demo_citations"] = [
+            f"[{c.n}] {c.title} {Path(c.source).name}:{c.start}-{c.end}" for c in answer.citations
+        ]
 
         # Warm latency: queries are article sentences and titles drawn from the corpus itself.
         rng = random.Random(0)
         sample = rng.sample(docs, min(args.queries, len(docs)))
-        queries = [d.title[:12] if i % 2 else kb.catalog.chunks_of(d.id)[0].text[:24] for i, d in enumerate(sample)]
+        queries = [
+            d.title[:12] if i % 2 else kb.catalog.chunks_of(d.id)[0].text[:24] for i, d in enumerate(sample)
+        ]
         kb.search(queries[0], k=10, method="bm25")  # load the index
         lat, found = [], 0
         for q in queries:
             t = time.perf_counter()
             found += bool(kb.search(q, k=10, method="bm25"))
             lat.append((time.perf_counter() - t) * 1000)
-        res["bm25_warm_ms"] = {"n": len(lat), "with_hits": found, "p50": round(statistics.median(lat), 2), "p95": round(pct(lat, 95), 2)}
+        res["bm25_warm_ms"] = {
+            "n": len(lat),
+            "with_hits": found,
+            "p50": round(statistics.median(lat), 2),
+            "p95": round(pct(lat, 95), 2),
+        }
 
         helps = []
         for _ in range(5):
             t = time.perf_counter()
-            subprocess.run([str(Path(sys.executable).parent / "zhiku"), "--help"], check=True, capture_output=True)
+            subprocess.run(
+                [str(Path(sys.executable).parent / "zhiku"), "--help"], check=True, capture_output=True
+            )
             helps.append(time.perf_counter() - t)
         res["help_s_median"] = round(statistics.median(helps), 3)
 
@@ -102,8 +115,10 @@ def main() -> None:
             emb.embed(short)
             raw_rate = len(short) / (time.perf_counter() - t)
             res["dense_minilm"] = {
-                "law_chunks_per_s": round(dense_rate, 1), "short_en_sentences_per_s": round(raw_rate, 1),
-                "sample_chunks": len(texts), "mean_chunk_chars": round(statistics.mean(len(x) for x in texts)),
+                "law_chunks_per_s": round(dense_rate, 1),
+                "short_en_sentences_per_s": round(raw_rate, 1),
+                "sample_chunks": len(texts),
+                "mean_chunk_chars": round(statistics.mean(len(x) for x in texts)),
                 "estimated_full_corpus_min": round(len(corpus) / dense_rate / 60, 1),
             }
         kb.close()

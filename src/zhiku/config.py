@@ -77,7 +77,9 @@ class KBConfig(_Frozen):
         except FileNotFoundError:
             return cls()
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path} is not valid TOML: {e}", "Fix the file or delete it to use the defaults") from e
+            raise ConfigError(
+                f"{path} is not valid TOML: {e}", "Fix the file or delete it to use the defaults"
+            ) from e
         try:
             return cls.model_validate(data)
         except ValidationError as e:

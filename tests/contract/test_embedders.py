@@ -18,7 +18,12 @@ def sbert() -> Embedder:
 
 
 FACTORIES: dict[str, Callable[[], Embedder]] = {"hashing": HashingEmbedder, "sbert-minilm": sbert}
-TEXTS = ["Tomatoes need six hours of sunlight.", "Prune roses in late winter.", "番茄每天需要六小时日照。", ""]
+TEXTS = [
+    "Tomatoes need six hours of sunlight.",
+    "Prune roses in late winter.",
+    "番茄每天需要六小时日照。",
+    "",
+]
 
 
 @pytest.fixture(scope="module", params=sorted(FACTORIES))

@@ -21,6 +21,8 @@ def saved_and_loaded(index: VectorIndex, directory: Path) -> VectorIndex:
     directory.mkdir(parents=True, exist_ok=True)
     index.save(directory)
     return type(index).load(directory, index.dim, index.metric)
+
+
 METRICS = ["ip", "cosine", "l2"]
 
 
@@ -45,7 +47,9 @@ def test_matches_the_exact_oracle(kind: str, metric: str, tmp_path: Path) -> Non
     loaded = saved_and_loaded(index, tmp_path / "idx")
     exact = oracle.search(q, 10)
     got = loaded.search(q, 10)
-    recall = np.mean([len({i for i, _, _ in g} & {i for i, _, _ in e}) / 10 for g, e in zip(got, exact, strict=True)])
+    recall = np.mean(
+        [len({i for i, _, _ in g} & {i for i, _, _ in e}) / 10 for g, e in zip(got, exact, strict=True)]
+    )
     assert recall >= (0.95 if kind in APPROXIMATE else 1.0)
     for row in got:
         scores = [s for _, s, _ in row]
@@ -61,7 +65,7 @@ def test_l2_distance_is_euclidean(kind: str, tmp_path: Path) -> None:
     index = indexes.get(kind)(2, "l2")
     index.add(["a", "b"], np.array([[0, 0], [3, 4]], dtype=np.float32))
     index = saved_and_loaded(index, tmp_path)
-    (first, second), = index.search(np.array([[0, 0]], dtype=np.float32), 2)
+    ((first, second),) = index.search(np.array([[0, 0]], dtype=np.float32), 2)
     assert first[0] == "a" and abs(first[2]) < 1e-6
     assert second[0] == "b" and abs(second[2] - 5.0) < 1e-4 and second[1] < first[1]
 

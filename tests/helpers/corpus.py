@@ -94,7 +94,9 @@ def write_corpus(root: Path) -> Path:
     (root / "en" / "garden.md").write_bytes(b"\xef\xbb\xbf" + EN_GUIDE.encode("utf-8"))
     (root / "en" / "bike.html").write_text(EN_HTML, encoding="utf-8")
     (root / "en" / "manual.pdf").write_bytes(
-        make_pdf(["Printer manual.", "Replace the toner cartridge when the red light blinks."], "Printer manual")
+        make_pdf(
+            ["Printer manual.", "Replace the toner cartridge when the red light blinks."], "Printer manual"
+        )
     )
     make_docx(root / "coffee.docx")
     (root / "notes.xyz").write_text("not a supported type", encoding="utf-8")

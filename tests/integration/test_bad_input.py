@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.corpus import EN_GUIDE, fast_config, make_pdf
+
 from zhiku.cli.app import main
 from zhiku.service import KnowledgeBase
 from zhiku.store.catalog import Catalog
@@ -106,7 +106,9 @@ def test_bad_file_is_reported_and_the_rest_is_ingested(
     assert json.loads(out)[0]["path"].endswith("ok.txt")
 
 
-def test_huge_file_is_refused_without_reading_it(capsys: pytest.CaptureFixture[str], kb: Path, tmp_path: Path) -> None:
+def test_huge_file_is_refused_without_reading_it(
+    capsys: pytest.CaptureFixture[str], kb: Path, tmp_path: Path
+) -> None:
     big = tmp_path / "big" / "huge.txt"
     big.parent.mkdir()
     with big.open("wb") as f:
@@ -134,8 +136,13 @@ def test_broken_config_is_one_line(capsys: pytest.CaptureFixture[str], kb: Path)
 
 def test_subprocess_shows_no_traceback(tmp_path: Path) -> None:
     env = {**os.environ, "ZHIKU_HOME": str(tmp_path / "home")}
-    p = subprocess.run([sys.executable, "-m", "zhiku", "ask", "hello", "--kb", "missing"],
-                       capture_output=True, text=True, env=env, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "zhiku", "ask", "hello", "--kb", "missing"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert p.returncode == 3 and p.stdout == ""
     assert p.stderr.count("\n") == 1 and p.stderr.startswith("error: no knowledge base 'missing'")
 
@@ -148,7 +155,9 @@ def test_interrupted_ingest_keeps_whole_documents_and_the_next_run_completes(
     docs = tmp_path / "many"
     docs.mkdir()
     for i in range(6):
-        (docs / f"doc{i}.txt").write_text(f"Document number {i} talks about topic{i}.\n\nMore text {i}.", encoding="utf-8")
+        (docs / f"doc{i}.txt").write_text(
+            f"Document number {i} talks about topic{i}.\n\nMore text {i}.", encoding="utf-8"
+        )
     real_put = Catalog.put_document
     calls = {"n": 0}
 
@@ -175,7 +184,9 @@ def test_interrupted_ingest_keeps_whole_documents_and_the_next_run_completes(
     assert st["documents"] == 6 and all(m["fresh"] for m in st["methods"])
 
 
-def test_second_writer_is_refused_while_one_holds_the_lock(capsys: pytest.CaptureFixture[str], kb: Path, tmp_path: Path) -> None:
+def test_second_writer_is_refused_while_one_holds_the_lock(
+    capsys: pytest.CaptureFixture[str], kb: Path, tmp_path: Path
+) -> None:
     from zhiku.store.layout import KBLayout
 
     other = tmp_path / "other"
@@ -184,7 +195,9 @@ def test_second_writer_is_refused_while_one_holds_the_lock(capsys: pytest.Captur
     with KBLayout(kb).writer_lock():
         code = subprocess.run(
             [sys.executable, "-m", "zhiku", "ingest", str(other), "--kb", str(kb)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     assert code.returncode == 8 and "is being changed by another process" in code.stderr
     # readers are not blocked
@@ -203,9 +216,14 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path: Path) -> None:
     docs = tmp_path / "lots"
     docs.mkdir()
     for i in range(400):
-        (docs / f"n{i:03d}.md").write_text(f"# Note {i}\n\n" + f"Paragraph about subject{i}. " * 40, encoding="utf-8")
-    proc = subprocess.Popen([sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        (docs / f"n{i:03d}.md").write_text(
+            f"# Note {i}\n\n" + f"Paragraph about subject{i}. " * 40, encoding="utf-8"
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     n = 0
     while time.time() < deadline and proc.poll() is None:
@@ -226,10 +244,15 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path: Path) -> None:
         stored = kb.documents()
         assert sum(d.n_chunks for d in stored) == kb.catalog.chunk_count()
         orphans = kb.catalog.db.execute(
-            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()[0]
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()[0]
         assert orphans == 0
-    done = subprocess.run([sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root), "--json"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert len(report["added"]) + report["unchanged"] == 400

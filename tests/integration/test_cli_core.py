@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.corpus import fast_config, write_corpus
+
 from zhiku.cli.app import main
 from zhiku.service import KnowledgeBase
 
@@ -30,7 +30,9 @@ def corpus(tmp_path: Path) -> Path:
     return write_corpus(tmp_path / "docs")
 
 
-def test_ingest_search_ask_list_delete(capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path) -> None:
+def test_ingest_search_ask_list_delete(
+    capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path
+) -> None:
     code, out, err = run(capsys, "ingest", str(corpus), "--kb", str(kb_dir))
     assert code == 0, err
     assert "7 added" in out and "skipped 1 files of unsupported types" in out
@@ -39,19 +41,29 @@ def test_ingest_search_ask_list_delete(capsys: pytest.CaptureFixture[str], kb_di
     code, out, _ = run(capsys, "list", "--kb", str(kb_dir), "--json")
     docs = json.loads(out)
     assert {Path(d["path"]).name for d in docs} == {
-        "农业保险办法.md", "员工手册_gbk.txt", "utf16.txt", "garden.md", "bike.html", "manual.pdf", "coffee.docx"
+        "农业保险办法.md",
+        "员工手册_gbk.txt",
+        "utf16.txt",
+        "garden.md",
+        "bike.html",
+        "manual.pdf",
+        "coffee.docx",
     }
     assert {d["format"] for d in docs} == {"markdown", "text", "html", "pdf", "docx"}
 
     # Chinese via jieba, GBK-encoded file decoded correctly.
-    code, out, _ = run(capsys, "search", "离职员工账号注销", "--kb", str(kb_dir), "--method", "bm25", "--json")
+    code, out, _ = run(
+        capsys, "search", "离职员工账号注销", "--kb", str(kb_dir), "--method", "bm25", "--json"
+    )
     hits = json.loads(out)
     assert Path(hits[0]["path"]).name == "员工手册_gbk.txt"
     assert "一个工作日内注销" in hits[0]["text"]
     h = hits[0]
     assert set(h) >= {"rank", "score", "method", "chunk_id", "path", "heading", "start", "end", "text"}
     # English, stemmed: "blinks" matches "blink"; the PDF text layer was read.
-    code, out, _ = run(capsys, "search", "toner light blink", "--kb", str(kb_dir), "--method", "bm25", "--json")
+    code, out, _ = run(
+        capsys, "search", "toner light blink", "--kb", str(kb_dir), "--method", "bm25", "--json"
+    )
     assert Path(json.loads(out)[0]["path"]).name == "manual.pdf"
     # The script in the HTML page was not indexed.
     code, out, _ = run(capsys, "search", "hidden indexed", "--kb", str(kb_dir), "--method", "bm25", "--json")
@@ -79,11 +91,15 @@ def test_ingest_search_ask_list_delete(capsys: pytest.CaptureFixture[str], kb_di
     code, out, _ = run(capsys, "delete", "员工手册_gbk.txt", "--kb", str(kb_dir))
     assert code == 0 and "deleted" in out
     for method in ("bm25", "dense", "hybrid"):
-        code, out, _ = run(capsys, "search", "离职员工账号注销", "--kb", str(kb_dir), "--method", method, "--json")
+        code, out, _ = run(
+            capsys, "search", "离职员工账号注销", "--kb", str(kb_dir), "--method", method, "--json"
+        )
         assert all("员工手册" not in h["path"] for h in json.loads(out)), method
 
 
-def test_reingest_unchanged_changed_and_removed(capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path) -> None:
+def test_reingest_unchanged_changed_and_removed(
+    capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path
+) -> None:
     assert run(capsys, "ingest", str(corpus), "--kb", str(kb_dir))[0] == 0
     code, out, _ = run(capsys, "ingest", str(corpus), "--kb", str(kb_dir))
     assert code == 0 and out.startswith("nothing changed: 7 documents already up to date")
@@ -97,14 +113,18 @@ def test_reingest_unchanged_changed_and_removed(capsys: pytest.CaptureFixture[st
     assert [Path(p).name for p in report["removed"]] == ["bike.html"]
     assert report["unchanged"] == 5
 
-    code, out, _ = run(capsys, "search", "tomatoes sunlight hours", "--kb", str(kb_dir), "--json", "--method", "bm25")
+    code, out, _ = run(
+        capsys, "search", "tomatoes sunlight hours", "--kb", str(kb_dir), "--json", "--method", "bm25"
+    )
     texts = " ".join(h["text"] for h in json.loads(out))
     assert "eight hours" in texts and "six hours" not in texts
     code, out, _ = run(capsys, "search", "tyre pressure", "--kb", str(kb_dir), "--json", "--method", "bm25")
     assert all("bike.html" not in h["path"] for h in json.loads(out))
 
 
-def test_status_reports_methods_and_staleness(capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path) -> None:
+def test_status_reports_methods_and_staleness(
+    capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path
+) -> None:
     run(capsys, "ingest", str(corpus / "en"), "--kb", str(kb_dir))
     code, out, _ = run(capsys, "status", "--kb", str(kb_dir), "--json")
     st = json.loads(out)
@@ -122,7 +142,9 @@ def test_status_reports_methods_and_staleness(capsys: pytest.CaptureFixture[str]
     assert {m["name"]: m["fresh"] for m in json.loads(out)["methods"]}["bm25"] is True
 
 
-def test_batch_search_writes_json_lines(capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path, tmp_path: Path) -> None:
+def test_batch_search_writes_json_lines(
+    capsys: pytest.CaptureFixture[str], kb_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
     run(capsys, "ingest", str(corpus), "--kb", str(kb_dir))
     qfile = tmp_path / "queries.txt"
     qfile.write_text("tomatoes sunlight\n\n农业保险合同\n", encoding="utf-8")
@@ -133,7 +155,9 @@ def test_batch_search_writes_json_lines(capsys: pytest.CaptureFixture[str], kb_d
     assert Path(lines[1]["hits"][0]["path"]).name == "农业保险办法.md"
 
 
-def test_chinese_kb_skips_english_only_dense_and_says_why(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_chinese_kb_skips_english_only_dense_and_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     docs = tmp_path / "zh"
     docs.mkdir()
     (docs / "a.md").write_text("# 标题\n\n" + "农业保险合同的订立与解除。" * 20, encoding="utf-8")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
 from tests.helpers.corpus import EN_GUIDE
+
 from zhiku.config import KBConfig, MethodConfig
 from zhiku.index.milvus import MilvusIndex
 from zhiku.service import KnowledgeBase
@@ -28,7 +28,9 @@ def test_hnsw_parameters_survive_and_recall_matches_exact(tmp_path: Path) -> Non
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     exact = np.argsort(-(qn @ xn.T), axis=1)[:, :10]
     got = loaded.search(q, 10)
-    recall = np.mean([len({ids[j] for j in e} & {i for i, _, _ in g}) / 10 for e, g in zip(exact, got, strict=True)])
+    recall = np.mean(
+        [len({ids[j] for j in e} & {i for i, _, _ in g}) / 10 for e, g in zip(exact, got, strict=True)]
+    )
     assert recall >= 0.95
     loaded.close()
 

@@ -8,7 +8,10 @@ from zhiku.types import Chunk
 
 def doc(source: str, text: str, digest: str) -> tuple[DocumentRecord, list[ChunkRecord]]:
     d = DocumentRecord(f"id-{digest}", source, "T", "text", digest, text, len(text), 0.0)
-    chunks = [ChunkRecord(Chunk(f"{digest}{i:02d}abcdef0123", d.id, i, text, 0, len(text)), "h", "tok") for i in range(2)]
+    chunks = [
+        ChunkRecord(Chunk(f"{digest}{i:02d}abcdef0123", d.id, i, text, 0, len(text)), "h", "tok")
+        for i in range(2)
+    ]
     return d, chunks
 
 

@@ -29,8 +29,10 @@ def block(n: int, text: str, title: str = "Doc") -> ContextBlock:
 
 def test_extractive_quotes_the_answering_sentence_with_a_citation() -> None:
     gen = ExtractiveGenerator()
-    ctx = [block(1, "Roses like sun. Prune roses in late winter before growth starts."),
-           block(2, "Tomatoes need six hours of sunlight.")]
+    ctx = [
+        block(1, "Roses like sun. Prune roses in late winter before growth starts."),
+        block(2, "Tomatoes need six hours of sunlight."),
+    ]
     text = "".join(gen.generate("When should I prune roses?", ctx))
     assert "Prune roses in late winter" in text and "[1]" in text and "[2]" not in text
 

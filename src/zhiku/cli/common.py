@@ -61,7 +61,9 @@ class BuildBar:
     def start(self, method: str, total: int) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, unit="chunk", desc=f"build {method}", file=sys.stderr, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, unit="chunk", desc=f"build {method}", file=sys.stderr, dynamic_ncols=True
+        )
 
     def advance(self, n: int) -> None:
         if self.bar is not None:
@@ -76,9 +78,17 @@ class BuildBar:
 def hit_json(rank: int, h: Any) -> dict[str, Any]:
     c, d = h.chunk, h.doc
     out = {
-        "rank": rank, "score": round(h.score, 6), "method": h.method, "chunk_id": h.chunk_id,
-        "doc_id": d.id, "path": d.source, "title": d.title, "heading": c.heading,
-        "start": c.start, "end": c.end, "text": c.text,
+        "rank": rank,
+        "score": round(h.score, 6),
+        "method": h.method,
+        "chunk_id": h.chunk_id,
+        "doc_id": d.id,
+        "path": d.source,
+        "title": d.title,
+        "heading": c.heading,
+        "start": c.start,
+        "end": c.end,
+        "text": c.text,
     }
     if h.distance is not None:
         out["distance"] = round(h.distance, 6)

@@ -39,9 +39,7 @@ class Embedder(ABC):
         """Queries default to the document path; models with query prompts override this."""
         return self.embed(texts)
 
-    def embed(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = []

@@ -78,14 +78,20 @@ class SentenceTransformerEmbedder(Embedder):
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length
-            get_dim = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+            get_dim = (
+                getattr(self._model, "get_embedding_dimension", None)
+                or self._model.get_sentence_embedding_dimension
+            )
             self.dim = int(get_dim() or self.dim)
         return self._model
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
         out = self._load().encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)
 

@@ -53,7 +53,11 @@ class FaissIndex(VectorIndex):
             return [[] for _ in range(len(q))]
         raw, pos = self._index.search(q, min(k, len(self.ids)))
         return [
-            [(self.ids[p], *to_score_distance(float(v), self.metric)) for v, p in zip(rv, rp, strict=True) if p >= 0]
+            [
+                (self.ids[p], *to_score_distance(float(v), self.metric))
+                for v, p in zip(rv, rp, strict=True)
+                if p >= 0
+            ]
             for rv, rp in zip(raw, pos, strict=True)
         ]
 
@@ -76,8 +80,15 @@ class FaissIndex(VectorIndex):
 class FaissHNSWIndex(FaissIndex):
     kind = "faiss-hnsw"
 
-    def __init__(self, dim: int, metric: Metric = "ip", m: int = 32, ef_construction: int = 200,
-                 ef_search: int = 64, **options: Any) -> None:
+    def __init__(
+        self,
+        dim: int,
+        metric: Metric = "ip",
+        m: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        **options: Any,
+    ) -> None:
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         super().__init__(dim, metric, m=m, ef_construction=ef_construction, ef_search=ef_search, **options)
 

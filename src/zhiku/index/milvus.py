@@ -38,7 +38,9 @@ def _client(uri: str) -> Any:
     try:
         return MilvusClient(uri, token=os.environ.get("ZHIKU_MILVUS_TOKEN", ""))
     except Exception as e:  # pymilvus raises its own exception types for every connection problem
-        raise BackendError(f"cannot connect to Milvus at {uri}: {e}", "Check the uri option and that Milvus runs") from e
+        raise BackendError(
+            f"cannot connect to Milvus at {uri}: {e}", "Check the uri option and that Milvus runs"
+        ) from e
 
 
 def _release_local(uri: str) -> None:
@@ -57,11 +59,29 @@ class MilvusIndex(VectorIndex):
     kind = "milvus"
     supports_delete = True
 
-    def __init__(self, dim: int, metric: Metric = "ip", uri: str | None = None, collection: str = "zhiku",
-                 index_type: str = "FLAT", m: int = 32, ef_construction: int = 200, ef_search: int = 64,
-                 **options: Any) -> None:
-        super().__init__(dim, metric, uri=uri, collection=collection, index_type=index_type, m=m,
-                         ef_construction=ef_construction, ef_search=ef_search, **options)
+    def __init__(
+        self,
+        dim: int,
+        metric: Metric = "ip",
+        uri: str | None = None,
+        collection: str = "zhiku",
+        index_type: str = "FLAT",
+        m: int = 32,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            dim,
+            metric,
+            uri=uri,
+            collection=collection,
+            index_type=index_type,
+            m=m,
+            ef_construction=ef_construction,
+            ef_search=ef_search,
+            **options,
+        )
         self.uri, self.collection, self.index_type = uri, collection, index_type.upper()
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         # Vectors wait here until ``save`` knows where the database lives (the index folder).
@@ -82,7 +102,10 @@ class MilvusIndex(VectorIndex):
 
     def _insert(self, ids: list[str], v: np.ndarray) -> None:
         for i in range(0, len(ids), _BATCH):
-            rows = [{"id": cid, "vector": vec.tolist()} for cid, vec in zip(ids[i : i + _BATCH], v[i : i + _BATCH], strict=True)]
+            rows = [
+                {"id": cid, "vector": vec.tolist()}
+                for cid, vec in zip(ids[i : i + _BATCH], v[i : i + _BATCH], strict=True)
+            ]
             self._db.insert(self.collection, rows)
 
     def _create(self) -> None:
@@ -95,8 +118,12 @@ class MilvusIndex(VectorIndex):
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
         params = self._db.prepare_index_params()
         extra = {"M": self.m, "efConstruction": self.ef_construction} if self.index_type == "HNSW" else {}
-        params.add_index(field_name="vector", index_type=self.index_type, metric_type=_METRIC[self.metric],
-                         params={"params": extra})
+        params.add_index(
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type=_METRIC[self.metric],
+            params={"params": extra},
+        )
         self._db.create_collection(self.collection, schema=schema, index_params=params)
 
     def save(self, directory: Path) -> None:
@@ -107,7 +134,8 @@ class MilvusIndex(VectorIndex):
             self._insert(self._ids, np.vstack(self._vectors))
         self._ids, self._vectors = [], []
         (directory / "milvus.json").write_text(
-            json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}), encoding="utf-8"
+            json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}),
+            encoding="utf-8",
         )
         self._db.close()  # Milvus Lite locks its file to one client: let ``load`` open it again
         self._db = None
@@ -144,9 +172,17 @@ class MilvusIndex(VectorIndex):
         if self._db is None or not self._count:
             return [[] for _ in range(len(q))]
         params = {"params": {"ef": max(self.ef_search, k)}} if self.index_type == "HNSW" else {}
-        result = self._db.search(self.collection, data=q.tolist(), limit=min(k, self._count),
-                                 anns_field="vector", search_params=params, output_fields=["id"])
-        return [[(r["id"], *to_score_distance(float(r["distance"]), self.metric)) for r in row] for row in result]
+        result = self._db.search(
+            self.collection,
+            data=q.tolist(),
+            limit=min(k, self._count),
+            anns_field="vector",
+            search_params=params,
+            output_fields=["id"],
+        )
+        return [
+            [(r["id"], *to_score_distance(float(r["distance"]), self.metric)) for r in row] for row in result
+        ]
 
     def close(self) -> None:
         if self._db is not None:

@@ -19,8 +19,8 @@ from pathlib import Path
 from zhiku.config import KBConfig
 from zhiku.errors import NotFoundError, ZhikuError
 from zhiku.ids import chunk_id, content_hash
-from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS, load_bytes, read_checked
 from zhiku.ingest.chunking import chunk_text
+from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS, load_bytes, read_checked
 from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
 from zhiku.text.normalise import clean
 from zhiku.types import Chunk
@@ -44,8 +44,11 @@ class IngestReport:
 
     def summary(self) -> str:
         parts = [
-            f"{len(self.added)} added", f"{len(self.updated)} updated", f"{len(self.unchanged)} unchanged",
-            f"{len(self.removed)} removed", f"{len(self.failed)} failed",
+            f"{len(self.added)} added",
+            f"{len(self.updated)} updated",
+            f"{len(self.unchanged)} unchanged",
+            f"{len(self.removed)} removed",
+            f"{len(self.failed)} failed",
         ]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (unsupported type)")
@@ -95,11 +98,20 @@ def parse_file(path: Path, data: bytes, digest: str, config: KBConfig) -> _Parse
     """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
     loaded = load_bytes(path, data)
     st = path.stat()
-    return parse_text(str(path), loaded.text, loaded.title, loaded.format, digest, config, st.st_size, st.st_mtime)
+    return parse_text(
+        str(path), loaded.text, loaded.title, loaded.format, digest, config, st.st_size, st.st_mtime
+    )
 
 
 def parse_text(
-    source: str, raw: str, title: str, fmt: str, digest: str, config: KBConfig, size: int = 0, mtime: float = 0.0
+    source: str,
+    raw: str,
+    title: str,
+    fmt: str,
+    digest: str,
+    config: KBConfig,
+    size: int = 0,
+    mtime: float = 0.0,
 ) -> _Parsed:
     from zhiku.errors import EmptyFileError
     from zhiku.text.tokenize import make_tokenizer
@@ -109,8 +121,14 @@ def parse_text(
         raise EmptyFileError(f"{source} has no text", "Check that the file is not empty")
     tokenize = make_tokenizer(**config.tokenizer.model_dump(exclude={"user_dict"}))
     doc = DocumentRecord(
-        id=content_hash(f"{source}\x1f{digest}"), source=source, title=title, format=fmt,
-        content_hash=digest, text=text, size=size or len(raw.encode()), mtime=mtime,
+        id=content_hash(f"{source}\x1f{digest}"),
+        source=source,
+        title=title,
+        format=fmt,
+        content_hash=digest,
+        text=text,
+        size=size or len(raw.encode()),
+        mtime=mtime,
     )
     records = []
     for i, span in enumerate(chunk_text(text, config.chunking)):

@@ -36,7 +36,13 @@ class BM25Method(Method):
         self._ids: list[str] = []
         self._vocab: dict[str, int] = {}
 
-    def build(self, corpus: Corpus, out_dir: Path, previous: Path | None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def build(
+        self,
+        corpus: Corpus,
+        out_dir: Path,
+        previous: Path | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
         import bm25s
 
         o = self.options

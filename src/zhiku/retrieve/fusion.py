@@ -8,7 +8,11 @@ from zhiku.types import Hit
 
 
 def reciprocal_rank_fusion(
-    lists: Sequence[Sequence[Hit]], k: int, method: str, weights: Sequence[float] | None = None, k_rrf: int = 60
+    lists: Sequence[Sequence[Hit]],
+    k: int,
+    method: str,
+    weights: Sequence[float] | None = None,
+    k_rrf: int = 60,
 ) -> list[Hit]:
     """score(d) = Σ_i w_i / (k_rrf + rank_i(d)), rank starting at 1 (Cormack et al., 2009).
 

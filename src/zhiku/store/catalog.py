@@ -148,14 +148,37 @@ class Catalog:
             self._delete_where("source=?", (doc.source,))
             db.execute(
                 "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (doc.id, doc.source, doc.title, doc.format, doc.content_hash, doc.text, len(doc.text),
-                 len(chunks), doc.size, doc.mtime, time.time()),
+                (
+                    doc.id,
+                    doc.source,
+                    doc.title,
+                    doc.format,
+                    doc.content_hash,
+                    doc.text,
+                    len(doc.text),
+                    len(chunks),
+                    doc.size,
+                    doc.mtime,
+                    time.time(),
+                ),
             )
             db.executemany(
                 'INSERT INTO chunks(id, doc_id, ord, start, "end", heading, text, text_hash, tokens) '
                 "VALUES (?,?,?,?,?,?,?,?,?)",
-                [(c.chunk.id, doc.id, c.chunk.ord, c.chunk.start, c.chunk.end, c.chunk.heading,
-                  c.chunk.text, c.text_hash, c.tokens) for c in chunks],
+                [
+                    (
+                        c.chunk.id,
+                        doc.id,
+                        c.chunk.ord,
+                        c.chunk.start,
+                        c.chunk.end,
+                        c.chunk.heading,
+                        c.chunk.text,
+                        c.text_hash,
+                        c.tokens,
+                    )
+                    for c in chunks
+                ],
             )
             self._bump_fingerprint([c.chunk.id for c in chunks], [])
 
@@ -259,4 +282,8 @@ class Catalog:
             )
 
     def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
-        return list(self.db.execute("SELECT id, started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?", (n,)))
+        return list(
+            self.db.execute(
+                "SELECT id, started, finished, status, summary FROM runs ORDER BY id DESC LIMIT ?", (n,)
+            )
+        )

@@ -45,7 +45,7 @@ def cjk_ratio(text: str) -> float:
 
 
 def language_of(text: str) -> str:
-    """"zh", "en" or "mixed", by the share of CJK characters."""
+    """ "zh", "en" or "mixed", by the share of CJK characters."""
     r = cjk_ratio(text)
     if r >= 0.6:
         return "zh"
