@@ -11,29 +11,48 @@ from zhiku.cli.common import BuildBar, FileBar, open_kb, print_json, show_progre
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("ingest", parents=[common], help="add or update files and folders (txt, md, html, pdf, docx)")
+    p = sub.add_parser(
+        "ingest", parents=[common], help="add or update files and folders (txt, md, html, pdf, docx)"
+    )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--keep-missing", action="store_true",
-                   help="keep documents whose files were removed from an ingested folder")
+    p.add_argument(
+        "--keep-missing",
+        action="store_true",
+        help="keep documents whose files were removed from an ingested folder",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_ingest)
 
     p = sub.add_parser("delete", parents=[common], help="remove a document from the catalog and every index")
-    p.add_argument("doc", metavar="DOC", help="path as shown by `zhiku list`, a path suffix, or the document id")
+    p.add_argument(
+        "doc", metavar="DOC", help="path as shown by `zhiku list`, a path suffix, or the document id"
+    )
     p.set_defaults(run=run_delete)
 
     p = sub.add_parser("list", parents=[common], help="list the documents of a knowledge base")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_list)
 
-    p = sub.add_parser("status", parents=[common], help="show a knowledge base, its methods and whether any index is stale")
+    p = sub.add_parser(
+        "status", parents=[common], help="show a knowledge base, its methods and whether any index is stale"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=run_status)
 
     p = sub.add_parser("build", parents=[common], help="build or rebuild the indexes of retrieval methods")
-    p.add_argument("--method", action="append", dest="methods", metavar="NAME",
-                   help="build this method even if it is off by default (repeatable)")
+    p.add_argument(
+        "--method",
+        action="append",
+        dest="methods",
+        metavar="NAME",
+        help="build this method even if it is off by default (repeatable)",
+    )
     p.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    p.add_argument(
+        "--retrain",
+        action="store_true",
+        help="train Word2Vec/Doc2Vec models anew instead of reusing them (implies --force)",
+    )
     p.set_defaults(run=run_build)
 
     p = sub.add_parser("kbs", parents=[common], help="list the knowledge bases under the home folder")
@@ -55,15 +74,28 @@ def run_ingest(args: argparse.Namespace) -> int:
             raise NotFoundError(f"no such file or folder: {p}", "Check the path")
     with open_kb(args, create=True) as kb:
         bars = show_progress() and not args.json
-        report, built = kb.ingest(args.paths, progress=FileBar() if bars else None, prune=not args.keep_missing,
-                                  build_progress=BuildBar() if bars else None)
+        report, built = kb.ingest(
+            args.paths,
+            progress=FileBar() if bars else None,
+            prune=not args.keep_missing,
+            build_progress=BuildBar() if bars else None,
+        )
         if args.json:
-            print_json({
-                "kb": kb.name, "added": report.added, "updated": report.updated, "unchanged": len(report.unchanged),
-                "removed": report.removed, "failed": [{"path": p, "error": e} for p, e in report.failed],
-                "skipped": [{"path": p, "reason": r} for p, r in report.skipped], "chunks": report.chunks,
-                "seconds": round(report.seconds, 3), "built": dict(built.built), "not_built": dict(built.skipped),
-            })
+            print_json(
+                {
+                    "kb": kb.name,
+                    "added": report.added,
+                    "updated": report.updated,
+                    "unchanged": len(report.unchanged),
+                    "removed": report.removed,
+                    "failed": [{"path": p, "error": e} for p, e in report.failed],
+                    "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
+                    "chunks": report.chunks,
+                    "seconds": round(report.seconds, 3),
+                    "built": dict(built.built),
+                    "not_built": dict(built.skipped),
+                }
+            )
         else:
             if not report.changed and not report.failed:
                 print(f"nothing changed: {len(report.unchanged)} documents already up to date in {kb.name!r}")
@@ -72,7 +104,9 @@ def run_ingest(args: argparse.Namespace) -> int:
             for path, err in report.failed:
                 print(f"  failed: {err}")
             if report.skipped:
-                print(f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}")
+                print(
+                    f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}"
+                )
             _print_build(built)
     return 1 if report.failed else 0
 
@@ -88,8 +122,20 @@ def run_list(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         docs = kb.documents()
         if args.json:
-            print_json([{"id": d.id, "path": d.source, "title": d.title, "format": d.format, "chars": d.chars,
-                         "chunks": d.n_chunks, "ingested_at": d.ingested_at} for d in docs])
+            print_json(
+                [
+                    {
+                        "id": d.id,
+                        "path": d.source,
+                        "title": d.title,
+                        "format": d.format,
+                        "chars": d.chars,
+                        "chunks": d.n_chunks,
+                        "ingested_at": d.ingested_at,
+                    }
+                    for d in docs
+                ]
+            )
             return 0
         for d in docs:
             print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {d.source}")
@@ -102,21 +148,29 @@ def run_status(args: argparse.Namespace) -> int:
         docs = kb.documents()
         status = kb.status()
         info = {
-            "kb": kb.name, "path": str(kb.layout.root), "documents": len(docs),
-            "chunks": kb.catalog.chunk_count(), "characters": sum(d.chars for d in docs),
-            "language": kb.language(), "default_method": kb.default_method(),
+            "kb": kb.name,
+            "path": str(kb.layout.root),
+            "documents": len(docs),
+            "chunks": kb.catalog.chunk_count(),
+            "characters": sum(d.chars for d in docs),
+            "language": kb.language(),
+            "default_method": kb.default_method(),
             "methods": [s.__dict__ for s in status],
         }
         if args.json:
             print_json(info)
             return 0
         print(f"knowledge base {kb.name!r} at {kb.layout.root}")
-        print(f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
-              f"language {info['language']}, default method {info['default_method']}")
+        print(
+            f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
+            f"language {info['language']}, default method {info['default_method']}"
+        )
         for s in status:
             parts = getattr(kb.method(s.name), "parts", None)
             if parts and s.built:
-                print(f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts())}")
+                print(
+                    f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts())}"
+                )
             elif s.built:
                 state = "fresh" if s.fresh else "STALE (rebuilt on next search or `zhiku build`)"
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at else ""
@@ -129,7 +183,18 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
-        report = kb.build(args.methods, force=args.force, progress=BuildBar() if show_progress() else None)
+        names = args.methods
+        if args.retrain:
+            from zhiku.retrieve.corpus_vectors import mark_for_retraining
+
+            retrain = mark_for_retraining(kb, names)
+            names = names or [s.name for s in kb.status() if s.name in retrain and s.built]
+            if not names:
+                print("no Word2Vec/Doc2Vec model to retrain: build one with `zhiku build --method w2v-sg`")
+                return 0
+        report = kb.build(
+            names, force=args.force or args.retrain, progress=BuildBar() if show_progress() else None
+        )
         _print_build(report)
         for name in report.fresh:
             print(f"{name} is up to date")

@@ -1,0 +1,292 @@
+"""Word2Vec trained on the knowledge base's own chunks, and sentence vectors pooled from it.
+
+Training runs gensim (CBOW: the context predicts the word; skip-gram: the word predicts its
+context) over the catalog's cached tokens, so jieba never runs again. What is kept is plain data,
+never pickle: the word vectors (``word_vectors.npy``) and the vocabulary with corpus counts and
+document frequencies (``vocabulary.json``). Querying needs numpy only; gensim loads for training.
+
+A chunk's vector pools its words' vectors: ``mean``; ``tfidf`` (each occurrence weighted by the
+word's IDF); or ``sif`` (Arora et al., 2017: weight a / (a + p(w)), then remove the projection on
+the first principal component of the corpus's sentence vectors). Queries are pooled the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Pooling = Literal["mean", "tfidf", "sif"]
+
+
+def stable_hash(text: str) -> int:
+    """gensim seeds every word's starting vector with ``hashfxn(word + seed)``.
+
+    Its default is Python's ``hash``, which changes with PYTHONHASHSEED in every process, so even
+    ``workers=1`` and a fixed seed would train a different model each run. crc32 does not.
+    """
+    return zlib.crc32(text.encode("utf-8"))
+
+
+class PassCounter:
+    """The training corpus as a re-iterable that reports progress.
+
+    gensim reads the corpus once to build the vocabulary and once per epoch; ``progress`` receives
+    the number of sentences read since its last call, so a caller can map ``passes * len`` to a bar.
+    """
+
+    def __init__(
+        self, sentences: Sequence[Any], progress: Callable[[int], None] | None, every: int = 1000
+    ) -> None:
+        self.sentences = sentences
+        self.progress = progress
+        self.every = every
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __iter__(self) -> Iterator[Any]:
+        pending = 0
+        for s in self.sentences:
+            yield s
+            pending += 1
+            if self.progress and pending >= self.every:
+                self.progress(pending)
+                pending = 0
+        if self.progress and pending:
+            self.progress(pending)
+
+
+def document_frequencies(tokens: Sequence[Sequence[str]], index: dict[str, int]) -> np.ndarray:
+    df = np.zeros(len(index), dtype=np.int64)
+    for toks in tokens:
+        for t in set(toks):
+            i = index.get(t)
+            if i is not None:
+                df[i] += 1
+    return df
+
+
+@dataclass
+class WordVectors:
+    """A trained vocabulary: words, their vectors, corpus counts and document frequencies."""
+
+    words: list[str]
+    vectors: np.ndarray  # (V, dim) float32
+    counts: np.ndarray  # (V,) occurrences in the corpus
+    df: np.ndarray  # (V,) chunks that contain the word
+    n_docs: int
+    index: dict[str, int] = field(init=False)
+    _unit: np.ndarray | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = {w: i for i, w in enumerate(self.words)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.words)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.index
+
+    # -- storage (plain .npy + .json) -------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        np.save(directory / "word_vectors.npy", self.vectors.astype(np.float32))
+        data = {
+            "words": self.words,
+            "counts": self.counts.tolist(),
+            "df": self.df.tolist(),
+            "n_docs": self.n_docs,
+        }
+        (directory / "vocabulary.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> WordVectors:
+        data = json.loads((directory / "vocabulary.json").read_text(encoding="utf-8"))
+        vectors = np.load(directory / "word_vectors.npy", allow_pickle=False)
+        return cls(
+            data["words"],
+            vectors,
+            np.asarray(data["counts"], dtype=np.int64),
+            np.asarray(data["df"], dtype=np.int64),
+            int(data["n_docs"]),
+        )
+
+    # -- the word explorer ----------------------------------------------------------------------
+    @property
+    def unit(self) -> np.ndarray:
+        if self._unit is None:
+            norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            self._unit = (self.vectors / norms).astype(np.float32)
+        return self._unit
+
+    def vector(self, word: str) -> np.ndarray:
+        return self.vectors[self.index[word]]
+
+    def similarity(self, a: str, b: str) -> float:
+        return float(self.unit[self.index[a]] @ self.unit[self.index[b]])
+
+    def most_similar(
+        self, positive: Sequence[str], negative: Sequence[str] = (), n: int = 10, exclude: Sequence[str] = ()
+    ) -> list[tuple[str, float]]:
+        """Cosine neighbours of mean(positive) - mean(negative) over unit vectors (3CosAdd, as gensim).
+
+        The input words themselves are never returned (else "king" would be its own best answer).
+        """
+        u = self.unit
+        target = u[[self.index[w] for w in positive]].sum(0)
+        if negative:
+            target = target - u[[self.index[w] for w in negative]].sum(0)
+        norm = np.linalg.norm(target)
+        if norm == 0:
+            return []
+        sims = u @ (target / norm)
+        skip = {self.index[w] for w in (*positive, *negative, *exclude) if w in self.index}
+        want = min(len(self.words), n + len(skip))
+        top = (
+            np.argpartition(-sims, want - 1)[:want] if want < len(self.words) else np.arange(len(self.words))
+        )
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(self.words[i], float(sims[i])) for i in top if i not in skip][:n]
+
+    def closest_spellings(self, word: str, n: int = 5) -> list[str]:
+        """Known words that look like ``word``: for "unknown word" messages."""
+        close = difflib.get_close_matches(word, self.words, n=n, cutoff=0.5)
+        if len(close) < n:
+            # Chinese words that merely contain a character of the query read better than nothing.
+            chars = set(word)
+            shared = [w for w in self.words if chars & set(w) and w not in close]
+            shared.sort(key=lambda w: -self.counts[self.index[w]])
+            close += shared[: n - len(close)]
+        return close
+
+
+def train_word2vec(
+    sentences: Sequence[list[str]],
+    *,
+    sg: bool,
+    dim: int,
+    window: int,
+    min_count: int,
+    epochs: int,
+    negative: int,
+    sample: float,
+    workers: int,
+    seed: int,
+    progress: Callable[[int], None] | None = None,
+) -> WordVectors:
+    """Train Word2Vec on token lists; ``progress`` gets sentences read, over (1 + epochs) passes."""
+    from gensim.models import Word2Vec
+
+    corpus = PassCounter(sentences, progress)
+    model = Word2Vec(
+        vector_size=dim,
+        window=window,
+        min_count=min_count,
+        sg=int(sg),
+        hs=0,
+        negative=negative,
+        sample=sample,
+        workers=workers,
+        seed=seed,
+        epochs=epochs,
+        hashfxn=stable_hash,
+    )
+    model.build_vocab(corpus)
+    words = list(model.wv.index_to_key)
+    if words:
+        model.train(corpus, total_examples=model.corpus_count, epochs=epochs)
+    elif progress:
+        progress(len(sentences) * epochs)  # nothing to learn: finish the bar anyway
+    vectors = np.asarray(model.wv.vectors, dtype=np.float32).reshape(len(words), dim)
+    counts = np.asarray([model.wv.get_vecattr(w, "count") for w in words], dtype=np.int64)
+    index = {w: i for i, w in enumerate(words)}
+    return WordVectors(words, vectors, counts, document_frequencies(sentences, index), len(sentences))
+
+
+class SentencePooler:
+    """Turns token lists into sentence vectors from word vectors (mean, IDF-weighted mean or SIF)."""
+
+    def __init__(
+        self,
+        wv: WordVectors,
+        pooling: Pooling = "sif",
+        sif_a: float = 1e-3,
+        component: np.ndarray | None = None,
+    ) -> None:
+        self.wv = wv
+        self.pooling = pooling
+        self.component = component  # SIF's first principal component, fitted on the corpus
+        if pooling == "sif":
+            p = wv.counts / max(int(wv.counts.sum()), 1)
+            self.weights = (sif_a / (sif_a + p)).astype(np.float32)
+        elif pooling == "tfidf":
+            self.weights = (np.log((1 + wv.n_docs) / (1 + wv.df)) + 1).astype(np.float32)
+        else:
+            self.weights = np.ones(len(wv), dtype=np.float32)
+
+    def pool(self, tokens: Sequence[Sequence[str]]) -> np.ndarray:
+        """(len(tokens), dim) float32; a sentence with no known word gets the zero vector."""
+        from scipy import sparse
+
+        index = self.wv.index
+        rows: list[int] = []
+        cols: list[int] = []
+        for r, toks in enumerate(tokens):
+            for t in toks:
+                i = index.get(t)
+                if i is not None:
+                    rows.append(r)
+                    cols.append(i)
+        shape = (len(tokens), len(self.wv))
+        w = self.weights[np.asarray(cols, dtype=np.int64)] if cols else np.zeros(0, np.float32)
+        m = sparse.csr_matrix((w, (rows, cols)), shape=shape, dtype=np.float32)  # duplicates are summed
+        out = np.asarray(m @ self.wv.vectors, dtype=np.float32)
+        # mean and SIF divide by the number of known words (SIF as in the paper), tfidf by the weights.
+        if self.pooling == "tfidf":
+            denom = np.asarray(m.sum(axis=1)).ravel()
+        else:
+            denom = np.bincount(np.asarray(rows, dtype=np.int64), minlength=len(tokens)).astype(np.float32)
+        nonzero = denom > 0
+        out[nonzero] /= denom[nonzero, None]
+        return self._remove_component(out)
+
+    def pool_corpus(self, tokens: Sequence[Sequence[str]]) -> np.ndarray:
+        """Pool the corpus; for SIF, fit the principal component on it first and remove it."""
+        self.component = None
+        out = self.pool(tokens)
+        if self.pooling == "sif" and self.fit_component(out) is not None:
+            out = self._remove_component(out)
+        return out
+
+    def _remove_component(self, out: np.ndarray) -> np.ndarray:
+        if self.component is None:
+            return out
+        nonzero = np.abs(out).sum(1) > 0  # keep "no known word" rows exactly zero
+        out[nonzero] -= np.outer(out[nonzero] @ self.component, self.component)
+        return out
+
+    def fit_component(self, matrix: np.ndarray) -> np.ndarray | None:
+        """SIF: the first principal (singular) direction of the corpus's sentence vectors.
+
+        As in the paper's code, the matrix is not centred: the common direction it removes is the
+        one that frequent, meaningless words add to every sentence.
+        """
+        rows = matrix[np.abs(matrix).sum(1) > 0].astype(np.float64)
+        if len(rows) <= matrix.shape[1]:
+            # With fewer sentences than dimensions the "common direction" is mostly one of the
+            # sentences themselves; removing it would erase that sentence, not noise.
+            return None
+        _, vecs = np.linalg.eigh(rows.T @ rows)
+        self.component = vecs[:, -1].astype(np.float32)
+        return self.component
