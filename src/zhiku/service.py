@@ -8,8 +8,6 @@ built from another corpus (the manifest's fingerprint must match the catalog's).
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +19,7 @@ from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
 from zhiku.ingest.pipeline import IngestReport, Progress, ingest_paths, ingest_texts
 from zhiku.retrieve.base import Corpus, Method, MethodContext, load_builtin_methods, methods
 from zhiku.store.catalog import Catalog
-from zhiku.store.files import atomic_write_json, recover_dir, replace_dir
+from zhiku.store.files import atomic_write_json, staged_dir
 from zhiku.store.layout import KBLayout, check_kb_name
 from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import Tokenizer, load_user_dict, make_tokenizer
@@ -200,7 +198,6 @@ class KnowledgeBase:
 
     def manifest(self, name: str) -> dict[str, Any] | None:
         path = self.layout.index_dir(name) / "manifest.json"
-        recover_dir(self.layout.index_dir(name))
         try:
             return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except (OSError, ValueError):
@@ -302,33 +299,30 @@ class KnowledgeBase:
         corpus = self.corpus()
         final = self.layout.index_dir(name)
         previous = final if (final / "manifest.json").exists() else None
-        self.layout.indexes.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.layout.indexes))
+        if progress:
+            progress.start(name, len(corpus))
         try:
-            if progress:
-                progress.start(name, len(corpus))
-            extra = m.build(corpus, tmp, previous, progress.advance if progress else None)
-            seconds = time.perf_counter() - t0
-            atomic_write_json(
-                tmp / "manifest.json",
-                {
-                    "method": name,
-                    "kind": m.kind,
-                    "settings": m.describe(),
-                    "fingerprint": corpus.fingerprint,
-                    "chunks": len(corpus),
-                    "language": corpus.language,
-                    "built_at": time.time(),
-                    "seconds": round(seconds, 3),
-                    "zhiku_version": VERSION,
-                    "details": extra,
-                },
-            )
-            replace_dir(tmp, final)
+            with staged_dir(final) as tmp:
+                extra = m.build(corpus, tmp, previous, progress.advance if progress else None)
+                seconds = time.perf_counter() - t0
+                atomic_write_json(
+                    tmp / "manifest.json",
+                    {
+                        "method": name,
+                        "kind": m.kind,
+                        "settings": m.describe(),
+                        "fingerprint": corpus.fingerprint,
+                        "chunks": len(corpus),
+                        "language": corpus.language,
+                        "built_at": time.time(),
+                        "seconds": round(seconds, 3),
+                        "zhiku_version": VERSION,
+                        "details": extra,
+                    },
+                )
         finally:
             if progress:
                 progress.close()
-            shutil.rmtree(tmp, ignore_errors=True)
         self._loaded.pop(name, None)
         return seconds
 

@@ -51,3 +51,24 @@ def test_failed_transaction_changes_nothing(tmp_path: Path) -> None:
     except Exception:
         pass
     assert [x.source for x in cat.documents()] == ["/a"] and cat.chunk_count() == 2
+
+
+def test_staged_dir_publishes_atomically_and_keeps_the_previous_version(tmp_path: Path) -> None:
+    from zhiku.store.files import staged_dir
+
+    final = tmp_path / "indexes" / "bm25"
+    for version in ("v1", "v2", "v3"):
+        with staged_dir(final) as d:
+            (d / "data.txt").write_text(version)
+            assert not final.exists() or (final / "data.txt").read_text() != version  # not visible yet
+        assert (final / "data.txt").read_text() == version
+    versions = [p for p in final.parent.iterdir() if p.name.startswith(".bm25.") and not p.is_symlink()]
+    assert len(versions) == 2  # the current one and the previous one, for readers still loading it
+    try:
+        with staged_dir(final) as d:
+            (d / "data.txt").write_text("broken")
+            raise RuntimeError("build failed")
+    except RuntimeError:
+        pass
+    assert (final / "data.txt").read_text() == "v3"
+    assert len([p for p in final.parent.iterdir() if not p.is_symlink()]) == 2

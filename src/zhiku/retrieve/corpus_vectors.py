@@ -18,8 +18,6 @@ index is stale by the usual fingerprint check and the next build retrains. ``req
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -34,7 +32,7 @@ from zhiku.errors import IndexError_
 from zhiku.index.base import indexes
 from zhiku.retrieve.base import Corpus, MethodOptions, methods
 from zhiku.retrieve.dense import VectorMethod
-from zhiku.store.files import atomic_write_json, recover_dir, replace_dir
+from zhiku.store.files import atomic_write_json, staged_dir
 
 MODEL_FORMAT = 1
 
@@ -205,7 +203,6 @@ class TrainedVectorMethod(VectorMethod):
 
     # -- the trained model -------------------------------------------------------------------------
     def read_model_manifest(self) -> dict[str, Any] | None:
-        recover_dir(self.ctx.models_dir)
         try:
             return json.loads((self.ctx.models_dir / "manifest.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
         except (OSError, ValueError):
@@ -247,15 +244,9 @@ class TrainedVectorMethod(VectorMethod):
             "trained_at": time.time(),
             "gensim": _gensim_version(),
         }
-        final = self.ctx.models_dir
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-        try:
+        with staged_dir(self.ctx.models_dir) as tmp:
             self.save_model(model, tmp)
             atomic_write_json(tmp / "manifest.json", manifest)
-            replace_dir(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         self._retrain = False
         return model, manifest, True
 

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +34,36 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True))
 
 
-def replace_dir(tmp_dir: Path, final_dir: Path) -> None:
-    """Swap a fully written ``tmp_dir`` into place of ``final_dir``.
+@contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """Write a new version of folder ``final`` into the yielded folder; publish it atomically.
 
-    Two renames are not one atomic step, so the old folder is moved aside first and removed only
-    after the new one is in place; a crash in between leaves either folder complete, and
-    ``recover_dir`` puts the old one back if the new one never arrived.
+    ``final`` is a symbolic link to a versioned sibling (``.name.<random>``), and publishing is one
+    ``rename`` of a new link over it: a reader opening ``final`` sees the old version or the new
+    one, complete, never a moment without either. The previous version is kept until the next
+    publish, so a reader still loading it does not have files vanish under it. If the body raises,
+    the staged folder is removed and ``final`` is untouched.
     """
-    old = final_dir.with_name(final_dir.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if final_dir.exists():
-        os.replace(final_dir, old)
-    os.replace(tmp_dir, final_dir)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        yield staged
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    _publish(staged, final)
 
 
-def recover_dir(final_dir: Path) -> None:
-    old = final_dir.with_name(final_dir.name + ".old")
-    if not final_dir.exists() and old.exists():
-        os.replace(old, final_dir)
+def _publish(staged: Path, final: Path) -> None:
+    previous = os.readlink(final) if final.is_symlink() else None
+    if final.exists() and not final.is_symlink():
+        # A plain folder from an older layout: move it aside once (not atomic, one time only).
+        os.replace(final, final.with_name(f".{final.name}.legacy"))
+    link = final.with_name(f".{final.name}.link")
+    link.unlink(missing_ok=True)
+    os.symlink(staged.name, link)
+    os.replace(link, final)
+    keep = {staged.name, previous}
+    for old in final.parent.glob(f".{final.name}.*"):
+        if old.name not in keep and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,81 @@
+"""``create_app``: the FastAPI application behind ``zhiku serve``.
+
+Routes are thin (parse, call the ``KnowledgeBase`` facade through ``deps``, format); errors are
+mapped to HTTP in ``errors.py`` only. The web page is static files served from ``static/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
+
+from zhiku import __version__
+from zhiku.api.deps import AppState, KBRegistry, ServerSettings, require_read
+from zhiku.api.errors import install_error_handlers
+from zhiku.api.limits import BodyLimit
+
+STATIC = Path(__file__).parent / "static"
+
+DESCRIPTION = """知库 zhiku: ask questions of your own documents, in Chinese and English.
+
+Errors are `{"error": {"code": …, "message": …}}` with a matching status. When the server has an
+API key, write endpoints (and every endpoint, on a server listening beyond 127.0.0.1) need
+`Authorization: Bearer <key>`. `/v1/…` speaks the OpenAI API: a knowledge base is a model.
+"""
+
+
+def create_app(
+    home: Path | None = None,
+    api_key: str | None = None,
+    max_upload_mb: float = 50,
+    auth_reads: bool = False,
+) -> FastAPI:
+    """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
+
+    ``api_key``: required (as a bearer token) on write endpoints, and on all of them when
+    ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
+    """
+    from zhiku.api.routers import ask, documents, health, jobs, kbs, openai, search
+    from zhiku.api.routers import eval as evaluation
+    from zhiku.config import default_home
+
+    home = (home or default_home()).expanduser().resolve()
+    settings = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
+                              max_upload_bytes=int(max_upload_mb * 2**20))
+    zhiku_state = AppState(settings=settings, kbs=KBRegistry(home))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        zhiku_state.kbs.close()
+
+    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.zhiku = zhiku_state
+    install_error_handlers(app)
+
+    def limit_for(scope: Scope) -> int:
+        path = scope.get("path", "")
+        if scope.get("method") == "POST" and path.endswith(("/documents", "/eval")):
+            return settings.max_upload_bytes
+        return settings.max_json_bytes
+
+    app.add_middleware(BodyLimit, limit_for=limit_for)
+
+    app.include_router(health.router)
+    reads = [Depends(require_read)]
+    for module in (kbs, documents, jobs, search, ask, evaluation, openai):
+        app.include_router(module.router, dependencies=reads)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    return app

@@ -1,0 +1,218 @@
+"""What the routes share: server settings, the knowledge bases of this process, and auth.
+
+Concurrency, per knowledge base:
+
+- **One writer at a time.** Ingests, deletes and KB deletion hold ``KBHandle.write_lock`` in this
+  process (jobs queue on it) and the KB's file lock (``layout.writer_lock``) against other
+  processes, such as a ``zhiku ingest`` run next to the server. Each write uses its own
+  ``KnowledgeBase`` object, so it never shares a SQLite connection or a method instance with the
+  searches running meanwhile.
+- **Many readers.** Searches go through one long-lived reader ``KnowledgeBase`` that keeps its
+  indexes loaded. During a write they keep answering from the last complete index (SQLite WAL shows
+  them committed documents only; index folders are swapped whole), so they see the old state or the
+  new one. ``Method.load`` replaces a loaded index in place, attribute by attribute, so a search
+  and a reload of the same reader must not overlap: ``read_lock`` serialises the retrieval step
+  (milliseconds); answer generation, the slow part of asking, runs outside it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, HTTPException, Request
+
+from zhiku.api.jobs import JobManager
+from zhiku.config import KBConfig
+from zhiku.errors import (
+    AlreadyExistsError,
+    ConfigError,
+    LockedError,
+    NotFoundError,
+    UnknownNameError,
+    ZhikuError,
+)
+from zhiku.store.layout import KBLayout, check_kb_name
+
+if TYPE_CHECKING:
+    from zhiku.service import KnowledgeBase
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    home: Path
+    api_key: str | None = None
+    #: also require the key for reading (set when the server listens beyond loopback)
+    auth_reads: bool = False
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_json_bytes: int = 10 * 1024 * 1024
+
+
+class KBHandle:
+    """One knowledge base as this server process sees it (see the module docstring)."""
+
+    def __init__(self, layout: KBLayout) -> None:
+        self.layout = layout
+        self.write_lock = threading.Lock()
+        self.read_lock = threading.RLock()
+        self._reader: KnowledgeBase | None = None
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    @property
+    def uploads(self) -> Path:
+        return self.layout.root.resolve() / "uploads"
+
+    def open_private(self) -> KnowledgeBase:
+        """A ``KnowledgeBase`` of its own for a long task (an evaluation); the caller closes it."""
+        from zhiku.service import KnowledgeBase
+
+        if not self.layout.exists():
+            raise NotFoundError(f"knowledge base {self.name!r} no longer exists", "See GET /kbs")
+        return KnowledgeBase(self.layout, KBConfig.load(self.layout.config))
+
+    @contextmanager
+    def read(self) -> Iterator[KnowledgeBase]:
+        """The shared reader, held for the duration of the block (keep the block short)."""
+        with self.read_lock:
+            if self._reader is None:
+                self._reader = self.open_private()
+            yield self._reader
+
+    @contextmanager
+    def write(self, wait: bool = True) -> Iterator[KnowledgeBase]:
+        """A private ``KnowledgeBase`` for one write, once no other write of this process runs.
+
+        ``wait=False`` fails at once with 423 instead of queueing (for requests that answer inline).
+        """
+        if not self.write_lock.acquire(blocking=wait):
+            raise LockedError(f"knowledge base {self.name!r} is being changed by another request",
+                              f"Wait for the running ingest (GET /kbs/{self.name}/jobs) and try again")
+        try:
+            kb = self.open_private()
+            try:
+                yield kb
+            finally:
+                kb.close()
+        finally:
+            self.write_lock.release()
+
+    def close(self) -> None:
+        with self.read_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+
+
+class KBRegistry:
+    """The knowledge bases under the server's home folder, one ``KBHandle`` per name."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._handles: dict[str, KBHandle] = {}
+        self._lock = threading.Lock()
+
+    def names(self) -> list[str]:
+        from zhiku.service import list_kbs
+
+        return list_kbs(self.home)
+
+    def layout(self, name: str) -> KBLayout:
+        # Names are checked before they touch the file system: no "..", no slashes, no absolute paths.
+        return KBLayout(self.home / check_kb_name(name))
+
+    def get(self, name: str) -> KBHandle:
+        layout = self.layout(name)
+        if not layout.exists():
+            raise NotFoundError(f"no knowledge base {name!r}",
+                                "Create it with POST /kbs, or see GET /kbs for the names")
+        with self._lock:
+            handle = self._handles.get(name)
+            if handle is None:
+                handle = self._handles[name] = KBHandle(layout)
+            return handle
+
+    def create(self, name: str, config: KBConfig) -> KBHandle:
+        from zhiku.service import KnowledgeBase
+
+        layout = self.layout(name)
+        with self._lock:
+            if layout.exists():
+                raise AlreadyExistsError(f"knowledge base {name!r} already exists",
+                                         "Pick another name, or delete it first with DELETE /kbs/{name}")
+            kb = KnowledgeBase.open(layout.root, create=True, config=config)
+            try:
+                for method in kb.method_names():  # unknown kinds and bad options fail now, not at a search
+                    kb.method(method)
+            except ZhikuError as e:
+                kb.close()
+                shutil.rmtree(layout.root, ignore_errors=True)
+                if isinstance(e, UnknownNameError):  # a bad setting, not a missing resource: 400, not 404
+                    raise ConfigError(f"settings: {e.message}", e.hint) from e
+                raise
+            kb.close()
+        return self.get(name)
+
+    def delete(self, name: str) -> None:
+        handle = self.get(name)
+        with handle.write(wait=False), handle.layout.writer_lock():
+            with self._lock:
+                self._handles.pop(name, None)
+            handle.close()
+            shutil.rmtree(handle.layout.root)
+
+    def close(self) -> None:
+        with self._lock:
+            for handle in self._handles.values():
+                handle.close()
+            self._handles.clear()
+
+
+@dataclass
+class AppState:
+    settings: ServerSettings
+    kbs: KBRegistry
+    jobs: JobManager = field(default_factory=JobManager)
+
+
+def state(request: Request) -> AppState:
+    return request.app.state.zhiku  # type: ignore[no-any-return]
+
+
+def _check_key(request: Request) -> None:
+    key = state(request).settings.api_key
+    if key is None:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
+        raise HTTPException(
+            401, "this endpoint needs the server's API key: send the header 'Authorization: Bearer <key>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def require_read(request: Request) -> None:
+    """Reading is open on loopback; a server listening beyond it wants the key for everything."""
+    if state(request).settings.auth_reads:
+        _check_key(request)
+
+
+def require_write(request: Request) -> None:
+    """Changing a knowledge base always needs the key, when one is set."""
+    _check_key(request)
+
+
+def kb_handle(request: Request, kb: str) -> KBHandle:
+    return state(request).kbs.get(kb)
+
+
+#: a route parameter for the knowledge base named in the path (``/kbs/{kb}/…``); 404 if there is none
+KBDep = Annotated[KBHandle, Depends(kb_handle)]

@@ -1,0 +1,171 @@
+"""Background jobs (ingesting uploads, running evaluations) and their progress.
+
+A job runs in its own thread so the request that started it returns at once; clients poll
+``GET /kbs/{kb}/jobs/{id}`` or follow its server-sent events. Jobs live in memory: a restarted
+server forgets them, but never their effects (those are in the catalog).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from zhiku.api.errors import BUG
+from zhiku.errors import NotFoundError, ZhikuError
+from zhiku.eval.runner import EvalProgress
+from zhiku.ingest.pipeline import Progress
+from zhiku.service import BuildProgress
+
+log = logging.getLogger("zhiku.api")
+
+State = Literal["queued", "running", "done", "failed"]
+
+
+@dataclass
+class Job:
+    id: str
+    kb: str
+    kind: str
+    state: State = "queued"
+    phase: str = "queued"
+    done: int = 0
+    total: int = 0
+    chunks: int = 0
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, str] | None = None
+    version: int = 0  # bumped on every change, so an event stream sends only what changed
+
+    @property
+    def finished_(self) -> bool:
+        return self.state in ("done", "failed")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kb": self.kb, "kind": self.kind, "state": self.state, "phase": self.phase,
+            "done": self.done, "total": self.total, "chunks": self.chunks, "created": self.created,
+            "started": self.started, "finished": self.finished, "result": self.result, "error": self.error,
+        }
+
+
+class JobManager:
+    """Runs jobs in threads and keeps the last ``keep`` of them for clients to look up."""
+
+    def __init__(self, keep: int = 200) -> None:
+        self.keep = keep
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._changed = threading.Condition()
+
+    def submit(self, kb: str, kind: str, work: Callable[[Job], dict[str, Any]]) -> Job:
+        job = Job(uuid.uuid4().hex[:12], kb, kind)
+        with self._changed:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self.keep:
+                oldest = next(iter(self._jobs.values()))
+                if not oldest.finished_:
+                    break
+                self._jobs.popitem(last=False)
+        name = f"zhiku-{kind}-{job.id}"
+        threading.Thread(target=self._run, args=(job, work), name=name, daemon=True).start()
+        return job
+
+    def _run(self, job: Job, work: Callable[[Job], dict[str, Any]]) -> None:
+        self.update(job, state="running", phase="waiting", started=time.time())
+        try:
+            result = work(job)
+        except ZhikuError as e:
+            self.update(job, state="failed", phase="failed", finished=time.time(),
+                        error={"code": e.code, "message": e.one_line()})
+        except Exception:  # a bug: keep the traceback in the log, tell the client only that it failed
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            self.update(job, state="failed", phase="failed", finished=time.time(),
+                        error={"code": "internal", "message": BUG})
+        else:
+            failed = result.pop("_failed", None)
+            self.update(job, state="failed" if failed else "done", phase="failed" if failed else "done",
+                        finished=time.time(), result=result, error=failed)
+
+    def update(self, job: Job, **changes: Any) -> None:
+        with self._changed:
+            for key, value in changes.items():
+                setattr(job, key, value)
+            job.version += 1
+            self._changed.notify_all()
+
+    def get(self, kb: str, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None or job.kb != kb:
+            raise NotFoundError(f"no job {job_id!r} for knowledge base {kb!r}",
+                                "Jobs are kept in memory: a restarted server has forgotten them")
+        return job
+
+    def list(self, kb: str) -> list[Job]:
+        return [j for j in reversed(self._jobs.values()) if j.kb == kb]
+
+    def wait(self, job: Job, version: int, timeout: float) -> int:
+        """Block until ``job`` changes past ``version`` (or ``timeout``); return its version."""
+        with self._changed:
+            self._changed.wait_for(lambda: job.version != version, timeout)
+            return job.version
+
+    def join(self, job: Job, timeout: float | None = None) -> Job:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while not job.finished_:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self._changed.wait(left)
+        return job
+
+
+class _Progress:
+    def __init__(self, jobs: JobManager, job: Job) -> None:
+        self.jobs = jobs
+        self.job = job
+        self._last = 0.0
+
+    def _step(self, n: int, chunks: int = 0) -> None:
+        self.job.done += n
+        self.job.chunks += chunks
+        now = time.monotonic()
+        # Clients need a few updates a second; waking every waiter per chunk would cost more.
+        if now - self._last > 0.1 or self.job.done >= self.job.total:
+            self._last = now
+            self.jobs.update(self.job)
+
+    def close(self) -> None:
+        self.jobs.update(self.job)
+
+
+class FileProgress(_Progress, Progress):
+    """The ingest pipeline's ``Progress`` (files read and chunked), shown as phase "ingest"."""
+
+    def start(self, total_files: int) -> None:
+        self.jobs.update(self.job, phase="ingest", done=0, total=total_files)
+
+    def advance(self, files: int = 1, chunks: int = 0) -> None:
+        self._step(files, chunks)
+
+
+class PhaseProgress(_Progress, BuildProgress, EvalProgress):
+    """Progress per labelled phase: the facade's ``BuildProgress`` (chunks indexed per method, shown
+    as "build <method>") and the evaluation's ``EvalProgress`` (queries run, "eval <method>")."""
+
+    def __init__(self, jobs: JobManager, job: Job, prefix: str = "build") -> None:
+        super().__init__(jobs, job)
+        self.prefix = prefix
+
+    def start(self, label: str, total: int) -> None:
+        self.jobs.update(self.job, phase=f"{self.prefix} {label}", done=0, total=total)
+
+    def advance(self, n: int) -> None:
+        self._step(n)

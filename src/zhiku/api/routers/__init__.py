@@ -1,0 +1,1 @@
+"""One module per API resource: knowledge bases, documents, search, ask, eval, OpenAI, health."""

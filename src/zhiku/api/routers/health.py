@@ -1,0 +1,36 @@
+"""Liveness (``/healthz``: the process answers) and readiness (``/readyz``: it can serve KBs)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from zhiku import __version__
+from zhiku.api.deps import state
+from zhiku.api.errors import error_body
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, Any]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    home = state(request).settings.home
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        writable = os.access(home, os.W_OK)
+        names = state(request).kbs.names()
+    except OSError as e:
+        why = f"cannot use the home folder {home}: {e.strerror or e}"
+        return JSONResponse(error_body("unavailable", why), status_code=503)
+    if not writable:
+        why = f"the home folder {home} is not writable"
+        return JSONResponse(error_body("unavailable", why), status_code=503)
+    return JSONResponse({"status": "ready", "version": __version__, "kbs": len(names)})

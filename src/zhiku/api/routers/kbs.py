@@ -1,0 +1,66 @@
+"""Knowledge bases: list, create (with settings), show status, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import ValidationError
+
+from zhiku.api.deps import KBDep, KBHandle, require_write, state
+from zhiku.api.schemas import CreateKB
+from zhiku.errors import ConfigError, ZhikuError
+
+router = APIRouter(tags=["knowledge bases"])
+
+
+def kb_info(handle: KBHandle) -> dict[str, Any]:
+    """The KB as ``zhiku status --json`` shows it, plus its settings."""
+    with handle.read() as kb:
+        docs = kb.documents()
+        return {
+            "name": kb.name, "documents": len(docs), "chunks": kb.catalog.chunk_count(),
+            "characters": sum(d.chars for d in docs), "language": kb.language(),
+            "default_method": kb.default_method(), "methods": [s.__dict__ for s in kb.status()],
+            "generator": kb.config.generator.kind, "settings": kb.config.model_dump(mode="json"),
+        }
+
+
+@router.get("/kbs")
+def list_kbs(request: Request) -> list[dict[str, Any]]:
+    out = []
+    for name in state(request).kbs.names():
+        try:
+            handle = state(request).kbs.get(name)
+            with handle.read() as kb:
+                out.append({"name": name, "documents": len(kb.documents()),
+                            "chunks": kb.catalog.chunk_count()})
+        except ZhikuError as e:  # one broken KB (a bad zhiku.toml) must not hide the others
+            out.append({"name": name, "error": e.one_line()})
+    return out
+
+
+@router.post("/kbs", status_code=201, dependencies=[Depends(require_write)])
+def create_kb(body: CreateKB, request: Request) -> dict[str, Any]:
+    from zhiku.config import KBConfig
+
+    try:
+        config = KBConfig.model_validate(body.settings or {})
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"settings.{where}: {first['msg']}",
+                          "See the zhiku.toml settings in the README") from e
+    handle = state(request).kbs.create(body.name, config)
+    return kb_info(handle)
+
+
+@router.get("/kbs/{kb}")
+def show_kb(handle: KBDep) -> dict[str, Any]:
+    return kb_info(handle)
+
+
+@router.delete("/kbs/{kb}", dependencies=[Depends(require_write)])
+def delete_kb(kb: str, request: Request) -> dict[str, Any]:
+    state(request).kbs.delete(kb)
+    return {"deleted": kb}

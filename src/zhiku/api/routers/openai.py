@@ -1,0 +1,177 @@
+"""The OpenAI API over zhiku: a knowledge base is a model.
+
+``/v1/chat/completions`` answers the last user message from the KB named by ``model`` (``laws`` or
+``zhiku:laws``); the answer cites its sources as ``[n]`` and ends with a numbered source list, so a
+chat front end that knows nothing of zhiku still shows them, and the structured citations come in
+an extra ``citations`` field (on the response, or on the last chunk of a stream).
+``/v1/embeddings`` embeds with the KB's dense model.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from zhiku.api import answering, sse
+from zhiku.api.deps import KBHandle, state
+from zhiku.api.errors import BUG, error_body, zhiku_error_body
+from zhiku.api.routers.search import search_hits
+from zhiku.api.schemas import ChatMessage, ChatRequest, EmbeddingsRequest
+from zhiku.errors import ConfigError, NotFoundError, UsageError, ZhikuError
+from zhiku.types import Answer
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+log = logging.getLogger("zhiku.api")
+
+PREFIX = "zhiku:"
+
+
+def _handle(request: Request, model: str) -> KBHandle:
+    name = model[len(PREFIX):] if model.startswith(PREFIX) else model
+    try:
+        return state(request).kbs.get(name)
+    except (NotFoundError, UsageError) as e:
+        raise NotFoundError(f"no model {model!r}: each knowledge base is a model",
+                            "See GET /v1/models") from e
+
+
+def _model(name: str, created: float) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": int(created), "owned_by": "zhiku"}
+
+
+@router.get("/models")
+def list_models(request: Request) -> dict[str, Any]:
+    registry = state(request).kbs
+    return {"object": "list",
+            "data": [_model(n, registry.layout(n).catalog.stat().st_mtime) for n in registry.names()]}
+
+
+@router.get("/models/{model}")
+def show_model(model: str, request: Request) -> dict[str, Any]:
+    handle = _handle(request, model)
+    return _model(model, handle.layout.catalog.stat().st_mtime)
+
+
+def question_of(messages: list[ChatMessage]) -> str:
+    """The last user message as text (content parts of other types, such as images, are skipped)."""
+    for m in reversed(messages):
+        if m.role != "user" or m.content is None:
+            continue
+        if isinstance(m.content, str):
+            text = m.content
+        else:
+            text = "\n".join(str(p.get("text", "")) for p in m.content if p.get("type") == "text")
+        if text.strip():
+            return text.strip()
+    raise UsageError("the conversation has no user message with text",
+                     "End messages with {\"role\": \"user\", \"content\": …}")
+
+
+def sources_text(answer: Answer) -> str:
+    """The numbered source list appended to the answer for clients that ignore ``citations``."""
+    if not answer.citations:
+        return ""
+    from zhiku.text.normalise import language_of
+
+    zh = language_of(answer.question) != "en"
+    lines = ["", "", "来源：" if zh else "Sources:"]
+    for c in answer.citations:
+        # The heading path usually starts with the title ("Guide > Tomatoes"): say it once.
+        where = c.title if not c.heading else c.heading if c.heading.startswith(c.title) else \
+            f"{c.title} › {c.heading}"
+        lines.append(f"[{c.n}] {where}")
+    return "\n".join(lines)
+
+
+@router.post("/chat/completions")
+def chat_completions(body: ChatRequest, request: Request) -> Any:
+    handle = _handle(request, body.model)
+    question = question_of(body.messages)
+    _, hits = search_hits(handle, question, body.k, body.method, None)
+    generator = answering.make_generator(handle)
+    reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+
+    def citations(a: Answer) -> list[dict[str, Any]]:
+        return [answering.citation_json(handle.name, c) for c in a.citations]
+
+    if not body.stream:
+        a = answering.answer(question, hits, generator)
+        return {
+            "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a)},
+                         "finish_reason": "stop", "logprobs": None}],
+            "citations": citations(a),
+        }
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        return sse.event({
+            "id": reply_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra,
+        })
+
+    def events() -> Iterator[str]:
+        yield chunk({"role": "assistant", "content": ""})
+        try:
+            for item in answering.stream(question, hits, generator):
+                if isinstance(item, str):
+                    yield chunk({"content": item})
+                else:
+                    tail = sources_text(item)
+                    if tail:
+                        yield chunk({"content": tail})
+                    yield chunk({}, "stop", citations=citations(item))
+        except ZhikuError as e:
+            yield sse.event(zhiku_error_body(e))
+        except Exception:
+            log.exception("streaming a chat completion failed")
+            yield sse.event(error_body("internal", BUG))
+        yield sse.event("[DONE]")
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers=sse.STREAM_HEADERS)
+
+
+def _dense_method(kb: Any) -> str:
+    names = [n for n, c in kb.config.methods.items() if c.kind == "dense"]
+    if not names:
+        raise ConfigError(
+            f"knowledge base {kb.name!r} has no dense method, so it has no embedding model",
+            "Use a KB with a dense method, or add [methods.dense] kind = \"dense\" to its zhiku.toml",
+        )
+    return "dense" if "dense" in names else names[0]
+
+
+@router.post("/embeddings")
+def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
+    handle = _handle(request, body.model)
+    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    if not texts or any(not t.strip() for t in texts):
+        raise UsageError("input must be a non-empty text or a list of non-empty texts",
+                         "Remove the empty ones")
+    if len(texts) > 2048:
+        raise UsageError(f"{len(texts)} inputs in one request; the limit is 2048", "Send them in batches")
+    with handle.read() as kb:
+        embedder = kb.method(_dense_method(kb)).embedder  # type: ignore[attr-defined]
+        tokens = sum(len(kb.tokenizer(t)) for t in texts)
+    dimensions = getattr(body, "dimensions", None)
+    if dimensions is not None and dimensions != embedder.dim:
+        raise UsageError(f"this model's vectors have {embedder.dim} dimensions, not {dimensions}",
+                         "Leave out dimensions")
+    # Outside the reader lock: embedding a batch can take a while and searches need not wait.
+    vectors = np.asarray(embedder.embed(texts), dtype="<f4")
+    if body.encoding_format == "base64":
+        data: list[Any] = [base64.b64encode(v.tobytes()).decode("ascii") for v in vectors]
+    else:
+        data = [v.tolist() for v in vectors]
+    return {
+        "object": "list", "model": body.model,
+        "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
