@@ -15,6 +15,9 @@ from collections.abc import Sequence
 from zhiku import __version__
 from zhiku.cli import documents, query
 from zhiku.cli import eval as evaluation
+from zhiku.cli import words
+from zhiku.cli import chat
+from zhiku.cli import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     documents.register(sub, common)
     query.register(sub, common)
     evaluation.register(sub, common)
+    words.register(sub, common)
+    chat.register(sub, common)
+    serve.register(sub, common)
     return parser
 
 

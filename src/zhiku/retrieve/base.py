@@ -87,7 +87,13 @@ class Method(ABC):
             yield self.search(q, k)
 
     # -- indexed methods ------------------------------------------------------------------------
-    def build(self, corpus: Corpus, out_dir: Path, previous: Path | None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def build(
+        self,
+        corpus: Corpus,
+        out_dir: Path,
+        previous: Path | None,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
         """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record.
 
         ``previous`` is the last built folder of this method (if any): reuse what is still valid
@@ -113,8 +119,10 @@ methods: Registry[type[Method]] = Registry("retrieval method")
 def load_builtin_methods() -> None:
     """Import the modules that register the built-in methods (cheap: no heavy imports at top)."""
     import zhiku.lexical.bm25  # noqa: F401
-    import zhiku.retrieve.dense  # noqa: F401
-    import zhiku.retrieve.hybrid  # noqa: F401
     import zhiku.lexical.tfidf  # noqa: F401
     import zhiku.retrieve.corpus_vectors  # noqa: F401
+    import zhiku.retrieve.dense  # noqa: F401
     import zhiku.retrieve.expand  # noqa: F401
+    import zhiku.retrieve.hybrid  # noqa: F401
+    import zhiku.retrieve.llm_dense  # noqa: F401
+    import zhiku.retrieve.rag_fusion  # noqa: F401
