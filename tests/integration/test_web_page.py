@@ -28,6 +28,9 @@ from zhiku.service import KnowledgeBase  # noqa: E402
 CHROMIUM = os.environ.get("ZHIKU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+if os.environ.get("ZHIKU_REQUIRE_BROWSER") and not Path(CHROMIUM).exists():
+    # .ci/run installs Chromium and sets this: in CI a missing browser is a failure, not a skip.
+    raise RuntimeError(f"ZHIKU_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}")
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
