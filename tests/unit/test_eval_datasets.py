@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from zhiku.errors import DatasetError, UsageError
-from zhiku.eval.datasets import Dataset, judge_zhiku_qa, load_dataset
+from zhiku.eval.datasets import judge_zhiku_qa, load_dataset
+
 
 def write_json(path: Path, obj: Any) -> Path:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=1), encoding="utf-8")

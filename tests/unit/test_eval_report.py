@@ -142,3 +142,13 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_results_json_round_trip(report: Report, tmp_path: Path) -> None:
+    from zhiku.eval.report import read_results_json
+
+    report.methods[0].per_query[0].scores = {"hit@1": 1.0}
+    report.methods[0].notes = ["a note"]
+    write_results_json(report, tmp_path / "r.json")
+    again = read_results_json(tmp_path / "r.json")
+    assert again == report

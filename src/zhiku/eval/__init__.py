@@ -37,6 +37,7 @@ _EXPORTS: dict[str, str] = {
     "Report": "report",
     "format_table": "report",
     "write_results_json": "report",
+    "read_results_json": "report",
     "write_report_md": "report",
     "write_chart_png": "report",
     "worst_queries": "report",
@@ -75,21 +76,22 @@ if TYPE_CHECKING:
         recall_at_k as recall_at_k,
         token_f1 as token_f1,
     )
-    from zhiku.eval.runner import (
-        EvalProgress as EvalProgress,
-        KBRetriever as KBRetriever,
-        evaluate as evaluate,
-        run_eval as run_eval,
-    )
     from zhiku.eval.report import (
         MethodResult as MethodResult,
         QueryResult as QueryResult,
         Report as Report,
         format_table as format_table,
+        read_results_json as read_results_json,
         worst_queries as worst_queries,
         write_chart_png as write_chart_png,
         write_report_md as write_report_md,
         write_results_json as write_results_json,
+    )
+    from zhiku.eval.runner import (
+        EvalProgress as EvalProgress,
+        KBRetriever as KBRetriever,
+        evaluate as evaluate,
+        run_eval as run_eval,
     )
 
 

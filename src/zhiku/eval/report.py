@@ -131,6 +131,19 @@ def write_results_json(report: Report, path: Path) -> None:
     atomic_write_json(Path(path), {"schema": RESULTS_SCHEMA, **asdict(report)})
 
 
+def read_results_json(path: Path) -> Report:
+    """A report written by :func:`write_results_json`, to compare with or re-render without re-running."""
+    import json
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    data.pop("schema", None)
+    methods = [
+        MethodResult(**{**m, "per_query": [QueryResult(**q) for q in m.get("per_query", [])]})
+        for m in data.pop("methods")
+    ]
+    return Report(methods=methods, **data)
+
+
 def _snippet(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
