@@ -46,10 +46,10 @@ EN_HTML = """<!doctype html><html><head><title>Bicycle care</title><style>p{colo
 """
 
 
-def make_pdf(lines: list[str], title: str = "") -> bytes:
+def make_pdf(lines: list[str], title: str | None = None) -> bytes:
     """A minimal valid one-page PDF with a Helvetica text layer, offsets computed by hand."""
     ops = " ".join(f"({line}) Tj 0 -16 Td" for line in lines)
-    content = f"BT /F1 12 Tf 72 720 Td {ops} ET"
+    content = f"BT /F1 12 Tf 72 720 Td {ops} ET" if lines else ""
     objects = [
         "<< /Type /Catalog /Pages 2 0 R >>",
         "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -57,7 +57,7 @@ def make_pdf(lines: list[str], title: str = "") -> bytes:
         "/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
         "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
         f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
-        f"<< /Title ({title}) >>",
+        f"<< /Title ({title or ''}) >>",
     ]
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -67,7 +67,8 @@ def make_pdf(lines: list[str], title: str = "") -> bytes:
     xref = len(out)
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     out += "".join(f"{offset:010d} 00000 n \n" for offset in offsets).encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    info = f" /Info {len(objects)} 0 R" if title else ""
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
     return bytes(out)
 
 
