@@ -122,13 +122,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=RESULTS / "quality")
     p.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    p.add_argument("--render-only", action="store_true", help="redraw from the stored results.json files")
     args = p.parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     command = shlex.join([".venv/bin/python", "benchmarks/quality.py", *given])
 
     reports: dict[str, Report] = {}
     seconds: dict[str, float] = {}
-    for key in args.datasets.split(","):
+    for key in [] if args.render_only else args.datasets.split(","):
         rel, _ = DATASETS[key]
         dataset = load_dataset(args.data / rel)
         limit = args.squad_limit if key == "squad" and args.squad_limit else args.limit
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                           command=cmd)
         seconds[key] = time.perf_counter() - t0
         report.settings["run seconds"] = round(seconds[key], 1)
+        report.settings["benchmark command"] = command
+        # Needs every query: computed before results.json keeps only the worst ones.
+        report.settings["hybrid note"] = hybrid_note(report)
         out = args.out / key
         out.mkdir(parents=True, exist_ok=True)
         write_results_json(trimmed(report), out / "results.json")
@@ -164,15 +168,16 @@ def main(argv: list[str] | None = None) -> int:
                                      "qps": m.queries_per_second} for m in r.methods}}
         for key, r in reports.items()}, indent=1, ensure_ascii=False), encoding="utf-8")
     if not args.no_markdown:
-        replace_section("quality", render(reports, seconds, command))
+        replace_section("quality", render(reports, seconds))
     return 0
 
 
-def render(reports: dict[str, Report], seconds: dict[str, float], command: str) -> str:
+def render(reports: dict[str, Report], seconds: dict[str, float]) -> str:
     headers = ["method", *[c.replace("mrr", "MRR").replace("ndcg", "nDCG") for c in COLUMNS],
                "answer F1", "answer contains", "citation ok", "p50 ms", "p95 ms", "build s", "index MB"]
     out = ["## Retrieval quality (`benchmarks/quality.py`)", "",
-           f"Measured on {machine()}, commit `{commit()}`. Command:", "", "```", command, "```", "",
+           f"Measured on {machine()}, commit `{commit()}`. Commands:", "", "```",
+           *dict.fromkeys(str(r.settings.get("benchmark command", "")) for r in reports.values()), "```", "",
            "![MRR@10 and nDCG@10 per dataset and method](benchmarks/results/quality/summary.png)", ""]
     for key, report in reports.items():
         s = report.settings
@@ -182,11 +187,13 @@ def render(reports: dict[str, Report], seconds: dict[str, float], command: str) 
                 f"{s['documents']} passages in {s['chunks']} chunks (chunk size {s['chunking']['size']}); "
                 f"{seconds[key]:.0f} s for the whole run. Same as `{report.command}`.", ""]
         out += [md_table(headers, summary_rows(report)), ""]
-        notes = [n for m in report.methods for n in m.notes if not n.startswith("answers:")]
-        note = hybrid_note(report)
+        notes = [n for m in report.methods for n in m.notes if not n.startswith("answers")]
+        note = str(s.get("hybrid note", ""))
         out += [f"- {n}" for n in dict.fromkeys(notes)] + ([f"- {note}"] if note else [])
-        link = f"benchmarks/results/quality/{key}/report.md"
-        out += ["", f"Per-query results, worst queries and the chart: [{link}]({link})", ""]
+        folder = f"benchmarks/results/quality/{key}"
+        out += ["", f"Chart: [{folder}/chart.png]({folder}/chart.png). A run also writes `report.md` (the "
+                f"worst queries with what was retrieved instead) and `results.json` (per query) there; they "
+                f"quote the licensed dataset, so they stay local.", ""]
     return "\n".join(out)
 
 

@@ -11,5 +11,10 @@ def content_hash(data: bytes | str, length: int = 16) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()[:length]
 
 
-def chunk_id(doc_hash: str, start: int, text: str) -> str:
-    return content_hash(f"{doc_hash}\x1f{start}\x1f{text}")
+def chunk_id(doc_id: str, start: int, text: str) -> str:
+    """Hash of the document's id (its path and content), the offset and the text.
+
+    The document id, not only its content, goes in: two files with the same text at different paths
+    are two documents, and their chunks must not collide.
+    """
+    return content_hash(f"{doc_id}\x1f{start}\x1f{text}")

@@ -238,9 +238,9 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
     queries = report.settings.get("queries", 0)
     print(f"{report.dataset}: {queries} queries, k = {report.k}")
     print(format_table(report))
-    for m in report.methods:
-        for note in m.notes:
-            print(f"note: {m.method}: {note}")
+    # Notes describe themselves ("dense: …", "answers of hybrid: …"); a fusion repeats its parts'.
+    for note in dict.fromkeys(n for m in report.methods for n in m.notes):
+        print(f"note: {note}")
     if report.settings.get("methods left out"):
         print(f"note: {report.settings['methods left out']}")
     print(f"wrote {', '.join(p.name for p in written)} to {out}")

@@ -39,10 +39,10 @@ class AnswerScores:
     means: dict[str, float] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)
 
-    def note(self, generator: str, k: int, reused: bool = False) -> str:
+    def note(self, method: str, generator: str, k: int, reused: bool = False) -> str:
         lat = self.latencies_ms or [0.0]
         what = "answer (retrieval reused)" if reused else "ask"
-        return (f"answers: generator {generator}, {k} chunks of context, {what} p50 "
+        return (f"answers of {method}: generator {generator}, {k} chunks of context, {what} p50 "
                 f"{percentile(lat, 50):.1f} ms / p95 {percentile(lat, 95):.1f} ms per question")
 
 

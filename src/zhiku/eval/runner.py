@@ -364,7 +364,7 @@ def run_eval(
                     extra = scored.per_query.get(q.query_id, {})
                     q.scores.update({key: round(v, 4) for key, v in extra.items()})
                     q.answer = _short(scored.texts.get(q.query_id, ""))
-                result.notes.append(scored.note(kb.config.generator.kind, answer_k, reused=reuse))
+                result.notes.append(scored.note(name, kb.config.generator.kind, answer_k, reused=reuse))
             results.append(result)
         settings: dict[str, Any] = {
             "format": dataset.format, "queries": len(queries), "limit": limit, "seed": seed, "k": k,

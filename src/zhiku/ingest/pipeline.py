@@ -133,7 +133,7 @@ def parse_text(
     records = []
     for i, span in enumerate(chunk_text(text, config.chunking)):
         body = text[span.start : span.end]
-        ch = Chunk(chunk_id(digest, span.start, body), doc.id, i, body, span.start, span.end, span.heading)
+        ch = Chunk(chunk_id(doc.id, span.start, body), doc.id, i, body, span.start, span.end, span.heading)
         # Title and heading path are indexed with the text: "农业保险条例 > 第三章" tells BM25 what
         # an article is about even when the article itself never names its subject.
         tokens = tokenize(f"{title} {span.heading}\n{body}")
