@@ -52,17 +52,19 @@ class FileBar:
             self.bar.close()
 
 
-class BuildBar:
-    """tqdm bar per method being built (chunks embedded / indexed)."""
+class PhaseBar:
+    """One tqdm bar per phase: each method being built, each evaluation step."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "chunk", prefix: str = "build ", leave: bool = True) -> None:
+        self.unit, self.prefix, self.leave = unit, prefix, leave
         self.bar: Any = None
 
-    def start(self, method: str, total: int) -> None:
+    def start(self, label: str, total: int) -> None:
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=total, unit="chunk", desc=f"build {method}", file=sys.stderr, dynamic_ncols=True
+            total=total, unit=self.unit, desc=self.prefix + label, file=sys.stderr, dynamic_ncols=True,
+            leave=self.leave,
         )
 
     def advance(self, n: int) -> None:
@@ -73,6 +75,9 @@ class BuildBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+BuildBar = PhaseBar
 
 
 def hit_json(rank: int, h: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zhiku.cli.common import BuildBar, print_json, show_progress
+from zhiku.cli.common import BuildBar, PhaseBar, print_json, show_progress
 
 if TYPE_CHECKING:
     from zhiku.config import KBConfig
@@ -68,28 +68,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="build the temporary KB in DIR and keep it (default: a temp folder, removed)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(run=run_eval_cmd)
-
-
-class StepBar:
-    """One tqdm bar per phase (ingest, each method's queries, answers)."""
-
-    def __init__(self) -> None:
-        self.bar: Any = None
-
-    def start(self, label: str, total: int) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total, desc=label, unit="item", file=sys.stderr, dynamic_ncols=True,
-                        leave=False)
-
-    def advance(self, n: int) -> None:
-        if self.bar is not None:
-            self.bar.update(n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def parse_value(text: str) -> Any:
@@ -219,7 +197,7 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
         report = run_eval(
             dataset, methods, k=args.k, kb=kb, config=config, workdir=args.workdir, limit=args.limit,
             seed=args.seed, answers=args.answers, answer_k=args.answer_k,
-            progress=StepBar() if bars else None, build_progress=BuildBar() if bars else None,
+            progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None, build_progress=BuildBar() if bars else None,
             command=_command(args),
         )
     finally:
