@@ -57,3 +57,17 @@ def wait_job(client: Any, kb: str, job: dict[str, Any], timeout: float = 60) -> 
         time.sleep(0.05)
         job = client.get(f"/kbs/{kb}/jobs/{job['id']}").json()
     return job
+
+
+def home_with_docs_kb(home: Path) -> Path:
+    """A home with a KB "docs" (fast dense) holding an English guide and a Chinese regulation."""
+    from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config
+    from zhiku.service import KnowledgeBase
+
+    docs = home.parent / "docs"
+    docs.mkdir()
+    (docs / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
+    (docs / "农业保险办法.md").write_text(ZH_REGULATION, encoding="utf-8")
+    with KnowledgeBase.open("docs", home=home, config=fast_config()) as kb:
+        kb.ingest([docs])
+    return home

@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the web API needs fastapi, uvicorn and python-multipart")
 openai = pytest.importorskip("openai", reason="these tests drive the API with the official openai client")
 
-from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config  # noqa: E402
-from tests.helpers.live_server import LiveServer, live_server  # noqa: E402
+from tests.helpers.corpus import fast_config  # noqa: E402
+from tests.helpers.live_server import LiveServer, home_with_docs_kb, live_server  # noqa: E402
 
 from zhiku.config import KBConfig, MethodConfig  # noqa: E402
 from zhiku.embed.hashing import HashingEmbedder  # noqa: E402
@@ -22,13 +22,7 @@ from zhiku.service import KnowledgeBase  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("openai") / "home"
-    docs = home.parent / "docs"
-    docs.mkdir()
-    (docs / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
-    (docs / "农业保险办法.md").write_text(ZH_REGULATION, encoding="utf-8")
-    with KnowledgeBase.open("docs", home=home, config=fast_config()) as kb:
-        kb.ingest([docs])
+    home = home_with_docs_kb(tmp_path_factory.mktemp("openai") / "home")
     lexical = KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
     KnowledgeBase.open("lexical", home=home, config=lexical).close()
     with live_server(home, api_key="test-key") as s:

@@ -21,9 +21,7 @@ pytest.importorskip("fastapi", reason="the web page is served by the API, which 
 sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need the playwright package")
 
 from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config  # noqa: E402
-from tests.helpers.live_server import LiveServer, live_server  # noqa: E402
-
-from zhiku.service import KnowledgeBase  # noqa: E402
+from tests.helpers.live_server import LiveServer, home_with_docs_kb, live_server  # noqa: E402
 
 CHROMIUM = os.environ.get("ZHIKU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -43,13 +41,7 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("web") / "home"
-    docs = home.parent / "docs"
-    docs.mkdir()
-    (docs / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
-    (docs / "农业保险办法.md").write_text(ZH_REGULATION, encoding="utf-8")
-    with KnowledgeBase.open("docs", home=home, config=fast_config()) as kb:
-        kb.ingest([docs])
+    home = home_with_docs_kb(tmp_path_factory.mktemp("web") / "home")
     with live_server(home) as s:
         yield s
 

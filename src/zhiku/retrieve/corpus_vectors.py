@@ -139,6 +139,12 @@ class TrainedVectorMethod(VectorMethod):
         o = self.options.model_dump(mode="json")
         return {"kind": self.kind, **{k: o[k] for k in _TRAINING if k in o}}
 
+    def training_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for the trainer: the settings that define the model, plus workers."""
+        settings = self.training_settings()
+        del settings["kind"]
+        return {**settings, "workers": self.options.workers}
+
     def request_retrain(self) -> None:
         """The next build trains a new model even if the saved one is still current."""
         self._retrain = True
@@ -273,20 +279,7 @@ class Word2VecMethod(TrainedVectorMethod):
     def train(self, corpus: Corpus, progress: Callable[[int], None] | None) -> Any:
         from zhiku.embed.word2vec import train_word2vec
 
-        o = self.options
-        return train_word2vec(
-            corpus.tokens,
-            sg=self.skip_gram,
-            dim=o.dim,
-            window=o.window,
-            min_count=o.min_count,
-            epochs=o.epochs,
-            negative=o.negative,
-            sample=o.sample,
-            workers=o.workers,
-            seed=o.seed,
-            progress=progress,
-        )
+        return train_word2vec(corpus.tokens, sg=self.skip_gram, progress=progress, **self.training_kwargs())
 
     def save_model(self, model: Any, directory: Path) -> None:
         model.save(directory)
@@ -333,21 +326,8 @@ class Doc2VecMethod(TrainedVectorMethod):
     def train(self, corpus: Corpus, progress: Callable[[int], None] | None) -> Any:
         from zhiku.embed.doc2vec import train_doc2vec
 
-        o = self.options
         return train_doc2vec(
-            corpus.tokens,
-            corpus.ids,
-            dm=self.distributed_memory,
-            dim=o.dim,
-            window=o.window,
-            min_count=o.min_count,
-            epochs=o.epochs,
-            negative=o.negative,
-            sample=o.sample,
-            workers=o.workers,
-            seed=o.seed,
-            dbow_words=o.dbow_words,
-            progress=progress,
+            corpus.tokens, corpus.ids, dm=self.distributed_memory, progress=progress, **self.training_kwargs()
         )
 
     def save_model(self, model: Any, directory: Path) -> None:
