@@ -50,6 +50,20 @@ class GeneratorConfig(_Frozen):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class RerankConfig(_Frozen):
+    """``[rerank]``: a stage after retrieval (and fusion) that re-scores the best candidates.
+
+    ``kind`` is a registered reranker (cross-encoder, remote, llm; see zhiku/retrieve/rerank/);
+    None turns reranking off. The first ``top_n`` hits of the method are reranked, hits below
+    ``threshold`` (on the reranker's own scale) are dropped.
+    """
+
+    kind: str | None = Field(None, description="cross-encoder, remote or llm; None = no reranking")
+    top_n: int = Field(30, ge=1, le=1000, description="first-stage hits that are reranked")
+    threshold: float | None = Field(None, description="drop reranked hits scoring below this")
+    options: dict[str, Any] = Field(default_factory=dict, description="the kind's options")
+
+
 def default_methods() -> dict[str, MethodConfig]:
     return {
         "bm25": MethodConfig(kind="bm25"),
@@ -69,6 +83,7 @@ class KBConfig(_Frozen):
         None, description="used when --method is not given; None = hybrid when built, else bm25"
     )
     generator: GeneratorConfig = GeneratorConfig()
+    rerank: RerankConfig = RerankConfig()
 
     @classmethod
     def load(cls, path: Path) -> KBConfig:

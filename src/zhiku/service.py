@@ -389,15 +389,24 @@ class KnowledgeBase:
         return built[0] if built else "bm25"
 
     # -- reading ------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, method: str | None = None) -> list[Hit]:
+    def search(
+        self, query: str, k: int = 10, method: str | None = None, rerank: str | None = None
+    ) -> list[Hit]:
+        """The top ``k`` hits; reranked by ``[rerank]``, or by ``rerank`` ("KIND[:VALUE]", "off")."""
         query = _check_query(query, k)
         m = self.ready_method(method or self.default_method())
+        if rerank is not None or self.config.rerank.kind is not None:
+            return self._search_reranked(query, k, m, rerank)
         return self.attach(m.search(query, k))
 
-    def search_many(self, queries: Sequence[str], k: int = 10, method: str | None = None) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, method: str | None = None, rerank: str | None = None
+    ) -> list[list[Hit]]:
         for q in queries:
             _check_query(q, k)
         m = self.ready_method(method or self.default_method())
+        if rerank is not None or self.config.rerank.kind is not None:
+            return self._search_many_reranked(queries, k, m, rerank)
         return [self.attach(h) for h in m.search_many(list(queries), k)]
 
     def attach(self, hits: list[Hit]) -> list[Hit]:
@@ -414,11 +423,12 @@ class KnowledgeBase:
         method: str | None = None,
         generator: Any = None,
         on_token: Callable[[str], None] | None = None,
+        rerank: str | None = None,
     ) -> Answer:
         from zhiku.generate.answer import answer_question, make_generator
 
         t0 = time.perf_counter()
-        hits = self.search(question, k=k, method=method)
+        hits = self.search(question, k=k, method=method, rerank=rerank)
         t1 = time.perf_counter()
         gen = generator or make_generator(self.config.generator)
         answer = answer_question(question, hits, gen, on_token=on_token)
@@ -429,6 +439,52 @@ class KnowledgeBase:
 
     def documents(self) -> list[DocumentInfo]:
         return self.catalog.documents()
+
+    # -- rerank (issue 10): kept together at the end of the class --------------------------------
+    def reranker(self, rerank: str | None = None) -> tuple[Any, Any]:
+        """``(reranker or None, its RerankConfig)``: the KB's ``[rerank]`` with ``rerank`` applied.
+
+        Rerankers are kept per setting, so a model loads once and an LLM reranker's cache lives as
+        long as the KB is open. The llm kind scores with the KB's generator, made on first use.
+        """
+        from zhiku.generate.answer import make_generator
+        from zhiku.retrieve.rerank import make_reranker, rerank_config
+
+        cfg = rerank_config(rerank, self.config.rerank)
+        if cfg.kind is None:
+            return None, cfg
+        key = json.dumps([cfg.model_dump(mode="json"), self.config.generator.model_dump(mode="json")],
+                         sort_keys=True, default=str)
+        cache: dict[str, Any] = self.__dict__.setdefault("_rerankers", {})
+        if key not in cache:
+            generator = self.config.generator
+            cache[key] = make_reranker(cfg, lambda: make_generator(generator))
+        return cache[key], cfg
+
+    def rerank_hits(self, query: str, hits: list[Hit], k: int, rerank: str | None = None) -> list[Hit]:
+        """Attached ``hits`` reordered by the reranker (see ``retrieve/rerank/base.py``), top ``k``."""
+        reranker, cfg = self.reranker(rerank)
+        if reranker is None:
+            return hits[:k]
+        texts = [h.chunk.text if h.chunk is not None else "" for h in hits]
+        return reranker.rerank(query, hits, texts, top_n=cfg.top_n, threshold=cfg.threshold)[:k]  # type: ignore[no-any-return]
+
+    def _search_reranked(self, query: str, k: int, m: Method, rerank: str | None) -> list[Hit]:
+        reranker, cfg = self.reranker(rerank)
+        if reranker is None:
+            return self.attach(m.search(query, k))
+        # Fetch enough candidates to rerank top_n of them; attach first so the reranker reads the
+        # chunk texts (and never scores a chunk deleted since the index was built).
+        return self.rerank_hits(query, self.attach(m.search(query, max(k, cfg.top_n))), k, rerank)
+
+    def _search_many_reranked(
+        self, queries: Sequence[str], k: int, m: Method, rerank: str | None
+    ) -> list[list[Hit]]:
+        reranker, cfg = self.reranker(rerank)
+        if reranker is None:
+            return [self.attach(h) for h in m.search_many(list(queries), k)]
+        lists = m.search_many(list(queries), max(k, cfg.top_n))  # the first stage still batches
+        return [self.rerank_hits(q.strip(), self.attach(h), k, rerank) for q, h in zip(queries, lists, strict=True)]
 
 
 def _check_query(query: str, k: int) -> str:
