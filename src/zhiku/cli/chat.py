@@ -199,6 +199,8 @@ def run_answer(args: argparse.Namespace) -> int:
 
     with open_kb(args) as kb:
         generator = make_generator(kb.config.generator, args.llm, args.base_url)
+        if getattr(args, "rerank", None):
+            _apply_rerank(kb, args)
         turn = answer_turn(
             kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout
         )
@@ -209,6 +211,18 @@ def run_answer(args: argparse.Namespace) -> int:
     if turn.error is not None:
         raise turn.error  # one error line and the error's exit code, from cli/app.py
     return 0
+
+
+def _apply_rerank(kb: KnowledgeBase, args: argparse.Namespace) -> None:
+    """``--rerank`` for this answer only (zhiku.toml is not changed); an llm reranker judges with
+    the same LLM that answers (``--llm``/``--base-url``)."""
+    from zhiku.generate.llm import generator_config
+    from zhiku.retrieve.rerank import rerank_config
+
+    kb.config = kb.config.model_copy(update={
+        "rerank": rerank_config(args.rerank, kb.config.rerank),
+        "generator": generator_config(args.llm, args.base_url, kb.config.generator),
+    })
 
 
 # -- the conversation -------------------------------------------------------------------------------

@@ -36,8 +36,8 @@ def rerank_config(spec: str | None, current: RerankConfig) -> RerankConfig:
     """The KB's ``[rerank]`` with ``--rerank KIND[:VALUE]`` applied.
 
     VALUE sets the kind's ``spec_field`` (a cross-encoder's model folder, a server's base URL, the
-    LLM mode). Options of the KB's reranker are kept when the spec names the same kind, dropped for
-    another kind; ``top_n`` and ``threshold`` are kept.
+    LLM mode). Options of the KB's reranker are kept when the spec names the same kind (or the KB
+    names none), dropped for another kind; ``top_n`` and ``threshold`` are kept.
     """
     if spec is None:
         return current
@@ -52,7 +52,14 @@ def rerank_config(spec: str | None, current: RerankConfig) -> RerankConfig:
         )
     load_builtin_rerankers()
     cls = rerankers.get(kind)  # an unknown kind fails here, listing the registered ones
-    options = dict(current.options) if current.kind == kind else {}
+    if current.kind == kind:
+        options = dict(current.options)
+    elif current.kind is None:
+        # Options set without a kind (`zhiku eval --set rerank.options.api=tei --rerank remote:URL`):
+        # keep the ones this kind has.
+        options = {k: v for k, v in current.options.items() if k in cls.Options.model_fields}
+    else:
+        options = {}
     if value:
         if cls.spec_field is None:
             raise UsageError(f"--rerank {kind} takes no value", f"Use --rerank {kind}")
