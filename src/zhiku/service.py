@@ -484,7 +484,10 @@ class KnowledgeBase:
         if reranker is None:
             return [self.attach(h) for h in m.search_many(list(queries), k)]
         lists = m.search_many(list(queries), max(k, cfg.top_n))  # the first stage still batches
-        return [self.rerank_hits(q.strip(), self.attach(h), k, rerank) for q, h in zip(queries, lists, strict=True)]
+        return [
+            self.rerank_hits(q.strip(), self.attach(h), k, rerank)
+            for q, h in zip(queries, lists, strict=True)
+        ]
 
 
 def _check_query(query: str, k: int) -> str:

@@ -165,5 +165,3 @@ def test_mismatched_texts_are_refused(reranker: Reranker) -> None:
 def test_describe_names_the_kind(reranker: Reranker) -> None:
     assert reranker.describe().startswith(reranker.name)
     assert reranker.batch_size >= 1
-
-

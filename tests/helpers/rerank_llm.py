@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 from tests.integration.fake_rerank_server import overlap
-
 from zhiku.retrieve.rerank.prompts import DEFAULTS
 
 _POINT_Q = re.compile(r"^(?:Question|问题)[:：]\s*(.*)$", re.M)

@@ -148,9 +148,15 @@ def _handler(server: FakeRerankServer) -> type[BaseHTTPRequestHandler]:
             if len(texts) > 32:
                 self._json(
                     413,
-                    {"error": f"batch size {len(texts)} > maximum allowed batch size 32", "error_type": "Validation"},
+                    {
+                        "error": f"batch size {len(texts)} > maximum allowed batch size 32",
+                        "error_type": "Validation",
+                    },
                 )
                 return
-            self._json(200, [{"index": i, "score": s} for i, s in self._scores(str(body.get("query", "")), texts, step)])
+            self._json(
+                200,
+                [{"index": i, "score": s} for i, s in self._scores(str(body.get("query", "")), texts, step)],
+            )
 
     return Handler

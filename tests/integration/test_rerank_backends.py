@@ -158,7 +158,9 @@ def test_the_api_key_is_sent_and_never_shown(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_missing_key_variable_and_bad_url() -> None:
     with pytest.raises(ConfigError, match="NO_SUCH_RERANK_KEY"):
-        make_reranker(RerankConfig(kind="remote", options={"base_url": "http://x", "api_key_env": "NO_SUCH_RERANK_KEY"}))
+        make_reranker(
+            RerankConfig(kind="remote", options={"base_url": "http://x", "api_key_env": "NO_SUCH_RERANK_KEY"})
+        )
     with pytest.raises(ConfigError, match="not an http"):
         make_reranker(RerankConfig(kind="remote", options={"base_url": "localhost:8000"}))
     with pytest.raises(ConfigError, match="option api"):
@@ -195,8 +197,17 @@ def test_missing_cross_encoder_folder_is_one_line(tmp_path: Path) -> None:
 # -- llm: parsing, fallbacks, cache ------------------------------------------------------------------------
 def test_parse_score() -> None:
     cases = {
-        "7": 7.0, "Score: 8/10": 8.0, "相关度：9分": 9.0, "I'd rate it 6 out of 10.": 6.0, "0": 0.0,
-        "八": 8.0, "Relevance: 7.5": 7.5, "2024年": None, "no idea": None, "": None, "11": None,
+        "7": 7.0,
+        "Score: 8/10": 8.0,
+        "相关度：9分": 9.0,
+        "I'd rate it 6 out of 10.": 6.0,
+        "0": 0.0,
+        "八": 8.0,
+        "Relevance: 7.5": 7.5,
+        "2024年": None,
+        "no idea": None,
+        "": None,
+        "11": None,
     }
     for reply, want in cases.items():
         assert parse_score(reply) == want, reply
@@ -216,7 +227,9 @@ def llm() -> Iterator[FakeLLMServer]:
 
 
 def llm_reranker(server: FakeLLMServer, **options: object) -> Reranker:
-    gen = GeneratorConfig(kind="ollama", options={"model": "qwen2.5:7b", "base_url": server.url, "timeout": 2})
+    gen = GeneratorConfig(
+        kind="ollama", options={"model": "qwen2.5:7b", "base_url": server.url, "timeout": 2}
+    )
     made = make_reranker(RerankConfig(kind="llm", options=options), lambda: make_generator(gen))
     assert made is not None
     return made
@@ -234,7 +247,9 @@ def test_pointwise_caches_per_query_and_passage(llm: FakeLLMServer) -> None:
 
 def test_pointwise_malformed_reply_scores_zero_and_is_asked_again(llm: FakeLLMServer) -> None:
     r = llm_reranker(llm, mode="pointwise")
-    llm.script("chat", Step(text="<think>hmm</think>I am not sure."), Step(text="<think>x</think>Score: 9/10"))
+    llm.script(
+        "chat", Step(text="<think>hmm</think>I am not sure."), Step(text="<think>x</think>Score: 9/10")
+    )
     assert r.score(Q, DOCS[:2]) == [0.0, 9.0]
     assert r.score(Q, DOCS[:1]) == [1.0]  # asked again (not cached): the judge's 1/10 this time
     assert len(llm.chat_requests()) == 3

@@ -35,7 +35,9 @@ def set_rerank(root: Path, rerank: RerankConfig) -> None:
 
 def test_config_round_trips_and_defaults_off(tmp_path: Path) -> None:
     assert KBConfig().rerank.kind is None
-    cfg = KBConfig().updated(rerank={"kind": "remote", "top_n": 12, "threshold": 0.2, "options": {"api": "tei"}})
+    cfg = KBConfig().updated(
+        rerank={"kind": "remote", "top_n": 12, "threshold": 0.2, "options": {"api": "tei"}}
+    )
     cfg.save(tmp_path / "zhiku.toml")
     text = (tmp_path / "zhiku.toml").read_text(encoding="utf-8")
     assert "[rerank]" in text and KBConfig.load(tmp_path / "zhiku.toml").rerank == cfg.rerank
@@ -64,8 +66,9 @@ def test_kb_search_reranks_by_config_and_by_argument(rr: FakeRerankServer, tmp_p
 def test_cli_search_with_a_tiny_cross_encoder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     model = build_tiny_cross_encoder(tmp_path / "tiny-ce", [ZH_REGULATION, EN_GUIDE, Q])
     root = make_kb(tmp_path / "kb")
-    code, out, err = run(capsys, "search", Q, "--kb", str(root), "-k", "3", "--json",
-                         "--rerank", f"cross-encoder:{model}")
+    code, out, err = run(
+        capsys, "search", Q, "--kb", str(root), "-k", "3", "--json", "--rerank", f"cross-encoder:{model}"
+    )
     assert code == 0, err
     hits = json.loads(out)
     assert len(hits) == 3 and [h["score"] for h in hits] == sorted((h["score"] for h in hits), reverse=True)
@@ -77,8 +80,22 @@ def test_cli_ask_reranks_with_the_answering_llm(tmp_path: Path, capsys: pytest.C
     root = make_kb(tmp_path / "kb")
     with FakeLLMServer() as llm:
         llm.reply = judge_reply
-        code, out, err = run(capsys, "ask", Q, "--kb", str(root), "-k", "2", "--json", "--rerank", "llm",
-                             "--llm", "ollama:qwen2.5:7b", "--base-url", llm.url)
+        code, out, err = run(
+            capsys,
+            "ask",
+            Q,
+            "--kb",
+            str(root),
+            "-k",
+            "2",
+            "--json",
+            "--rerank",
+            "llm",
+            "--llm",
+            "ollama:qwen2.5:7b",
+            "--base-url",
+            llm.url,
+        )
         assert code == 0, err
         systems = [r.body["messages"][0]["content"] for r in llm.chat_requests()]
     judged = [s for s in systems if s in POINTWISE]
@@ -86,11 +103,24 @@ def test_cli_ask_reranks_with_the_answering_llm(tmp_path: Path, capsys: pytest.C
     assert KBConfig.load(root / "zhiku.toml").rerank.kind is None, "--rerank is not saved"
 
 
-def test_eval_reports_the_rerank_stage(rr: FakeRerankServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_reports_the_rerank_stage(
+    rr: FakeRerankServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     ds = write(tmp_path / "zh.json", squad(ZH_PARAGRAPHS))
     out_dir = tmp_path / "report"
-    code, out, err = run(capsys, "eval", str(ds), "--methods", "bm25", "--out", str(out_dir),
-                         "--rerank", f"remote:{rr.url}", "--set=rerank.options.api=\"tei\"", "--set=rerank.top_n=5")
+    code, out, err = run(
+        capsys,
+        "eval",
+        str(ds),
+        "--methods",
+        "bm25",
+        "--out",
+        str(out_dir),
+        "--rerank",
+        f"remote:{rr.url}",
+        '--set=rerank.options.api="tei"',
+        "--set=rerank.top_n=5",
+    )
     assert code == 0, err
     assert "bm25>remote" in out and "rerank ms" in out and "the rerank stage took" in out
     data = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))

@@ -10,7 +10,6 @@ from typing import Any
 from zhiku.cli import chat
 from zhiku.cli.common import hit_json, open_kb, print_json
 
-
 RERANK_HELP = (
     "rerank the best candidates: cross-encoder:/path/to/model, remote:http://HOST:PORT, llm[:listwise], "
     "or off (default: the KB's [rerank] table)"
@@ -57,7 +56,8 @@ def run_search(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             raise UsageError(f"{args.batch} is not UTF-8 text", "Save it as UTF-8, one query per line") from None
         with open_kb(args) as kb:
-            for q, hits in zip(queries, kb.search_many(queries, k=args.k, method=args.method, rerank=args.rerank), strict=True):
+            found = kb.search_many(queries, k=args.k, method=args.method, rerank=args.rerank)
+            for q, hits in zip(queries, found, strict=True):
                 rows = [hit_json(i, h) for i, h in enumerate(hits, start=1)]
                 print(json.dumps({"query": q, "hits": rows}, ensure_ascii=False))
         return 0

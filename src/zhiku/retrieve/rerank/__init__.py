@@ -16,7 +16,14 @@ from zhiku.errors import ConfigError, UsageError
 from zhiku.generate.base import Generator
 from zhiku.retrieve.rerank.base import Reranker, RerankOptions, rerankers
 
-__all__ = ["Reranker", "RerankOptions", "load_builtin_rerankers", "make_reranker", "rerank_config", "rerankers"]
+__all__ = [
+    "Reranker",
+    "RerankOptions",
+    "load_builtin_rerankers",
+    "make_reranker",
+    "rerank_config",
+    "rerankers",
+]
 
 #: every built-in kind's module; each registers itself (torch/httpx2 load only when a kind scores)
 _BUILTIN = (

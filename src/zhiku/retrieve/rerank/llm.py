@@ -46,9 +46,24 @@ from zhiku.retrieve.rerank.base import Reranker, RerankOptions, rerankers
 log = logging.getLogger("zhiku.rerank")
 
 _CACHE_SIZE = 8192
-_CN_DIGITS = {"零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 #: a number written as a score: "7/10", "8 / 10", "8分", "score: 7", "相关度：8"
-_SCORED = re.compile(r"(\d+(?:\.\d+)?)\s*(?:/\s*10\b|分)|(?:score|rating|relevance|分数|评分|相关度|得分)\D{0,6}?(\d+(?:\.\d+)?)", re.I)
+_SCORED = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(?:/\s*10\b|分)|(?:score|rating|relevance|分数|评分|相关度|得分)\D{0,6}?(\d+(?:\.\d+)?)",
+    re.I,
+)
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)(?![\d.])")
 _CN_NUMBER = re.compile(r"十|[零一二两三四五六七八九]")
 _INDEX = re.compile(r"\d+")
@@ -64,7 +79,9 @@ class LLMRerankOptions(RerankOptions):
     window: int = Field(20, ge=2, description="listwise: passages per prompt")
     step: int = Field(10, ge=1, description="listwise: how far the window moves towards the front")
     language: Literal["auto", "zh", "en"] = "auto"
-    prompts: dict[str, dict[str, str]] = Field(default_factory=dict, description="template overrides per language")
+    prompts: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="template overrides per language"
+    )
 
 
 class LLMReranker(Reranker):
@@ -87,7 +104,11 @@ class LLMReranker(Reranker):
 
     @property
     def model_id(self) -> str:  # type: ignore[override]
-        return f"{self.options.mode}@{self._backend.describe()}" if self._backend is not None else self.options.mode
+        return (
+            f"{self.options.mode}@{self._backend.describe()}"
+            if self._backend is not None
+            else self.options.mode
+        )
 
     def backend(self) -> Any:
         """The chat backend of the KB's generator, made on first use (no LLM is needed to open a KB)."""
@@ -97,8 +118,10 @@ class LLMReranker(Reranker):
             generator = self._factory()
             if not isinstance(generator, LLMGenerator):
                 raise ConfigError(
-                    f"the llm reranker needs an LLM generator; this KB's generator is {generator.describe()!r}",
-                    "Set [generator] kind = 'ollama' (or openai, local) with a model, or pass --llm ollama:MODEL",
+                    "the llm reranker needs an LLM generator; this KB's generator is "
+                    f"{generator.describe()!r}",
+                    "Set [generator] kind = 'ollama' (or openai, local) with a model, or pass "
+                    "--llm ollama:MODEL",
                 )
             self._backend = generator.backend
         return self._backend
@@ -137,7 +160,9 @@ class LLMReranker(Reranker):
             todo = [i for i, key in enumerate(keys) if key not in self._points]
 
         def judge(i: int) -> float | None:
-            reply = self._ask(tpl.pointwise_system, fill(tpl.pointwise_user, query=query, passage=passages[i]))
+            reply = self._ask(
+                tpl.pointwise_system, fill(tpl.pointwise_user, query=query, passage=passages[i])
+            )
             value = parse_score(reply)
             if value is None:
                 log.warning("llm reranker: no score in the reply %r; the passage scores 0", reply[:80])
@@ -190,11 +215,17 @@ class LLMReranker(Reranker):
         blocks = "\n\n".join(
             fill(tpl.listwise_passage, n=i, text=" ".join(p.split())) for i, p in enumerate(passages, start=1)
         )
-        reply = self._ask(tpl.listwise_system, fill(tpl.listwise_user, query=query, n=len(passages), passages=blocks))
+        reply = self._ask(
+            tpl.listwise_system, fill(tpl.listwise_user, query=query, n=len(passages), passages=blocks)
+        )
         ranked = parse_ranking(reply, len(passages))
         if len(ranked) < len(passages):
-            log.warning("llm reranker: the reply ranked %d of %d passages (%r); the rest keep their order",
-                        len(ranked), len(passages), reply[:80])
+            log.warning(
+                "llm reranker: the reply ranked %d of %d passages (%r); the rest keep their order",
+                len(ranked),
+                len(passages),
+                reply[:80],
+            )
         return ranked + [i for i in range(len(passages)) if i not in ranked]
 
 

@@ -62,7 +62,9 @@ ZH = RerankPrompts(
 DEFAULTS: dict[Lang, RerankPrompts] = {"zh": ZH, "en": EN}
 
 
-def load_rerank_prompts(overrides: Mapping[str, Mapping[str, str]] | None = None) -> dict[Lang, RerankPrompts]:
+def load_rerank_prompts(
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[Lang, RerankPrompts]:
     out = dict(DEFAULTS)
     for lang, fields in (overrides or {}).items():
         if lang not in LANGS:
@@ -72,8 +74,9 @@ def load_rerank_prompts(overrides: Mapping[str, Mapping[str, str]] | None = None
         try:
             out[lang] = RerankPrompts.model_validate({**out[lang].model_dump(), **dict(fields)})  # type: ignore[index]
         except (ValidationError, TypeError) as e:
+            why = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
             raise ConfigError(
-                f"[rerank.options.prompts.{lang}] is invalid: {e.errors()[0]['msg'] if isinstance(e, ValidationError) else e}",
+                f"[rerank.options.prompts.{lang}] is invalid: {why}",
                 f"Fields are: {', '.join(RerankPrompts.model_fields)}",
             ) from e
     return out

@@ -111,7 +111,8 @@ class RemoteReranker(Reranker):
                     self._sleep(attempt, None)
                     continue
                 raise self._error(
-                    f"cannot connect ({e.__class__.__name__})", "Is the rerank server running, and is base_url right?"
+                    f"cannot connect ({e.__class__.__name__})",
+                    "Is the rerank server running, and is base_url right?",
                 ) from e
             except httpx.TimeoutException as e:
                 raise self._error(
@@ -135,7 +136,9 @@ class RemoteReranker(Reranker):
             sample = resp.text[:80]
             raise self._error(f"the answer is not JSON (starts with {sample!r})", _HINT_PROTOCOL) from e
         key = "score" if self.options.api == "tei" else "relevance_score"
-        rows = data if self.options.api == "tei" else (data.get("results") if isinstance(data, dict) else None)
+        rows = (
+            data if self.options.api == "tei" else (data.get("results") if isinstance(data, dict) else None)
+        )
         scores: dict[int, float] = {}
         count = 0
         try:
@@ -143,8 +146,14 @@ class RemoteReranker(Reranker):
                 scores[int(row["index"])] = float(row[key])
                 count += 1
         except (TypeError, KeyError, ValueError) as e:
-            shape = '[{"index", "score"}]' if self.options.api == "tei" else '{"results": [{"index", "relevance_score"}]}'
-            raise self._error(f"the answer is not in the {self.options.api} format {shape}", _HINT_PROTOCOL) from e
+            shape = (
+                '[{"index", "score"}]'
+                if self.options.api == "tei"
+                else '{"results": [{"index", "relevance_score"}]}'
+            )
+            raise self._error(
+                f"the answer is not in the {self.options.api} format {shape}", _HINT_PROTOCOL
+            ) from e
         if count != n or sorted(scores) != list(range(n)):
             got = f"{count} results" if count != n else f"results for indexes {sorted(scores)[:8]}"
             raise self._error(
@@ -156,7 +165,9 @@ class RemoteReranker(Reranker):
     # -- plumbing ---------------------------------------------------------------------------------------
     def _http(self, httpx: Any) -> Any:
         if self._client is None:
-            self._client = httpx.Client(timeout=httpx.Timeout(self.options.timeout, connect=min(10.0, self.options.timeout)))
+            self._client = httpx.Client(
+                timeout=httpx.Timeout(self.options.timeout, connect=min(10.0, self.options.timeout))
+            )
         return self._client
 
     def close(self) -> None:
@@ -184,8 +195,13 @@ class RemoteReranker(Reranker):
         detail = f"HTTP {resp.status_code}" + (f": {' '.join(message.split())}" if message.strip() else "")
         status = resp.status_code
         if status in (401, 403):
-            hint = f"Check the API key in ${self.options.api_key_env}" if self.options.api_key_env else (
-                "The server wants a key: set [rerank.options] api_key_env to the variable that holds it")
+            hint = (
+                f"Check the API key in ${self.options.api_key_env}"
+                if self.options.api_key_env
+                else (
+                    "The server wants a key: set [rerank.options] api_key_env to the variable that holds it"
+                )
+            )
             return self._error(f"the API key was refused ({detail})", hint)
         if status == 404:
             other = "tei" if self.options.api == "cohere" else "cohere"
