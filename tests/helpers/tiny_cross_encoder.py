@@ -21,9 +21,13 @@ def build_tiny_cross_encoder(folder: Path, texts: Iterable[str], seed: int = 0) 
 
     words = sorted({p for t in texts for p in _PIECES.findall(t.lower())})
     folder.mkdir(parents=True, exist_ok=True)
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(_SPECIALS + words) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True, tokenize_chinese_chars=True)
+    vocab = {w: i for i, w in enumerate(_SPECIALS + words)}
+    # transformers 5 takes the vocabulary itself (`vocab=`); an unknown `vocab_file=` is ignored and
+    # leaves a tokenizer that maps every text to [UNK], which the check below would catch.
+    tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=True, tokenize_chinese_chars=True)
+    sample = words[-1]
+    if tokenizer.tokenize(sample) != [sample]:
+        raise RuntimeError(f"the tiny tokenizer does not know {sample!r}: check the tokenizer API")
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(_SPECIALS) + len(words),
