@@ -67,7 +67,7 @@ def reranker(
     case = request.param
     generator = GeneratorConfig(kind="ollama", options={"model": "qwen2.5:7b", "base_url": llm.url})
     options: dict[str, object] = {
-        "cross-encoder": {"model": str(tiny_model), "batch_size": 2, "max_length": 64},
+        "cross-encoder": {"model": str(tiny_model), "batch_size": 2, "max_length": 4096},
         "remote-cohere": {"api": "cohere", "base_url": rr.url, "model": MODEL, "batch_size": 3},
         "remote-tei": {"api": "tei", "base_url": rr.url, "batch_size": 3},
         "llm-pointwise": {"mode": "pointwise", "workers": 2},
@@ -160,6 +160,12 @@ def test_mismatched_texts_are_refused(reranker: Reranker) -> None:
 
     with pytest.raises(UsageError):
         reranker.rerank(EN_Q, hits_for(EN), EN[:2])
+
+
+def test_long_passages_are_truncated_to_the_window(reranker: Reranker) -> None:
+    # The tiny cross-encoder's window is 256 tokens, yet it is configured with max_length 4096.
+    scores = reranker.score(ZH_Q, [ZH[1] * 40, ZH[0]])
+    assert len(scores) == 2 and all(math.isfinite(s) for s in scores)
 
 
 def test_describe_names_the_kind(reranker: Reranker) -> None:

@@ -13,6 +13,7 @@ sentence-transformers are imported on first use, not when the KB opens.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,10 @@ class CrossEncoderReranker(Reranker):
         self.path = _model_folder(options.model)
         self.model_id = options.model
         self.batch_size = options.batch_size
+        # A max_length beyond the model's position table crashes inside torch on the first long
+        # pair; cap it at the model's window instead.
+        window = _model_window(self.path)
+        self.max_length = min(options.max_length, window) if window else options.max_length
         self._model: Any = None
 
     def _load(self) -> Any:
@@ -53,7 +58,7 @@ class CrossEncoderReranker(Reranker):
             hf_logging.disable_progress_bar()
             hf_logging.set_verbosity_error()
             self._model = CrossEncoder(
-                str(self.path), device="cpu", local_files_only=True, max_length=self.options.max_length
+                str(self.path), device="cpu", local_files_only=True, max_length=self.max_length
             )
         return self._model
 
@@ -81,6 +86,18 @@ def _model_folder(model: str) -> Path:
         what = "has no config.json" if path.is_dir() else "not found"
         raise NotFoundError(f"cross-encoder model folder {what}: {model}", hint)
     return path
+
+
+def _model_window(path: Path) -> int | None:
+    """Tokens a pair may have: the position table's size (RoBERTa-family tables carry 2 more)."""
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    size = cfg.get("max_position_embeddings")
+    if not isinstance(size, int) or size <= 0:
+        return None
+    return size - 2 if str(cfg.get("model_type", "")).endswith("roberta") else size
 
 
 rerankers.add("cross-encoder", CrossEncoderReranker)
