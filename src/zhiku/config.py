@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zhiku.errors import ConfigError
 
-
 M = TypeVar("M", bound=BaseModel)
 
 

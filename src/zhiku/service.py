@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zhiku import __version__
 from zhiku.config import KBConfig, MethodConfig, default_home
 from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
 from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
@@ -27,6 +26,7 @@ from zhiku.store.layout import KBLayout, check_kb_name
 from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
+from zhiku.version import __version__
 
 if TYPE_CHECKING:
     from zhiku.embed.word2vec import WordVectors
@@ -272,7 +272,7 @@ class KnowledgeBase:
     def manifest(self, name: str) -> dict[str, Any] | None:
         path = self.layout.index_dir(name) / "manifest.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
 
@@ -580,8 +580,3 @@ def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayo
         return KBLayout(Path(text).expanduser().resolve())
     return KBLayout((home or default_home()) / check_kb_name(text))
 
-
-def list_kbs(home: Path | None = None) -> list[str]:
-    from zhiku.home import Home
-
-    return Home(home).names()

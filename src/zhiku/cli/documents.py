@@ -101,7 +101,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 print(f"nothing changed: {len(report.unchanged)} documents already up to date in {kb.name!r}")
             else:
                 print(f"{kb.name}: {report.summary()}")
-            for path, err in report.failed:
+            for _path, err in report.failed:
                 print(f"  failed: {err}")
             if report.skipped:
                 print(

@@ -281,7 +281,14 @@ def run_eval(
     from zhiku.config import KBConfig as _KBConfig
     from zhiku.errors import UsageError
     from zhiku.eval.answers import score_answers
-    from zhiku.eval.corpus_kb import auto_methods, build_for, check_built, index_cost, ingest_corpus, plan_methods
+    from zhiku.eval.corpus_kb import (
+        auto_methods,
+        build_for,
+        check_built,
+        index_cost,
+        ingest_corpus,
+        plan_methods,
+    )
     from zhiku.service import VERSION
 
     cutoffs = _cutoffs(ks, k)
@@ -303,7 +310,7 @@ def run_eval(
     if kb is None:
         if workdir is None:
             scratch = Path(tempfile.mkdtemp(prefix="zhiku-eval-"))
-        root = Path(workdir or scratch) / "kb"
+        root = (Path(workdir) if workdir is not None else Path(str(scratch))) / "kb"
         if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} is not empty", "Point --workdir at a new or empty folder")
         base = config or _KBConfig()

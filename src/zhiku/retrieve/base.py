@@ -119,7 +119,7 @@ class Method(ABC):
         """Trains a model on the KB's own corpus (``zhiku build --retrain`` applies)."""
         return False
 
-    def request_retrain(self) -> None:
+    def request_retrain(self) -> None:  # noqa: B027  (only trainable methods have a model to retrain)
         """The next build trains a new model even if the saved one is still current."""
 
 

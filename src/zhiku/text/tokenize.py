@@ -69,7 +69,7 @@ def _stemmer() -> Callable[[str], str]:
     import Stemmer
 
     stem = Stemmer.Stemmer("english")
-    return stem.stemWord  # type: ignore[no-any-return]
+    return stem.stemWord
 
 
 class Tokenizer:

@@ -95,7 +95,7 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
 
 def _document(kb: Any, doc_id: str) -> DocumentInfo:
     try:
-        return kb.document(doc_id)  # type: ignore[no-any-return]
+        return kb.document(doc_id)
     except NotFoundError as e:
         raise NotFoundError(e.message, f"See GET /kbs/{kb.name}/documents for the ids") from None
 
