@@ -9,11 +9,27 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zhiku.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any, where: str, fix: str) -> M:
+    """``model`` built from ``data``; the first validation problem becomes a one-line ConfigError.
+
+    ``where`` prefixes the field path, separator included ("settings.", "method 'dense': option "),
+    ``fix`` is the hint. This is the one place a pydantic ValidationError turns into a user error.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{where}{loc}: {first['msg']}".replace(" : ", ": "), fix) from e
 
 
 class _Frozen(BaseModel):
@@ -95,12 +111,7 @@ class KBConfig(_Frozen):
             raise ConfigError(
                 f"{path} is not valid TOML: {e}", "Fix the file or delete it to use the defaults"
             ) from e
-        try:
-            return cls.model_validate(data)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(f"{path}: {where}: {first['msg']}", "Fix that setting in zhiku.toml") from e
+        return validated(cls, data, f"{path}: ", "Fix that setting in zhiku.toml")
 
     def save(self, path: Path) -> None:
         import tomli_w

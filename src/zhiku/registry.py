@@ -1,23 +1,53 @@
 """A registry by name: built-ins are registered the same way a plugin would be.
 
-An unknown name raises an error that lists the registered names, built from the registry itself so
-the list never goes stale.
+Each registry belongs to one concept (``"method"``, ``"embedder"``, ``"index"``, …). The first time
+a name is looked up, the registry imports every module that ``zhiku.builtins`` lists for its
+concept, then every plugin of the ``zhiku.plugins`` entry-point group, so which backends exist never
+depends on what happened to be imported first. An unknown name raises an error that lists the
+registered names, built from the registry itself so the list never goes stale.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from zhiku.errors import UnknownNameError
 
 T = TypeVar("T")
 
+#: entry-point group of third-party backends: each entry point names a module (or a callable taking
+#: no argument) that registers its backends on import, exactly as a built-in module does
+PLUGIN_GROUP = "zhiku.plugins"
+
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every ``zhiku.plugins`` entry point once per process."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        obj = ep.load()
+        if callable(obj) and not isinstance(obj, type):
+            obj()
+
 
 class Registry(Generic[T]):
-    def __init__(self, what: str) -> None:
-        self.what = what
+    """Name -> backend for one concept.
+
+    ``concept`` keys ``zhiku.builtins.BUILTINS``; ``what`` is how error messages name an entry.
+    """
+
+    def __init__(self, concept: str, what: str | None = None) -> None:
+        self.concept = concept
+        self.what = what or concept
         self._items: dict[str, T] = {}
+        self._loaded = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -27,11 +57,26 @@ class Registry(Generic[T]):
         return deco
 
     def add(self, name: str, obj: T) -> None:
-        if name in self._items:
+        existing = self._items.get(name)
+        if existing is not None and existing is not obj:
             raise ValueError(f"{self.what} {name!r} is registered twice")
         self._items[name] = obj
 
+    def load(self) -> None:
+        """Import the built-in modules of this concept, then the plugins (once)."""
+        if self._loaded:
+            return
+        self._loaded = True  # set first: the modules imported below call add() on this registry
+        from importlib import import_module
+
+        from zhiku.builtins import BUILTINS
+
+        for module in BUILTINS.get(self.concept, ()):
+            import_module(module)
+        load_plugins()
+
     def get(self, name: str) -> T:
+        self.load()
         try:
             return self._items[name]
         except KeyError:
@@ -41,7 +86,13 @@ class Registry(Generic[T]):
             ) from None
 
     def names(self) -> list[str]:
+        self.load()
         return sorted(self._items)
 
+    def items(self) -> Iterator[tuple[str, T]]:
+        self.load()
+        return iter(sorted(self._items.items()))
+
     def __contains__(self, name: object) -> bool:
+        self.load()
         return name in self._items

@@ -2,7 +2,8 @@
 
 It owns the catalog, the KB's settings and its methods, and keeps derived indexes in step with the
 catalog: after every change it rebuilds what is stale, and a search never silently uses an index
-built from another corpus (the manifest's fingerprint must match the catalog's).
+built from another corpus (the manifest's fingerprint must match the catalog's). Nothing outside
+this class touches the catalog or a method's internals.
 """
 
 from __future__ import annotations
@@ -12,20 +13,30 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
 from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
-from zhiku.ingest.pipeline import IngestReport, Progress, ingest_paths, ingest_texts
-from zhiku.retrieve.base import Corpus, Method, MethodContext, load_builtin_methods, methods
+from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
+from zhiku.progress import Progress
+from zhiku.retrieve.base import Method, MethodContext, methods
 from zhiku.store.catalog import Catalog
 from zhiku.store.files import atomic_write_json, staged_dir
 from zhiku.store.layout import KBLayout, check_kb_name
 from zhiku.text.normalise import language_of
-from zhiku.text.tokenize import Tokenizer, load_user_dict, make_tokenizer
-from zhiku.types import Answer, DocumentInfo, Hit
+from zhiku.text.tokenize import Tokenizer, make_tokenizer
+from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
+from zhiku.version import __version__
 
-VERSION = "0.1.0"
+if TYPE_CHECKING:
+    from zhiku.embed.word2vec import WordVectors
+    from zhiku.generate.base import Generator
+
+VERSION = __version__
+#: a method name made of several joined by '+' is their reciprocal-rank fusion (``bm25+dense``)
+FUSION_SEP = "+"
+#: how many hits a filtered search fetches before filtering (it keeps the best k that pass)
+FILTER_DEPTH = 200
 
 
 @dataclass
@@ -49,12 +60,8 @@ class BuildReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (method, why)
 
 
-class BuildProgress:
-    """What building reports: one bar per method (the CLI draws it; the library prints nothing)."""
-
-    def start(self, method: str, total: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def close(self) -> None: ...
+#: what building reports: one phase per method (the CLI draws a bar; the library prints nothing)
+BuildProgress = Progress
 
 
 class KnowledgeBase:
@@ -62,13 +69,18 @@ class KnowledgeBase:
         self.layout = layout
         self.config = config
         self.catalog = Catalog(layout.catalog)
-        if config.tokenizer.user_dict:
-            load_user_dict(config.tokenizer.user_dict)
-        self.tokenizer: Tokenizer = make_tokenizer(**config.tokenizer.model_dump(exclude={"user_dict"}))
+        tok = config.tokenizer
+        user_dict = tok.user_dict
+        if user_dict and not Path(user_dict).expanduser().is_absolute():
+            user_dict = str(layout.root / user_dict)  # relative to the KB folder, wherever zhiku runs
+        self.tokenizer: Tokenizer = make_tokenizer(
+            stopwords=tok.stopwords, stem_english=tok.stem_english, user_dict=user_dict
+        )
+        self._ingest_config = config.updated(tokenizer={**tok.model_dump(), "user_dict": user_dict})
         self._methods: dict[str, Method] = {}
+        self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded
         self._language: tuple[str, str] | None = None  # (fingerprint, language)
-        load_builtin_methods()
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -110,7 +122,7 @@ class KnowledgeBase:
     def ingest(
         self,
         paths: Sequence[str | Path],
-        progress: Progress | None = None,
+        progress: IngestProgress | None = None,
         prune: bool = True,
         build: bool = True,
         build_progress: BuildProgress | None = None,
@@ -118,7 +130,9 @@ class KnowledgeBase:
         with self.layout.writer_lock():
             run = self.catalog.start_run()
             try:
-                report = ingest_paths(self.catalog, [Path(p) for p in paths], self.config, progress, prune)
+                report = ingest_paths(
+                    self.catalog, [Path(p) for p in paths], self._ingest_config, progress, prune
+                )
             except BaseException as e:
                 self.catalog.finish_run(
                     run, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed", repr(e)
@@ -131,7 +145,7 @@ class KnowledgeBase:
     def add_texts(self, records: Iterable[tuple[str, str, str]], build: bool = True) -> IngestReport:
         """Ingest in-memory ``(source, title, text)`` records (evaluation corpora, API uploads)."""
         with self.layout.writer_lock():
-            report = ingest_texts(self.catalog, records, self.config)
+            report = ingest_texts(self.catalog, records, self._ingest_config)
             if build:
                 self._build_locked(None, False, None)
         return report
@@ -149,6 +163,32 @@ class KnowledgeBase:
             self._build_locked(None, False, None)
         return docs
 
+    # -- documents and chunks -----------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        return self.catalog.documents()
+
+    def document(self, doc_id: str) -> DocumentInfo:
+        doc = self.catalog.document(doc_id)
+        if doc is None:
+            raise NotFoundError(f"no document {doc_id!r} in knowledge base {self.name!r}", "See `zhiku list`")
+        return doc
+
+    def document_text(self, doc_id: str) -> str:
+        return self.catalog.document_text(self.document(doc_id).id) or ""
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        return self.catalog.chunks_of(self.document(doc_id).id)
+
+    def chunk_count(self) -> int:
+        return self.catalog.chunk_count()
+
+    def content_hash_of(self, source: str) -> str | None:
+        """The content hash the catalog holds for the document at exactly this path, if any."""
+        return self.catalog.content_hash_of(source)
+
+    def sources(self) -> list[str]:
+        return self.catalog.sources()
+
     def find_documents(self, ref: str) -> list[DocumentInfo]:
         docs = self.catalog.find_documents(ref)
         if not docs:
@@ -158,35 +198,67 @@ class KnowledgeBase:
             raise NotFoundError(f"no document {ref!r} in knowledge base {self.name!r}", "See `zhiku list`")
         return docs
 
-    # -- methods and indexes --------------------------------------------------------------------
+    def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
+        return self.catalog.last_runs(n)
+
+    # -- method names ---------------------------------------------------------------------------
     def method_names(self) -> list[str]:
         return list(self.config.methods)
 
-    def _method_config(self, name: str) -> MethodConfig:
-        if name not in self.config.methods and name in methods:
-            # A registered kind works by its own name with default options (`zhiku build --method
-            # w2v-sg`); it is written to zhiku.toml when it is built, not merely when it is named.
-            self.config = self.config.updated(methods={**self.config.methods, name: MethodConfig(kind=name)})
-        try:
+    def method_config(self, name: str) -> MethodConfig:
+        """The one resolver of method names, for every command: a configured method, a registered
+        kind with default options (``w2v-sg``), or a fusion of methods joined by '+' (``bm25+dense``)."""
+        name = name.strip()
+        if name in self.config.methods:
             return self.config.methods[name]
-        except KeyError:
+        if name in self._adhoc:
+            return self._adhoc[name]
+        if FUSION_SEP in name:
+            parts = [p.strip() for p in name.split(FUSION_SEP)]
+            if len(parts) < 2 or not all(parts):
+                raise UsageError(f"{name!r} is not a fusion of methods", "Write it like bm25+dense")
+            for part in parts:
+                self.method_config(part)
+            cfg = MethodConfig(kind="hybrid", options={"of": parts})
+        elif name in methods:
+            cfg = MethodConfig(kind=name)
+        else:
             raise NotFoundError(
                 f"unknown method {name!r} in knowledge base {self.name!r}",
-                f"Choose one of: {', '.join(self.config.methods)}, or a kind: {', '.join(methods.names())}",
-            ) from None
+                f"Choose one of: {', '.join(self.config.methods)}, a kind: {', '.join(methods.names())}, "
+                "or fuse methods with '+', e.g. bm25+dense",
+            )
+        self._adhoc[name] = cfg
+        return cfg
 
     def method(self, name: str) -> Method:
         """The method instance (not necessarily loaded); composites resolve their parts lazily."""
+        name = name.strip()
         if name not in self._methods:
-            cfg = self._method_config(name)
+            cfg = self.method_config(name)
             ctx = MethodContext(
                 tokenizer=self.tokenizer,
                 language=self.language,
                 resolve=self.ready_method,
                 models_dir=self.layout.models / name,
+                cache_dir=self.layout.root / "cache",
             )
             self._methods[name] = methods.get(cfg.kind)(name, cfg.options, ctx)
         return self._methods[name]
+
+    def method_settings(self, name: str) -> dict[str, Any]:
+        """A method's kind and options, as its index manifest records them."""
+        return self.method(name).describe()
+
+    def indexed_parts(self, name: str) -> list[str]:
+        """The indexed methods ``name`` needs: itself, or the parts of a composite (recursively)."""
+        m = self.method(name)
+        if m.indexed:
+            return [m.name]
+        out: list[str] = []
+        for part in m.parts():
+            out += [p for p in self.indexed_parts(part) if p not in out]
+        return out
 
     def language(self) -> str:
         if self.config.language != "auto":
@@ -196,22 +268,28 @@ class KnowledgeBase:
             self._language = (fp, language_of(self.catalog.sample_text()))
         return self._language[1]
 
+    # -- indexes --------------------------------------------------------------------------------
     def manifest(self, name: str) -> dict[str, Any] | None:
         path = self.layout.index_dir(name) / "manifest.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+            return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+
+    def index_bytes(self, name: str) -> int:
+        folder = self.layout.index_dir(name)
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
 
     def _is_fresh(self, name: str, manifest: dict[str, Any] | None) -> bool:
         return bool(
             manifest
             and manifest.get("fingerprint") == self.catalog.fingerprint()
             and manifest.get("settings") == self.method(name).describe()
+            and manifest.get("tokenizer") == self.tokenizer.describe()
         )
 
     def _wanted(self, name: str) -> tuple[bool, str]:
-        cfg = self._method_config(name)
+        cfg = self.method_config(name)
         if cfg.enabled is False:
             return False, "disabled in zhiku.toml"
         if cfg.enabled is True:
@@ -225,6 +303,7 @@ class KnowledgeBase:
         m = self.method(name)
         if not m.indexed:
             return m
+        name = m.name
         fp = self.catalog.fingerprint()
         if self._loaded.get(name) == fp:
             return m
@@ -258,21 +337,36 @@ class KnowledgeBase:
     def build(
         self, names: Sequence[str] | None = None, force: bool = False, progress: BuildProgress | None = None
     ) -> BuildReport:
-        """Build stale indexes; ``names`` builds those methods even where the default would not."""
+        """Build stale indexes; ``names`` builds those methods even where the default would not.
+
+        A composite name (``hybrid``, ``bm25-expand``, ``bm25+w2v-sg``) builds the indexed methods it
+        needs, so building it is never a silent no-op.
+        """
+        wanted: list[str] = []
         for n in names or ():
-            self._method_config(n)
+            wanted += [p for p in self.indexed_parts(n) if p not in wanted]
         with self.layout.writer_lock():
-            if names:
+            if wanted:
                 # An explicit build is a decision: record it so later ingests keep the index current.
                 changed = {
-                    n: self.config.methods[n].model_copy(update={"enabled": True})
-                    for n in names
-                    if self.method(n).indexed and self.config.methods[n].enabled != True
-                }  # noqa: E712
+                    n: self.method_config(n).model_copy(update={"enabled": True})
+                    for n in wanted
+                    if self.method_config(n).enabled is not True
+                }
                 if changed:
                     self.config = self.config.updated(methods={**self.config.methods, **changed})
                     self.config.save(self.layout.config)
-            return self._build_locked(names, force, progress)
+            return self._build_locked(wanted or None, force, progress)
+
+    def retrain(self, names: Sequence[str] | None = None, progress: BuildProgress | None = None) -> BuildReport:
+        """Train new models for the corpus-trained methods among ``names`` (default: those built)."""
+        candidates: list[str] = []
+        for n in names or [s.name for s in self.status() if s.built]:
+            candidates += [p for p in self.indexed_parts(n) if p not in candidates]
+        chosen = [n for n in candidates if self.method(n).trainable]
+        for n in chosen:
+            self.method(n).request_retrain()
+        return self.build(chosen, force=True, progress=progress) if chosen else BuildReport()
 
     def _build_locked(
         self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
@@ -298,12 +392,11 @@ class KnowledgeBase:
         t0 = time.perf_counter()
         corpus = self.corpus()
         final = self.layout.index_dir(name)
-        previous = final if (final / "manifest.json").exists() else None
         if progress:
             progress.start(name, len(corpus))
         try:
             with staged_dir(final) as tmp:
-                extra = m.build(corpus, tmp, previous, progress.advance if progress else None)
+                extra = m.build(corpus, tmp, progress.advance if progress else None)
                 seconds = time.perf_counter() - t0
                 atomic_write_json(
                     tmp / "manifest.json",
@@ -311,6 +404,7 @@ class KnowledgeBase:
                         "method": name,
                         "kind": m.kind,
                         "settings": m.describe(),
+                        "tokenizer": self.tokenizer.describe(),
                         "fingerprint": corpus.fingerprint,
                         "chunks": len(corpus),
                         "language": corpus.language,
@@ -337,46 +431,38 @@ class KnowledgeBase:
         return Corpus(ids, texts, contexts, hashes, tokens, self.catalog.fingerprint(), self.language())
 
     def status(self) -> list[MethodStatus]:
-        out = []
-        for name in self.method_names():
-            cfg = self._method_config(name)
-            m = self.method(name)
-            if not m.indexed:
-                parts = getattr(m, "parts", lambda: [])()
-                ok = all(self.manifest(p) for p in parts)
-                out.append(
-                    MethodStatus(
-                        name,
-                        cfg.kind,
-                        ok,
-                        ok and all(self._is_fresh(p, self.manifest(p)) for p in parts),
-                        cfg.enabled,
-                        "" if ok else f"needs {', '.join(parts)}",
-                    )
-                )
-                continue
-            man = self.manifest(name)
-            wanted, why = self._wanted(name)
-            size = (
-                sum(f.stat().st_size for f in self.layout.index_dir(name).glob("*") if f.is_file())
-                if man
-                else 0
+        return [self.method_status(name) for name in self.method_names()]
+
+    def method_status(self, name: str) -> MethodStatus:
+        cfg = self.method_config(name)
+        m = self.method(name)
+        if not m.indexed:
+            parts = self.indexed_parts(name)
+            manifests = {p: self.manifest(p) for p in parts}
+            ok = all(manifests.values())
+            missing = [p for p, man in manifests.items() if not man]
+            return MethodStatus(
+                name,
+                cfg.kind,
+                ok,
+                ok and all(self._is_fresh(p, man) for p, man in manifests.items()),
+                cfg.enabled,
+                "" if ok else f"needs {', '.join(missing)}",
             )
-            out.append(
-                MethodStatus(
-                    name,
-                    cfg.kind,
-                    man is not None,
-                    self._is_fresh(name, man),
-                    cfg.enabled,
-                    "" if man or wanted else why,
-                    (man or {}).get("chunks", 0),
-                    (man or {}).get("seconds", 0.0),
-                    size,
-                    (man or {}).get("built_at", 0.0),
-                )
-            )
-        return out
+        man = self.manifest(name)
+        wanted, why = self._wanted(name)
+        return MethodStatus(
+            name,
+            cfg.kind,
+            man is not None,
+            self._is_fresh(name, man),
+            cfg.enabled,
+            "" if man or wanted else why,
+            (man or {}).get("chunks", 0),
+            (man or {}).get("seconds", 0.0),
+            self.index_bytes(name) if man else 0,
+            (man or {}).get("built_at", 0.0),
+        )
 
     def default_method(self) -> str:
         if self.config.default_method:
@@ -388,16 +474,31 @@ class KnowledgeBase:
         built = [s.name for s in status.values() if s.built]
         return built[0] if built else "bm25"
 
-    # -- reading ------------------------------------------------------------------------------
+    def word_vectors(self, method: str) -> WordVectors:
+        """The word vectors of a Word2Vec-backed method (built if needed)."""
+        return self.ready_method(method).word_vectors()
+
+    def word_vector_methods(self) -> list[str]:
+        """Configured methods that have word vectors and are built."""
+        return [s.name for s in self.status() if s.built and self.method(s.name).has_word_vectors]
+
+    # -- reading --------------------------------------------------------------------------------
     def search(
-        self, query: str, k: int = 10, method: str | None = None, rerank: str | None = None
+        self,
+        query: str,
+        k: int = 10,
+        method: str | None = None,
+        where: Where | None = None,
+        rerank: str | None = None,
     ) -> list[Hit]:
         """The top ``k`` hits; reranked by ``[rerank]``, or by ``rerank`` ("KIND[:VALUE]", "off")."""
         query = _check_query(query, k)
         m = self.ready_method(method or self.default_method())
         if rerank is not None or self.config.rerank.kind is not None:
-            return self._search_reranked(query, k, m, rerank)
-        return self.attach(m.search(query, k))
+            return self._search_reranked(query, k, m, rerank, where)
+        if not where:
+            return self.attach(m.search(query, k))
+        return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, method: str | None = None, rerank: str | None = None
@@ -409,6 +510,19 @@ class KnowledgeBase:
             return self._search_many_reranked(queries, k, m, rerank)
         return [self.attach(h) for h in m.search_many(list(queries), k)]
 
+    def _filtered(self, hits: list[Hit], where: Where) -> list[Hit]:
+        uploads = str(self.layout.root.resolve() / "uploads") + "/"
+        prefix, contains = where.path_prefix, where.path_contains
+
+        def keep(h: Hit) -> bool:
+            source = h.doc.source if h.doc else ""
+            relative = source[len(uploads) :] if source.startswith(uploads) else source
+            if prefix and not (source.startswith(prefix) or relative.startswith(prefix)):
+                return False
+            return not contains or contains in source
+
+        return [h for h in hits if keep(h)]
+
     def attach(self, hits: list[Hit]) -> list[Hit]:
         """Fill in chunk and document details; drop hits whose chunk is gone (never cite a ghost)."""
         found = self.catalog.chunks([h.chunk_id for h in hits])
@@ -416,66 +530,114 @@ class KnowledgeBase:
             h.with_(chunk=found[h.chunk_id][0], doc=found[h.chunk_id][1]) for h in hits if h.chunk_id in found
         ]
 
+    def generator(self, llm: str | None = None, base_url: str | None = None) -> Generator:
+        """The KB's answer generator, or the one ``llm`` names (``ollama:qwen2.5:7b``, ``extractive``)."""
+        from zhiku.generate.answer import make_generator
+
+        return make_generator(self.config.generator, llm, base_url)
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        generator: Generator | None = None,
+        on_token: Callable[[str], None] | None = None,
+        method: str = "",
+    ) -> Answer:
+        """Generate the answer to ``question`` from retrieved ``hits`` (pieces go to ``on_token``).
+
+        Split from retrieval so a server can retrieve under its read lock and generate outside it.
+        """
+        from zhiku.generate.answer import answer_question
+
+        t = time.perf_counter()
+        result = answer_question(question, hits, generator or self.generator(), on_token, method)
+        result.timings["generate_s"] = round(time.perf_counter() - t, 4)
+        return result
+
     def ask(
         self,
         question: str,
         k: int = 5,
         method: str | None = None,
-        generator: Any = None,
+        generator: Generator | None = None,
         on_token: Callable[[str], None] | None = None,
+        on_hits: Callable[[list[Hit]], None] | None = None,
+        where: Where | None = None,
         rerank: str | None = None,
     ) -> Answer:
-        from zhiku.generate.answer import answer_question, make_generator
-
+        """Retrieve, then answer with numbered citations. ``on_hits`` sees the retrieved passages
+        before generation starts, so a caller can still show them if the LLM fails."""
         t0 = time.perf_counter()
-        hits = self.search(question, k=k, method=method, rerank=rerank)
-        t1 = time.perf_counter()
-        gen = generator or make_generator(self.config.generator)
-        answer = answer_question(question, hits, gen, on_token=on_token)
-        answer.timings.update(
-            {"retrieve_s": round(t1 - t0, 4), "generate_s": round(time.perf_counter() - t1, 4)}
-        )
+        name = method or self.default_method()
+        if rerank is not None or self.config.rerank.kind is not None:
+            # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
+            m = self.ready_method(name)
+            hits = self._search_reranked(_check_query(question, k), k, m, rerank, where, generator)
+        else:
+            hits = self.search(question, k=k, method=name, where=where)
+        retrieve_s = round(time.perf_counter() - t0, 4)
+        if on_hits:
+            on_hits(hits)
+        answer = self.answer(question, hits, generator, on_token, name)
+        answer.timings["retrieve_s"] = retrieve_s
         return answer
 
-    def documents(self) -> list[DocumentInfo]:
-        return self.catalog.documents()
-
     # -- rerank (issue 10): kept together at the end of the class --------------------------------
-    def reranker(self, rerank: str | None = None) -> tuple[Any, Any]:
+    def reranker(self, rerank: str | None = None, generator: Generator | None = None) -> tuple[Any, Any]:
         """``(reranker or None, its RerankConfig)``: the KB's ``[rerank]`` with ``rerank`` applied.
 
         Rerankers are kept per setting, so a model loads once and an LLM reranker's cache lives as
-        long as the KB is open. The llm kind scores with the KB's generator, made on first use.
+        long as the KB is open. The llm kind scores with ``generator`` or else the KB's generator,
+        made on first use.
         """
-        from zhiku.generate.answer import make_generator
-        from zhiku.retrieve.rerank import make_reranker, rerank_config
+        from zhiku.retrieve.rerank import make_reranker, rerank_config, rerankers
 
         cfg = rerank_config(rerank, self.config.rerank)
         if cfg.kind is None:
             return None, cfg
-        key = json.dumps([cfg.model_dump(mode="json"), self.config.generator.model_dump(mode="json")],
-                         sort_keys=True, default=str)
+        needs_llm = rerankers.get(cfg.kind).needs_generator
+        key = json.dumps(
+            [cfg.model_dump(mode="json"), self.config.generator.model_dump(mode="json"),
+             id(generator) if needs_llm and generator is not None else None],
+            sort_keys=True,
+            default=str,
+        )
         cache: dict[str, Any] = self.__dict__.setdefault("_rerankers", {})
         if key not in cache:
-            generator = self.config.generator
-            cache[key] = make_reranker(cfg, lambda: make_generator(generator))
+            cache[key] = make_reranker(cfg, (lambda: generator) if generator is not None else self.generator)
         return cache[key], cfg
 
-    def rerank_hits(self, query: str, hits: list[Hit], k: int, rerank: str | None = None) -> list[Hit]:
+    def rerank_hits(
+        self, query: str, hits: list[Hit], k: int, rerank: str | None = None, generator: Generator | None = None
+    ) -> list[Hit]:
         """Attached ``hits`` reordered by the reranker (see ``retrieve/rerank/base.py``), top ``k``."""
-        reranker, cfg = self.reranker(rerank)
+        reranker, cfg = self.reranker(rerank, generator)
         if reranker is None:
             return hits[:k]
         texts = [h.chunk.text if h.chunk is not None else "" for h in hits]
-        return reranker.rerank(query, hits, texts, top_n=cfg.top_n, threshold=cfg.threshold)[:k]  # type: ignore[no-any-return]
+        out: list[Hit] = reranker.rerank(query, hits, texts, top_n=cfg.top_n, threshold=cfg.threshold)
+        return out[:k]
 
-    def _search_reranked(self, query: str, k: int, m: Method, rerank: str | None) -> list[Hit]:
-        reranker, cfg = self.reranker(rerank)
-        if reranker is None:
-            return self.attach(m.search(query, k))
-        # Fetch enough candidates to rerank top_n of them; attach first so the reranker reads the
-        # chunk texts (and never scores a chunk deleted since the index was built).
-        return self.rerank_hits(query, self.attach(m.search(query, max(k, cfg.top_n))), k, rerank)
+    def _search_reranked(
+        self,
+        query: str,
+        k: int,
+        m: Method,
+        rerank: str | None,
+        where: Where | None,
+        generator: Generator | None = None,
+    ) -> list[Hit]:
+        reranker, cfg = self.reranker(rerank, generator)
+        depth = max(k, FILTER_DEPTH) if where else k
+        if reranker is not None:
+            depth = max(depth, cfg.top_n)
+        # Attach (and filter) before reranking: the reranker reads the chunk texts, never scores a
+        # chunk deleted since the index was built, and spends top_n on hits that can be returned.
+        hits = self.attach(m.search(query, depth))
+        if where:
+            hits = self._filtered(hits, where)
+        return self.rerank_hits(query, hits, k, rerank, generator) if reranker is not None else hits[:k]
 
     def _search_many_reranked(
         self, queries: Sequence[str], k: int, m: Method, rerank: str | None
@@ -504,9 +666,3 @@ def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayo
         return KBLayout(Path(text).expanduser().resolve())
     return KBLayout((home or default_home()) / check_kb_name(text))
 
-
-def list_kbs(home: Path | None = None) -> list[str]:
-    root = home or default_home()
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if (p / "catalog.sqlite").exists())

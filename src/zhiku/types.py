@@ -10,6 +10,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 
+@dataclass
+class Corpus:
+    """The indexable view of a KB's chunks, in a stable order, as methods and embedders read it."""
+
+    ids: list[str]
+    texts: list[str]  # the chunk text a person reads
+    contexts: list[str]  # document title + heading path, indexed with the text
+    text_hashes: list[str]
+    tokens: list[list[str]]
+    fingerprint: str
+    language: str
+
+    def index_texts(self) -> list[str]:
+        return [f"{c}\n{t}" for c, t in zip(self.contexts, self.texts, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A piece of a document, the unit that is indexed and cited.
@@ -46,6 +65,28 @@ class Hit:
 
     def with_(self, **changes: Any) -> Hit:
         return replace(self, **changes)
+
+    def to_json(self, rank: int) -> dict[str, Any]:
+        """The JSON shape of a hit attached to the catalog (CLI --json and the web API)."""
+        c, d = self.chunk, self.doc
+        if c is None or d is None:
+            raise ValueError("only hits attached to the catalog have a JSON form")
+        out: dict[str, Any] = {
+            "rank": rank,
+            "score": round(self.score, 6),
+            "method": self.method,
+            "chunk_id": self.chunk_id,
+            "doc_id": d.id,
+            "path": d.source,
+            "title": d.title,
+            "heading": c.heading,
+            "start": c.start,
+            "end": c.end,
+            "text": c.text,
+        }
+        if self.distance is not None:
+            out["distance"] = round(self.distance, 6)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +125,19 @@ class Answer:
     found: bool
     generator: str
     timings: dict[str, float] = field(default_factory=dict)
+    #: ``[n]`` the generator wrote that point at no context block (removed from ``text``)
+    invalid_citations: tuple[int, ...] = ()
+    #: the text as the generator wrote it, before invalid citations were removed
+    raw_text: str = ""
+    method: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """A filter on the documents a search may return (by their path)."""
+
+    path_prefix: str | None = None
+    path_contains: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.path_prefix or self.path_contains)

@@ -14,7 +14,7 @@ from tests.integration.test_llm_backends import ZH_Q, make_kb, run
 from zhiku.config import GeneratorConfig, MethodConfig
 from zhiku.errors import ConfigError
 from zhiku.generate.prompts import DEFAULTS
-from zhiku.retrieve.rag_fusion import parse_queries
+from zhiku.retrieve.methods.rag_fusion import parse_queries
 from zhiku.service import KnowledgeBase
 
 REFORMULATIONS = (

@@ -87,7 +87,7 @@ def test_plot_writes_a_png(capsys: pytest.CaptureFixture[str], kb_dir: str, tmp_
     data = json.loads(out)
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert data["words"][:2] == ["保险", "cat"] and len(data["words"]) == 8
-    from zhiku.embed.word_explorer import cjk_font
+    from zhiku.cli.word_explorer import cjk_font
 
     assert data["missing_glyphs"] == (cjk_font() is None)  # no CJK font installed: said, not hidden
 

@@ -258,7 +258,7 @@ def test_l2_metric_and_hnsw_index(tmp_path: Path) -> None:
             "保险 理赔", 5, "w2v-sg"
         )  # same model settings, cosine: same order on unit vectors
         assert [h.chunk_id for h in hits] == [h.chunk_id for h in cosine]
-        assert kb.method("l2").metric == "l2"
+        assert kb.method_settings("l2")["metric"] == "l2"
         assert kb.search(TARGET_QUERY, 3, "hnsw")[0].doc.source == TARGET_SOURCE
 
 

@@ -25,7 +25,7 @@ from zhiku.errors import (
     NotFoundError,
     UnsupportedFormatError,
 )
-from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS, LoadedText, load_file
+from zhiku.ingest.loaders import LoadedText, load_file, supported_extensions
 
 MB = 1024 * 1024
 LIMIT = 50 * MB
@@ -250,7 +250,7 @@ def test_directory_is_not_a_file(tmp_path: Path) -> None:
 def test_unsupported_extension_lists_supported_ones(tmp_path: Path) -> None:
     with pytest.raises(UnsupportedFormatError, match=r"sheet\.xlsx.*'\.xlsx'") as info:
         load(write(tmp_path, "sheet.xlsx", b"PK\x03\x04"))
-    for suffix in SUPPORTED_EXTENSIONS:
+    for suffix in supported_extensions():
         assert suffix in (info.value.hint or "")
 
 

@@ -1,54 +1,51 @@
-"""Answers for the API: the facade's ``answer_question``, streamed piece by piece when asked.
+"""Answers for the API: the facade's ``KnowledgeBase.answer``, streamed piece by piece when asked.
 
-Citations are mapped from ``[n]`` in ``generate/answer.py`` for every backend; streaming runs that
-same function in a worker thread and forwards its ``on_token`` pieces, so a streamed answer ends
-with exactly the citations a non-streamed one has.
+Retrieval runs under the KB's read lock (``search_hits``); generation, the slow part, runs outside
+it through the same facade call the CLI uses. Streaming runs that call in a worker thread and
+forwards its ``on_token`` pieces, so a streamed answer ends with exactly the citations a
+non-streamed one has.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zhiku.api.deps import KBHandle
 from zhiku.generate.base import Generator
 from zhiku.types import Answer, Citation, Hit
 
+if TYPE_CHECKING:
+    from zhiku.service import KnowledgeBase
+
 
 def make_generator(handle: KBHandle) -> Generator:
-    from zhiku.generate.answer import make_generator as make
-
-    with handle.read() as kb:
-        config = kb.config.generator
     # One per request: generators keep per-call state (a tokenizer, an HTTP client) that need not
     # be shared between threads.
-    return make(config)
+    with handle.read() as kb:
+        return kb.generator()
 
 
-def answer(question: str, hits: Sequence[Hit], generator: Generator) -> Answer:
-    from zhiku.generate.answer import answer_question
-
-    t = time.perf_counter()
-    result = answer_question(question, hits, generator)
-    result.timings["generate_s"] = round(time.perf_counter() - t, 4)
-    return result
+def _reader(handle: KBHandle) -> KnowledgeBase:
+    with handle.read() as kb:
+        return kb  # answering touches no catalog or index, so it needs no read lock
 
 
-def stream(question: str, hits: Sequence[Hit], generator: Generator) -> Iterator[str | Answer]:
+def answer(handle: KBHandle, question: str, hits: Sequence[Hit], generator: Generator) -> Answer:
+    return _reader(handle).answer(question, hits, generator)
+
+
+def stream(handle: KBHandle, question: str, hits: Sequence[Hit], generator: Generator) -> Iterator[str | Answer]:
     """The answer's text in pieces, then the ``Answer`` itself; raises what generating raised."""
-    from zhiku.generate.answer import answer_question
-
+    kb = _reader(handle)
     pieces: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def run() -> None:
-        t = time.perf_counter()
         try:
-            result = answer_question(question, hits, generator, on_token=lambda p: pieces.put(("token", p)))
-            result.timings["generate_s"] = round(time.perf_counter() - t, 4)
+            result = kb.answer(question, hits, generator, on_token=lambda p: pieces.put(("token", p)))
             pieces.put(("answer", result))
         except BaseException as e:  # handed to the streaming thread, which raises it there
             pieces.put(("error", e))
@@ -74,4 +71,5 @@ def answer_json(kb: str, a: Answer, method: str) -> dict[str, Any]:
         "question": a.question, "answer": a.text, "found": a.found, "generator": a.generator,
         "method": method,
         "timings": a.timings, "citations": [citation_json(kb, c) for c in a.citations],
+        "invalid_citations": list(a.invalid_citations),
     }

@@ -18,7 +18,6 @@ Concurrency, per knowledge base:
 from __future__ import annotations
 
 import hmac
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,15 +29,8 @@ from fastapi import Depends, HTTPException, Request
 
 from zhiku.api.jobs import JobManager
 from zhiku.config import KBConfig
-from zhiku.errors import (
-    AlreadyExistsError,
-    ConfigError,
-    LockedError,
-    NotFoundError,
-    UnknownNameError,
-    ZhikuError,
-)
-from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
+from zhiku.store.layout import KBLayout
 
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase
@@ -113,24 +105,20 @@ class KBHandle:
 
 
 class KBRegistry:
-    """The knowledge bases under the server's home folder, one ``KBHandle`` per name."""
+    """The knowledge bases under the server's home folder (a ``Home``), one ``KBHandle`` per name."""
 
     def __init__(self, home: Path) -> None:
-        self.home = home
+        from zhiku.home import Home
+
+        self.home = Home(home)
         self._handles: dict[str, KBHandle] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
-        from zhiku.service import list_kbs
-
-        return list_kbs(self.home)
-
-    def layout(self, name: str) -> KBLayout:
-        # Names are checked before they touch the file system: no "..", no slashes, no absolute paths.
-        return KBLayout(self.home / check_kb_name(name))
+        return self.home.names()
 
     def get(self, name: str) -> KBHandle:
-        layout = self.layout(name)
+        layout = self.home.layout(name)
         if not layout.exists():
             raise NotFoundError(f"no knowledge base {name!r}",
                                 "Create it with POST /kbs, or see GET /kbs for the names")
@@ -141,33 +129,20 @@ class KBRegistry:
             return handle
 
     def create(self, name: str, config: KBConfig) -> KBHandle:
-        from zhiku.service import KnowledgeBase
-
-        layout = self.layout(name)
         with self._lock:
-            if layout.exists():
-                raise AlreadyExistsError(f"knowledge base {name!r} already exists",
-                                         "Pick another name, or delete it first with DELETE /kbs/{name}")
-            kb = KnowledgeBase.open(layout.root, create=True, config=config)
             try:
-                for method in kb.method_names():  # unknown kinds and bad options fail now, not at a search
-                    kb.method(method)
-            except ZhikuError as e:
-                kb.close()
-                shutil.rmtree(layout.root, ignore_errors=True)
-                if isinstance(e, UnknownNameError):  # a bad setting, not a missing resource: 400, not 404
-                    raise ConfigError(f"settings: {e.message}", e.hint) from e
-                raise
-            kb.close()
+                self.home.create(name, config).close()
+            except AlreadyExistsError as e:
+                raise AlreadyExistsError(e.message, "Pick another name, or delete it first with DELETE /kbs/{name}") from None
         return self.get(name)
 
     def delete(self, name: str) -> None:
         handle = self.get(name)
-        with handle.write(wait=False), handle.layout.writer_lock():
+        with handle.write(wait=False):
             with self._lock:
                 self._handles.pop(name, None)
             handle.close()
-            shutil.rmtree(handle.layout.root)
+            self.home.delete(name)
 
     def close(self) -> None:
         with self._lock:
@@ -184,7 +159,7 @@ class AppState:
 
 
 def state(request: Request) -> AppState:
-    return request.app.state.zhiku  # type: ignore[no-any-return]
+    return request.app.state.zhiku
 
 
 def _check_key(request: Request) -> None:

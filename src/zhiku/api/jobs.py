@@ -18,9 +18,8 @@ from typing import Any, Literal
 
 from zhiku.api.errors import BUG
 from zhiku.errors import NotFoundError, ZhikuError
-from zhiku.eval.runner import EvalProgress
-from zhiku.ingest.pipeline import Progress
-from zhiku.service import BuildProgress
+from zhiku.ingest.pipeline import IngestProgress
+from zhiku.progress import Progress
 
 log = logging.getLogger("zhiku.api")
 
@@ -146,7 +145,7 @@ class _Progress:
         self.jobs.update(self.job)
 
 
-class FileProgress(_Progress, Progress):
+class FileProgress(_Progress, IngestProgress):
     """The ingest pipeline's ``Progress`` (files read and chunked), shown as phase "ingest"."""
 
     def start(self, total_files: int) -> None:
@@ -156,7 +155,7 @@ class FileProgress(_Progress, Progress):
         self._step(files, chunks)
 
 
-class PhaseProgress(_Progress, BuildProgress, EvalProgress):
+class PhaseProgress(_Progress, Progress):
     """Progress per labelled phase: the facade's ``BuildProgress`` (chunks indexed per method, shown
     as "build <method>") and the evaluation's ``EvalProgress`` (queries run, "eval <method>")."""
 

@@ -46,13 +46,13 @@ def safe_filename(name: str) -> str:
 
 
 def check_type(name: str) -> None:
-    from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS
+    from zhiku.ingest.loaders import supported_extensions
 
     suffix = Path(name).suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
+    if suffix not in supported_extensions():
         raise UnsupportedFormatError(
             f"{name}: unsupported file type {suffix or '(none)'}",
-            f"Upload one of: {', '.join(sorted(SUPPORTED_EXTENSIONS))}",
+            f"Upload one of: {', '.join(sorted(supported_extensions()))}",
         )
 
 
@@ -155,6 +155,6 @@ def settle(placed: Sequence[Placed], ingested: set[str]) -> list[str]:
     return removed
 
 
-def ingested_now(catalog: Any, placed: Sequence[Placed]) -> set[str]:
+def ingested_now(kb: Any, placed: Sequence[Placed]) -> set[str]:
     """The placed files whose current bytes are what the catalog holds for their path."""
-    return {str(p.final) for p in placed if catalog.content_hash_of(str(p.final)) == p.staged.digest}
+    return {str(p.final) for p in placed if kb.content_hash_of(str(p.final)) == p.staged.digest}

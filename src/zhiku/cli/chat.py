@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
     from zhiku.errors import ZhikuError
     from zhiku.generate.base import ContextBlock, Generator
     from zhiku.service import KnowledgeBase
-    from zhiku.types import Answer
+    from zhiku.types import Answer, Hit
 
 LLM_HELP = (
     "answer with BACKEND:MODEL: ollama:qwen2.5:7b, openai:deepseek-chat, local:/path/to/model, "
@@ -66,57 +65,40 @@ class Turn:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-class _Recorder:
-    """Wraps the generator to keep what it was given: the retrieval result, shown if it fails."""
-
-    def __init__(self, inner: Generator) -> None:
-        self.inner = inner
-        self.name = getattr(inner, "name", "generator")
-        self.called = False
-        self.contexts: list[ContextBlock] = []
-
-    def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
-        self.called = True
-        self.contexts = list(contexts)
-        yield from self.inner.generate(question, contexts)
-
-    def describe(self) -> str:
-        return self.inner.describe()
-
-
 def answer_turn(
-    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None
+    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None,
+    rerank: str | None = None,
 ) -> Turn:
     """Ask, writing pieces to ``stream`` as they arrive. Errors after retrieval come back in the turn
     (with the passages); an error in retrieval itself is raised (there is nothing to show)."""
     from zhiku.errors import ZhikuError
-    from zhiku.generate.answer import resolve_citations
+    from zhiku.generate.answer import context_blocks
 
-    recorder = _Recorder(generator)
-    pieces: list[str] = []
     t0 = time.perf_counter()
     first: list[float] = []
+    retrieved: list[list[Hit]] = []
 
     def on_token(piece: str) -> None:
         if not first:
             first.append(time.perf_counter() - t0)
-        pieces.append(piece)
+        turn.raw += piece
         if stream is not None:
             stream.write(piece)
             stream.flush()
 
     turn = Turn(question)
     try:
-        turn.answer = kb.ask(question, k=k, method=method, generator=recorder, on_token=on_token)
+        turn.answer = kb.ask(question, k=k, method=method, generator=generator, on_token=on_token,
+                             on_hits=retrieved.append, rerank=rerank)
     except ZhikuError as e:
-        if not recorder.called:
+        if not retrieved:
             raise
         turn.error = e
-    turn.raw, turn.contexts = "".join(pieces), recorder.contexts
+    if retrieved:
+        turn.contexts = context_blocks(retrieved[0])
     if turn.answer is not None:
-        turn.invalid = resolve_citations(turn.raw, turn.contexts)[2]
+        turn.invalid = list(turn.answer.invalid_citations)
         turn.timings = {**turn.answer.timings}
-        turn.timings.pop("invalid_citations", None)
     if first:
         turn.timings["first_token_s"] = round(first[0], 4)
     turn.timings["total_s"] = round(time.perf_counter() - t0, 4)
@@ -152,11 +134,9 @@ def turn_json(turn: Turn, generator: Generator) -> dict[str, Any]:
             citations=[asdict(c) for c in a.citations],
             invalid_citations=turn.invalid,
         )
-        packed = getattr(generator, "last_packed", None)
-        if packed is not None:
-            out["context_blocks"] = packed
-    else:
-        assert turn.error is not None
+        if generator.last_packed is not None:
+            out["context_blocks"] = generator.last_packed
+    elif turn.error is not None:
         e = turn.error
         out.update(
             answer=None,
@@ -195,14 +175,11 @@ def print_turn(turn: Turn, out: TextIO, err: TextIO) -> None:
 
 def run_answer(args: argparse.Namespace) -> int:
     """``zhiku ask``: stream the answer, then its sources (or JSON with citations and timings)."""
-    from zhiku.generate.answer import make_generator
-
     with open_kb(args) as kb:
-        generator = make_generator(kb.config.generator, args.llm, args.base_url)
-        if getattr(args, "rerank", None):
-            _apply_rerank(kb, args)
+        generator = kb.generator(args.llm, args.base_url)
         turn = answer_turn(
-            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout
+            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout,
+            rerank=getattr(args, "rerank", None),
         )
         if args.json:
             print_json(turn_json(turn, generator))
@@ -213,32 +190,19 @@ def run_answer(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply_rerank(kb: KnowledgeBase, args: argparse.Namespace) -> None:
-    """``--rerank`` for this answer only (zhiku.toml is not changed); an llm reranker judges with
-    the same LLM that answers (``--llm``/``--base-url``)."""
-    from zhiku.generate.llm import generator_config
-    from zhiku.retrieve.rerank import rerank_config
-
-    kb.config = kb.config.model_copy(update={
-        "rerank": rerank_config(args.rerank, kb.config.rerank),
-        "generator": generator_config(args.llm, args.base_url, kb.config.generator),
-    })
-
-
 # -- the conversation -------------------------------------------------------------------------------
 COMMANDS_EXIT = {"/exit", "/quit", "/q", "exit", "quit", "退出"}
 
 
 def run_chat(args: argparse.Namespace) -> int:
     from zhiku.errors import ZhikuError
-    from zhiku.generate.answer import make_generator
     from zhiku.generate.llm import LLMGenerator
 
     stdin, out, err = sys.stdin, sys.stdout, sys.stderr
     interactive = stdin.isatty()
     status = 0
     with open_kb(args) as kb:
-        generator = make_generator(kb.config.generator, args.llm, args.base_url)
+        generator = kb.generator(args.llm, args.base_url)
         rewriter = generator if isinstance(generator, LLMGenerator) else None
         if interactive:
             print(

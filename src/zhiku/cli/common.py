@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase
+    from zhiku.types import Hit
 
 
 def open_kb(args: argparse.Namespace, create: bool = False) -> KnowledgeBase:
@@ -77,24 +78,6 @@ class PhaseBar:
             self.bar = None
 
 
-BuildBar = PhaseBar
 
-
-def hit_json(rank: int, h: Any) -> dict[str, Any]:
-    c, d = h.chunk, h.doc
-    out = {
-        "rank": rank,
-        "score": round(h.score, 6),
-        "method": h.method,
-        "chunk_id": h.chunk_id,
-        "doc_id": d.id,
-        "path": d.source,
-        "title": d.title,
-        "heading": c.heading,
-        "start": c.start,
-        "end": c.end,
-        "text": c.text,
-    }
-    if h.distance is not None:
-        out["distance"] = round(h.distance, 6)
-    return out
+def hit_json(rank: int, h: Hit) -> dict[str, Any]:
+    return h.to_json(rank)

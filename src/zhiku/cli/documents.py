@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from zhiku.cli.common import BuildBar, FileBar, open_kb, print_json, show_progress
+from zhiku.cli.common import FileBar, PhaseBar, open_kb, print_json, show_progress
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -78,7 +78,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             args.paths,
             progress=FileBar() if bars else None,
             prune=not args.keep_missing,
-            build_progress=BuildBar() if bars else None,
+            build_progress=PhaseBar() if bars else None,
         )
         if args.json:
             print_json(
@@ -101,7 +101,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 print(f"nothing changed: {len(report.unchanged)} documents already up to date in {kb.name!r}")
             else:
                 print(f"{kb.name}: {report.summary()}")
-            for path, err in report.failed:
+            for _path, err in report.failed:
                 print(f"  failed: {err}")
             if report.skipped:
                 print(
@@ -151,7 +151,7 @@ def run_status(args: argparse.Namespace) -> int:
             "kb": kb.name,
             "path": str(kb.layout.root),
             "documents": len(docs),
-            "chunks": kb.catalog.chunk_count(),
+            "chunks": kb.chunk_count(),
             "characters": sum(d.chars for d in docs),
             "language": kb.language(),
             "default_method": kb.default_method(),
@@ -166,10 +166,10 @@ def run_status(args: argparse.Namespace) -> int:
             f"language {info['language']}, default method {info['default_method']}"
         )
         for s in status:
-            parts = getattr(kb.method(s.name), "parts", None)
+            parts = kb.method(s.name).parts()
             if parts and s.built:
                 print(
-                    f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts())}"
+                    f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts)}"
                 )
             elif s.built:
                 state = "fresh" if s.fresh else "STALE (rebuilt on next search or `zhiku build`)"
@@ -183,18 +183,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
-        names = args.methods
+        bar = PhaseBar() if show_progress() else None
         if args.retrain:
-            from zhiku.retrieve.corpus_vectors import mark_for_retraining
-
-            retrain = mark_for_retraining(kb, names)
-            names = names or [s.name for s in kb.status() if s.name in retrain and s.built]
-            if not names:
+            report = kb.retrain(args.methods, progress=bar)
+            if not report.built:
                 print("no Word2Vec/Doc2Vec model to retrain: build one with `zhiku build --method w2v-sg`")
                 return 0
-        report = kb.build(
-            names, force=args.force or args.retrain, progress=BuildBar() if show_progress() else None
-        )
+        else:
+            report = kb.build(args.methods, force=args.force, progress=bar)
         _print_build(report)
         for name in report.fresh:
             print(f"{name} is up to date")
@@ -202,13 +198,12 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_kbs(args: argparse.Namespace) -> int:
-    from zhiku.config import default_home
-    from zhiku.service import list_kbs
+    from zhiku.home import Home
 
-    home = Path(args.home) if args.home else default_home()
-    names = list_kbs(home)
+    home = Home(Path(args.home) if args.home else None)
+    names = home.names()
     for n in names:
         print(n)
     if not names:
-        print(f"no knowledge bases in {home}")
+        print(f"no knowledge bases in {home.root}")
     return 0

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from zhiku.cli.common import BuildBar, PhaseBar, print_json, show_progress
+from zhiku.cli.common import PhaseBar, print_json, show_progress
 
 if TYPE_CHECKING:
     from zhiku.config import KBConfig
@@ -86,9 +86,7 @@ def parse_value(text: str) -> Any:
 
 def apply_overrides(config: KBConfig, assignments: list[str]) -> KBConfig:
     """``config`` with each ``a.b.c=value`` assignment applied, validated as a whole."""
-    from pydantic import ValidationError
-
-    from zhiku.config import KBConfig
+    from zhiku.config import KBConfig, validated
     from zhiku.errors import ConfigError, UsageError
 
     data = config.model_dump(mode="json")
@@ -105,13 +103,7 @@ def apply_overrides(config: KBConfig, assignments: list[str]) -> KBConfig:
                                   "Check the setting's path")
             node = child
         node[path[-1]] = parse_value(raw.strip())
-    try:
-        return KBConfig.model_validate(data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"--set: {where}: {first['msg']}",
-                          "See zhiku.toml for the settings and their types") from e
+    return validated(KBConfig, data, "--set: ", "See zhiku.toml for the settings and their types")
 
 
 def _config(args: argparse.Namespace) -> KBConfig | None:
@@ -201,7 +193,7 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
         report = run_eval(
             dataset, methods, k=args.k, kb=kb, config=config, workdir=args.workdir, limit=args.limit,
             seed=args.seed, answers=args.answers, answer_k=args.answer_k,
-            progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None, build_progress=BuildBar() if bars else None,
+            progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None, build_progress=PhaseBar() if bars else None,
             command=_command(args), rerank=args.rerank,
         )
     finally:

@@ -72,6 +72,8 @@ def run_search(args: argparse.Namespace) -> int:
             print("no matches", file=sys.stderr)
             return 0
         for i, h in enumerate(hits, start=1):
+            if h.chunk is None or h.doc is None:
+                continue  # the facade only returns attached hits
             where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
             measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
             print(f"{i:>2}. [{measure}] {where}")
@@ -83,7 +85,7 @@ def run_search(args: argparse.Namespace) -> int:
 
 def _is_l2(kb: Any, method: str) -> bool:
     """L2 methods show their distance (smaller is closer), as users of such methods expect."""
-    return method in kb.config.methods and getattr(kb.method(method), "metric", "") == "l2"
+    return bool(kb.method_settings(method).get("metric") == "l2")
 
 
 def run_ask(args: argparse.Namespace) -> int:

@@ -60,26 +60,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def _model(kb: Any, name: str | None) -> tuple[str, Any, Any]:
     """(method name, WordVectors, tokenizer) of the chosen or first built word2vec method."""
     from zhiku.errors import IndexError_, UsageError
-    from zhiku.retrieve.corpus_vectors import WORD2VEC_KINDS
 
     if name is None:
-        built = [s.name for s in kb.status() if s.kind in WORD2VEC_KINDS and s.built]
+        built = kb.word_vector_methods()
         if not built:
             raise IndexError_(
                 f"knowledge base {kb.name!r} has no trained Word2Vec",
                 f"Train one with `zhiku build --kb {kb.name} --method w2v-sg`",
             )
         name = built[0]
-    method = kb.ready_method(name)
-    if not hasattr(method, "word_vectors"):
+    if not kb.method(name).has_word_vectors:
         raise UsageError(
             f"method {name!r} has no word vectors", "Choose a w2v-sg or w2v-cbow method with --method"
         )
-    return name, method.word_vectors, kb.tokenizer
+    return name, kb.word_vectors(name), kb.tokenizer
 
 
 def _words(args: argparse.Namespace, kb: Any, *asked: str) -> tuple[str, Any, list[str]]:
-    from zhiku.embed.word_explorer import resolve_word
+    from zhiku.cli.word_explorer import resolve_word
 
     name, wv, tok = _model(kb, args.method)
     return name, wv, [resolve_word(wv, w, tok, name) for w in asked]
@@ -161,7 +159,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from zhiku.embed.word_explorer import plot_words
+    from zhiku.cli.word_explorer import plot_words
 
     with open_kb(args) as kb:
         name, wv, words = _words(args, kb, *args.words)

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from zhiku.registry import Registry
+
+if TYPE_CHECKING:
+    from zhiku.embed.word2vec import WordVectors
+    from zhiku.types import Corpus
 
 
 class Embedder(ABC):
@@ -22,6 +27,9 @@ class Embedder(ABC):
     ``languages``: the languages the model understands (``{"en"}`` for all-MiniLM-L6-v2), so a KB
     can decline to build a dense index that would be useless on its text.
     ``query_prefix``/``doc_prefix``: models like e5 and bge want different inputs for each side.
+    ``trainable``: learns from the KB's own corpus (Word2Vec, Doc2Vec): ``fit`` it, or
+    ``load_model`` a fitted one, before embedding (``zhiku.embed.trained`` keeps the model current).
+    ``has_word_vectors``: ``word_vectors()`` gives per-word vectors (word explorer, query expansion).
     """
 
     name: ClassVar[str] = "embedder"
@@ -30,6 +38,8 @@ class Embedder(ABC):
     batch_size: int = 32
     languages: frozenset[str] = frozenset({"zh", "en"})
     model_id: str = ""
+    trainable: ClassVar[bool] = False
+    has_word_vectors: ClassVar[bool] = False
 
     @abstractmethod
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
@@ -52,6 +62,36 @@ class Embedder(ABC):
     def describe(self) -> dict[str, Any]:
         """What a manifest records so a stale or mismatched index is detected."""
         return {"embedder": self.name, "model": self.model_id, "dim": self.dim, "normalized": self.normalized}
+
+    def embed_corpus(
+        self, corpus: Corpus, index_dir: Path, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        """Vectors of the corpus's chunks, in its order. Trainable embedders use the cached tokens
+        and may leave in ``index_dir`` what queries need later (``attach`` reads it back)."""
+        return self.embed(corpus.index_texts(), progress)
+
+    def attach(self, index_dir: Path) -> None:  # noqa: B027  (an optional hook: most have nothing to read)
+        """Read back what ``embed_corpus`` left in an index folder (nothing, by default)."""
+
+    # -- trainable embedders ----------------------------------------------------------------------
+    def training_settings(self) -> dict[str, Any]:
+        """The settings that define the trained model (a change means training again)."""
+        return {}
+
+    def fit(self, corpus: Corpus, progress: Callable[[int], None] | None = None) -> None:
+        raise NotImplementedError(f"the {self.name} embedder is not trained on a corpus")
+
+    def save_model(self, directory: Path) -> None:
+        raise NotImplementedError(f"the {self.name} embedder has no model of its own")
+
+    def load_model(self, directory: Path) -> None:
+        raise NotImplementedError(f"the {self.name} embedder has no model of its own")
+
+    def vocabulary_size(self) -> int:
+        return 0
+
+    def word_vectors(self) -> WordVectors:
+        raise NotImplementedError(f"the {self.name} embedder has no word vectors")
 
 
 def _batches(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:

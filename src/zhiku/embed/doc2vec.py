@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from zhiku.embed.word2vec import PassCounter, stable_hash
+from zhiku.embed.base import Embedder, embedders
+from zhiku.embed.word2vec import PassCounter, finish, stable_hash
+from zhiku.errors import IndexError_
 
 
 class Doc2VecModel:
@@ -192,3 +194,77 @@ def train_doc2vec(
         if not known.intersection(words):
             docs[i] = 0.0
     return Doc2VecModel(model, list(tags), docs, settings)
+
+
+class Doc2VecEmbedder(Embedder):
+    """Doc2Vec trained on the KB's chunks: a chunk's vector is its trained paragraph vector, a
+    query's is inferred (deterministically) against the frozen model."""
+
+    name = "doc2vec"
+    trainable = True
+
+    def __init__(
+        self,
+        *,
+        tokenizer: Callable[[str], list[str]],
+        dm: bool = True,
+        dim: int = 100,
+        window: int = 5,
+        min_count: int = 3,
+        epochs: int = 20,
+        negative: int = 5,
+        sample: float = 1e-3,
+        workers: int = 2,
+        seed: int = 1,
+        dbow_words: bool = False,
+        infer_epochs: int | None = None,
+        normalize: bool = True,
+        **_: Any,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.dm = dm
+        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
+                         "negative": negative, "sample": sample, "seed": seed, "dbow_words": dbow_words}
+        self.workers, self.infer_epochs = workers, infer_epochs
+        self.normalized = normalize
+        self.dim = dim
+        self.model: Doc2VecModel | None = None
+
+    def training_settings(self) -> dict[str, Any]:
+        return {"kind": "d2v-dm" if self.dm else "d2v-dbow", **self.settings}
+
+    def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
+        import uuid
+
+        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
+        self.model = train_doc2vec(corpus.tokens, corpus.ids, dm=self.dm, workers=self.workers,
+                                   progress=progress, **self.settings)
+
+    def save_model(self, directory: Path) -> None:
+        self._model().save(directory)
+
+    def load_model(self, directory: Path) -> None:
+        self.model = Doc2VecModel.load(directory)
+
+    def vocabulary_size(self) -> int:
+        return int(self._model().vocabulary_size)
+
+    def embed_corpus(self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        # The model was trained on exactly this corpus (same fingerprint), but look vectors up by
+        # chunk id anyway: a paragraph vector must never land on another chunk.
+        vectors = self._model().vectors_of(corpus.ids)
+        if progress:
+            progress(len(corpus))
+        return finish(vectors, self.normalized)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        tokens = [self.tokenizer(t) for t in texts]
+        return finish(self._model().infer_many(tokens, self.infer_epochs), self.normalized)
+
+    def _model(self) -> Doc2VecModel:
+        if self.model is None:
+            raise IndexError_("the Doc2Vec model is not trained yet", "Build the method first: `zhiku build`")
+        return self.model
+
+
+embedders.add("doc2vec", Doc2VecEmbedder)

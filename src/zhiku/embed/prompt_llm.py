@@ -182,13 +182,16 @@ class TemplatedEmbedder(Embedder):
 
     name = "prompt-llm-remote"
 
-    def __init__(self, inner: Embedder, template: str, template_language: str) -> None:
+    def __init__(
+        self, inner: str, inner_options: dict[str, Any], template: str, template_language: str, **_: Any
+    ) -> None:
         template_text(template, template_language)
-        self.inner = inner
+        self.inner = embedders.get(inner)(**inner_options)
+        inner_emb = self.inner
         self.template, self.template_language = template, template_language
-        self.model_id = inner.model_id
-        self.batch_size = inner.batch_size
-        self.languages = inner.languages
+        self.model_id = inner_emb.model_id
+        self.batch_size = inner_emb.batch_size
+        self.languages = inner_emb.languages
 
     @property
     def dim(self) -> int:
@@ -224,3 +227,4 @@ def _hidden_size(path: Path) -> int:
 
 
 embedders.add("prompt-llm", PromptLLMEmbedder)
+embedders.add("prompt-llm-remote", TemplatedEmbedder)

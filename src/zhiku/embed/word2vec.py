@@ -22,6 +22,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from zhiku.embed.base import Embedder, embedders
+from zhiku.errors import IndexError_
+
 Pooling = Literal["mean", "tfidf", "sif"]
 
 
@@ -290,3 +293,103 @@ class SentencePooler:
         _, vecs = np.linalg.eigh(rows.T @ rows)
         self.component = vecs[:, -1].astype(np.float32)
         return self.component
+
+
+def finish(vectors: np.ndarray, normalize: bool) -> np.ndarray:
+    """float32, and unit length when asked (a zero row, "no known word", stays zero)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if normalize:
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        vectors = vectors / norms
+    return vectors
+
+
+class Word2VecEmbedder(Embedder):
+    """Word2Vec trained on the KB's tokens; a text's vector pools its words' vectors.
+
+    Chunks are pooled from the catalog's cached tokens; queries go through the KB's tokenizer, then
+    the same pooling, exactly as the chunks did. SIF's corpus component is saved in the index
+    folder (it belongs to the pooling, not to the model).
+    """
+
+    name = "word2vec"
+    trainable = True
+    has_word_vectors = True
+
+    def __init__(
+        self,
+        *,
+        tokenizer: Callable[[str], list[str]],
+        sg: bool = True,
+        dim: int = 100,
+        window: int = 5,
+        min_count: int = 3,
+        epochs: int = 10,
+        negative: int = 5,
+        sample: float = 1e-3,
+        workers: int = 2,
+        seed: int = 1,
+        pooling: Pooling = "sif",
+        sif_a: float = 1e-3,
+        normalize: bool = True,
+        **_: Any,
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.sg = sg
+        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
+                         "negative": negative, "sample": sample, "seed": seed}
+        self.workers, self.pooling, self.sif_a = workers, pooling, sif_a
+        self.normalized = normalize
+        self.dim = dim
+        self.model: WordVectors | None = None
+        self.pooler: SentencePooler | None = None
+
+    def training_settings(self) -> dict[str, Any]:
+        return {"kind": "w2v-sg" if self.sg else "w2v-cbow", **self.settings}
+
+    def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
+        import uuid
+
+        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
+        self.model = train_word2vec(corpus.tokens, sg=self.sg, workers=self.workers, progress=progress,
+                                    **self.settings)
+
+    def save_model(self, directory: Path) -> None:
+        self._model().save(directory)
+
+    def load_model(self, directory: Path) -> None:
+        self.model = WordVectors.load(directory)
+
+    def vocabulary_size(self) -> int:
+        return len(self._model())
+
+    def word_vectors(self) -> WordVectors:
+        return self._model()
+
+    def embed_corpus(self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a)
+        matrix = self.pooler.pool_corpus(corpus.tokens)
+        if self.pooler.component is not None:
+            np.save(index_dir / "sif_component.npy", self.pooler.component)
+        if progress:
+            progress(len(corpus))
+        return finish(matrix, self.normalized)
+
+    def attach(self, index_dir: Path) -> None:
+        path = index_dir / "sif_component.npy"
+        component = np.load(path, allow_pickle=False) if path.exists() else None
+        self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a, component)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if self.pooler is None:
+            self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a)
+        return finish(self.pooler.pool([self.tokenizer(t) for t in texts]), self.normalized)
+
+    def _model(self) -> WordVectors:
+        if self.model is None:
+            raise IndexError_("the Word2Vec model is not trained yet", "Build the method first: `zhiku build`")
+        return self.model
+
+
+embedders.add("word2vec", Word2VecEmbedder)

@@ -36,9 +36,8 @@ def plan_methods(config: KBConfig, names: Sequence[str], allow_new_indexes: bool
     ``allow_new_indexes=False`` (an existing user KB) only admits fusions of configured methods:
     a new indexed method would have to be built into, and saved in, the user's KB.
     """
-    from zhiku.retrieve.base import load_builtin_methods, methods
+    from zhiku.retrieve.base import methods
 
-    load_builtin_methods()
     if not names:
         raise UsageError("no methods to evaluate", "Pass --methods bm25,dense,hybrid for example")
     added: dict[str, MethodConfig] = {}
@@ -73,26 +72,25 @@ def plan_methods(config: KBConfig, names: Sequence[str], allow_new_indexes: bool
     return config.updated(methods={**config.methods, **added}) if added else config
 
 
-def indexed_parts(kb: KnowledgeBase, name: str) -> list[str]:
-    """The indexed methods ``name`` needs: itself, or the parts of a composite (recursively)."""
-    m = kb.method(name)
-    if m.indexed:
-        return [name]
-    out: list[str] = []
-    for part in getattr(m, "parts", list)():
-        out += [p for p in indexed_parts(kb, part) if p not in out]
-    return out
+def check_built(kb: KnowledgeBase, names: Sequence[str]) -> None:
+    """Every method ``names`` need is built in the user's KB (an evaluation builds nothing there)."""
+    for name in names:
+        for part in kb.indexed_parts(name):
+            if not kb.method_status(part).built:
+                raise UsageError(
+                    f"method {part!r} is not built in knowledge base {kb.name!r}",
+                    f"Build it first: `zhiku build --kb {kb.name} --method {part}`",
+                )
 
 
 def index_cost(kb: KnowledgeBase, name: str) -> tuple[float, int]:
     """(build seconds from the manifests, bytes on disk) of what ``name`` needs; a fusion costs what
     its parts cost, since it cannot run without them."""
     seconds, size = 0.0, 0
-    for part in indexed_parts(kb, name):
+    for part in kb.indexed_parts(name):
         manifest = kb.manifest(part) or {}
         seconds += float(manifest.get("seconds", 0.0))
-        folder = kb.layout.index_dir(part)
-        size += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+        size += kb.index_bytes(part)
     return seconds, size
 
 
@@ -168,7 +166,7 @@ def build_for(kb: KnowledgeBase, names: Sequence[str], progress: BuildProgress |
     by default: a method was asked for by name."""
     needed: list[str] = []
     for name in names:
-        needed += [p for p in indexed_parts(kb, name) if p not in needed]
+        needed += [p for p in kb.indexed_parts(name) if p not in needed]
     if needed:
         kb.build(names=needed, progress=progress)
 
@@ -187,10 +185,10 @@ def auto_methods(kb: KnowledgeBase, existing: bool) -> tuple[list[str], list[str
         return chosen, notes
     language = kb.language()
     for name in kb.method_names():
-        if kb.config.methods[name].enabled is False:
+        if kb.method_config(name).enabled is False:
             notes.append(f"{name}: disabled in the configuration")
             continue
-        why = next((w for p in indexed_parts(kb, name) for ok, w in [kb.method(p).applicable(language)]
+        why = next((w for p in kb.indexed_parts(name) for ok, w in [kb.method(p).applicable(language)]
                     if not ok), "")
         if why:
             notes.append(f"{name}: left out ({why.split(';')[0]}); name it in --methods to run it anyway")

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from zhiku.eval.datasets import Dataset
 from zhiku.eval.judges import EvidenceJudge, Judge, PassageJudge
 from zhiku.eval.metrics import DEFAULT_KS, first_relevant_rank, mean_metrics, percentile, ranking_metrics
 from zhiku.eval.report import MethodResult, QueryResult, Report
+from zhiku.progress import NoProgress, Progress
 from zhiku.types import Hit
 
 if TYPE_CHECKING:
@@ -30,16 +31,8 @@ if TYPE_CHECKING:
 KEEP_IDS, KEEP_SNIPPETS, SNIPPET_CHARS = 10, 3, 240
 
 
-class Retriever(Protocol):
-    def search(self, query: str, k: int) -> list[Hit]: ...
-
-
-class EvalProgress:
-    """What a run reports (one bar per phase); the CLI draws it, the library prints nothing."""
-
-    def start(self, label: str, total: int) -> None: ...
-    def advance(self, n: int) -> None: ...
-    def close(self) -> None: ...
+#: what a run reports (one phase per method and step); the CLI draws it, the library prints nothing
+EvalProgress = Progress
 
 
 class KBRetriever:
@@ -146,7 +139,7 @@ def fetch_hits(
     label: str = "search",
 ) -> Fetched:
     """Every query's hits, plus warm single-query latencies (all queries, or a sample if batched)."""
-    progress = progress or EvalProgress()
+    progress = progress or NoProgress()
     search: Callable[[str, int], list[Hit]] = retriever.search
     search_many = getattr(retriever, "search_many", None)
     if batched is None:
@@ -235,14 +228,16 @@ def default_judge(dataset: Dataset, retriever: Any = None) -> Judge:
     when the retriever is a knowledge base, so recall and nDCG are exact)."""
     if dataset.corpus:
         return PassageJudge(dataset)
-    kb = getattr(retriever, "kb", retriever)
-    return EvidenceJudge(dataset, kb_chunks(kb) if hasattr(kb, "catalog") else None)
+    from zhiku.service import KnowledgeBase
+
+    kb = retriever.kb if isinstance(retriever, KBRetriever) else retriever
+    return EvidenceJudge(dataset, kb_chunks(kb) if isinstance(kb, KnowledgeBase) else None)
 
 
 def kb_chunks(kb: KnowledgeBase) -> Iterable[tuple[str, str, str]]:
     """``(chunk id, document source, text)`` of every chunk of a KB."""
     for doc in kb.documents():
-        for chunk in kb.catalog.chunks_of(doc.id):
+        for chunk in kb.chunks_of(doc.id):
             yield chunk.id, doc.source, chunk.text
 
 
@@ -289,11 +284,9 @@ def _cutoffs(ks: Sequence[int], k: int) -> list[int]:
 
 
 def _language_notes(kb: KnowledgeBase, name: str) -> list[str]:
-    from zhiku.eval.corpus_kb import indexed_parts
-
     notes = []
     language = kb.language()
-    for part in indexed_parts(kb, name):
+    for part in kb.indexed_parts(name):
         ok, why = kb.method(part).applicable(language)
         if not ok:
             # The reason reads "...; embedding would take long for nothing. Build it anyway ...":
@@ -304,12 +297,10 @@ def _language_notes(kb: KnowledgeBase, name: str) -> list[str]:
 
 
 def _method_settings(kb: KnowledgeBase, names: Sequence[str]) -> dict[str, Any]:
-    from zhiku.eval.corpus_kb import indexed_parts
-
     out: dict[str, Any] = {}
     for name in names:
-        for part in [name, *indexed_parts(kb, name)]:
-            cfg = kb.config.methods[part]
+        for part in [name, *kb.indexed_parts(name)]:
+            cfg = kb.method_config(part)
             details = (kb.manifest(part) or {}).get("details", {}) if kb.method(part).indexed else {}
             model = details.get("model") or details.get("model_id")
             out[f"method {part}"] = f"{cfg.kind} {cfg.options}" + (f" model={model}" if model else "")
@@ -353,7 +344,14 @@ def run_eval(
     from zhiku.config import KBConfig as _KBConfig
     from zhiku.errors import UsageError
     from zhiku.eval.answers import score_answers
-    from zhiku.eval.corpus_kb import auto_methods, build_for, index_cost, ingest_corpus, plan_methods
+    from zhiku.eval.corpus_kb import (
+        auto_methods,
+        build_for,
+        check_built,
+        index_cost,
+        ingest_corpus,
+        plan_methods,
+    )
     from zhiku.service import VERSION
 
     cutoffs = _cutoffs(ks, k)
@@ -375,7 +373,7 @@ def run_eval(
     if kb is None:
         if workdir is None:
             scratch = Path(tempfile.mkdtemp(prefix="zhiku-eval-"))
-        root = Path(workdir or scratch) / "kb"
+        root = (Path(workdir) if workdir is not None else Path(str(scratch))) / "kb"
         if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} is not empty", "Point --workdir at a new or empty folder")
         base = config or _KBConfig()
@@ -389,11 +387,12 @@ def run_eval(
         judge = PassageJudge(dataset, aliases)
     else:
         if names:
-            # Fusions are composed in memory only: nothing is built or saved into the user's KB.
-            kb.config = plan_methods(kb.config, names, allow_new_indexes=False)
+            # Fusions are composed in memory by the KB's own resolver; nothing is built into the
+            # user's KB by an evaluation.
+            check_built(kb, names)
         evidence = EvidenceJudge(dataset, kb_chunks(kb))
         judge = evidence
-        info = {"documents": len(kb.documents()), "chunks": kb.catalog.chunk_count(),
+        info = {"documents": len(kb.documents()), "chunks": kb.chunk_count(),
                 "kb": str(kb.layout.root)}
         if evidence.unanswerable:
             # Evidence that no chunk contains (split by chunking, or a document not ingested): these

@@ -19,8 +19,7 @@ _CITE = re.compile(r"\[(\d{1,3})\]")
 def make_generator(config: GeneratorConfig, llm: str | None = None, base_url: str | None = None) -> Generator:
     """The KB's generator, or the one ``llm`` names (``ollama:qwen2.5:7b``, ``openai:MODEL``,
     ``local:/path``, ``extractive``), with ``base_url`` overriding the server's address."""
-    import zhiku.generate.extractive  # noqa: F401  (registers the built-in)
-    from zhiku.generate.llm import generator_config  # registers ollama, openai, local
+    from zhiku.generate.llm import generator_config
 
     config = generator_config(llm, base_url, config)
     return generators.get(config.kind)(**config.options)
@@ -29,14 +28,19 @@ def make_generator(config: GeneratorConfig, llm: str | None = None, base_url: st
 def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
     blocks = []
     for n, h in enumerate(hits, start=1):
-        assert h.chunk is not None and h.doc is not None, "hits must be attached to the catalog"
+        if h.chunk is None or h.doc is None:
+            raise ValueError("hits must be attached to the catalog")  # a bug, not user input
         blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
                                    h.chunk.start, h.chunk.end, h.score))
     return blocks
 
 
 def answer_question(
-    question: str, hits: Sequence[Hit], generator: Generator, on_token: Callable[[str], None] | None = None
+    question: str,
+    hits: Sequence[Hit],
+    generator: Generator,
+    on_token: Callable[[str], None] | None = None,
+    method: str = "",
 ) -> Answer:
     blocks = context_blocks(hits)
     pieces = []
@@ -44,12 +48,10 @@ def answer_question(
         pieces.append(piece)
         if on_token:
             on_token(piece)
-    text, citations, invalid = resolve_citations("".join(pieces), blocks)
-    timings: dict[str, float] = {}
-    ans = Answer(question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), timings)
-    if invalid:
-        timings["invalid_citations"] = float(len(invalid))
-    return ans
+    raw = "".join(pieces)
+    text, citations, invalid = resolve_citations(raw, blocks)
+    return Answer(question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), {},
+                  invalid_citations=tuple(invalid), raw_text=raw, method=method)
 
 
 def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[Citation], list[int]]:

@@ -32,6 +32,8 @@ class ContextBlock:
 class Generator(ABC):
     name: ClassVar[str] = "generator"
     streams: ClassVar[bool] = False
+    #: the context blocks as the last answer's prompt packed them (LLM generators; None elsewhere)
+    last_packed: list[int] | None = None
 
     @abstractmethod
     def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:

@@ -3,7 +3,7 @@
 ``LLMGenerator`` turns the question and the numbered context blocks into chat messages (templates
 from ``prompts.py``, context packed under the window by ``packing.py``) and streams the backend's
 reply. Backends implement one method, ``chat``, that yields text pieces; they are registered by name
-in ``chat_backends`` and exposed as the generators ``ollama``, ``openai`` and ``local`` (the
+as the generators ``ollama``, ``openai`` and ``local`` (the
 extractive answerer stays the default). ``--llm KIND:MODEL`` specs are parsed here.
 """
 
@@ -14,9 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from zhiku.config import GeneratorConfig
+from zhiku.config import GeneratorConfig, validated
 from zhiku.errors import ConfigError, UsageError
 from zhiku.generate.base import ContextBlock, Generator, generators
 from zhiku.generate.packing import approx_tokens, pack_blocks
@@ -28,7 +28,6 @@ from zhiku.generate.prompts import (
     question_language,
     where_of,
 )
-from zhiku.registry import Registry
 
 Message = dict[str, str]
 
@@ -90,34 +89,39 @@ class ChatBackend(ABC):
         return f"{type(self).__name__}({self.describe()!r})"
 
 
-#: kind -> ChatBackend subclass
-chat_backends: Registry[type[ChatBackend]] = Registry("LLM backend")
-_BUILTIN = ("zhiku.generate.ollama", "zhiku.generate.openai_compat", "zhiku.generate.local")
+class LLMGeneratorFactory:
+    """The ``generators`` entry of an LLM kind: builds an ``LLMGenerator`` around its chat backend.
+
+    LLM backends are generators like the extractive answerer, in the one ``generators`` registry;
+    this wrapper keeps the backend class reachable for code that needs the raw chat (RAG-Fusion,
+    follow-up rewriting, LLM reranking).
+    """
+
+    def __init__(self, backend: type[ChatBackend]) -> None:
+        self.backend = backend
+
+    def __call__(self, **options: Any) -> LLMGenerator:
+        return LLMGenerator(make_backend(self.backend.kind, options))
 
 
-def load_builtin_backends() -> None:
-    import importlib
-
-    for module in _BUILTIN:
-        importlib.import_module(module)  # cheap: transformers is only imported by `local` when it runs
+def register_backend(cls: type[ChatBackend]) -> type[ChatBackend]:
+    """Class decorator: register a chat backend as the generator kind ``cls.kind``."""
+    generators.add(cls.kind, LLMGeneratorFactory(cls))
+    return cls
 
 
 def parse_options(kind: str, options: Mapping[str, Any] | LLMOptions) -> LLMOptions:
     if isinstance(options, LLMOptions):
         return options
-    try:
-        return LLMOptions.model_validate(dict(options))
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"{kind} generator: option {where}: {first['msg']}", "Fix [generator.options] in zhiku.toml"
-        ) from None
+    return validated(LLMOptions, dict(options), f"{kind} generator: option ", "Fix [generator.options] in zhiku.toml")
 
 
 def make_backend(kind: str, options: Mapping[str, Any] | LLMOptions) -> ChatBackend:
-    load_builtin_backends()
-    cls = chat_backends.get(kind)
+    factory = generators.get(kind)
+    if not isinstance(factory, LLMGeneratorFactory):
+        llms = [n for n, f in generators.items() if isinstance(f, LLMGeneratorFactory)]
+        raise ConfigError(f"{kind!r} is not an LLM backend", f"Choose one of: {', '.join(llms)}")
+    cls = factory.backend
     opts = parse_options(kind, options)
     if not opts.model:
         example = "local:/path/to/model" if kind == "local" else f"{kind}:qwen2.5:7b"
@@ -289,8 +293,6 @@ def generator_config(spec: str | None, base_url: str | None, current: GeneratorC
         if base_url is None:
             return current
         return current.model_copy(update={"options": {**current.options, "base_url": base_url}})
-    import zhiku.generate.extractive  # noqa: F401  (registers the built-in)
-
     kind, model = parse_llm_spec(spec)
     generators.get(kind)  # an unknown kind fails here, listing the registered ones
     if kind == "extractive":
@@ -305,15 +307,3 @@ def generator_config(spec: str | None, base_url: str | None, current: GeneratorC
     if base_url:
         options["base_url"] = base_url
     return GeneratorConfig(kind=kind, options=options)
-
-
-def _factory(kind: str) -> Any:
-    def make(**options: Any) -> LLMGenerator:
-        return LLMGenerator(make_backend(kind, options))
-
-    make.__name__ = f"make_{kind}_generator"
-    return make
-
-
-for _kind in ("ollama", "openai", "local"):
-    generators.add(_kind, _factory(_kind))

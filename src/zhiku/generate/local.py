@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import BackendError, DependencyMissingError, NotFoundError
-from zhiku.generate.llm import ChatBackend, LLMOptions, Message, chat_backends
+from zhiku.generate.llm import ChatBackend, LLMOptions, Message, register_backend
 
 #: used when the model's config states no window
 DEFAULT_WINDOW = 2048
@@ -101,7 +101,7 @@ def render_chat(tokenizer: Any, messages: Sequence[Message]) -> tuple[str, bool]
     return "\n\n".join(parts) + "\n\nAssistant:", False
 
 
-@chat_backends.register("local")
+@register_backend
 class LocalBackend(ChatBackend):
     kind = "local"
     default_window = DEFAULT_WINDOW

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from zhiku.generate.http import Hints, HttpClient, server_message
-from zhiku.generate.llm import ChatBackend, LLMOptions, Message, chat_backends
+from zhiku.generate.llm import ChatBackend, LLMOptions, Message, register_backend
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
@@ -116,7 +116,7 @@ class OllamaClient:
         return vectors
 
 
-@chat_backends.register("ollama")
+@register_backend
 class OllamaBackend(ChatBackend):
     kind = "ollama"
     # Ollama's own default num_ctx; a model's real window is often larger (set context_window).

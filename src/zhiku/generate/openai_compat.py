@@ -19,7 +19,7 @@ from typing import Any
 
 from zhiku.errors import ConfigError
 from zhiku.generate.http import Hints, HttpClient, server_message
-from zhiku.generate.llm import ChatBackend, LLMOptions, Message, chat_backends
+from zhiku.generate.llm import ChatBackend, LLMOptions, Message, register_backend
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENVS = ("ZHIKU_OPENAI_BASE_URL", "OPENAI_BASE_URL")
@@ -176,7 +176,7 @@ class OpenAIClient:
         return [r.get("embedding") for r in rows]
 
 
-@chat_backends.register("openai")
+@register_backend
 class OpenAIBackend(ChatBackend):
     kind = "openai"
     # Conservative: hosted models have far larger windows; set context_window to use them.

@@ -82,4 +82,4 @@ def to_score_distance(raw: float, metric: Metric) -> tuple[float, float]:
 
 
 #: name -> VectorIndex subclass ("flat", "faiss-flat", "faiss-hnsw", "milvus")
-indexes: Registry[Callable[..., VectorIndex]] = Registry("vector index")
+indexes: Registry[type[VectorIndex]] = Registry("index", "vector index")

@@ -15,12 +15,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Protocol
 
 from zhiku.config import KBConfig
 from zhiku.errors import NotFoundError, ZhikuError
 from zhiku.ids import chunk_id, content_hash
 from zhiku.ingest.chunking import chunk_text
-from zhiku.ingest.loaders import SUPPORTED_EXTENSIONS, load_bytes, read_checked
+from zhiku.ingest.loaders import load_bytes, read_checked, supported_extensions
 from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
 from zhiku.text.normalise import clean
 from zhiku.types import Chunk
@@ -55,12 +56,23 @@ class IngestReport:
         return ", ".join(parts) + f"; {self.chunks} chunks, {self.chars} chars in {self.seconds:.1f}s"
 
 
-class Progress:
-    """What the pipeline reports; the CLI draws a bar from it, the library prints nothing."""
+class IngestProgress(Protocol):
+    """What the pipeline reports: files done, with the chunks they gave (the CLI shows the count)."""
 
     def start(self, total_files: int) -> None: ...
     def advance(self, files: int = 1, chunks: int = 0) -> None: ...
     def close(self) -> None: ...
+
+
+class _Silent:
+    def start(self, total_files: int) -> None:
+        pass
+
+    def advance(self, files: int = 1, chunks: int = 0) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list[Path]]:
@@ -79,7 +91,7 @@ def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list
                     f = Path(root, name)
                     if name.startswith("."):
                         continue
-                    if f.suffix.lower() in SUPPORTED_EXTENSIONS:
+                    if f.suffix.lower() in supported_extensions():
                         files.append(f.resolve())
                     else:
                         skipped.append((str(f), f"unsupported type {f.suffix or '(none)'}"))
@@ -119,7 +131,7 @@ def parse_text(
     text = clean(raw)
     if not text:
         raise EmptyFileError(f"{source} has no text", "Check that the file is not empty")
-    tokenize = make_tokenizer(**config.tokenizer.model_dump(exclude={"user_dict"}))
+    tokenize = make_tokenizer(**config.tokenizer.model_dump())
     doc = DocumentRecord(
         id=content_hash(f"{source}\x1f{digest}"),
         source=source,
@@ -152,12 +164,12 @@ def ingest_paths(
     catalog: Catalog,
     paths: Sequence[Path],
     config: KBConfig,
-    progress: Progress | None = None,
+    progress: IngestProgress | None = None,
     prune: bool = True,
 ) -> IngestReport:
     t0 = time.perf_counter()
     report = IngestReport()
-    progress = progress or Progress()
+    progress = progress or _Silent()
     files, report.skipped, folders = walk(paths)
 
     todo: list[tuple[Path, bytes, str, KBConfig]] = []
@@ -218,9 +230,9 @@ def _parse_all(
     if workers <= 1 or len(todo) < 8 or total < 2_000_000:
         yield from map(_parse_job, todo)
         return
-    from zhiku.text.tokenize import _jieba
+    from zhiku.text.tokenize import make_tokenizer, warm
 
-    _jieba()  # load the dictionary once, before fork, so the workers inherit it
+    warm(make_tokenizer(**config.tokenizer.model_dump()))  # load jieba once, before fork: workers inherit it
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
         yield from pool.map(_parse_job, todo, chunksize=4)
 

@@ -1,25 +1,37 @@
 """The retrieval-method contract and the method registry.
 
-A *method* is a named way to turn a query into ranked hits: ``bm25``, ``dense``, ``hybrid`` and,
-later, ``tfidf``, ``w2v-sg``, ``fusion``… Every method implements ``search``; methods backed by an
-index also implement ``build`` (from the corpus, into a folder) and ``load``. A KB configures
-several methods side by side under names of its choice, each with a ``kind`` from this registry.
+A *method* is a named way to turn a query into ranked hits: ``bm25``, ``dense``, ``hybrid``,
+``w2v-sg``, ``fusion``… Every method implements ``search``; methods backed by an index also
+implement ``build`` (from the corpus, into a folder) and ``load``. A KB configures several methods
+side by side under names of its choice, each with a ``kind`` from this registry (one file per kind
+in ``retrieve/methods/``, listed in ``zhiku.builtins``).
+
+Capabilities are declared here, on the contract, so callers never probe with ``hasattr``:
+``indexed`` (built into ``indexes/<name>/``), ``parts()`` (the methods a composite needs),
+``has_word_vectors``/``word_vectors()`` (Word2Vec-backed methods), ``supports_expansion``/
+``search_expanded()`` (BM25), ``trainable``/``request_retrain()`` (models trained on the corpus).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from zhiku.config import validated
 from zhiku.errors import ConfigError
 from zhiku.registry import Registry
 from zhiku.text.tokenize import Tokenizer
-from zhiku.types import Hit
+from zhiku.types import Corpus, Hit
+
+if TYPE_CHECKING:
+    from zhiku.embed.word2vec import WordVectors
+
+__all__ = ["Corpus", "Method", "MethodContext", "MethodOptions", "methods"]
 
 
 class MethodOptions(BaseModel):
@@ -28,34 +40,15 @@ class MethodOptions(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-@dataclass
-class Corpus:
-    """The indexable view of a KB's chunks, in a stable order, read from the catalog once."""
-
-    ids: list[str]
-    texts: list[str]  # the chunk text a person reads
-    contexts: list[str]  # document title + heading path, indexed with the text
-    text_hashes: list[str]
-    tokens: list[list[str]]
-    fingerprint: str
-    language: str
-
-    def index_texts(self) -> list[str]:
-        return [f"{c}\n{t}" for c, t in zip(self.contexts, self.texts, strict=True)]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass
+@dataclass(frozen=True)
 class MethodContext:
     """What a method may use from its KB, and nothing else (no catalog, no config file)."""
 
     tokenizer: Tokenizer
     language: Callable[[], str]  # the KB's language, "zh" | "en" | "mixed" (computed on demand)
-    resolve: Callable[[str], Method]  # another method of the same KB, by name (for composites)
-    models_dir: Path
-    extra: dict[str, Any] = field(default_factory=dict)
+    resolve: Callable[[str], Method]  # another method of the same KB, by name, ready to search
+    models_dir: Path  # models/<name>/: what this method trains on the corpus
+    cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
 
 
 class Method(ABC):
@@ -63,19 +56,18 @@ class Method(ABC):
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: built from the corpus into indexes/<name>/ (False for composites like hybrid)
     indexed: ClassVar[bool] = True
+    #: BM25 can score a query plus weighted extra terms (query expansion)
+    supports_expansion: ClassVar[bool] = False
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name
         self.ctx = ctx
-        try:
-            self.options = self.Options.model_validate(options)
-        except ValidationError as e:
-            first = e.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ConfigError(
-                f"method {name!r} ({self.kind}): option {where}: {first['msg']}",
-                f"Fix [methods.{name}.options] in zhiku.toml",
-            ) from e
+        self.options = validated(
+            self.Options,
+            options,
+            f"method {name!r} ({self.kind}): option ",
+            f"Fix [methods.{name}.options] in zhiku.toml",
+        )
 
     @abstractmethod
     def search(self, query: str, k: int) -> list[Hit]:
@@ -87,22 +79,12 @@ class Method(ABC):
             yield self.search(q, k)
 
     # -- indexed methods ------------------------------------------------------------------------
-    def build(
-        self,
-        corpus: Corpus,
-        out_dir: Path,
-        previous: Path | None,
-        progress: Callable[[int], None] | None = None,
-    ) -> dict[str, Any]:
-        """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record.
-
-        ``previous`` is the last built folder of this method (if any): reuse what is still valid
-        there (cached vectors of unchanged chunks) instead of recomputing it.
-        """
-        raise NotImplementedError
+    def build(self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record."""
+        raise NotImplementedError(f"{self.kind} has no index to build")
 
     def load(self, directory: Path) -> None:
-        raise NotImplementedError
+        raise NotImplementedError(f"{self.kind} has no index to load")
 
     def applicable(self, language: str) -> tuple[bool, str]:
         """Whether building this method by default makes sense for a KB in ``language``, and why not."""
@@ -111,18 +93,35 @@ class Method(ABC):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, **self.options.model_dump(mode="json")}
 
+    # -- composites -----------------------------------------------------------------------------
+    def parts(self) -> list[str]:
+        """The other methods of the KB this one searches through (none for an indexed method)."""
+        return []
+
+    # -- capabilities ---------------------------------------------------------------------------
+    @property
+    def has_word_vectors(self) -> bool:
+        return False
+
+    def word_vectors(self) -> WordVectors:
+        raise ConfigError(
+            f"method {self.name!r} ({self.kind}) has no word vectors",
+            "Use a w2v-sg or w2v-cbow method, e.g. `zhiku build --method w2v-sg`",
+        )
+
+    def search_expanded(self, query: str, extra: dict[str, float], k: int) -> list[Hit]:
+        raise ConfigError(
+            f"method {self.name!r} ({self.kind}) cannot score expanded queries", "Expand a bm25 method"
+        )
+
+    @property
+    def trainable(self) -> bool:
+        """Trains a model on the KB's own corpus (``zhiku build --retrain`` applies)."""
+        return False
+
+    def request_retrain(self) -> None:  # noqa: B027  (only trainable methods have a model to retrain)
+        """The next build trains a new model even if the saved one is still current."""
+
 
 #: kind -> Method subclass
-methods: Registry[type[Method]] = Registry("retrieval method")
-
-
-def load_builtin_methods() -> None:
-    """Import the modules that register the built-in methods (cheap: no heavy imports at top)."""
-    import zhiku.lexical.bm25  # noqa: F401
-    import zhiku.lexical.tfidf  # noqa: F401
-    import zhiku.retrieve.corpus_vectors  # noqa: F401
-    import zhiku.retrieve.dense  # noqa: F401
-    import zhiku.retrieve.expand  # noqa: F401
-    import zhiku.retrieve.hybrid  # noqa: F401
-    import zhiku.retrieve.llm_dense  # noqa: F401
-    import zhiku.retrieve.rag_fusion  # noqa: F401
+methods: Registry[type[Method]] = Registry("method", "retrieval method")

@@ -2,15 +2,22 @@
 
 One tokenizer serves indexing and queries alike (same folding, same stop words, same stemming), so
 a query token can only fail to match for a real reason. jieba and PyStemmer load on first use.
+
+Each KB with a user dictionary gets its own ``jieba.Tokenizer`` instance: jieba's module-level
+``load_userdict`` changes how *every* KB in the process splits text (a server holds many), so it
+is never called. The dictionary's content hash is part of ``Tokenizer.describe()``, which index
+manifests record: a changed dictionary makes the indexes stale.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
 from zhiku.text.normalise import fold
 
@@ -24,16 +31,37 @@ Mode = Literal["precise", "search"]
 
 
 @lru_cache(maxsize=1)
-def _jieba() -> object:
+def _jieba() -> Any:
+    """The default segmenter, shared: nothing ever adds words to it."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
-    return jieba
+    return jieba.dt
 
 
-def load_user_dict(path: str) -> None:
-    _jieba().load_userdict(path)  # type: ignore[attr-defined]
+@lru_cache(maxsize=16)
+def _jieba_with(path: str, digest: str) -> Any:
+    """A segmenter of its own with a user dictionary (keyed by content, so an edit reloads it)."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    seg = jieba.Tokenizer()
+    seg.initialize()
+    seg.load_userdict(path)
+    return seg
+
+
+def dictionary_digest(path: str) -> str:
+    from zhiku.errors import ConfigError
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError as e:
+        raise ConfigError(
+            f"cannot read the jieba user dictionary {path}: {e.strerror or e}",
+            "Fix tokenizer.user_dict in zhiku.toml (one word per line, optionally a frequency)",
+        ) from e
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +69,7 @@ def _stemmer() -> Callable[[str], str]:
     import Stemmer
 
     stem = Stemmer.Stemmer("english")
-    return stem.stemWord  # type: ignore[no-any-return]
+    return stem.stemWord
 
 
 class Tokenizer:
@@ -52,15 +80,30 @@ class Tokenizer:
     """
 
     def __init__(
-        self, *, stopwords: Iterable[str] = (), stem_english: bool = True, mode: Mode = "precise"
+        self,
+        *,
+        stopwords: Iterable[str] = (),
+        stem_english: bool = True,
+        mode: Mode = "precise",
+        user_dict: str | None = None,
     ) -> None:
         self.stopwords = frozenset(stopwords)
         self.stem_english = stem_english
         self.mode = mode
+        self.user_dict = user_dict
+        self.dictionary = dictionary_digest(user_dict) if user_dict else None
+
+    def _segmenter(self) -> Any:
+        return _jieba_with(self.user_dict, self.dictionary) if self.user_dict and self.dictionary else _jieba()
+
+    def describe(self) -> dict[str, Any]:
+        """What an index built from these tokens depends on (recorded in its manifest)."""
+        return {"stopwords": bool(self.stopwords), "stem_english": self.stem_english, "mode": self.mode,
+                "user_dict": self.dictionary}
 
     def __call__(self, text: str) -> list[str]:
-        jieba = _jieba()
-        cut = jieba.cut_for_search if self.mode == "search" else jieba.cut  # type: ignore[attr-defined]
+        seg = self._segmenter()
+        cut = seg.cut_for_search if self.mode == "search" else seg.cut
         stem = _stemmer() if self.stem_english else None
         stop = self.stopwords
         out: list[str] = []
@@ -73,7 +116,16 @@ class Tokenizer:
         return out
 
 
-def make_tokenizer(stopwords: bool = True, stem_english: bool = True, mode: Mode = "precise") -> Tokenizer:
+def make_tokenizer(
+    stopwords: bool = True, stem_english: bool = True, mode: Mode = "precise", user_dict: str | None = None
+) -> Tokenizer:
     from zhiku.text.stopwords import stopwords as load_stopwords
 
-    return Tokenizer(stopwords=load_stopwords() if stopwords else (), stem_english=stem_english, mode=mode)
+    return Tokenizer(
+        stopwords=load_stopwords() if stopwords else (), stem_english=stem_english, mode=mode, user_dict=user_dict
+    )
+
+
+def warm(tokenizer: Tokenizer) -> None:
+    """Load the segmenter now (before forking workers, so they inherit it)."""
+    tokenizer._segmenter()

@@ -35,13 +35,13 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
     retrieve_s = round(time.perf_counter() - t0, 4)
     generator = answering.make_generator(handle)
     if not body.stream:
-        result = answering.answer(body.question, hits, generator)
+        result = answering.answer(handle, body.question, hits, generator)
         result.timings["retrieve_s"] = retrieve_s
         return JSONResponse(answering.answer_json(handle.name, result, method))
 
     def events() -> Iterator[str]:
         try:
-            for item in answering.stream(body.question, hits, generator):
+            for item in answering.stream(handle, body.question, hits, generator):
                 if isinstance(item, str):
                     yield sse.event({"text": item}, "token")
                 else:

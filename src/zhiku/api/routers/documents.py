@@ -66,9 +66,9 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
                                           prune=False, build_progress=PhaseProgress(jobs, job))
             except BaseException:
                 # Whatever the catalog did not take in whole is taken out of uploads/ again.
-                settle(placed, ingested_now(kb.catalog, placed))
+                settle(placed, ingested_now(kb, placed))
                 raise
-            settle(placed, ingested_now(kb.catalog, placed))
+            settle(placed, ingested_now(kb, placed))
     finally:
         unstage(folder)
     names = {str(p.final): p.staged.name for p in placed}
@@ -94,11 +94,10 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
 
 
 def _document(kb: Any, doc_id: str) -> DocumentInfo:
-    d = kb.catalog.document(doc_id)
-    if d is None:
-        raise NotFoundError(f"no document {doc_id!r} in knowledge base {kb.name!r}",
-                            f"See GET /kbs/{kb.name}/documents for the ids")
-    return d  # type: ignore[no-any-return]
+    try:
+        return kb.document(doc_id)
+    except NotFoundError as e:
+        raise NotFoundError(e.message, f"See GET /kbs/{kb.name}/documents for the ids") from None
 
 
 @router.get("/kbs/{kb}/documents/{doc_id}")
@@ -111,8 +110,8 @@ def show_document(
 ) -> dict[str, Any]:
     with handle.read() as kb:
         d = _document(kb, doc_id)
-        text = kb.catalog.document_text(d.id) or ""
-        parts = kb.catalog.chunks_of(d.id) if chunks else []
+        text = kb.document_text(d.id)
+        parts = kb.chunks_of(d.id) if chunks else []
     out = doc_json(d, handle.uploads)
     out["text"] = text
     out["chunks"] = [{"id": c.id, "ord": c.ord, "start": c.start, "end": c.end, "heading": c.heading,

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import ValidationError
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
 from zhiku.api.schemas import CreateKB
-from zhiku.errors import ConfigError, ZhikuError
+from zhiku.errors import ZhikuError
 
 router = APIRouter(tags=["knowledge bases"])
 
@@ -19,7 +18,7 @@ def kb_info(handle: KBHandle) -> dict[str, Any]:
     with handle.read() as kb:
         docs = kb.documents()
         return {
-            "name": kb.name, "documents": len(docs), "chunks": kb.catalog.chunk_count(),
+            "name": kb.name, "documents": len(docs), "chunks": kb.chunk_count(),
             "characters": sum(d.chars for d in docs), "language": kb.language(),
             "default_method": kb.default_method(), "methods": [s.__dict__ for s in kb.status()],
             "generator": kb.config.generator.kind, "settings": kb.config.model_dump(mode="json"),
@@ -34,7 +33,7 @@ def list_kbs(request: Request) -> list[dict[str, Any]]:
             handle = state(request).kbs.get(name)
             with handle.read() as kb:
                 out.append({"name": name, "documents": len(kb.documents()),
-                            "chunks": kb.catalog.chunk_count()})
+                            "chunks": kb.chunk_count()})
         except ZhikuError as e:  # one broken KB (a bad zhiku.toml) must not hide the others
             out.append({"name": name, "error": e.one_line()})
     return out
@@ -42,15 +41,9 @@ def list_kbs(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/kbs", status_code=201, dependencies=[Depends(require_write)])
 def create_kb(body: CreateKB, request: Request) -> dict[str, Any]:
-    from zhiku.config import KBConfig
+    from zhiku.config import KBConfig, validated
 
-    try:
-        config = KBConfig.model_validate(body.settings or {})
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"settings.{where}: {first['msg']}",
-                          "See the zhiku.toml settings in the README") from e
+    config = validated(KBConfig, body.settings or {}, "settings.", "See the zhiku.toml settings in the README")
     handle = state(request).kbs.create(body.name, config)
     return kb_info(handle)
 

@@ -51,7 +51,7 @@ def _model(name: str, created: float) -> dict[str, Any]:
 def list_models(request: Request) -> dict[str, Any]:
     registry = state(request).kbs
     return {"object": "list",
-            "data": [_model(n, registry.layout(n).catalog.stat().st_mtime) for n in registry.names()]}
+            "data": [_model(n, registry.home.layout(n).catalog.stat().st_mtime) for n in registry.names()]}
 
 
 @router.get("/models/{model}")
@@ -103,7 +103,7 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
         return [answering.citation_json(handle.name, c) for c in a.citations]
 
     if not body.stream:
-        a = answering.answer(question, hits, generator)
+        a = answering.answer(handle, question, hits, generator)
         return {
             "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a)},
@@ -120,7 +120,7 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
     def events() -> Iterator[str]:
         yield chunk({"role": "assistant", "content": ""})
         try:
-            for item in answering.stream(question, hits, generator):
+            for item in answering.stream(handle, question, hits, generator):
                 if isinstance(item, str):
                     yield chunk({"content": item})
                 else:

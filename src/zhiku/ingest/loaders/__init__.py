@@ -2,7 +2,8 @@
 
 ``load_file`` owns everything the formats share (existence, the size limit, empty files), so each
 loader is a small function ``(path, data) -> LoadedText`` over bytes that were already checked.
-Loaders for PDF and Word import their libraries on first use, so importing this package stays cheap.
+Loaders register their extensions in ``LOADERS`` when the registry first loads them (``zhiku.builtins``)
+and import their libraries on first use, so importing this package stays cheap.
 """
 
 from __future__ import annotations
@@ -27,22 +28,12 @@ class LoadedText:
 
 Loader = Callable[[Path, bytes], LoadedText]
 
-# Imported after LoadedText is defined, because every loader module imports it from here.
-from zhiku.ingest.loaders import docx, html, markdown, pdf, text  # noqa: E402
+#: file extension (".md") -> loader; each loader module registers its own extensions (zhiku.builtins)
+LOADERS: Registry[Loader] = Registry("loader", "file extension")
 
-LOADERS: Registry[Loader] = Registry("file extension")
-for _suffix, _loader in {
-    ".txt": text.load,
-    ".md": markdown.load,
-    ".markdown": markdown.load,
-    ".html": html.load,
-    ".htm": html.load,
-    ".pdf": pdf.load,
-    ".docx": docx.load,
-}.items():
-    LOADERS.add(_suffix, _loader)
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(LOADERS.names())
+def supported_extensions() -> frozenset[str]:
+    return frozenset(LOADERS.names())
 
 
 def load_file(path: Path, max_bytes: int) -> LoadedText:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhiku.errors import CorruptFileError
-from zhiku.ingest.loaders import LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText
 
 if TYPE_CHECKING:
     from docx.table import Table
@@ -86,3 +86,6 @@ def _table(table: Table) -> str:
         if any(cells):
             lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+LOADERS.add(".docx", load)

@@ -11,7 +11,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from zhiku.ingest.loaders import LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText
 from zhiku.ingest.loaders.text import decode_text, sniff_binary
 
 _SKIP = frozenset({"script", "style", "noscript", "template"})
@@ -175,3 +175,7 @@ class _TextExtractor(HTMLParser):
         lines = [line.rstrip() for line in "".join(self._out).split("\n")]
         # Newlines inside <pre> can still meet a block break: keep at most one blank line.
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+
+
+LOADERS.add(".html", load)
+LOADERS.add(".htm", load)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from zhiku.ingest.loaders import LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText
 from zhiku.ingest.loaders.text import decode_text
 
 # Front matter is a block fenced by "---" lines at the very start; "..." may also close it.
@@ -54,3 +54,7 @@ def _first_h1(text: str) -> str:
             if match:
                 return match.group(1).strip()
     return ""
+
+
+LOADERS.add(".md", load)
+LOADERS.add(".markdown", load)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhiku.errors import CorruptFileError, DependencyMissingError, EmptyFileError
-from zhiku.ingest.loaders import LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -63,3 +63,6 @@ def _metadata_title(reader: PdfReader) -> str:
     metadata = reader.metadata
     title = metadata.title if metadata is not None else None
     return title.strip() if isinstance(title, str) else ""
+
+
+LOADERS.add(".pdf", load)

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from zhiku.errors import CorruptFileError, DecodeError
-from zhiku.ingest.loaders import LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText
 
 # Checked longest first: the UTF-32 LE BOM begins with the UTF-16 LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -160,3 +160,6 @@ def _charset_normalizer(data: bytes) -> str | None:
 
     best = from_bytes(data).best()
     return None if best is None else str(best)
+
+
+LOADERS.add(".txt", load)

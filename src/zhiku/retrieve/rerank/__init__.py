@@ -8,7 +8,6 @@ when reranking is off); ``rerank_config(spec, current)`` applies a ``--rerank KI
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from zhiku.config import RerankConfig
@@ -25,18 +24,13 @@ __all__ = [
     "rerankers",
 ]
 
-#: every built-in kind's module; each registers itself (torch/httpx2 load only when a kind scores)
-_BUILTIN = (
-    "zhiku.retrieve.rerank.cross_encoder",
-    "zhiku.retrieve.rerank.remote",
-    "zhiku.retrieve.rerank.llm",
-)
 _OFF = ("off", "none", "no", "false")
 
 
 def load_builtin_rerankers() -> None:
-    for module in _BUILTIN:
-        importlib.import_module(module)
+    """Import the built-in kinds (listed in ``zhiku.builtins``) and plugins; the registry also does
+    this on its first lookup. torch and httpx2 load only when a kind first scores."""
+    rerankers.load()
 
 
 def rerank_config(spec: str | None, current: RerankConfig) -> RerankConfig:

@@ -12,8 +12,6 @@ building anything twice.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
 from zhiku.errors import ConfigError
@@ -44,12 +42,12 @@ class ExpandedBM25Method(Method):
     def expansion(self, query: str) -> dict[str, float]:
         """The neighbour words this query gains, with their weights (the typed words are not among them)."""
         model = self.ctx.resolve(self.options.model)
-        wv = getattr(model, "word_vectors", None)
-        if wv is None:
+        if not model.has_word_vectors:
             raise ConfigError(
                 f"method {self.name!r}: {self.options.model!r} has no word vectors",
                 f"Set [methods.{self.name}.options] model to a w2v-sg or w2v-cbow method",
             )
+        wv = model.word_vectors()
         o = self.options
         tokens = list(dict.fromkeys(self.ctx.tokenizer(query)))
         extra: dict[str, float] = {}
@@ -62,8 +60,8 @@ class ExpandedBM25Method(Method):
         return extra
 
     def search(self, query: str, k: int) -> list[Hit]:
-        bm25: Any = self.ctx.resolve(self.options.of)
-        if not hasattr(bm25, "search_expanded"):
+        bm25 = self.ctx.resolve(self.options.of)
+        if not bm25.supports_expansion:
             raise ConfigError(
                 f"method {self.name!r}: {self.options.of!r} is not a bm25 method",
                 f"Set [methods.{self.name}.options] of to a bm25 method",

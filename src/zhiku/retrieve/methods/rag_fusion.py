@@ -144,7 +144,7 @@ class RagFusionMethod(Method):
         for name in DEFAULT_PARTS:
             try:
                 method = self.ctx.resolve(name)
-                for part in getattr(method, "parts", list)():
+                for part in method.parts():
                     self.ctx.resolve(part)
                 return [method]
             except (IndexError_, NotFoundError) as e:

@@ -29,6 +29,7 @@ class BM25Method(Method):
     kind = "bm25"
     Options = BM25Options
     options: BM25Options
+    supports_expansion = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -40,7 +41,6 @@ class BM25Method(Method):
         self,
         corpus: Corpus,
         out_dir: Path,
-        previous: Path | None,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
         import bm25s

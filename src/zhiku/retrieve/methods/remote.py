@@ -1,7 +1,7 @@
 """Dense methods whose vectors come from an LLM or an embedding server.
 
-Both reuse ``DenseMethod`` (vector cache, Faiss index, search); they only add the options a server
-or a prompt needs and build the embedder from them:
+Both are vector methods (``VectorMethod``: vector cache, index, search); they only add the options
+a server or a prompt needs and build the embedder from them:
 
 ``remote``      an Ollama or OpenAI-compatible embedding model, with its base URL and key variable::
 
@@ -17,7 +17,6 @@ or a prompt needs and build the embedder from them:
     kind = "prompt-llm"
     options = { model = "/models/Qwen2.5-0.5B", template = "ke" }
 
-Importing this module also registers the ``ollama``, ``openai`` and ``prompt-llm`` embedders, so
 ``kind = "dense"`` with ``embedder = "ollama"`` works too (URL and key from the environment).
 """
 
@@ -29,12 +28,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-import zhiku.embed.prompt_llm  # noqa: F401  (registers the prompt-llm embedder)
-import zhiku.embed.remote  # noqa: F401  (registers the ollama and openai embedders)
-from zhiku.embed.base import Embedder, embedders
-from zhiku.embed.prompt_llm import TemplatedEmbedder
-from zhiku.retrieve.base import Corpus, MethodOptions, methods
-from zhiku.retrieve.dense import DenseMethod, DenseOptions
+from zhiku.retrieve.base import MethodOptions, methods
+from zhiku.retrieve.methods.vector import DenseOptions, VectorMethod
 
 
 class RemoteDenseOptions(DenseOptions):
@@ -56,52 +51,50 @@ class PromptLLMOptions(RemoteDenseOptions):
     device: str = "cpu"
 
 
+def _server_kwargs(o: RemoteDenseOptions) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "model": o.model,
+        "base_url": o.base_url,
+        "api_key_env": o.api_key_env,
+        "batch_size": o.batch_size,
+        "timeout": o.timeout,
+        "retries": o.retries,
+        "languages": o.languages,
+        "query_prefix": o.query_prefix or "",
+        "doc_prefix": o.doc_prefix or "",
+        **o.embedder_options,
+    }
+    if o.dim:  # a known size saves the probe request (and sizes the hashing fake in tests)
+        kwargs["dim"] = o.dim
+    return kwargs
+
+
 @methods.register("remote")
-class RemoteDenseMethod(DenseMethod):
+class RemoteDenseMethod(VectorMethod):
     kind = "remote"
-    Options: ClassVar[type[MethodOptions]] = RemoteDenseOptions  # type: ignore[assignment]
+    Options: ClassVar[type[MethodOptions]] = RemoteDenseOptions
     options: RemoteDenseOptions
 
-    def make_embedder(self, corpus: Corpus | None, directory: Path | None) -> Embedder:
-        o = self.options
-        kwargs: dict[str, Any] = {
-            "model": o.model,
-            "base_url": o.base_url,
-            "api_key_env": o.api_key_env,
-            "batch_size": o.batch_size,
-            "timeout": o.timeout,
-            "retries": o.retries,
-            "languages": o.languages,
-            "query_prefix": o.query_prefix,
-            "doc_prefix": o.doc_prefix,
-        }
-        if o.dim:  # a known size saves the probe request (and sizes the hashing fake in tests)
-            kwargs["dim"] = o.dim
-        return embedders.get(o.embedder)(**kwargs)
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        return self.options.embedder, _server_kwargs(self.options)
 
 
 @methods.register("prompt-llm")
-class PromptLLMMethod(RemoteDenseMethod):
+class PromptLLMMethod(VectorMethod):
     kind = "prompt-llm"
     Options: ClassVar[type[MethodOptions]] = PromptLLMOptions
     options: PromptLLMOptions
 
-    def make_embedder(self, corpus: Corpus | None, directory: Path | None) -> Embedder:
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
         o = self.options
-        lang = self._template_language(corpus, directory)
+        common = {"template": o.template, "template_language": self._template_language(index_dir)}
         if o.embedder == "local":
-            return embedders.get("prompt-llm")(
-                model=o.model,
-                template=o.template,
-                template_language=lang,
-                batch_size=o.batch_size,
-                max_seq_length=o.max_seq_length,
-                device=o.device,
-                languages=o.languages,
-            )
-        return TemplatedEmbedder(super().make_embedder(corpus, directory), o.template, lang)
+            return "prompt-llm", {**common, "model": o.model, "batch_size": o.batch_size,
+                                  "max_seq_length": o.max_seq_length, "device": o.device, "languages": o.languages}
+        # a server's embedding endpoint fed prompted text (see TemplatedEmbedder)
+        return "prompt-llm-remote", {**common, "inner": o.embedder, "inner_options": _server_kwargs(o)}
 
-    def _template_language(self, corpus: Corpus | None, directory: Path | None) -> str:
+    def _template_language(self, directory: Path | None) -> str:
         if self.options.template_language != "auto":
             return self.options.template_language
         # Queries must be prompted like the documents were: reuse what the index was built with.
@@ -112,5 +105,4 @@ class PromptLLMMethod(RemoteDenseMethod):
                     return str(built["template_language"])
             except (OSError, ValueError):
                 pass
-        language = corpus.language if corpus is not None else self.ctx.language()
-        return "zh" if language == "zh" else "en"
+        return "zh" if self.ctx.language() == "zh" else "en"

@@ -1,0 +1,95 @@
+"""TF-IDF over the KB's cached tokens: sparse vectors, ranked by cosine similarity.
+
+The counting view of "similar words appear in similar contexts"; the weighting itself is in
+``zhiku.lexical.tfidf``. Stored as plain files, never pickle: ``matrix.npz`` (scipy's CSR arrays),
+``idf.npy``, ``vocab.json`` and ``ids.json``; tokens come from the catalog, so jieba never runs again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from zhiku.lexical.tfidf import count_matrix, weigh
+from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
+from zhiku.types import Hit
+
+
+class TfidfOptions(MethodOptions):
+    sublinear_tf: bool = Field(False, description="weigh a word 1 + log(tf) times instead of tf times")
+    min_df: int = Field(1, ge=1, description="ignore words found in fewer chunks than this")
+    max_df: float = Field(1.0, gt=0, le=1, description="ignore words found in more than this share of chunks")
+
+
+
+@methods.register("tfidf")
+class TfidfMethod(Method):
+    kind = "tfidf"
+    Options = TfidfOptions
+    options: TfidfOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._matrix: Any = None  # (n_chunks, V) CSR, rows unit length
+        self._idf = np.zeros(0, dtype=np.float32)
+        self._vocab: dict[str, int] = {}
+        self._ids: list[str] = []
+
+    def build(
+        self,
+        corpus: Corpus,
+        out_dir: Path,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        from scipy import sparse
+
+        o = self.options
+        n = len(corpus)
+        df: dict[str, int] = {}
+        for toks in corpus.tokens:
+            for t in set(toks):
+                df[t] = df.get(t, 0) + 1
+        top = o.max_df * n
+        words = sorted(w for w, d in df.items() if d >= o.min_df and d <= top)
+        vocab = {w: i for i, w in enumerate(words)}
+        dfs = np.asarray([df[w] for w in words], dtype=np.float64)
+        idf = (np.log((1 + n) / (1 + dfs)) + 1).astype(np.float32)
+        matrix = weigh(count_matrix(corpus.tokens, vocab), idf, o.sublinear_tf)
+        if progress:
+            progress(n)
+        sparse.save_npz(out_dir / "matrix.npz", matrix, compressed=False)
+        np.save(out_dir / "idf.npy", idf)
+        (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (out_dir / "ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
+        self._matrix, self._idf, self._vocab, self._ids = matrix, idf, vocab, list(corpus.ids)
+        return {"vocabulary": len(vocab), "nonzeros": int(matrix.nnz)}
+
+    def load(self, directory: Path) -> None:
+        from scipy import sparse
+
+        self._matrix = sparse.load_npz(directory / "matrix.npz").tocsr()  # load_npz never unpickles
+        self._idf = np.load(directory / "idf.npy", allow_pickle=False)
+        self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+        self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+
+    def query_vector(self, query: str) -> Any:
+        return weigh(
+            count_matrix([self.ctx.tokenizer(query)], self._vocab), self._idf, self.options.sublinear_tf
+        )
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        if not self._ids:
+            return []
+        q = self.query_vector(query)
+        if q.nnz == 0:
+            return []  # no query word occurs in the corpus: nothing is similar
+        scores = np.asarray((self._matrix @ q.T).todense()).ravel()
+        k = min(k, len(self._ids))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [Hit(self._ids[i], float(scores[i]), self.name) for i in top if scores[i] > 0]

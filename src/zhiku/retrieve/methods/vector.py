@@ -1,0 +1,231 @@
+"""Vector methods: an embedder + a vector index (composition, not a subclass chain).
+
+One class, ``VectorMethod``, builds and searches every vector method; a method kind only says
+which embedder it uses and with which options (``embedder_spec``). The embedder comes from the
+embedder registry (sentence-transformers, e5, remote servers, PromptEOL, Word2Vec, Doc2Vec, …), the
+index from the index registry (exact Faiss, HNSW, Milvus, …).
+
+Vectors of pretrained embedders are cached per chunk text (``store/vector_cache.py``): after an
+ingest only new or changed chunks are embedded, and an interrupted build resumes where it stopped.
+Trainable embedders learn from the corpus first (``embed/trained.py`` keeps their model current).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import Field
+
+from zhiku.embed.base import Embedder, embedders
+from zhiku.embed.word2vec import WordVectors
+from zhiku.index.base import Metric, VectorIndex, indexes
+from zhiku.retrieve.base import Method, MethodOptions, methods
+from zhiku.store.vector_cache import VectorCache, cache_key
+from zhiku.types import Corpus, Hit
+
+#: chunks embedded between two cache writes: what an interrupted build can lose at most
+CACHE_FLUSH = 512
+
+
+class VectorOptions(MethodOptions):
+    """What every vector method has: how vectors are compared and which index holds them."""
+
+    metric: Metric = "cosine"
+    index: str = "faiss-flat"
+    index_options: dict[str, Any] = Field(default_factory=dict, description="e.g. m, ef_search for faiss-hnsw")
+
+
+class DenseOptions(VectorOptions):
+    embedder: str = "sbert"
+    model: str = "all-MiniLM-L6-v2"
+    batch_size: int = Field(32, ge=1)
+    max_seq_length: int | None = 256
+    languages: list[str] | None = Field(None, description="languages the model understands; guessed if unset")
+    query_prefix: str | None = Field(None, description="text put before each query (None: the embedder's default)")
+    doc_prefix: str | None = Field(None, description="text put before each chunk (None: the embedder's default)")
+    dim: int | None = Field(None, description="only for embedders whose size is chosen (hashing)")
+    embedder_options: dict[str, Any] = Field(
+        default_factory=dict, description="further options of the embedder (e.g. workers for e5)"
+    )
+
+
+class VectorMethod(Method):
+    """Ranks chunks by the similarity of their vectors to the query's.
+
+    Kinds subclass it only to declare their ``Options`` and ``embedder_spec``.
+    """
+
+    Options: ClassVar[type[MethodOptions]] = VectorOptions
+    options: VectorOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._embedder: Embedder | None = None
+        self._index: VectorIndex | None = None
+        self._retrain = False
+        self.model_manifest: dict[str, Any] = {}
+
+    # -- what a kind declares ---------------------------------------------------------------------
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        """(embedder name, its keyword options); ``index_dir`` is the built index, if any."""
+        o = self.options
+        assert isinstance(o, DenseOptions)
+        kwargs: dict[str, Any] = {
+            "model": o.model,
+            "batch_size": o.batch_size,
+            "max_seq_length": o.max_seq_length,
+            "languages": o.languages,
+            **o.embedder_options,
+        }
+        # None leaves the embedder's own default (e5 wants "query: "/"passage: ")
+        if o.query_prefix is not None:
+            kwargs["query_prefix"] = o.query_prefix
+        if o.doc_prefix is not None:
+            kwargs["doc_prefix"] = o.doc_prefix
+        if o.dim:
+            kwargs["dim"] = o.dim
+        return o.embedder, kwargs
+
+    # -- the embedder -----------------------------------------------------------------------------
+    def make_embedder(self, index_dir: Path | None = None) -> Embedder:
+        name, kwargs = self.embedder_spec(index_dir)
+        return embedders.get(name)(tokenizer=self.ctx.tokenizer, **kwargs)
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = self.make_embedder()
+        return self._embedder
+
+    @property
+    def trainable(self) -> bool:
+        return self.embedder.trainable
+
+    def request_retrain(self) -> None:
+        self._retrain = True
+
+    @property
+    def has_word_vectors(self) -> bool:
+        return self.embedder.has_word_vectors
+
+    def word_vectors(self) -> WordVectors:
+        if not self.has_word_vectors:
+            return super().word_vectors()
+        if self._index is None:
+            self.ctx.resolve(self.name)  # built and loaded: the model the index uses
+        return self.embedder.word_vectors()
+
+    def applicable(self, language: str) -> tuple[bool, str]:
+        langs = self.embedder.languages
+        # A mixed KB gains from a model that reads either half; a mostly Chinese one needs Chinese.
+        needed = {"zh", "en"} if language == "mixed" else {language}
+        if needed & langs:
+            return True, ""
+        return False, (
+            f"the KB is mostly {'Chinese' if language == 'zh' else 'English'} and the model "
+            f"{self.embedder.model_id} only understands {', '.join(sorted(langs))}; embedding would take "
+            f"long for nothing. Build it anyway with `zhiku build --method {self.name}`, or use the "
+            f"bundled multilingual model: [methods.{self.name}.options] embedder = 'e5'"
+        )
+
+    # -- building ---------------------------------------------------------------------------------
+    def build(self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+        self._embedder = emb = self.make_embedder()
+        details: dict[str, Any]
+        if emb.trainable:
+            from zhiku.embed.trained import ensure_model
+
+            passes = int(emb.training_settings().get("epochs", 0)) + 1
+            manifest, trained = ensure_model(
+                emb, corpus, self.ctx.models_dir, method=self.name, retrain=self._retrain, passes=passes,
+                progress=progress,
+            )
+            self._retrain = False
+            self.model_manifest = manifest
+            matrix = emb.embed_corpus(corpus, out_dir)
+            details = {"model_id": manifest["model_id"], "vocabulary": manifest["vocabulary"], "trained": trained,
+                       "training_seconds": manifest["training_seconds"]}
+        else:
+            matrix, embedded = self._cached_vectors(emb, corpus, progress)
+            details = {"embedded": embedded, "reused": len(corpus) - embedded}
+        desc = emb.describe()
+        # A chunk with no known word (corpus-trained models) has no direction: it matches nothing
+        # rather than anything.
+        keep = np.abs(matrix).sum(1) > 0 if emb.trainable else np.ones(len(corpus), dtype=bool)
+        index = indexes.get(self.options.index)(emb.dim, self.options.metric, **self.options.index_options)
+        index.add([cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
+        index.save(out_dir)
+        np.save(out_dir / "embeddings.npy", matrix.astype(np.float32))
+        (out_dir / "embedding_ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
+        (out_dir / "embedder.json").write_text(json.dumps(desc, sort_keys=True), encoding="utf-8")
+        self._index = index
+        return {**desc, **index.describe(), **details, "chunks_without_vector": int((~keep).sum())}
+
+    def _cached_vectors(
+        self, emb: Embedder, corpus: Corpus, progress: Callable[[int], None] | None
+    ) -> tuple[np.ndarray, int]:
+        """Vectors of every chunk: from the cache, the missing ones embedded and cached in batches."""
+        cache = VectorCache(self.ctx.cache_dir / "vectors" / cache_key(emb.describe()), emb.dim)
+        have = cache.load(set(corpus.text_hashes))
+        texts = corpus.index_texts()
+        todo: dict[str, int] = {}
+        for i, h in enumerate(corpus.text_hashes):
+            if h not in have and h not in todo:
+                todo[h] = i
+        if progress and len(corpus) - len(todo):
+            progress(len(corpus) - len(todo))
+        pending = list(todo.items())
+        for start in range(0, len(pending), CACHE_FLUSH):
+            batch = pending[start : start + CACHE_FLUSH]
+            vectors = emb.embed([texts[i] for _, i in batch], progress=progress)
+            cache.append([h for h, _ in batch], vectors)  # kept even if the build dies later
+            have.update(zip((h for h, _ in batch), vectors, strict=True))
+        matrix = (
+            np.stack([have[h] for h in corpus.text_hashes]).astype(np.float32)
+            if len(corpus)
+            else np.zeros((0, emb.dim), np.float32)
+        )
+        unique = list(dict.fromkeys(corpus.text_hashes))
+        cache.compact(unique, np.stack([have[h] for h in unique]) if unique else matrix)
+        return matrix, len(todo)
+
+    def load(self, directory: Path) -> None:
+        desc = json.loads((directory / "embedder.json").read_text(encoding="utf-8"))
+        if self._embedder is None:
+            self._embedder = self.make_embedder(directory)
+        emb = self._embedder
+        if emb.trainable:
+            from zhiku.embed.trained import load_current
+
+            self.model_manifest = load_current(emb, self.ctx.models_dir, str(desc["model"]), self.name)
+            emb.attach(directory)
+        self._index = indexes.get(self.options.index).load(
+            directory, int(desc["dim"]), self.options.metric, **self.options.index_options
+        )
+
+    # -- searching --------------------------------------------------------------------------------
+    def search(self, query: str, k: int) -> list[Hit]:
+        return next(self.search_many([query], k))
+
+    def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
+        if self._index is None:
+            raise RuntimeError("load() or build() first")  # a bug, not user input
+        vectors = self.embedder.embed_queries(queries)
+        for q, v, row in zip(queries, vectors, self._index.search(vectors, k), strict=True):
+            # An empty query, or one embedded as the zero vector (no known word), has no direction:
+            # nothing is similar to it, so it finds nothing rather than an arbitrary order.
+            found = q.strip() and v.any()
+            yield [Hit(cid, score, self.name, distance=dist) for cid, score, dist in row] if found else []
+
+
+@methods.register("dense")
+class DenseMethod(VectorMethod):
+    """A pretrained embedder (MiniLM by default, ``embedder = "e5"`` for Chinese) + an index."""
+
+    kind = "dense"
+    Options = DenseOptions
+    options: DenseOptions
