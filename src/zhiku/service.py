@@ -81,6 +81,8 @@ class KnowledgeBase:
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded
         self._language: tuple[str, str] | None = None  # (fingerprint, language)
+        #: what the last search wants its reader to know (a part left out because it is not built)
+        self.notes: list[str] = []
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -491,14 +493,43 @@ class KnowledgeBase:
         where: Where | None = None,
         rerank: str | None = None,
     ) -> list[Hit]:
-        """The top ``k`` hits; reranked by ``[rerank]``, or by ``rerank`` ("KIND[:VALUE]", "off")."""
+        """Up to ``k`` hits. Without ``method``, the KB's default; if a slow part of it (an embedding
+        index) is still being built or was interrupted, the rest searches now and ``notes`` says so.
+        Reranked by ``[rerank]``, or by ``rerank`` ("KIND[:VALUE]", "off")."""
         query = _check_query(query, k)
-        m = self.ready_method(method or self.default_method())
+        self.notes = []
+        m = self.ready_method(method) if method else self._default_searchable()
         if rerank is not None or self.config.rerank.kind is not None:
             return self._search_reranked(query, k, m, rerank, where)
         if not where:
             return self.attach(m.search(query, k))
         return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
+
+    def _default_searchable(self) -> Method:
+        name = self.default_method()
+        m = self.method(name)
+        if m.kind != "hybrid":
+            return self.ready_method(name)
+        ready, missing = [], []
+        for part in m.parts():
+            slow = [p for p in self.indexed_parts(part)
+                    if self.method(p).slow_to_build and not self._is_fresh(p, self.manifest(p))]
+            (missing if slow else ready).append(part)
+        if not missing or not ready:
+            return self.ready_method(name)
+        self.notes.append(
+            f"{', '.join(missing)} is not built yet (still building, or interrupted): searched with "
+            f"{', '.join(ready)} only. `zhiku build --kb {self.name}` finishes it"
+        )
+        if len(ready) == 1:
+            return self.ready_method(ready[0])
+        opts = dict(self.method_config(name).options)
+        weights = opts.get("weights")
+        if weights:
+            opts["weights"] = [w for p, w in zip(m.parts(), weights, strict=True) if p in ready]
+        adhoc = f"{name}[{'+'.join(ready)}]"
+        self._adhoc[adhoc] = MethodConfig(kind="hybrid", options={**opts, "of": ready})
+        return self.ready_method(adhoc)
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, method: str | None = None, rerank: str | None = None
@@ -572,6 +603,7 @@ class KnowledgeBase:
         name = method or self.default_method()
         if rerank is not None or self.config.rerank.kind is not None:
             # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
+            self.notes = []
             m = self.ready_method(name)
             hits = self._search_reranked(_check_query(question, k), k, m, rerank, where, generator)
         else:

@@ -94,6 +94,8 @@ def answer_turn(
         if not retrieved:
             raise
         turn.error = e
+    for note in kb.notes:
+        print(f"note: {note}", file=sys.stderr)
     if retrieved:
         turn.contexts = context_blocks(retrieved[0])
     if turn.answer is not None:

@@ -65,6 +65,8 @@ def run_search(args: argparse.Namespace) -> int:
         raise UsageError("no query given", 'Try: zhiku search "你的问题"  (or --batch FILE)')
     with open_kb(args) as kb:
         hits = kb.search(args.query, k=args.k, method=args.method, rerank=args.rerank)
+        for note in kb.notes:
+            print(f"note: {note}", file=sys.stderr)
         if args.json:
             print_json([hit_json(i, h) for i, h in enumerate(hits, start=1)])
             return 0

@@ -8,7 +8,7 @@ Every backend passes tests/contract/test_indexes.py, with ``flat`` (numpy brute 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 

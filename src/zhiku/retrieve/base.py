@@ -58,6 +58,9 @@ class Method(ABC):
     indexed: ClassVar[bool] = True
     #: BM25 can score a query plus weighted extra terms (query expansion)
     supports_expansion: ClassVar[bool] = False
+    #: building takes minutes on a large KB (embedding, training): a default search does not wait
+    #: for it, it searches with what is fresh and says so
+    slow_to_build: ClassVar[bool] = False
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name
