@@ -641,7 +641,12 @@ class KnowledgeBase:
         return cache[key], cfg
 
     def rerank_hits(
-        self, query: str, hits: list[Hit], k: int, rerank: str | None = None, generator: Generator | None = None
+        self,
+        query: str,
+        hits: list[Hit],
+        k: int,
+        rerank: str | None = None,
+        generator: Generator | None = None,
     ) -> list[Hit]:
         """Attached ``hits`` reordered by the reranker (see ``retrieve/rerank/base.py``), top ``k``."""
         reranker, cfg = self.reranker(rerank, generator)

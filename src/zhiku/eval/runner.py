@@ -67,7 +67,7 @@ class RerankedRetriever(KBRetriever):
     Not batched: reranking is per query, and the stage latencies are what a user of search sees.
     """
 
-    batched = False  # type: ignore[assignment]
+    batched = False
 
     def __init__(self, kb: KnowledgeBase, method: str | None = None, rerank: str | None = None) -> None:
         super().__init__(kb, method)

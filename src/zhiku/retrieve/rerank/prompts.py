@@ -72,7 +72,7 @@ def load_rerank_prompts(
                 f"[rerank.options.prompts]: unknown language table {lang!r}", "Use tables named zh and en"
             )
         try:
-            out[lang] = RerankPrompts.model_validate({**out[lang].model_dump(), **dict(fields)})  # type: ignore[index]
+            out[lang] = RerankPrompts.model_validate({**out[lang].model_dump(), **dict(fields)})
         except (ValidationError, TypeError) as e:
             why = e.errors()[0]["msg"] if isinstance(e, ValidationError) else str(e)
             raise ConfigError(
