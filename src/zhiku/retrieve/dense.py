@@ -33,9 +33,11 @@ class DenseOptions(MethodOptions):
     doc_prefix: str = ""
     dim: int | None = Field(None, description="only for embedders whose size is chosen (hashing)")
     index_options: dict[str, Any] = Field(default_factory=dict, description="e.g. m, ef_search for faiss-hnsw")
+    embedder_options: dict[str, Any] = Field(default_factory=dict, description="e.g. workers, long_text for e5")
 
 
 def _load_index_modules() -> None:
+    import zhiku.embed.e5  # noqa: F401
     import zhiku.embed.hashing  # noqa: F401
     import zhiku.embed.sbert  # noqa: F401
     import zhiku.index.faiss  # noqa: F401
@@ -136,13 +138,11 @@ class DenseMethod(VectorMethod):
     def make_embedder(self, corpus: Corpus | None, directory: Path | None) -> Embedder:
         _load_index_modules()
         o = self.options
-        kwargs: dict[str, Any] = {
-            "model": o.model, "batch_size": o.batch_size, "max_seq_length": o.max_seq_length,
-            "languages": o.languages, "query_prefix": o.query_prefix, "doc_prefix": o.doc_prefix,
-        }
-        if o.dim:
-            kwargs["dim"] = o.dim
-        return embedders.get(o.embedder)(**kwargs)
+        # Only the options the user set: each embedder keeps its own defaults (e5's model, prefixes
+        # and 512-token window are not MiniLM's, which are these fields' defaults).
+        shared = ("model", "batch_size", "max_seq_length", "languages", "query_prefix", "doc_prefix", "dim")
+        kwargs = {n: getattr(o, n) for n in shared if n in o.model_fields_set and getattr(o, n) is not None}
+        return embedders.get(o.embedder)(**{**kwargs, **o.embedder_options})
 
     def applicable(self, language: str) -> tuple[bool, str]:
         langs = self.embedder.languages
