@@ -17,7 +17,13 @@ def sbert() -> Embedder:
     return SentenceTransformerEmbedder()
 
 
-FACTORIES: dict[str, Callable[[], Embedder]] = {"hashing": HashingEmbedder, "sbert-minilm": sbert}
+def e5() -> Embedder:
+    from zhiku.embed.e5 import E5Embedder
+
+    return E5Embedder()
+
+
+FACTORIES: dict[str, Callable[[], Embedder]] = {"hashing": HashingEmbedder, "sbert-minilm": sbert, "e5": e5}
 TEXTS = [
     "Tomatoes need six hours of sunlight.",
     "Prune roses in late winter.",
