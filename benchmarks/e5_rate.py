@@ -67,7 +67,9 @@ def raw_wall(texts: list[str], workers: int, batch: int) -> float:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         t0 = time.perf_counter()
         procs = [
-            subprocess.Popen([sys.executable, "-c", RAW_LOOP, str(f), str(k), str(workers), str(batch)], env=env)
+            subprocess.Popen(
+                [sys.executable, "-c", RAW_LOOP, str(f), str(k), str(workers), str(batch)], env=env
+            )
             for k in range(workers)
         ]
         if any(p.wait() for p in procs):

@@ -76,8 +76,12 @@ def at_256(docs: list[str], tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=DATA if DATA.exists() else Path("/work/shared/data"))
-    ap.add_argument("--with-256", action="store_true", help="also measure 256-token windows (doubles the cost)")
-    ap.add_argument("--paragraphs", type=int, default=0, help="only the first N paragraphs (a smoke run); 0: all")
+    ap.add_argument(
+        "--with-256", action="store_true", help="also measure 256-token windows (doubles the cost)"
+    )
+    ap.add_argument(
+        "--paragraphs", type=int, default=0, help="only the first N paragraphs (a smoke run); 0: all"
+    )
     args = ap.parse_args()
     raw = json.loads((args.data / "cmrc2018" / "cmrc2018_dev.json").read_text(encoding="utf-8"))
     docs: list[str] = []
@@ -135,7 +139,9 @@ def main() -> None:
         print(json.dumps(result["settings"], indent=1))
         return
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "e5_windows.json").write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    (RESULTS / "e5_windows.json").write_text(
+        json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

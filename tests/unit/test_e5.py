@@ -122,7 +122,12 @@ def test_options_errors_and_description() -> None:
     # other window settings make other vectors: a cache must not mix them
     assert E5Embedder(long_text="truncate").describe() != desc
     assert E5Embedder(max_seq_length=256).describe() != desc
-    for bad in ({"model": "e5-small-enpt"}, {"query_prefix": "查询："}, {"max_seq_length": 1024}, {"long_text": "x"}):
+    for bad in (
+        {"model": "e5-small-enpt"},
+        {"query_prefix": "查询："},
+        {"max_seq_length": 1024},
+        {"long_text": "x"},
+    ):
         with pytest.raises(ConfigError):
             E5Embedder(**bad)  # type: ignore[arg-type]
 

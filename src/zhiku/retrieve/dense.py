@@ -33,7 +33,7 @@ class DenseOptions(MethodOptions):
     doc_prefix: str = ""
     dim: int | None = Field(None, description="only for embedders whose size is chosen (hashing)")
     index_options: dict[str, Any] = Field(default_factory=dict, description="e.g. m, ef_search for faiss-hnsw")
-    embedder_options: dict[str, Any] = Field(default_factory=dict, description="e.g. workers, long_text for e5")
+    embedder_options: dict[str, Any] = Field(default_factory=dict, description="e.g. workers for e5")
 
 
 def _load_index_modules() -> None:
