@@ -54,9 +54,11 @@ class Worker:
         env = dict(os.environ)
         # Set before the engine's bundled libgomp loads in the child; it runs nothing else.
         env["OMP_NUM_THREADS"] = "1"
-        # The child must import this very zhiku, wherever the parent found it.
-        src = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH", "")) if p)
+        # The child must import this very zhiku, also when the parent found it through a path added
+        # at run time; an installed one is found anyway (and site-packages must not precede stdlib).
+        src = Path(__file__).resolve().parents[2]
+        if not src.name.endswith("-packages"):
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "zhiku.embed.e5_workers"],
             stdin=subprocess.PIPE,
@@ -82,6 +84,11 @@ class Worker:
             )
         rows, dim = int(head["rows"]), int(head["dim"])
         body = self.proc.stdout.read(rows * dim * 4)
+        if len(body) != rows * dim * 4:
+            raise BackendError(
+                f"an e5 worker process stopped in the middle of an answer (status {self.proc.poll()})",
+                "See the messages above; workers = 1 embeds in this process instead",
+            )
         return np.frombuffer(body, dtype="<f4").reshape(rows, dim).astype(np.float32)
 
     def close(self, kill: bool = False) -> None:
