@@ -166,14 +166,12 @@ def test_pieces_arrive_before_the_answer_is_finished(
 def test_openai_server_that_ignores_stream_still_answers(
     server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zhiku.generate.openai_compat import OpenAIClient
-
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    client = OpenAIClient("deepseek-chat", server.openai_url)
-    # Drive the non-streaming path of the server through the same parser.
-    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "x"}], "stream": False}
-    lines = list(client.http.stream_lines("/chat/completions", body))
-    assert client._parse_whole("\n".join(lines)) == "The answer is in the first passage [1]."
+    server.script("chat", Step("ignore-stream"))
+    backend = make_backend("openai", {"model": "deepseek-chat", "base_url": server.openai_url})
+    reply = "".join(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+    assert reply == "The answer is in the first passage [1]."
+    assert server.chat_requests()[-1].body["stream"] is True  # asked for a stream, got one JSON body
 
 
 def test_extractive_stays_the_default_and_can_be_chosen(
@@ -445,9 +443,9 @@ def test_a_chat_is_not_resent_after_a_500_and_retries_run_out(server: FakeLLMSer
 
 
 def test_connection_refused_is_retried_then_explained() -> None:
-    from zhiku.generate.http import HttpClient
+    from zhiku.generate.server import Server
 
-    client = HttpClient("ollama", f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
+    client = Server("ollama", f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
     with pytest.raises(BackendError, match="connection refused"):
         client.get_json("/api/tags")
 
