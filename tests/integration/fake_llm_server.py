@@ -40,7 +40,7 @@ class Step:
     a dict, and ``headers``), ``context`` (the server's context-length error), ``malformed`` (a
     garbage line in the stream), ``truncated`` (the stream stops before its end marker), ``slow``
     (``delay`` seconds before any response), ``stall`` (``delay`` seconds after the first piece),
-    ``stream-error`` (an error event inside a 200 stream), ``not-json`` (an HTML page),
+    ``stream-error`` (an error event inside a 200 stream, ``body`` if given), ``not-json`` (an HTML page),
     ``ignore-stream`` (one JSON body although a stream was asked for, as some servers do).
     """
 
@@ -383,6 +383,12 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                             self._end_stream()
                             return
                         if step.kind == "stream-error":
+                            if step.body is not None:  # the test's own error object
+                                error_event = (
+                                    json.dumps(step.body) + "\n"
+                                    if flavour == "ollama"
+                                    else f"data: {json.dumps(step.body)}\n\n"
+                                )
                             self._chunk(error_event)
                             self._end_stream()
                             return

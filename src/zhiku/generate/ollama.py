@@ -17,8 +17,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from zhiku.generate.server import Hints, Server, server_message
 from zhiku.generate.llm import ChatBackend, LLMOptions, Message, chat_backends
+from zhiku.generate.server import Hints, Server, server_message
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 

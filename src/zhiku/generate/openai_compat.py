@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from zhiku.errors import ConfigError
-from zhiku.generate.server import Hints, Server, StatusFailure, server_message
 from zhiku.generate.llm import ChatBackend, LLMOptions, Message, chat_backends
+from zhiku.generate.server import Hints, Server, StatusFailure, server_message
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BASE_URL_ENVS = ("ZHIKU_OPENAI_BASE_URL", "OPENAI_BASE_URL")
@@ -115,7 +118,9 @@ class OpenAIClient:
             try:
                 return send()
             except openai.APIStatusError as e:
-                raise StatusFailure(e.status_code, _text(e.response), e.response.headers.get("Retry-After")) from None
+                raise StatusFailure(
+                    e.status_code, _text(e.response), e.response.headers.get("Retry-After")
+                ) from None
 
         return self.http.call(attempt, idempotent=idempotent)
 
@@ -125,18 +130,20 @@ class OpenAIClient:
         import openai
 
         ours = {"model", "messages", "stream", "max_tokens", "temperature"}
-        stream = self._call(
-            lambda: self._openai.chat.completions.create(
+
+        def create() -> openai.Stream[ChatCompletionChunk]:
+            return self._openai.chat.completions.create(
                 model=self.model,
-                messages=list(messages),  # type: ignore[arg-type]
+                messages=cast("list[ChatCompletionMessageParam]", list(messages)),
                 stream=True,
                 max_tokens=max_tokens,
                 temperature=temperature,
+                # zhiku's own fields win over [generator.options] extra, as before
                 extra_body={k: v for k, v in extra.items() if k not in ours} or None,
                 extra_headers=self._headers,
-            ),
-            idempotent=False,
-        )
+            )
+
+        stream = self._call(create, idempotent=False)
         kind = stream.response.headers.get("content-type", "")
         if "event-stream" not in kind:
             yield self._whole_response(stream.response, kind)

@@ -166,14 +166,22 @@ class Server:
         if _find(e, ConnectionRefusedError):  # nothing was sent: always safe to try again
             return True, None, self.error("connection refused", self.hints.connect), e
         if _find(e, httpx2.ProxyError):
-            return False, None, self.error(
-                "the HTTP proxy refused the connection",
-                "Check HTTPS_PROXY/HTTP_PROXY, or list the server's host in NO_PROXY",
-            ), e
+            return (
+                False,
+                None,
+                self.error(
+                    "the HTTP proxy refused the connection",
+                    "Check HTTPS_PROXY/HTTP_PROXY, or list the server's host in NO_PROXY",
+                ),
+                e,
+            )
         if _find(e, httpx2.ConnectTimeout):
-            return False, None, self.error(
-                f"no connection within {self.connect_timeout:g}s", self.hints.connect
-            ), e
+            return (
+                False,
+                None,
+                self.error(f"no connection within {self.connect_timeout:g}s", self.hints.connect),
+                e,
+            )
         if _find(e, httpx2.ConnectError):
             os_error = _find(e, OSError)
             why = getattr(os_error, "strerror", None) or type(_innermost(e, httpx2.ConnectError)).__name__
@@ -182,10 +190,15 @@ class Server:
             return False, None, self.error(f"no response within {self.timeout:g}s", self.hints.timeout), e
         transport = _find(e, httpx2.TransportError)
         if transport is not None:
-            return idempotent, None, self.error(
-                f"the connection was closed before a response ({type(transport).__name__})",
-                self.hints.server,
-            ), e
+            return (
+                idempotent,
+                None,
+                self.error(
+                    f"the connection was closed before a response ({type(transport).__name__})",
+                    self.hints.server,
+                ),
+                e,
+            )
         raise e  # not a transport failure: a bug, keep its traceback
 
     def broken_stream(self, e: Exception) -> BackendError:
