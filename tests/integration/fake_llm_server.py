@@ -173,6 +173,9 @@ class FakeLLMServer:
 def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Send each write at once, as real servers do (Go and asyncio set TCP_NODELAY): otherwise a
+        # kept-alive connection waits ~40 ms on the client's delayed ACK at every response.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  keep test output clean
             pass

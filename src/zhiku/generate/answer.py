@@ -30,20 +30,8 @@ def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
     blocks = []
     for n, h in enumerate(hits, start=1):
         assert h.chunk is not None and h.doc is not None, "hits must be attached to the catalog"
-        blocks.append(
-            ContextBlock(
-                n,
-                h.chunk_id,
-                h.doc.id,
-                h.chunk.text,
-                h.doc.source,
-                h.doc.title,
-                h.chunk.heading,
-                h.chunk.start,
-                h.chunk.end,
-                h.score,
-            )
-        )
+        blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
+                                   h.chunk.start, h.chunk.end, h.score))
     return blocks
 
 
@@ -58,9 +46,7 @@ def answer_question(
             on_token(piece)
     text, citations, invalid = resolve_citations("".join(pieces), blocks)
     timings: dict[str, float] = {}
-    ans = Answer(
-        question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), timings
-    )
+    ans = Answer(question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), timings)
     if invalid:
         timings["invalid_citations"] = float(len(invalid))
     return ans

@@ -145,61 +145,44 @@ class Server:
             attempt += 1
             try:
                 return send()
+            except StatusFailure as e:  # never chained: the body may carry the key
+                safe = e.status in ((429, 503, 502, 504) if idempotent else (429, 503))
+                if safe and attempt <= self.retries:
+                    self._sleep(attempt, e.retry_after)
+                    continue
+                raise self.status_error(e.status, error_text(e.body)) from None
             except (BackendError, ConfigError):
                 raise
             except Exception as e:
-                retry, retry_after, error, cause = self._failure(e, idempotent)
-                if retry and attempt <= self.retries:
-                    self._sleep(attempt, retry_after)
+                error, safe = self._transport_error(e, idempotent)
+                if error is None:
+                    raise  # not a transport failure: a bug, keep its traceback
+                if safe and attempt <= self.retries:
+                    self._sleep(attempt, None)
                     continue
-                raise error from cause
+                raise error from e
 
-    def _failure(
-        self, e: Exception, idempotent: bool
-    ) -> tuple[bool, str | None, BackendError, BaseException | None]:
-        """(retry?, Retry-After, the error to raise, the cause to chain) for a failed request."""
+    def _transport_error(self, e: Exception, idempotent: bool) -> tuple[BackendError | None, bool]:
+        """The error for a request that got no response, and whether re-sending it is safe."""
         import httpx2
 
-        if isinstance(e, StatusFailure):
-            retry = e.status in ((429, 503, 502, 504) if idempotent else (429, 503))
-            return retry, e.retry_after, self.status_error(e.status, error_text(e.body)), None
-        if _find(e, ConnectionRefusedError):  # nothing was sent: always safe to try again
-            return True, None, self.error("connection refused", self.hints.connect), e
+        if _find(e, ConnectionRefusedError):  # nothing was sent
+            return self.error("connection refused", self.hints.connect), True
         if _find(e, httpx2.ProxyError):
-            return (
-                False,
-                None,
-                self.error(
-                    "the HTTP proxy refused the connection",
-                    "Check HTTPS_PROXY/HTTP_PROXY, or list the server's host in NO_PROXY",
-                ),
-                e,
-            )
+            hint = "Check HTTPS_PROXY/HTTP_PROXY, or list the server's host in NO_PROXY"
+            return self.error("the HTTP proxy refused the connection", hint), False
         if _find(e, httpx2.ConnectTimeout):
-            return (
-                False,
-                None,
-                self.error(f"no connection within {self.connect_timeout:g}s", self.hints.connect),
-                e,
-            )
+            return self.error(f"no connection within {self.connect_timeout:g}s", self.hints.connect), False
         if _find(e, httpx2.ConnectError):
-            os_error = _find(e, OSError)
-            why = getattr(os_error, "strerror", None) or type(_innermost(e, httpx2.ConnectError)).__name__
-            return False, None, self.error(f"cannot connect ({why})", self.hints.connect), e
-        if _find(e, httpx2.TimeoutException):
-            return False, None, self.error(f"no response within {self.timeout:g}s", self.hints.timeout), e
-        transport = _find(e, httpx2.TransportError)
-        if transport is not None:
-            return (
-                idempotent,
-                None,
-                self.error(
-                    f"the connection was closed before a response ({type(transport).__name__})",
-                    self.hints.server,
-                ),
-                e,
-            )
-        raise e  # not a transport failure: a bug, keep its traceback
+            why = getattr(_find(e, OSError), "strerror", None) or "ConnectError"
+            return self.error(f"cannot connect ({why})", self.hints.connect), False
+        if _find(e, httpx2.TimeoutException):  # the server may still be working on it
+            return self.error(f"no response within {self.timeout:g}s", self.hints.timeout), False
+        dropped = _find(e, httpx2.TransportError)
+        if dropped is None:
+            return None, False
+        what = f"the connection was closed before a response ({type(dropped).__name__})"
+        return self.error(what, self.hints.server), idempotent
 
     def broken_stream(self, e: Exception) -> BackendError:
         """The error for a stream that failed after the response began."""
@@ -327,16 +310,6 @@ def _find(e: BaseException, kind: type[Any]) -> Any:
             return seen
         seen = seen.__cause__ or seen.__context__
     return None
-
-
-def _innermost(e: BaseException, kind: type[Any]) -> BaseException:
-    found = e
-    seen: BaseException | None = e
-    while seen is not None:
-        if isinstance(seen, kind):
-            found = seen
-        seen = seen.__cause__ or seen.__context__
-    return found
 
 
 def _about_context(message: str) -> bool:
