@@ -1,16 +1,16 @@
 """The request body limit: Starlette's ``RequestBodyLimitMiddleware``, with the limit chosen per request.
 
-Uploads get the configurable limit (``--max-upload-mb``), every other request a fixed one for JSON.
-Starlette counts the body as it arrives (a chunked body is cut off at the limit) and raises its 413
-inside body parsing, where ``errors.py`` words it like every other error.
+Uploads get the configurable limit (``--max-upload-mb``), every other request a fixed one for JSON
+(``limit_for`` in ``app.py``). Starlette counts the body as it arrives (a chunked body is cut off at
+the limit) and raises its 413 inside body parsing, where ``errors.py`` words it like every other
+error.
 
 What stays here, and why: FastAPI 0.165 also takes ``max_body_size`` on the app and on routers, but
-(i) the upload limit is known only when ``create_app`` runs, and (ii) for a request that *declares*
-a Content-Length over the limit, Starlette 1.10 replaces whatever the app answers with a plain-text
-"Content Too Large", breaking the API's ``{"error": {"code", "message"}}`` format. So a declared
-length over the limit is refused here first, in that format, after reading what the client is
-still sending (a client cut off mid-upload reports a broken connection instead of the 413).
-"""
+for a request that *declares* a Content-Length over the limit, Starlette 1.10 replaces whatever the
+app answers with a plain-text "Content Too Large" (checked: a 100 KB upload over a 50 KB limit), which
+breaks the API's ``{"error": {"code", "message"}}`` format. So a declared length over the limit is
+refused here first, in that format, after reading what the client is still sending (a client cut
+off mid-upload may report a broken connection instead of the 413)."""
 
 from __future__ import annotations
 

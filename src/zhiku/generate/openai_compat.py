@@ -196,20 +196,26 @@ class OpenAIClient:
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
             raise self.http.error(f"malformed response ({body[:60]!r})", self.http.hints.protocol) from None
 
-    def _parsed(self, raw: Any, path: str) -> Any:
-        """The typed body of a non-streamed response, once it is known to be JSON."""
+    def _json(self, raw: Any, path: str) -> Any:
+        """The JSON body of a non-streamed response (``with_raw_response``).
+
+        Read as plain JSON, not parsed into the client's typed models: those build a pydantic object
+        per vector element, which made a batch of 32 embeddings of 1024 floats ~8x slower.
+        """
+        content = raw.http_response.content
         if "json" not in raw.headers.get("content-type", ""):
-            raise self.http.not_json(path, raw.http_response.content)
+            raise self.http.not_json(path, content)
         try:
-            return raw.parse()
+            return json.loads(content)
         except ValueError as e:
-            raise self.http.not_json(path, raw.http_response.content) from e
+            raise self.http.not_json(path, content) from e
 
     def models(self) -> list[str]:
         raw = self._call(
             lambda: self._openai.models.with_raw_response.list(extra_headers=self._headers), idempotent=True
         )
-        return [str(m.id) for m in self._parsed(raw, "/models").data]
+        data = self._json(raw, "/models")
+        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         raw = self._call(
@@ -218,10 +224,12 @@ class OpenAIClient:
             ),
             idempotent=True,
         )
-        rows = getattr(self._parsed(raw, "/embeddings"), "data", None)
+        data = self._json(raw, "/embeddings")
+        rows = data.get("data") if isinstance(data, dict) else None
         if not isinstance(rows, list):
             raise self.http.error("/embeddings returned no 'data'", self.http.hints.protocol)
-        return [list(r.embedding) for r in sorted(rows, key=lambda r: r.index or 0)]
+        rows = sorted(rows, key=lambda r: r.get("index", 0))
+        return [r.get("embedding") for r in rows]
 
 
 def _text(response: Any) -> str:
