@@ -22,6 +22,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "embedder": (
         "zhiku.embed.hashing",
         "zhiku.embed.sbert",
+        "zhiku.embed.e5",
         "zhiku.embed.remote",
         "zhiku.embed.prompt_llm",
         "zhiku.embed.word2vec",

@@ -243,7 +243,8 @@ class KnowledgeBase:
                 language=self.language,
                 resolve=self.ready_method,
                 models_dir=self.layout.models / name,
-                cache_dir=self.layout.root / "cache",
+                cache_dir=shared_cache() or self.layout.root / "cache",
+                cache_shared=shared_cache() is not None,
             )
             self._methods[name] = methods.get(cfg.kind)(name, cfg.options, ctx)
         return self._methods[name]
@@ -687,6 +688,15 @@ class KnowledgeBase:
             self.rerank_hits(q.strip(), self.attach(h), k, rerank)
             for q, h in zip(queries, lists, strict=True)
         ]
+
+
+def shared_cache() -> Path | None:
+    """``ZHIKU_VECTOR_CACHE``: one vector cache for every KB (benchmarks that rebuild KBs of the same
+    texts embed them once); by default each KB keeps its own in ``<kb>/cache``."""
+    import os
+
+    folder = os.environ.get("ZHIKU_VECTOR_CACHE")
+    return Path(folder).expanduser() if folder else None
 
 
 def _check_query(query: str, k: int) -> str:

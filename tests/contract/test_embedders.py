@@ -65,6 +65,7 @@ def _fitted(name: str, **options: Any) -> Embedder:
 FACTORIES: dict[str, Callable[[FakeLLMServer, Path], Embedder]] = {
     "hashing": lambda s, d: embedders.get("hashing")(),
     "sbert": lambda s, d: embedders.get("sbert")(),
+    "e5": lambda s, d: embedders.get("e5")(),
     "ollama": lambda s, d: embedders.get("ollama")(model="bge-m3", base_url=s.url),
     "openai": lambda s, d: embedders.get("openai")(model="text-embedding-3-small", base_url=s.url + "/v1"),
     "prompt-llm": lambda s, d: embedders.get("prompt-llm")(model=str(_tiny_causal_lm(d)), template="eol"),

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 HEAVY = ["torch", "gensim", "faiss", "sentence_transformers", "transformers", "fastapi", "matplotlib",
-         "jieba", "bm25s", "pymilvus", "pydantic"]
+         "jieba", "bm25s", "pymilvus", "pydantic", "openai", "httpx2"]
 
 
 def test_import_and_help_load_nothing_heavy() -> None:

@@ -49,6 +49,7 @@ class MethodContext:
     resolve: Callable[[str], Method]  # another method of the same KB, by name, ready to search
     models_dir: Path  # models/<name>/: what this method trains on the corpus
     cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
+    cache_shared: bool = False  # the cache serves other KBs too (nothing may be removed from it)
 
 
 class Method(ABC):
