@@ -35,6 +35,13 @@ class TokenizerConfig(_Frozen):
 class IngestConfig(_Frozen):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are refused")
     workers: int = Field(0, ge=0, description="tokenising processes; 0 = one per core for large runs")
+    ocr: bool = Field(True, description="read scanned PDF pages and images with OCR (the ocr extra)")
+    json_text_field: str = Field(
+        "text", min_length=1, description="the field of a .json/.jsonl record with its text"
+    )
+    json_title_field: str = Field(
+        "title", min_length=1, description="the field of a record used as its heading"
+    )
 
 
 class MethodConfig(_Frozen):
