@@ -30,6 +30,9 @@ class TokenizerConfig(_Frozen):
     stopwords: bool = True
     stem_english: bool = True
     user_dict: str | None = Field(None, description="a jieba user dictionary file, one word per line")
+    fold_traditional: bool = Field(
+        True, description="match Traditional and Simplified Chinese alike (OpenCC t2s before jieba)"
+    )
 
 
 class IngestConfig(_Frozen):

@@ -30,7 +30,10 @@ def _engine() -> Any:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as e:
         raise DependencyMissingError("OCR needs rapidocr-onnxruntime", _INSTALL) from e
-    return RapidOCR()
+    # "max": shrink a page to at most 960-2000 px on its long side, never enlarge; the default
+    # ("min", 736) enlarges a wide, short image until its short side is 736 px, which made a
+    # one-line 900x200 screenshot cost as much as a full page.
+    return RapidOCR(det_limit_type="max")
 
 
 def ocr_image(image: Image) -> str:

@@ -52,11 +52,17 @@ class Tokenizer:
     """
 
     def __init__(
-        self, *, stopwords: Iterable[str] = (), stem_english: bool = True, mode: Mode = "precise"
+        self,
+        *,
+        stopwords: Iterable[str] = (),
+        stem_english: bool = True,
+        mode: Mode = "precise",
+        fold_traditional: bool = True,
     ) -> None:
         self.stopwords = frozenset(stopwords)
         self.stem_english = stem_english
         self.mode = mode
+        self.fold_traditional = fold_traditional
 
     def __call__(self, text: str) -> list[str]:
         jieba = _jieba()
@@ -64,7 +70,7 @@ class Tokenizer:
         stem = _stemmer() if self.stem_english else None
         stop = self.stopwords
         out: list[str] = []
-        for m in _SEGMENTS.finditer(fold(text)):
+        for m in _SEGMENTS.finditer(fold(text, self.fold_traditional)):
             cjk, word = m.group(1), m.group(2)
             if cjk:
                 out.extend(t for t in cut(cjk, HMM=True) if t not in stop)
@@ -73,7 +79,14 @@ class Tokenizer:
         return out
 
 
-def make_tokenizer(stopwords: bool = True, stem_english: bool = True, mode: Mode = "precise") -> Tokenizer:
+def make_tokenizer(
+    stopwords: bool = True, stem_english: bool = True, mode: Mode = "precise", fold_traditional: bool = True
+) -> Tokenizer:
     from zhiku.text.stopwords import stopwords as load_stopwords
 
-    return Tokenizer(stopwords=load_stopwords() if stopwords else (), stem_english=stem_english, mode=mode)
+    return Tokenizer(
+        stopwords=load_stopwords() if stopwords else (),
+        stem_english=stem_english,
+        mode=mode,
+        fold_traditional=fold_traditional,
+    )
