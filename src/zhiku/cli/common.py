@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from zhiku.types import page_label
+
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase
 
@@ -91,6 +93,8 @@ def hit_json(rank: int, h: Any) -> dict[str, Any]:
         "path": d.source,
         "title": d.title,
         "heading": c.heading,
+        "page": c.page,
+        "location": page_label(d.format, c.page),
         "start": c.start,
         "end": c.end,
         "text": c.text,

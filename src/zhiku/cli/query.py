@@ -9,6 +9,7 @@ from typing import Any
 
 from zhiku.cli import chat
 from zhiku.cli.common import hit_json, open_kb, print_json
+from zhiku.types import page_label
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -67,7 +68,8 @@ def run_search(args: argparse.Namespace) -> int:
             where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
             measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
             print(f"{i:>2}. [{measure}] {where}")
-            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}")
+            page = page_label(h.doc.format, h.chunk.page)
+            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}" + (f"  {page}" if page else ""))
             text = " ".join(h.chunk.text.split())
             print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
     return 0

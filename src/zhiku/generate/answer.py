@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from zhiku.config import GeneratorConfig
 from zhiku.generate.base import ContextBlock, Generator, generators
-from zhiku.types import Answer, Citation, Hit
+from zhiku.types import Answer, Citation, Hit, page_label
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
@@ -31,7 +31,8 @@ def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
     for n, h in enumerate(hits, start=1):
         assert h.chunk is not None and h.doc is not None, "hits must be attached to the catalog"
         blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
-                                   h.chunk.start, h.chunk.end, h.score))
+                                   h.chunk.start, h.chunk.end, h.score, h.chunk.page,
+                                   page_label(h.doc.format, h.chunk.page)))
     return blocks
 
 
@@ -68,7 +69,8 @@ def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, l
 
     text = _CITE.sub(keep, text)
     citations = [
-        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text)
+        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text,
+                 b.page, b.location)
         for n in sorted(used)
         for b in [by_n[n]]
     ]
