@@ -193,3 +193,104 @@ def bad_sample(suffix: str) -> bytes:
     if suffix == ".pdf":
         return make_pdf(["Hello."])[:60]
     return PNG_HEADER  # text formats: a binary file under a text name
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+QUARTERS = ["第一季度", "第二季度", "第三季度", "第四季度"]
+HEADER = ["年份", "季度", "营业收入（万元）", "净利润（万元）"]
+
+
+def revenue_rows(years: range = range(2020, 2024)) -> list[list[str]]:
+    """A header and one row per quarter; each revenue figure is unique, so a test can name its row."""
+    rows = [list(HEADER)]
+    for y in years:
+        for q, quarter in enumerate(QUARTERS):
+            rows.append([f"{y}年", quarter, f"{1000 + (y - 2020) * 400 + q * 37}", f"{100 + (y - 2020) * 40 + q * 3}"])
+    return rows
+
+
+def table_docx(rows: list[list[str]]) -> bytes:
+    import docx
+
+    d = docx.Document()
+    d.add_heading("年度财务报告", level=1)
+    d.add_paragraph("下表列出各季度的营业收入与净利润。")
+    table = d.add_table(rows=len(rows), cols=len(rows[0]))
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    d.add_paragraph("数据未经审计。")
+    out = io.BytesIO()
+    d.save(out)
+    return out.getvalue()
+
+
+def table_html(rows: list[list[str]]) -> bytes:
+    head = "".join(f"<th>{v}</th>" for v in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in rows[1:])
+    return (
+        "<html><head><title>年度财务报告</title></head><body><h1>年度财务报告</h1>"
+        "<p>下表列出各季度的营业收入与净利润。</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table><p>数据未经审计。</p></body></html>"
+    ).encode()
+
+
+def table_pdf(rows: list[list[str]], style: str = "grid", rows_per_page: int = 40) -> bytes:
+    """A text-layer PDF (CJK font embedded by matplotlib) with the rows drawn as a table.
+
+    ``style``: "grid" (every cell ruled), "rules" (horizontal rules only, the booktabs look),
+    "none" (no lines, columns aligned by position), "merged" (grid, with the first column's
+    repeated years merged into one cell per year).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    font_path = cjk_font()
+    if font_path is None:
+        raise RuntimeError("no CJK font: apt-get install fonts-wqy-zenhei")
+    fp = font_manager.FontProperties(fname=font_path)
+    out = io.BytesIO()
+    widths = [18, 18, 22, 22]
+    xs = [8 + sum(widths[:i]) for i in range(len(widths) + 1)]
+    with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(out) as pdf:
+        body = rows[1:]
+        pages = [body[i : i + rows_per_page] for i in range(0, len(body), rows_per_page)] or [[]]
+        for p, chunk in enumerate(pages):
+            fig = plt.figure(figsize=(8.27, 11.69))
+            ax = fig.add_axes((0, 0, 1, 1))
+            ax.set_xlim(0, 100)
+            ax.set_ylim(0, 100)
+            ax.axis("off")
+            if p == 0:
+                ax.text(8, 95, "年度财务报告", fontproperties=fp, fontsize=14)
+                ax.text(8, 91, "下表列出各季度的营业收入与净利润。", fontproperties=fp, fontsize=10)
+            shown = ([rows[0]] if p == 0 else []) + chunk
+            top, h = 87.0, 2.0
+            for r, row in enumerate(shown):
+                y = top - r * h
+                for c, value in enumerate(row):
+                    if style == "merged" and c == 0 and r > 1 and shown[r - 1][0] == value:
+                        continue
+                    ax.text(xs[c] + 1, y - 1.45, value, fontproperties=fp, fontsize=9)
+            bottom = top - len(shown) * h
+            if style in {"grid", "merged"}:
+                for r in range(len(shown) + 1):
+                    y = top - r * h
+                    if style == "merged" and 1 < r < len(shown) and shown[r][0] == shown[r - 1][0]:
+                        ax.plot([xs[1], xs[-1]], [y, y], color="black", lw=0.6)
+                    else:
+                        ax.plot([xs[0], xs[-1]], [y, y], color="black", lw=0.6)
+                for x in xs:
+                    ax.plot([x, x], [top, bottom], color="black", lw=0.6)
+            elif style == "rules":
+                for y in (top, top - h if p == 0 else top, bottom):
+                    ax.plot([xs[0], xs[-1]], [y, y], color="black", lw=0.8)
+            ax.text(8, bottom - 4, "数据未经审计。" if p == len(pages) - 1 else "（续下页）", fontproperties=fp, fontsize=10)
+            pdf.savefig(fig)
+            plt.close(fig)
+    return out.getvalue()

@@ -112,6 +112,7 @@ def _table_pages(data: bytes, numbers: list[int], warnings: list[str], path: Pat
     except ImportError:
         return {}  # tables stay as the text layer's lines; the rest of the PDF reads the same
     out: dict[int, str] = {}
+    last: list[list[Any]] = []  # the previous table's rows, for tables continued on the next page
     try:
         with pdfplumber.open(io.BytesIO(data)) as pdf:
             for number in numbers:
@@ -119,7 +120,7 @@ def _table_pages(data: bytes, numbers: list[int], warnings: list[str], path: Pat
                 try:
                     tables = page.find_tables()
                     if tables:
-                        out[number] = _with_tables(page, tables)
+                        out[number], last = _with_tables(page, tables, last if number - 1 in out else [])
                 except Exception as e:  # pdfminer's layout analysis fails on some odd pages
                     warnings.append(f"{path} page {number}: tables not recognised ({e}); read as text")
                 finally:
@@ -129,23 +130,51 @@ def _table_pages(data: bytes, numbers: list[int], warnings: list[str], path: Pat
     return out
 
 
-def _with_tables(page: Any, tables: list[Any]) -> str:
-    """The page top to bottom: text bands between tables, each table as Markdown, text beside it after."""
+def _with_tables(page: Any, tables: list[Any], previous: list[list[Any]]) -> tuple[str, list[list[Any]]]:
+    """The page top to bottom: text bands between tables, each table as Markdown, text beside it after.
+
+    Also returns the last table's rows. ``previous`` is the previous page's last table: a table that
+    opens this page with as many columns, under a different first row, continues it, so it gets
+    that table's header row (a PDF repeats headers on every page only when its author asked).
+    """
     x0, top, x1, bottom = page.bbox
     parts: list[str] = []
+    rows: list[list[Any]] = []
     y = top
-    for table in sorted(tables, key=lambda t: t.bbox[1]):
+    for i, table in enumerate(sorted(tables, key=lambda t: t.bbox[1])):
         t_top, t_bottom = max(table.bbox[1], y), min(table.bbox[3], bottom)
+        above = ""
         if t_top > y:
-            parts.append(page.crop((x0, y, x1, t_top)).extract_text() or "")
-        parts.append(markdown_table(table.extract()))
+            above = page.crop((x0, y, x1, t_top)).extract_text() or ""
+            parts.append(above)
+        rows = _fill_merged(table.extract())
+        # A running header ("第 3 页", a report's name) may sit above a continued table.
+        if i == 0 and previous and rows and len(above.strip()) < 40:
+            if len(rows[0]) == len(previous[0]) and rows[0] != previous[0]:
+                rows = [previous[0], *rows]
+        parts.append(markdown_table(rows))
         if t_bottom > t_top:
             beside = page.crop((x0, t_top, x1, t_bottom)).outside_bbox(table.bbox).extract_text()
             parts.append(beside or "")
         y = max(y, t_bottom)
     if y < bottom:
         parts.append(page.crop((x0, y, x1, bottom)).extract_text() or "")
-    return "\n\n".join(p.strip() for p in parts if p.strip())
+    return "\n\n".join(p.strip() for p in parts if p.strip()), rows
+
+
+def _fill_merged(rows: list[list[Any]]) -> list[list[Any]]:
+    """pdfplumber gives ``None`` for the cells a merged cell covers: repeat the merged value there,
+    so every row reads whole on its own ("2023年 | 第二季度 | 2237", not " | 第二季度 | 2237")."""
+    filled: list[list[Any]] = []
+    for r, row in enumerate(rows):
+        new = list(row)
+        for c, value in enumerate(new):
+            if value is None and r > 0 and c < len(filled[r - 1]) and filled[r - 1][c] is not None:
+                new[c] = filled[r - 1][c]  # merged down
+            elif value is None and c > 0:
+                new[c] = ""  # merged across: the value is already in the cell to the left
+        filled.append(new)
+    return filled
 
 
 def _metadata_title(reader: PdfReader) -> str:
