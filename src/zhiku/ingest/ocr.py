@@ -29,7 +29,9 @@ def _engine() -> Any:
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as e:
-        raise DependencyMissingError("OCR needs rapidocr-onnxruntime", _INSTALL) from e
+        # Also raised when OpenCV is installed but its system libraries are not (libGL.so.1:
+        # apt-get install libgl1 libglib2.0-0); the cause says which.
+        raise DependencyMissingError(f"OCR needs rapidocr-onnxruntime and OpenCV ({e})", _INSTALL) from e
     # "max": shrink a page to at most 960-2000 px on its long side, never enlarge; the default
     # ("min", 736) enlarges a wide, short image until its short side is 736 px, which made a
     # one-line 900x200 screenshot cost as much as a full page.
