@@ -61,7 +61,9 @@ def test_loader_reads_its_sample_with_pages_headings_and_offsets(tmp_path: Path,
         if loaded.pages:
             assert c.page >= 1
     if heading:
-        assert any(heading in r.chunk.heading for r in parsed.chunks), [r.chunk.heading for r in parsed.chunks]
+        assert any(heading in r.chunk.heading for r in parsed.chunks), [
+            r.chunk.heading for r in parsed.chunks
+        ]
 
 
 @pytest.mark.parametrize("suffix", EXTENSIONS)
@@ -90,7 +92,19 @@ def test_bad_file_is_one_clear_line_and_loses_nothing(tmp_path: Path, suffix: st
 
 
 def test_importing_loaders_imports_no_parser() -> None:
-    heavy = {"PIL", "openpyxl", "pptx", "pdfplumber", "pypdfium2", "rapidocr_onnxruntime", "onnxruntime", "opencc"}
-    code = f"import sys, zhiku.ingest.loaders; print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    heavy = {
+        "PIL",
+        "openpyxl",
+        "pptx",
+        "pdfplumber",
+        "pypdfium2",
+        "rapidocr_onnxruntime",
+        "onnxruntime",
+        "opencc",
+    }
+    code = (
+        "import sys, zhiku.ingest.loaders; "
+        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {heavy!r}))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

@@ -52,7 +52,9 @@ def scanned_pdf(pages: list[list[str]]) -> bytes:
     """An image-only PDF (no text layer): each page a rendered image of its lines, like a scan."""
     from PIL import Image
 
-    images = [Image.open(io.BytesIO(text_image(lines, width=1000, size=36))).convert("RGB") for lines in pages]
+    images = [
+        Image.open(io.BytesIO(text_image(lines, width=1000, size=36))).convert("RGB") for lines in pages
+    ]
     out = io.BytesIO()
     images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=150)
     return out.getvalue()
@@ -65,7 +67,9 @@ def docx_bytes() -> bytes:
     d.add_heading("财务报告", level=1)
     d.add_paragraph("本报告列出各季度营业收入。")
     table = d.add_table(rows=3, cols=3)
-    for r, row in enumerate([["年份", "季度", "营业收入"], ["2023年", "第一季度", "1200"], ["2023年", "第二季度", "1350"]]):
+    for r, row in enumerate(
+        [["年份", "季度", "营业收入"], ["2023年", "第一季度", "1200"], ["2023年", "第二季度", "1350"]]
+    ):
         for c, value in enumerate(row):
             table.cell(r, c).text = value
     out = io.BytesIO()
@@ -117,7 +121,8 @@ def epub_bytes() -> bytes:
         z.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
         z.writestr(
             "META-INF/container.xml",
-            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<?xml version="1.0"?><container version="1.0" '
+            'xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
             '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
             "</rootfiles></container>",
         )
@@ -147,19 +152,37 @@ def _image(fmt: str) -> Callable[[], Sample]:
 
 SAMPLES: dict[str, Callable[[], Sample]] = {
     ".txt": lambda: ("第一条 本办法适用于全体员工。".encode("gb18030"), "适用于全体员工", ""),
-    ".md": lambda: ("# 员工手册\n\n## 年假\n\n工作满一年的员工享受年休假。".encode(), "享受年休假", "员工手册 > 年假"),
+    ".md": lambda: (
+        "# 员工手册\n\n## 年假\n\n工作满一年的员工享受年休假。".encode(),
+        "享受年休假",
+        "员工手册 > 年假",
+    ),
     ".markdown": lambda: ("# 指南\n\n正文内容。".encode(), "正文内容", "指南"),
-    ".html": lambda: ("<h1>自行车保养</h1><p>每三百公里给链条上油。</p>".encode(), "给链条上油", "自行车保养"),
+    ".html": lambda: (
+        "<h1>自行车保养</h1><p>每三百公里给链条上油。</p>".encode(),
+        "给链条上油",
+        "自行车保养",
+    ),
     ".htm": lambda: ("<h2>轮胎</h2><p>每周检查胎压。</p>".encode("gb18030"), "每周检查胎压", "轮胎"),
     ".pdf": lambda: (make_pdf(["Printer manual.", "Replace the toner cartridge."]), "toner cartridge", ""),
     ".docx": lambda: (docx_bytes(), "| 2023年 | 第二季度 | 1350 |", "财务报告"),
     ".xlsx": lambda: (xlsx_bytes(), "| 2023 | 第二季度 | 1350 |", "收入"),
-    ".csv": lambda: ("年份,季度,营业收入\n2023年,第二季度,1350\n".encode("gb18030"), "| 2023年 | 第二季度 | 1350 |", ""),
-    ".tsv": lambda: ("年份\t季度\t营业收入\n2023年\t第二季度\t1350\n".encode(), "| 2023年 | 第二季度 | 1350 |", ""),
+    ".csv": lambda: (
+        "年份,季度,营业收入\n2023年,第二季度,1350\n".encode("gb18030"),
+        "| 2023年 | 第二季度 | 1350 |",
+        "",
+    ),
+    ".tsv": lambda: (
+        "年份\t季度\t营业收入\n2023年\t第二季度\t1350\n".encode(),
+        "| 2023年 | 第二季度 | 1350 |",
+        "",
+    ),
     ".pptx": lambda: (pptx_bytes(), "Notes: 讲者备注：强调离线运行。", "下一步计划"),
     ".epub": lambda: (epub_bytes(), "得名孙悟空", "第二回 悟彻菩提真妙理"),
     ".json": lambda: (
-        json.dumps([{"title": "问答一", "text": "年假按工龄计算。"}, {"text": "病假需要证明。"}], ensure_ascii=False).encode(),
+        json.dumps(
+            [{"title": "问答一", "text": "年假按工龄计算。"}, {"text": "病假需要证明。"}], ensure_ascii=False
+        ).encode(),
         "病假需要证明",
         "问答一",
     ),
@@ -206,7 +229,9 @@ def revenue_rows(years: range = range(2020, 2024)) -> list[list[str]]:
     rows = [list(HEADER)]
     for y in years:
         for q, quarter in enumerate(QUARTERS):
-            rows.append([f"{y}年", quarter, f"{1000 + (y - 2020) * 400 + q * 37}", f"{100 + (y - 2020) * 40 + q * 3}"])
+            rows.append(
+                [f"{y}年", quarter, f"{1000 + (y - 2020) * 400 + q * 37}", f"{100 + (y - 2020) * 40 + q * 3}"]
+            )
     return rows
 
 
@@ -290,7 +315,13 @@ def table_pdf(rows: list[list[str]], style: str = "grid", rows_per_page: int = 4
             elif style == "rules":
                 for y in (top, top - h if p == 0 else top, bottom):
                     ax.plot([xs[0], xs[-1]], [y, y], color="black", lw=0.8)
-            ax.text(8, bottom - 4, "数据未经审计。" if p == len(pages) - 1 else "（续下页）", fontproperties=fp, fontsize=10)
+            ax.text(
+                8,
+                bottom - 4,
+                "数据未经审计。" if p == len(pages) - 1 else "（续下页）",
+                fontproperties=fp,
+                fontsize=10,
+            )
             pdf.savefig(fig)
             plt.close(fig)
     return out.getvalue()

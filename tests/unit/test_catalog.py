@@ -86,7 +86,8 @@ def test_chunk_pages_are_stored_and_a_version_1_catalog_is_migrated(tmp_path: Pa
         "CREATE TABLE documents (id TEXT PRIMARY KEY, source TEXT NOT NULL UNIQUE, title TEXT NOT NULL,"
         " format TEXT NOT NULL, content_hash TEXT NOT NULL, text TEXT NOT NULL, chars INTEGER NOT NULL,"
         " n_chunks INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, ingested_at REAL NOT NULL);"
-        "CREATE TABLE chunks (id TEXT PRIMARY KEY, doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+        "CREATE TABLE chunks (id TEXT PRIMARY KEY,"
+        " doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
         ' ord INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, heading TEXT NOT NULL,'
         " text TEXT NOT NULL, text_hash TEXT NOT NULL, tokens TEXT NOT NULL);"
         "INSERT INTO documents VALUES ('d1', '/old.txt', 'Old', 'text', 'hh', 'old text', 8, 1, 8, 0, 0);"
@@ -99,7 +100,8 @@ def test_chunk_pages_are_stored_and_a_version_1_catalog_is_migrated(tmp_path: Pa
     assert cat.get_meta("schema_version") == "2"
     assert cat.chunks_of("d1")[0].page == 0  # kept, with "no page"
     d = DocumentRecord("d2", "/scan.pdf", "Scan", "pdf", "pp", "page one\n\npage two", 18, 0.0)
-    cat.put_document(d, [ChunkRecord(Chunk("c2bbbbbbbbbbbbbbb", "d2", 0, "page two", 10, 18, "", 2), "h", "t")])
+    chunk = Chunk("c2bbbbbbbbbbbbbbb", "d2", 0, "page two", 10, 18, "", 2)
+    cat.put_document(d, [ChunkRecord(chunk, "h", "t")])
     chunk, info = cat.chunks(["c2bbbbbbbbbbbbbbb"])["c2bbbbbbbbbbbbbbb"]
     assert chunk.page == 2 and info.format == "pdf"
     cat.close()

@@ -27,7 +27,7 @@ _INSTALL = "pip install 'zhiku[ocr]' (rapidocr-onnxruntime and pypdfium2), or se
 @lru_cache(maxsize=1)
 def _engine() -> Any:
     try:
-        from rapidocr_onnxruntime import RapidOCR
+        from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-untyped]
     except ImportError as e:
         # Also raised when OpenCV is installed but its system libraries are not (libGL.so.1:
         # apt-get install libgl1 libglib2.0-0); the cause says which.
@@ -95,7 +95,7 @@ def pdf_pages(
 ) -> Iterator[tuple[int, Image | Exception]]:
     """Render the given 1-based pages of a PDF; a page that cannot be rendered yields its error."""
     try:
-        import pypdfium2 as pdfium
+        import pypdfium2 as pdfium  # type: ignore[import-untyped]
     except ImportError as e:
         raise DependencyMissingError("OCR of PDF pages needs pypdfium2", _INSTALL) from e
     document = pdfium.PdfDocument(data)

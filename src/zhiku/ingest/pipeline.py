@@ -8,6 +8,7 @@ document, in a stable order.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -269,8 +270,7 @@ def _parse_all(
     # Worker processes pay for themselves only on large runs (jieba's dictionary loads per process).
     if workers <= 1 or len(todo) < 8 or total < 2_000_000:
         for job in todo:
-            source = str(job[0])
-            yield _parse_job(job, lambda done, n, source=source: progress.pages(source, done, n))
+            yield _parse_job(job, functools.partial(progress.pages, str(job[0])))
         return
     from zhiku.text.tokenize import _jieba
 

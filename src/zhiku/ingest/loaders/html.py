@@ -81,6 +81,7 @@ class _TextExtractor(HTMLParser):
         self._in_head = False
         self._in_title = False
         self._in_h1 = False
+        self._cells_in_row = 0  # cells outside any <table> (broken markup) still get " | "
         # Tables are collected cell by cell and written as one Markdown table at </table>; a table
         # nested in a cell is flattened into that cell's text.
         self._table_depth = 0

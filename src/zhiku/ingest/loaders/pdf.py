@@ -65,11 +65,11 @@ def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     if scanned and options.ocr:
         from zhiku.ingest.ocr import ocr_pages, pdf_pages
 
-        for number, text in ocr_pages(pdf_pages(data, scanned), len(scanned), options.on_page):
-            if isinstance(text, Exception):
-                warnings.append(f"{path} page {number}: OCR failed ({text}); page skipped")
-            elif text.strip():
-                pages[number - 1] = text.strip()
+        for number, result in ocr_pages(pdf_pages(data, scanned), len(scanned), options.on_page):
+            if isinstance(result, Exception):
+                warnings.append(f"{path} page {number}: OCR failed ({result}); page skipped")
+            elif result.strip():
+                pages[number - 1] = result.strip()
 
     parts: list[str] = []
     located: list[tuple[int, int]] = []
@@ -98,9 +98,11 @@ def _looks_scanned(page: PageObject, text: str) -> bool:
 
 def _has_image(page: PageObject) -> bool:
     resources = page.get("/Resources")
-    xobjects = resources.get_object().get("/XObject") if resources is not None else None
+    if resources is None:
+        return False
+    xobjects = resources.get_object().get("/XObject")
     # A scan is an image XObject, sometimes wrapped in a form XObject; either counts.
-    return bool(xobjects) and len(xobjects.get_object()) > 0
+    return xobjects is not None and len(xobjects.get_object()) > 0
 
 
 def _table_pages(data: bytes, numbers: list[int], warnings: list[str], path: Path) -> dict[int, str]:

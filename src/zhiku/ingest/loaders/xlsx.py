@@ -20,7 +20,7 @@ from zhiku.ingest.loaders.tables import markdown_table
 def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     open_package(path, data, "an Excel workbook (.xlsx)", old_format=".xls").close()
     try:
-        import openpyxl
+        import openpyxl  # type: ignore[import-untyped]
     except ImportError as e:
         raise DependencyMissingError(
             f"reading {path} needs openpyxl", "pip install 'zhiku[documents]'"
