@@ -503,9 +503,11 @@ def test_hits_and_citations_name_the_page(client: Any, kb: str) -> None:
     from tests.helpers.documents import pptx_bytes
 
     assert upload(client, kb, [("deck.pptx", pptx_bytes())]).status_code in (200, 201)
-    hits = client.post(f"/kbs/{kb}/search", json={"query": "扫描件识别", "k": 1, "method": "bm25"}).json()["hits"]
+    query = {"query": "扫描件识别", "k": 1, "method": "bm25"}
+    hits = client.post(f"/kbs/{kb}/search", json=query).json()["hits"]
     assert hits[0]["path"].endswith("deck.pptx")
     assert hits[0]["page"] == 2 and hits[0]["location"] == "slide 2"
-    answer = client.post(f"/kbs/{kb}/ask", json={"question": "扫描件识别什么时候上线？", "method": "bm25"}).json()
+    question = {"question": "扫描件识别什么时候上线？", "method": "bm25"}
+    answer = client.post(f"/kbs/{kb}/ask", json=question).json()
     assert answer["citations"] and answer["citations"][0]["location"] == "slide 2"
     assert answer["citations"][0]["page"] == 2
