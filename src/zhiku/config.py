@@ -46,11 +46,21 @@ class TokenizerConfig(_Frozen):
     stopwords: bool = True
     stem_english: bool = True
     user_dict: str | None = Field(None, description="a jieba user dictionary file, one word per line")
+    fold_traditional: bool = Field(
+        True, description="match Traditional and Simplified Chinese alike (OpenCC t2s before jieba)"
+    )
 
 
 class IngestConfig(_Frozen):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are refused")
     workers: int = Field(0, ge=0, description="tokenising processes; 0 = one per core for large runs")
+    ocr: bool = Field(True, description="read scanned PDF pages and images with OCR (the ocr extra)")
+    json_text_field: str = Field(
+        "text", min_length=1, description="the field of a .json/.jsonl record with its text"
+    )
+    json_title_field: str = Field(
+        "title", min_length=1, description="the field of a record used as its heading"
+    )
 
 
 class MethodConfig(_Frozen):

@@ -511,7 +511,8 @@ class KnowledgeBase:
         m = self.method(name)
         if m.kind != "hybrid":
             return self.ready_method(name)
-        ready, missing = [], []
+        ready: list[str] = []
+        missing: list[str] = []
         for part in m.parts():
             slow = [p for p in self.indexed_parts(part)
                     if self.method(p).slow_to_build and not self._is_fresh(p, self.manifest(p))]

@@ -116,6 +116,8 @@ def block_json(b: ContextBlock) -> dict[str, Any]:
         "path": b.source,
         "title": b.title,
         "heading": b.heading,
+        "page": b.page,
+        "location": b.location,
         "start": b.start,
         "end": b.end,
         "text": b.text,
@@ -161,14 +163,16 @@ def print_turn(turn: Turn, out: TextIO, err: TextIO) -> None:
             print("\nSources:", file=out)
             for c in turn.answer.citations:
                 where = f" › {c.heading}" if c.heading else ""
-                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}", file=out)
+                page = f" {c.location}" if c.location else ""
+                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}{page}", file=out)
         return
     if turn.contexts:
         print("\nThe answer could not be generated; these are the passages retrieval found:", file=out)
         for b in turn.contexts:
             where = f" › {b.heading}" if b.heading else ""
             text = " ".join(b.text.split())
-            print(f"  [{b.n}] {b.title}{where} — {b.source}:{b.start}-{b.end}", file=out)
+            page = f" {b.location}" if b.location else ""
+            print(f"  [{b.n}] {b.title}{where} — {b.source}:{b.start}-{b.end}{page}", file=out)
             print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
     else:
         print("\nRetrieval found no passages.", file=out)

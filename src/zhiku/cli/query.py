@@ -9,6 +9,7 @@ from typing import Any
 
 from zhiku.cli import chat
 from zhiku.cli.common import hit_json, open_kb, print_json
+from zhiku.types import page_label
 
 RERANK_HELP = (
     "rerank the best candidates: cross-encoder:/path/to/model, remote:http://HOST:PORT, llm[:listwise], "
@@ -79,7 +80,8 @@ def run_search(args: argparse.Namespace) -> int:
             where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
             measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
             print(f"{i:>2}. [{measure}] {where}")
-            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}")
+            page = page_label(h.doc.format, h.chunk.page)
+            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}" + (f"  {page}" if page else ""))
             text = " ".join(h.chunk.text.split())
             print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
     return 0
