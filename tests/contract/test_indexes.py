@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.helpers.milvus_server import ENABLED, SKIP_REASON
 
 import zhiku.index.faiss  # noqa: F401
 import zhiku.index.flat  # noqa: F401
 import zhiku.index.milvus  # noqa: F401
-from tests.helpers.milvus_server import ENABLED, SKIP_REASON
 from zhiku.index.base import Metric, VectorIndex, indexes
 
 # "milvus" is Milvus Lite (a file in the index folder); "milvus-server" the same class against a

@@ -45,7 +45,12 @@ class MilvusServer:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         out = subprocess.run(
-            [str(python), str(Path(__file__).with_name("milvus_prepare.py")), str(data_dir), str(VENV / "milvus-server")],
+            [
+                str(python),
+                str(Path(__file__).with_name("milvus_prepare.py")),
+                str(data_dir),
+                str(VENV / "milvus-server"),
+            ],
             check=True,
             capture_output=True,
             text=True,
