@@ -14,9 +14,14 @@ writes a collection of its own, named after the KB, the method and the build (se
 ``collection_name``), while readers keep using the previous one until the KB publishes the new
 folder. Collections of builds whose folder the KB has since deleted are dropped by the next build,
 so a KB holds at most three (the live one, the one before it, the new one) and a failed build's
-collection goes with the next. Collections are Strong-consistency: a search sees every insert and
-delete acknowledged before it (the server default, Bounded, answered a search right after an
-insert with nothing).
+collection goes with the next.
+
+Consistency: the server's default (Bounded) answered a search right after an insert with nothing,
+and a Strong search waits for the next time tick (≈ 200 ms a query, measured). Writes here happen
+only in ``save`` and ``remove``, so each ends with one Strong read (a barrier: it returns once the
+server serves everything written before it), and searches then ask for no wait ("Eventually"):
+they see every write that returned. ``load`` passes the barrier once too, for a server that has
+just restarted and is replaying its log.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_dis
 _METRIC = {"ip": "IP", "cosine": "IP", "l2": "L2"}
 _BATCH = 1000
 _CONSISTENCY = "Strong"
+_SEARCH_CONSISTENCY = "Eventually"  # safe after ``_barrier``; see the module docstring
 # Milvus accepts letters, digits and '_' in a collection name, starting with a letter or '_'.
 _VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 # A KB publishes indexes/<method> from a staged sibling folder indexes/.<method>.<random>.
@@ -149,6 +155,7 @@ class MilvusIndex(VectorIndex):
         v = prepare(vectors, self.metric)
         if self._db is not None:
             self._insert(list(ids), v)
+            self._barrier()
         else:
             self._ids.extend(ids)
             self._vectors.append(v)
@@ -204,6 +211,13 @@ class MilvusIndex(VectorIndex):
             if not alive:
                 self._db.drop_collection(name)
 
+    def _barrier(self) -> None:
+        """Return once the server serves every write acknowledged so far (a Strong read)."""
+        if is_server(self.uri):
+            self._db.query(
+                self.collection, filter='id != ""', output_fields=["count(*)"], consistency_level="Strong"
+            )
+
     def save(self, directory: Path) -> None:
         uri = self.uri or str(directory / "milvus.db")
         self._db = _client(uri)
@@ -211,6 +225,7 @@ class MilvusIndex(VectorIndex):
         self._create()
         if self._ids:
             self._insert(self._ids, np.vstack(self._vectors))
+        self._barrier()
         self._ids, self._vectors = [], []
         (directory / "milvus.json").write_text(
             json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}),
@@ -229,6 +244,7 @@ class MilvusIndex(VectorIndex):
         index._db = _client(uri)
         index._path = uri
         index._db.load_collection(index.collection)  # needed again after every restart
+        index._barrier()
         index._count = int(info["count"])
         return index
 
@@ -241,6 +257,7 @@ class MilvusIndex(VectorIndex):
             self._count = len(self._ids)
             return
         self._db.delete(self.collection, ids=list(ids))
+        self._barrier()
         self._count = max(0, self._count - len(ids))
 
     def __len__(self) -> int:
@@ -258,6 +275,7 @@ class MilvusIndex(VectorIndex):
             anns_field="vector",
             search_params=params,
             output_fields=["id"],
+            **({"consistency_level": _SEARCH_CONSISTENCY} if is_server(self.uri) else {}),
         )
         return [
             [(r["id"], *to_score_distance(float(r["distance"]), self.metric)) for r in row] for row in result
