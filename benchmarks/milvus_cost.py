@@ -33,6 +33,7 @@ METHODS = ("faiss", "milvus", "milvus-hnsw")
 
 def run(chunks: int, n_queries: int) -> dict[str, Any]:
     from tests.helpers.milvus_server import MilvusServer
+
     from zhiku.config import KBConfig, MethodConfig
     from zhiku.service import KnowledgeBase
 
@@ -119,7 +120,8 @@ def render(r: dict[str, Any], command: str) -> str:
             "",
             md_table(["method", "build s", "p50 ms", "p95 ms", "p50 vs faiss"], rows),
             "",
-            f"Top-10 agreement of `milvus` (FLAT) with `faiss` (exact): {r['top10_agreement_faiss_vs_milvus']}.",
+            "Top-10 agreement of `milvus` (FLAT) with `faiss` (exact): "
+            f"{r['top10_agreement_faiss_vs_milvus']}.",
         ]
     )
 

@@ -9,7 +9,7 @@ several methods side by side under names of its choice, each with a ``kind`` fro
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,7 +36,7 @@ class Corpus:
     texts: list[str]  # the chunk text a person reads
     contexts: list[str]  # document title + heading path, indexed with the text
     text_hashes: list[str]
-    tokens: list[list[str]]
+    tokens: Sequence[list[str]]  # zhiku.text.token_rows.JoinedTokens: split when read
     fingerprint: str
     language: str
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from zhiku.embed.base import Embedder, embedders
 from zhiku.index.base import Metric, VectorIndex, indexes
 from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
+from zhiku.retrieve.vector_build import embed_to_file, fill_index
 from zhiku.types import Hit
 
 
@@ -71,24 +72,18 @@ class VectorMethod(Method):
         _load_index_modules()
         self._embedder = self.make_embedder(corpus, out_dir)
         desc = self._embedder.describe()
-        cache = _read_cache(previous, desc) if previous else {}
-        texts = corpus.index_texts()
-        missing = [i for i, h in enumerate(corpus.text_hashes) if h not in cache]
-        if progress and len(corpus) - len(missing):
-            progress(len(corpus) - len(missing))
-        fresh = self._embedder.embed([texts[i] for i in missing], progress=progress)
-        for row, i in enumerate(missing):
-            cache[corpus.text_hashes[i]] = fresh[row]
-        dim = self._embedder.dim
-        matrix = np.stack([cache[h] for h in corpus.text_hashes]) if len(corpus) else np.zeros((0, dim), np.float32)
-        np.save(out_dir / "embeddings.npy", matrix.astype(np.float32))
+        # Streamed: vectors go to embeddings.npy as produced, the index is filled from it in batches.
+        matrix, embedded = embed_to_file(
+            corpus, self._embedder, previous, out_dir / "embeddings.npy", progress
+        )
         (out_dir / "embedding_hashes.json").write_text(json.dumps(corpus.text_hashes), encoding="utf-8")
         (out_dir / "embedder.json").write_text(json.dumps(desc, sort_keys=True), encoding="utf-8")
-        index = indexes.get(self.index_kind)(dim, self.metric, **self.index_options)
-        index.add(corpus.ids, matrix)
+        index = indexes.get(self.index_kind)(self._embedder.dim, self.metric, **self.index_options)
+        fill_index(index, corpus.ids, matrix)
+        del matrix
         index.save(out_dir)
         self._index = index
-        return {**desc, **index.describe(), "embedded": len(missing), "reused": len(corpus) - len(missing)}
+        return {**desc, **index.describe(), "embedded": embedded, "reused": len(corpus) - embedded}
 
     def load(self, directory: Path) -> None:
         _load_index_modules()
