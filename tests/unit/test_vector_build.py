@@ -49,7 +49,9 @@ def build(c: Corpus, out: Path, previous: Path | None, emb: Counting) -> np.ndar
     return np.asarray(matrix)
 
 
-def test_rows_match_one_shot_embedding_and_only_new_text_is_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_rows_match_one_shot_embedding_and_only_new_text_is_embedded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(vector_build, "BATCH", 3)  # several batches, one partly reused
     texts = [f"chunk number {i} about topic {i % 3}" for i in range(8)]
     emb = Counting()
