@@ -10,9 +10,10 @@ import pytest
 import zhiku.index.faiss  # noqa: F401
 import zhiku.index.flat  # noqa: F401
 import zhiku.index.milvus  # noqa: F401
+import zhiku.index.qdrant  # noqa: F401
 from zhiku.index.base import VectorIndex, indexes
 
-KINDS = ["flat", "faiss-flat", "faiss-hnsw", "milvus"]
+KINDS = ["flat", "faiss-flat", "faiss-hnsw", "milvus", "qdrant"]
 APPROXIMATE = {"faiss-hnsw"}
 
 
@@ -94,5 +95,17 @@ def test_remove(kind: str, tmp_path: Path) -> None:
 def test_unknown_index_lists_names() -> None:
     from zhiku.errors import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="faiss-flat, faiss-hnsw, flat, milvus"):
+    with pytest.raises(UnknownNameError, match="faiss-flat, faiss-hnsw, flat, milvus, qdrant"):
         indexes.get("annoy")
+
+
+def test_every_index_backend_is_in_the_suite() -> None:
+    """A new backend file in zhiku/index/ registers itself: it must be added to KINDS too, or it goes untested."""
+    import importlib
+    import pkgutil
+
+    import zhiku.index
+
+    for module in pkgutil.iter_modules(zhiku.index.__path__):
+        importlib.import_module(f"zhiku.index.{module.name}")
+    assert set(indexes.names()) == set(KINDS)
