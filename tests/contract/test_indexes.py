@@ -100,7 +100,7 @@ def test_unknown_index_lists_names() -> None:
 
 
 def test_every_index_backend_is_in_the_suite() -> None:
-    """A new backend file in zhiku/index/ registers itself: it must be added to KINDS too, or it goes untested."""
+    """A new backend file in zhiku/index/ registers itself: add it to KINDS too, or it goes untested."""
     import importlib
     import pkgutil
 

@@ -19,7 +19,10 @@ def test_ids_map_to_stable_uuids_and_come_back_as_strings(tmp_path: Path) -> Non
     index.add(["文档一:0", "doc/two:1"], np.eye(3, dtype=np.float32)[:2])
     index.save(tmp_path)
     loaded = QdrantIndex.load(tmp_path, 3, "ip")
-    assert [i for i, _, _ in loaded.search(np.eye(3, dtype=np.float32)[:1], 2)[0]] == ["文档一:0", "doc/two:1"]
+    assert [i for i, _, _ in loaded.search(np.eye(3, dtype=np.float32)[:1], 2)[0]] == [
+        "文档一:0",
+        "doc/two:1",
+    ]
     assert (tmp_path / "qdrant").is_dir()
     loaded.close()
 
@@ -38,7 +41,9 @@ def test_a_second_process_cannot_share_the_local_folder(tmp_path: Path) -> None:
         "try: QdrantIndex.load(Path(sys.argv[1]), 2, 'ip')\n"
         "except BackendError as e: print('busy', e.hint)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("busy") and "url" in out.stdout
     held.close()
 
@@ -74,5 +79,8 @@ def test_remove_after_load_is_real(metric: str, tmp_path: Path) -> None:
     assert len(loaded) == 2
     loaded.close()
     again = QdrantIndex.load(tmp_path, 2, metric)  # type: ignore[arg-type]
-    assert len(again) == 2 and {i for i, _, _ in again.search(np.ones((1, 2), np.float32), 5)[0]} == {"a", "b"}
+    assert len(again) == 2 and {i for i, _, _ in again.search(np.ones((1, 2), np.float32), 5)[0]} == {
+        "a",
+        "b",
+    }
     again.close()

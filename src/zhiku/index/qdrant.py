@@ -43,7 +43,9 @@ def _models() -> Any:
     try:
         from qdrant_client import models
     except ImportError as e:
-        raise DependencyMissingError("the qdrant index needs qdrant-client", "pip install 'zhiku[qdrant]'") from e
+        raise DependencyMissingError(
+            "the qdrant index needs qdrant-client", "pip install 'zhiku[qdrant]'"
+        ) from e
     return models
 
 
@@ -67,7 +69,8 @@ def _open(url: str | None, path: str, api_key: str | None) -> Any:
         client.get_collections()  # fail here, with a clear message, rather than on the first search
     except Exception as e:  # qdrant-client raises httpx/grpc/its own types for connection problems
         raise BackendError(
-            f"cannot connect to Qdrant at {url}: {e}", "Check the url and api_key options and that Qdrant runs"
+            f"cannot connect to Qdrant at {url}: {e}",
+            "Check the url and api_key options and that Qdrant runs",
         ) from e
     return client
 
@@ -130,7 +133,9 @@ class QdrantIndex(VectorIndex):
         for i in range(0, len(ids), _BATCH):
             part = ids[i : i + _BATCH]
             batch = models.Batch(
-                ids=[point_id(c) for c in part], vectors=v[i : i + _BATCH].tolist(), payloads=[{"id": c} for c in part]
+                ids=[point_id(c) for c in part],
+                vectors=v[i : i + _BATCH].tolist(),
+                payloads=[{"id": c} for c in part],
             )
             self._db.upsert(self.collection, points=batch, wait=True)
 
@@ -154,7 +159,8 @@ class QdrantIndex(VectorIndex):
             self._upsert(self._ids, np.vstack(self._vectors))
         self._ids, self._vectors = [], []
         (directory / "qdrant.json").write_text(
-            json.dumps({"url": self.url, "collection": self.collection, "count": self._count}), encoding="utf-8"
+            json.dumps({"url": self.url, "collection": self.collection, "count": self._count}),
+            encoding="utf-8",
         )
         self.close()  # local mode locks the folder: let ``load`` (after the KB moves it) open it again
 
