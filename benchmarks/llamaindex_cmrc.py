@@ -67,16 +67,27 @@ def evaluate(name: str, retriever: Any, dataset: Dataset, build_s: float) -> dic
 
     evaluator = RetrieverEvaluator.from_metric_names(["hit_rate", "mrr"], retriever=retriever)
     hit1, hit_rate, mrr, latency = [], [], [], []
+    empty = 0
     for qid, query in dataset.queries.items():
         expected = [pid for pid, rel in dataset.qrels.get(qid, {}).items() if rel > 0]
         t0 = time.perf_counter()
-        result = evaluator.evaluate(query=query, expected_ids=expected)
+        try:
+            result = evaluator.evaluate(query=query, expected_ids=expected)
+        except ValueError:
+            # LlamaIndex's metrics refuse an empty retrieval; zhiku's BM25 returns nothing when no
+            # query word is in the corpus (LlamaIndex's BM25 always returns k nodes): a miss.
+            latency.append((time.perf_counter() - t0) * 1000)
+            empty += 1
+            for values in (hit1, hit_rate, mrr):
+                values.append(0.0)
+            continue
         latency.append((time.perf_counter() - t0) * 1000)
         hit1.append(float(bool(result.retrieved_ids) and result.retrieved_ids[0] in expected))
         hit_rate.append(result.metric_vals_dict["hit_rate"])
         mrr.append(result.metric_vals_dict["mrr"])
     row = {"name": name, "hit@1": statistics.fmean(hit1), "hit_rate@10": statistics.fmean(hit_rate),
-           "mrr@10": statistics.fmean(mrr), "p50_ms": statistics.median(latency), "build_s": build_s}
+           "mrr@10": statistics.fmean(mrr), "p50_ms": statistics.median(latency), "build_s": build_s,
+           "empty": empty}
     print(f"   {name:<28} hit@1 {row['hit@1']:.3f} hit_rate@10 {row['hit_rate@10']:.3f} "
           f"mrr@10 {row['mrr@10']:.3f} p50 {row['p50_ms']:.2f} ms", file=sys.stderr)
     return row
@@ -141,9 +152,9 @@ def render(rows: list[dict[str, Any]], queries: int, command: str) -> str:
            f"CMRC 2018 dev, {queries:,} questions, 848 passages; both retrievers scored by LlamaIndex's "
            f"`RetrieverEvaluator` (hit_rate, mrr over the top {K}) in one run. Measured on {machine()}, "
            f"commit `{commit()}`. Command:", "", "```", command, "```", ""]
-    headers = ["retriever", "hit@1", f"hit_rate@{K}", f"MRR@{K}", "p50 ms/query", "index s"]
+    headers = ["retriever", "hit@1", f"hit_rate@{K}", f"MRR@{K}", "p50 ms/query", "index s", "empty results"]
     table = [[r["name"], f"{r['hit@1']:.3f}", f"{r['hit_rate@10']:.3f}", f"{r['mrr@10']:.3f}",
-              f"{r['p50_ms']:.2f}", f"{r['build_s']:.1f}"] for r in rows]
+              f"{r['p50_ms']:.2f}", f"{r['build_s']:.1f}", str(r["empty"])] for r in rows]
     return "\n".join([*out, md_table(headers, table)])
 
 

@@ -9,6 +9,7 @@ import pytest
 from tests.helpers.corpus import EN_GUIDE
 
 from zhiku.config import KBConfig, MethodConfig
+from zhiku.errors import BackendError
 from zhiku.index.qdrant import QdrantIndex, point_id
 from zhiku.service import KnowledgeBase
 
@@ -84,3 +85,49 @@ def test_remove_after_load_is_real(metric: str, tmp_path: Path) -> None:
         "b",
     }
     again.close()
+
+
+def test_server_mode_sends_hnsw_settings_the_key_and_real_deletes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.helpers.fake_qdrant_server import fake_qdrant
+
+    monkeypatch.setenv("ZHIKU_QDRANT_API_KEY", "s3cret")
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    ids = [f"c{i}" for i in range(40)]
+    with fake_qdrant() as server:
+        opts = {"url": server.url, "collection": "kb1", "m": 12, "ef_construction": 80, "ef_search": 40}
+        index = QdrantIndex(8, "l2", **opts)
+        index.add(ids, x)
+        index.save(tmp_path)
+        assert not (tmp_path / "qdrant").exists()  # the vectors live on the server
+        assert "s3cret" not in (tmp_path / "qdrant.json").read_text() and "api_key" not in index.describe()
+        loaded = QdrantIndex.load(tmp_path, 8, "l2", **opts)
+        created = next(b for m, p, _, b in server.requests if m == "PUT" and p == "/collections/kb1")
+        assert created["hnsw_config"] == {"m": 12, "ef_construct": 80}
+        assert created["vectors"] == {"size": 8, "distance": "Euclid"}
+        assert all(h.get("api-key") == "s3cret" for _, _, h, _ in server.requests)
+
+        got = loaded.search(x[:3], 5)
+        search = next(b for m, p, _, b in server.requests if p.endswith("/points/query/batch"))
+        assert search["searches"][0]["params"]["hnsw_ef"] == 40
+        assert [row[0][0] for row in got] == ids[:3] and all(abs(row[0][2]) < 1e-5 for row in got)
+        exact = np.sqrt(((x[0] - x) ** 2).sum(1))
+        np.testing.assert_allclose([d for _, _, d in got[0]], np.sort(exact)[:5], rtol=1e-4, atol=1e-4)
+
+        loaded.remove(["c0", "c1"])
+        assert len(loaded) == 38 and len(server.collections["kb1"].points) == 38
+        assert loaded.search(x[:1], 1)[0][0][0] not in {"c0", "c1"}
+        loaded.close()
+
+
+def test_an_unreachable_server_says_what_to_check(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    index = QdrantIndex(2, "ip", url=f"http://127.0.0.1:{port}")
+    with pytest.raises(BackendError, match="cannot connect to Qdrant"):
+        index.save(tmp_path)
