@@ -32,7 +32,7 @@ def test_documents_carry_the_citation(small_kb: tuple[KnowledgeBase, Path]) -> N
     assert len(got) == len(hits) == 2 and all(isinstance(d, Document) for d in got)
     top, meta = got[0], got[0].metadata
     assert meta["chunk_id"] == hits[0].chunk_id and meta["score"] == pytest.approx(hits[0].score)
-    assert meta["method"] == "bm25" and meta["doc"] == "示例农业保险办法"
+    assert meta["method"] == "bm25" and meta["title"] == "示例农业保险办法"
     assert meta["path"] == str(docs / "zh" / "农业保险办法.md")
     assert "第二章" in meta["heading"] and "十日内" in top.page_content
     # the offsets point at the passage in the document's stored text
@@ -46,7 +46,7 @@ def test_async_matches_sync_and_opens_a_kb_by_folder(small_kb: tuple[KnowledgeBa
     sync = retriever.invoke("年假 工龄")
     both = asyncio.run(_twice(retriever, "年假 工龄"))
     assert [d.metadata["chunk_id"] for d in sync] == [d.metadata["chunk_id"] for d in both[0]]
-    assert both[0] == both[1] and sync[0].metadata["doc"] == "员工手册"
+    assert both[0] == both[1] and sync[0].metadata["title"] == "员工手册"
     retriever.close()
 
 

@@ -48,13 +48,13 @@ def test_nodes_carry_the_citation(small_kb: tuple[KnowledgeBase, Path]) -> None:
     assert [n.node.node_id for n in got] == [h.chunk_id for h in hits]
     assert [n.score for n in got] == pytest.approx([h.score for h in hits])
     meta = got[0].node.metadata
-    assert meta["doc"] == "示例农业保险办法" and meta["path"] == str(docs / "zh" / "农业保险办法.md")
+    assert meta["title"] == "示例农业保险办法" and meta["path"] == str(docs / "zh" / "农业保险办法.md")
     assert "第二章" in meta["heading"] and meta["method"] == "bm25"
     text = kb.catalog.document_text(meta["doc_id"])
     assert text is not None and text[meta["start"] : meta["end"]] == got[0].node.get_content()
     # async, and the where filter
     (first,) = asyncio.run(ZhikuRetriever(kb, method="bm25", k=1).aretrieve("年假 工龄"))
-    assert first.node.metadata["doc"] == "员工手册"
+    assert first.node.metadata["title"] == "员工手册"
     only_en = ZhikuRetriever(kb, method="dense", k=3, where=str(docs / "en")).retrieve("保险 赔偿")
     assert only_en and all(n.node.metadata["path"].startswith(str(docs / "en")) for n in only_en)
 
@@ -68,7 +68,7 @@ def test_a_query_engine_answers_from_zhiku_nodes(small_kb: tuple[KnowledgeBase, 
     kb, docs = small_kb
     engine = RetrieverQueryEngine.from_args(ZhikuRetriever(kb, method="bm25", k=2), llm=MockLLM())
     response = engine.query("保险金什么时候支付？")
-    assert [n.node.metadata["doc"] for n in response.source_nodes][0] == "示例农业保险办法"
+    assert [n.node.metadata["title"] for n in response.source_nodes][0] == "示例农业保险办法"
     # MockLLM answers with the prompt it was given: the passage and where it is from went in,
     # the offsets and scores (for code, not for the model) did not.
     prompt = str(response)

@@ -3,11 +3,10 @@
     from zhiku.integrations.langchain import ZhikuRetriever
     retriever = ZhikuRetriever(kb="handbook", method="hybrid", k=4)
     docs = retriever.invoke("年假怎么申请？")      # or: await retriever.ainvoke(...)
-    docs[0].metadata  # {"doc", "path", "heading", "start", "end", "score", "method", ...}
+    docs[0].metadata  # {"title", "path", "heading", "start", "end", "score", "method", ...}
 
 Each ``Document`` is one chunk; its metadata is the citation, so a chain can say where an answer
-came from. ``where`` keeps only documents whose path starts with it (filtered in zhiku, see
-kb_search.py).
+came from. ``where`` keeps only documents whose path starts with it (or a ``zhiku.types.Where``).
 """
 
 from __future__ import annotations
@@ -22,18 +21,19 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from zhiku.integrations.kb_search import KBSearcher, hit_metadata
+from zhiku.types import Where
 
 
 class ZhikuRetriever(BaseRetriever):
     """``kb``: a KB name, a KB folder, or an open ``KnowledgeBase``; ``method``: the KB's default
-    when unset; ``k``: documents per query; ``where``: a document path prefix."""
+    when unset; ``k``: documents per query; ``where``: a document path prefix, or a ``Where``."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     kb: Any
     method: str | None = None
     k: int = Field(4, ge=1)
-    where: str | None = None
+    where: str | Where | None = None
     home: Path | None = None
     _searcher: KBSearcher = PrivateAttr()
 
@@ -46,7 +46,8 @@ class ZhikuRetriever(BaseRetriever):
     ) -> list[Document]:
         hits = self._searcher.search(query, self.k, self.method, self.where)
         return [
-            Document(page_content=h.chunk.text if h.chunk else "", metadata=hit_metadata(h)) for h in hits
+            Document(page_content=h.chunk.text if h.chunk else "", metadata=hit_metadata(h, rank))
+            for rank, h in enumerate(hits, start=1)
         ]
 
     async def _aget_relevant_documents(

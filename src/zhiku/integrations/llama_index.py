@@ -23,18 +23,19 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
 from zhiku.integrations.kb_search import LLM_KEYS, KBSearcher, hit_metadata
 from zhiku.service import KnowledgeBase
+from zhiku.types import Where
 
 
 class ZhikuRetriever(BaseRetriever):
     """``kb``: a KB name, a KB folder, or an open ``KnowledgeBase``; ``method``: the KB's default
-    when unset; ``k``: nodes per query; ``where``: a document path prefix."""
+    when unset; ``k``: nodes per query; ``where``: a document path prefix, or a ``Where``."""
 
     def __init__(
         self,
         kb: str | Path | KnowledgeBase,
         method: str | None = None,
         k: int = 4,
-        where: str | None = None,
+        where: str | Where | None = None,
         home: Path | None = None,
         callback_manager: CallbackManager | None = None,
         **kwargs: Any,
@@ -46,8 +47,8 @@ class ZhikuRetriever(BaseRetriever):
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         hits = self._searcher.search(query_bundle.query_str, self.k, self.method, self.where)
         out = []
-        for h in hits:
-            meta = hit_metadata(h)
+        for rank, h in enumerate(hits, start=1):
+            meta = hit_metadata(h, rank)
             node = TextNode(
                 id_=h.chunk_id,
                 text=h.chunk.text if h.chunk else "",
