@@ -68,7 +68,7 @@ def _handler(state: FakeQdrant) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, method: str) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
+            body: Any = json.loads(self.rfile.read(length)) if length else None
             path = self.path.split("?")[0]
             state.requests.append((method, path, dict(self.headers), body))
             if path == "/":

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from langchain_core.documents import Document
 from tests.helpers.small_kb import build_small_kb
 
 from zhiku.integrations.langchain import ZhikuRetriever
@@ -50,7 +51,7 @@ def test_async_matches_sync_and_opens_a_kb_by_folder(small_kb: tuple[KnowledgeBa
     retriever.close()
 
 
-async def _twice(retriever: ZhikuRetriever, query: str) -> list[list[object]]:
+async def _twice(retriever: ZhikuRetriever, query: str) -> list[list[Document]]:
     return list(await asyncio.gather(retriever.ainvoke(query), retriever.ainvoke(query)))
 
 
@@ -68,4 +69,4 @@ def test_a_missing_kb_says_how_to_create_it(tmp_path: Path) -> None:
     from zhiku.errors import NotFoundError
 
     with pytest.raises(NotFoundError, match="zhiku ingest"):
-        ZhikuRetriever(kb="no-such-kb")
+        ZhikuRetriever(kb="no-such-kb", k=4)

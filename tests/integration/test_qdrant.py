@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,7 +98,13 @@ def test_server_mode_sends_hnsw_settings_the_key_and_real_deletes(
     x = rng.normal(size=(40, 8)).astype(np.float32)
     ids = [f"c{i}" for i in range(40)]
     with fake_qdrant() as server:
-        opts = {"url": server.url, "collection": "kb1", "m": 12, "ef_construction": 80, "ef_search": 40}
+        opts: dict[str, Any] = {
+            "url": server.url,
+            "collection": "kb1",
+            "m": 12,
+            "ef_construction": 80,
+            "ef_search": 40,
+        }
         index = QdrantIndex(8, "l2", **opts)
         index.add(ids, x)
         index.save(tmp_path)
