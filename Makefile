@@ -4,7 +4,7 @@ PYTHON ?= python3
 ZK := ZHIKU_HOME=$(CURDIR)/.zhiku-demo $(VENV)/bin/zhiku
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lock bench clean
+.PHONY: demo test lint install lock bench clean
 
 install: $(STAMP)
 
@@ -22,6 +22,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/pytest
+
+# Lint and types are part of green: .ci/run runs this before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
 
 # Re-pin after changing dependencies in pyproject.toml or requirements.in.
 lock:

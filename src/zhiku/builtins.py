@@ -22,6 +22,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
     "embedder": (
         "zhiku.embed.hashing",
         "zhiku.embed.sbert",
+        "zhiku.embed.e5",
         "zhiku.embed.remote",
         "zhiku.embed.prompt_llm",
         "zhiku.embed.word2vec",
@@ -45,6 +46,16 @@ BUILTINS: dict[str, tuple[str, ...]] = {
         "zhiku.ingest.loaders.html",
         "zhiku.ingest.loaders.pdf",
         "zhiku.ingest.loaders.docx",
+        "zhiku.ingest.loaders.xlsx",
+        "zhiku.ingest.loaders.table_text",
+        "zhiku.ingest.loaders.pptx",
+        "zhiku.ingest.loaders.epub",
+        "zhiku.ingest.loaders.jsonl",
+        "zhiku.ingest.loaders.image",
     ),
-    "reranker": (),
+    "reranker": (
+        "zhiku.retrieve.rerank.cross_encoder",
+        "zhiku.retrieve.rerank.remote",
+        "zhiku.retrieve.rerank.llm",
+    ),
 }

@@ -7,10 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import zhiku.index.faiss  # noqa: F401
-import zhiku.index.flat  # noqa: F401
-import zhiku.index.milvus  # noqa: F401
-import zhiku.index.qdrant  # noqa: F401
 from zhiku.index.base import VectorIndex, indexes
 
 KINDS = ["flat", "faiss-flat", "faiss-hnsw", "milvus", "qdrant"]
@@ -25,6 +21,10 @@ def saved_and_loaded(index: VectorIndex, directory: Path) -> VectorIndex:
 
 
 METRICS = ["ip", "cosine", "l2"]
+
+
+def test_every_registered_index_is_in_the_suite() -> None:
+    assert set(indexes.names()) == set(KINDS), "add the new index kind to KINDS"
 
 
 def data(n: int = 600, dim: int = 32, seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from tests.helpers.word_corpus import FAST_TRAINING, TARGET_QUERY, TARGET_SOURCE, TARGET_TEXT, topic_documents
-
 from tests.integration.fake_llm_server import FakeLLMServer
+
 from zhiku.config import KBConfig, MethodConfig
 from zhiku.retrieve.base import methods
 from zhiku.service import KnowledgeBase

@@ -40,7 +40,8 @@ class Step:
     a dict, and ``headers``), ``context`` (the server's context-length error), ``malformed`` (a
     garbage line in the stream), ``truncated`` (the stream stops before its end marker), ``slow``
     (``delay`` seconds before any response), ``stall`` (``delay`` seconds after the first piece),
-    ``stream-error`` (an error event inside a 200 stream), ``not-json`` (an HTML page).
+    ``stream-error`` (an error event inside a 200 stream, ``body`` if given), ``not-json`` (an HTML page),
+    ``ignore-stream`` (one JSON body although a stream was asked for, as some servers do).
     """
 
     kind: str = "reply"
@@ -172,11 +173,18 @@ class FakeLLMServer:
 def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Send each write at once, as real servers do (Go and asyncio set TCP_NODELAY): otherwise a
+        # kept-alive connection waits ~40 ms on the client's delayed ACK at every response.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  keep test output clean
             pass
 
         # -- plumbing ---------------------------------------------------------------------------
+        def _headers(self) -> dict[str, str]:
+            # Header names are case-insensitive (httpx2 sends them in lower case): one spelling here.
+            return {k.title(): v for k, v in self.headers.items()}
+
         def _body(self) -> Any:
             n = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(n) if n else b""
@@ -228,7 +236,7 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802
             path = self._route()
-            server.record(Recorded("GET", path, dict(self.headers), None))
+            server.record(Recorded("GET", path, self._headers(), None))
             flavour = MODEL_PATHS.get(path)
             if flavour is None:
                 self._send_json(404, {"error": "404 page not found"})
@@ -247,7 +255,7 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:  # noqa: N802
             body = self._body()
             path = self._route()
-            server.record(Recorded("POST", path, dict(self.headers), body))
+            server.record(Recorded("POST", path, self._headers(), body))
             if path in CHAT_PATHS:
                 flavour, endpoint = CHAT_PATHS[path], "chat"
             elif path in EMBED_PATHS:
@@ -260,6 +268,7 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
             model = (body or {}).get("model", "")
             step = server.next_step(endpoint)
             stream = endpoint == "chat" and (body or {}).get("stream", flavour == "ollama")
+            stream = stream and step.kind != "ignore-stream"
             if self._scripted_failure(step, flavour, stream=bool(stream)):
                 return
             if model not in server.models:
@@ -377,6 +386,12 @@ def _handler(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                             self._end_stream()
                             return
                         if step.kind == "stream-error":
+                            if step.body is not None:  # the test's own error object
+                                error_event = (
+                                    json.dumps(step.body) + "\n"
+                                    if flavour == "ollama"
+                                    else f"data: {json.dumps(step.body)}\n\n"
+                                )
                             self._chunk(error_event)
                             self._end_stream()
                             return

@@ -454,7 +454,10 @@ def test_one_writer_at_a_time(client: Any, kb: str, server: LiveServer) -> None:
         r = client.delete(f"/kbs/{kb}/documents/{doc['id']}")
         assert r.status_code == 423 and error_of(r)["code"] == "locked"
         job = upload(client, kb, [("queued.md", b"# Queued\n\nwaits for the writer")], wait=False).json()
-        time.sleep(0.3)
+        # Wait for the job to start (not a fixed sleep): it must then sit in "running", waiting for the lock.
+        deadline = time.monotonic() + 20
+        while client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "queued" and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "running"  # waiting for the lock
         # Readers go on meanwhile.
         assert client.post(f"/kbs/{kb}/search", json={"query": "tomatoes"}).status_code == 200
@@ -485,9 +488,9 @@ def test_eval_on_an_uploaded_qa_file(client: Any, kb: str) -> None:
     report = client.get(result["report"])
     assert report.status_code == 200 and report.headers["content-type"].startswith("text/markdown")
     assert "# zhiku evaluation: qa" in report.text
-    if result["chart"]:
-        chart = client.get(result["chart"])
-        assert chart.headers["content-type"] == "image/png" and chart.content[:4] == b"\x89PNG"
+    assert result["chart"], "matplotlib is installed (the eval extra): a chart must be produced"
+    chart = client.get(result["chart"])
+    assert chart.headers["content-type"] == "image/png" and chart.content[:4] == b"\x89PNG"
     assert client.get(result["results"]).json()["dataset"] == "qa"
     assert [e["id"] for e in client.get(f"/kbs/{kb}/evals").json()] == [result["id"]]
 
@@ -497,3 +500,17 @@ def test_eval_on_an_uploaded_qa_file(client: Any, kb: str) -> None:
     job = client.post(f"/kbs/{kb}/eval", params={"wait": "true"}, files=bad).json()
     assert job["state"] == "failed" and job["error"]["code"] == "bad_dataset"
     assert client.get(f"/kbs/{kb}/evals/{job['id']}/report").status_code == 404
+
+
+def test_hits_and_citations_name_the_page(client: Any, kb: str) -> None:
+    from tests.helpers.documents import pptx_bytes
+
+    assert upload(client, kb, [("deck.pptx", pptx_bytes())]).status_code in (200, 201)
+    query = {"query": "扫描件识别", "k": 1, "method": "bm25"}
+    hits = client.post(f"/kbs/{kb}/search", json=query).json()["hits"]
+    assert hits[0]["path"].endswith("deck.pptx")
+    assert hits[0]["page"] == 2 and hits[0]["location"] == "slide 2"
+    question = {"question": "扫描件识别什么时候上线？", "method": "bm25"}
+    answer = client.post(f"/kbs/{kb}/ask", json=question).json()
+    assert answer["citations"] and answer["citations"][0]["location"] == "slide 2"
+    assert answer["citations"][0]["page"] == 2

@@ -119,10 +119,10 @@ def test_huge_file_is_refused_without_reading_it(
 
 
 def test_explicit_unsupported_file(capsys: pytest.CaptureFixture[str], kb: Path, tmp_path: Path) -> None:
-    f = tmp_path / "slides.pptx"
+    f = tmp_path / "slides.key"  # Keynote: a format zhiku does not read
     f.write_bytes(b"PK")
     code, out, _ = run(capsys, "ingest", str(f), "--kb", str(kb))
-    assert code == 1 and "unsupported file extension '.pptx'" in out and ".docx" in out
+    assert code == 1 and "unsupported file extension '.key'" in out and ".docx" in out
 
 
 def test_broken_config_is_one_line(capsys: pytest.CaptureFixture[str], kb: Path) -> None:
@@ -211,42 +211,52 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path: Path) -> None:
     import sqlite3
     import time
 
-    root = tmp_path / "kb3"
-    KnowledgeBase.open(str(root), config=fast_config()).close()
-    docs = tmp_path / "lots"
-    docs.mkdir()
-    for i in range(400):
-        (docs / f"n{i:03d}.md").write_text(
-            f"# Note {i}\n\n" + f"Paragraph about subject{i}. " * 40, encoding="utf-8"
+    # The kill must land mid-way: if the ingest finished first, the test would check nothing, so a
+    # bigger corpus is tried until it does.
+    for total in (400, 1600, 6400):
+        root = tmp_path / f"kb3-{total}"
+        KnowledgeBase.open(str(root), config=fast_config()).close()
+        docs = tmp_path / f"lots-{total}"
+        docs.mkdir()
+        for i in range(total):
+            (docs / f"n{i:04d}.md").write_text(
+                f"# Note {i}\n\n" + f"Paragraph about subject{i}. " * 40, encoding="utf-8"
+            )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 60
-    n = 0
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(root / "catalog.sqlite", timeout=5) as db:
-                n = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-        except sqlite3.OperationalError:
-            n = 0
-        if n >= 5:
+        deadline = time.time() + 60
+        n = 0
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(root / "catalog.sqlite", timeout=5) as db:
+                    n = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            except sqlite3.OperationalError:
+                n = 0
+            if n >= 5:
+                break
+            time.sleep(0.02)
+        killed = proc.poll() is None
+        if killed:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        print(f"killed={killed} after {n} of {total} documents")
+        if killed:
             break
-        time.sleep(0.02)
-    killed = proc.poll() is None
-    if killed:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    print(f"killed={killed} after {n} documents")
+    assert killed, "the ingest always finished before it could be killed"
+    with sqlite3.connect(root / "catalog.sqlite", timeout=5) as db:
+        stored_now = db.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+    assert 0 < stored_now < total, "killed mid-way: some documents stored, not all"
     with KnowledgeBase.open(str(root)) as kb:
         stored = kb.documents()
-        assert sum(d.n_chunks for d in stored) == kb.catalog.chunk_count()
-        orphans = kb.catalog.db.execute(
+        assert sum(d.n_chunks for d in stored) == kb.chunk_count()
+    with sqlite3.connect(root / "catalog.sqlite", timeout=5) as db:
+        orphans = db.execute(
             "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
         ).fetchone()[0]
-        assert orphans == 0
+    assert orphans == 0
     done = subprocess.run(
         [sys.executable, "-m", "zhiku", "ingest", str(docs), "--kb", str(root), "--json"],
         capture_output=True,
@@ -255,7 +265,8 @@ def test_killed_ingest_leaves_a_consistent_catalog(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert len(report["added"]) + report["unchanged"] == 400
+    assert len(report["added"]) + report["unchanged"] == total
     with KnowledgeBase.open(str(root)) as kb:
-        assert len(kb.documents()) == 400 and all(s.fresh for s in kb.status())
-        assert kb.search("subject399", method="bm25")[0].doc.title == "Note 399"
+        assert len(kb.documents()) == total and all(s.fresh for s in kb.status())
+        last = total - 1
+        assert kb.search(f"subject{last}", method="bm25")[0].doc.title == f"Note {last}"

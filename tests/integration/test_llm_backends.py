@@ -9,8 +9,10 @@ import logging
 import re
 import socket
 import threading
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config
@@ -166,14 +168,12 @@ def test_pieces_arrive_before_the_answer_is_finished(
 def test_openai_server_that_ignores_stream_still_answers(
     server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from zhiku.generate.openai_compat import OpenAIClient
-
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    client = OpenAIClient("deepseek-chat", server.openai_url)
-    # Drive the non-streaming path of the server through the same parser.
-    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "x"}], "stream": False}
-    lines = list(client.http.stream_lines("/chat/completions", body))
-    assert client._parse_whole("\n".join(lines)) == "The answer is in the first passage [1]."
+    server.script("chat", Step("ignore-stream"))
+    backend = make_backend("openai", {"model": "deepseek-chat", "base_url": server.openai_url})
+    reply = "".join(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+    assert reply == "The answer is in the first passage [1]."
+    assert server.chat_requests()[-1].body["stream"] is True  # asked for a stream, got one JSON body
 
 
 def test_extractive_stays_the_default_and_can_be_chosen(
@@ -417,37 +417,53 @@ def test_bad_llm_specs(kb_dir: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 # -- retries ---------------------------------------------------------------------------------------
-def test_429_and_503_are_retried_honouring_retry_after(server: FakeLLMServer) -> None:
+def chat_backend(flavour: str, server: FakeLLMServer, **options: Any) -> Any:
+    model = "qwen2.5:7b" if flavour == "ollama" else "deepseek-chat"
+    url = server.url if flavour == "ollama" else server.openai_url
+    return make_backend(flavour, {"model": model, "base_url": url, "api_key": KEY, **options})
+
+
+@pytest.mark.parametrize("flavour", ["ollama", "openai"])
+def test_429_and_503_are_retried_honouring_retry_after(flavour: str, server: FakeLLMServer) -> None:
     server.script(
         "chat",
         Step("status", status=429, body={"error": "slow down"}, headers={"Retry-After": "0"}),
         Step("status", status=503, body={"error": "loading"}, headers={"Retry-After": "0"}),
     )
-    backend = make_backend("ollama", {"model": "qwen2.5:7b", "base_url": server.url, "retries": 2})
+    backend = chat_backend(flavour, server, retries=2)
     assert "".join(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0)).endswith(
         "[1]."
     )
     assert len(server.chat_requests()) == 3
 
 
-def test_a_chat_is_not_resent_after_a_500_and_retries_run_out(server: FakeLLMServer) -> None:
+@pytest.mark.parametrize("flavour", ["ollama", "openai"])
+def test_a_chat_is_not_resent_after_a_500_or_a_timeout_and_retries_run_out(
+    flavour: str, server: FakeLLMServer
+) -> None:
     server.script("chat", Step("status", status=500, body={"error": "boom"}))
-    backend = make_backend("ollama", {"model": "qwen2.5:7b", "base_url": server.url, "retries": 3})
+    backend = chat_backend(flavour, server, retries=3)
     with pytest.raises(BackendError, match="HTTP 500"):
         list(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
     assert len(server.chat_requests()) == 1  # not safe to repeat: the server may have done the work
+    server.script("chat", Step("slow", delay=1.5))
+    backend = chat_backend(flavour, server, retries=3, timeout=1)
+    with pytest.raises(BackendError, match="no response within 1s"):
+        list(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+    assert len(server.chat_requests()) == 2  # the server may still be generating: not re-sent
     server.script(
         "chat", *[Step("status", status=429, body={"error": "limit"}, headers={"Retry-After": "0"})] * 2
     )
-    backend = make_backend("ollama", {"model": "qwen2.5:7b", "base_url": server.url, "retries": 1})
+    backend = chat_backend(flavour, server, retries=1)
     with pytest.raises(BackendError, match="rate-limited"):
         list(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+    assert len(server.chat_requests()) == 4
 
 
 def test_connection_refused_is_retried_then_explained() -> None:
-    from zhiku.generate.http import HttpClient
+    from zhiku.generate.server import Server
 
-    client = HttpClient("ollama", f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
+    client = Server("ollama", f"http://127.0.0.1:{free_port()}", retries=1, backoff=0.01)
     with pytest.raises(BackendError, match="connection refused"):
         client.get_json("/api/tags")
 
@@ -519,17 +535,78 @@ def test_embedding_errors_name_the_model(server: FakeLLMServer) -> None:
         OllamaEmbedder(model="")
 
 
+@pytest.mark.parametrize("flavour", ["ollama", "openai"])
 def test_http_proxy_is_used_for_remote_hosts_but_never_for_this_machine(
-    server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+    flavour: str, server: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", server.url)  # the fake server plays the proxy
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    remote = make_backend("ollama", {"model": "qwen2.5:7b", "base_url": "http://llm.example.test:11434"})
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    model = "qwen2.5:7b" if flavour == "ollama" else "deepseek-chat"
+    path = "/api/chat" if flavour == "ollama" else "/v1/chat/completions"
+    base = "http://llm.example.test:11434" + ("" if flavour == "ollama" else "/v1")
+    remote = make_backend(flavour, {"model": model, "base_url": base})
     assert "".join(remote.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0)).endswith(
         "[1]."
     )
-    assert server.proxied == ["http://llm.example.test:11434/api/chat"]
-    local = make_backend("ollama", {"model": "qwen2.5:7b", "base_url": server.url})
+    assert server.proxied == [f"http://llm.example.test:11434{path}"]
+    local = make_backend(
+        flavour, {"model": model, "base_url": server.url + base[len("http://llm.example.test:11434") :]}
+    )
     list(local.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
     assert len(server.proxied) == 1  # straight to 127.0.0.1
+    assert len(server.chat_requests()) == 2
+
+
+# -- behaviour that moved into the openai and httpx2 clients -----------------------------------------
+def test_a_keyless_openai_compatible_server_gets_no_authorization_header() -> None:
+    with FakeLLMServer() as keyless:  # a local vLLM or llama.cpp that checks no key
+        backend = make_backend("openai", {"model": "deepseek-chat", "base_url": keyless.openai_url})
+        assert "".join(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+        assert backend.client.models() == keyless.models
+        assert all("Authorization" not in r.headers for r in keyless.requests)
+        assert len(keyless.requests) == 2
+
+
+def test_a_key_echoed_in_an_error_body_or_stream_event_is_never_shown(
+    server: FakeLLMServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    backend = chat_backend("openai", server, retries=0)
+    error = {"error": {"message": f"invalid parameter for key {KEY}: temperature", "code": "bad"}}
+    server.script("chat", Step("status", status=400, body=error), Step("stream-error", body=error))
+    for expected in (
+        r"rejected \(HTTP 400: invalid parameter for key \*\*\*: temperature\)",
+        r"the server reported an error: invalid parameter for key \*\*\*: temperature",
+    ):
+        with pytest.raises(BackendError, match=expected) as info:
+            list(backend.chat([{"role": "user", "content": "x"}], max_tokens=5, temperature=0))
+        texts = [str(info.value), repr(info.value), repr(backend), repr(backend.client), caplog.text]
+        # The chain a traceback or logging.exception shows: the cause, else an unsuppressed context.
+        cause: BaseException | None = info.value
+        while cause is not None:
+            texts.append(repr(cause) + str(cause))
+            cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+        assert all(KEY not in t for t in texts)
+        assert "".join(traceback.format_exception(info.value)).count(KEY) == 0
+
+
+@pytest.mark.parametrize("flavour", ["ollama", "openai"])
+def test_model_lists_and_embeddings_that_are_not_json(flavour: str, server: FakeLLMServer) -> None:
+    from zhiku.generate.ollama import OllamaClient
+    from zhiku.generate.openai_compat import OpenAIClient
+
+    client = (
+        OllamaClient("bge-m3", server.url)
+        if flavour == "ollama"
+        else OpenAIClient("bge-m3", server.openai_url, api_key=KEY)
+    )
+    path = "/api/tags" if flavour == "ollama" else "/models"
+    server.script("models", Step("not-json"))
+    with pytest.raises(BackendError, match=rf"{path} did not return JSON \(starts with '<html>"):
+        client.models()
+    server.script("embed", Step("not-json"))
+    with pytest.raises(BackendError, match="did not return JSON"):
+        client.embed(["x"])
+    assert len(client.embed(["a", "b", "c"])) == 3

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from zhiku.generate.answer import resolve_citations
 from zhiku.generate.base import ContextBlock
 from zhiku.generate.extractive import NOT_FOUND, ExtractiveGenerator
@@ -47,3 +49,40 @@ def test_extractive_says_not_found_instead_of_inventing() -> None:
 def test_invalid_citations_are_removed_and_reported() -> None:
     text, cites, invalid = resolve_citations("A [1] B [7] C [1]", [block(1, "x")])
     assert text == "A [1] B  C [1]" and [c.n for c in cites] == [1] and invalid == [7]
+
+
+def test_score_fusion_keeps_how_much_better_a_hit_is() -> None:
+    from zhiku.retrieve.fusion import score_fusion
+
+    sharp = [Hit("a", 30.0, "bm25"), Hit("b", 3.0, "bm25"), Hit("c", 2.9, "bm25")]
+    flat = [Hit("c", 0.91, "e5"), Hit("b", 0.90, "e5"), Hit("a", 0.70, "e5")]
+    fused = score_fusion([sharp, flat], 3, "h")
+    assert [h.chunk_id for h in fused] == ["a", "c", "b"]  # bm25's clear winner survives
+    assert fused[0].extra["ranks"] == {"bm25": 1, "e5": 3}
+    # weights move the balance: with e5 counting three times, its first hit wins
+    assert score_fusion([sharp, flat], 1, "h", weights=[1, 3])[0].chunk_id == "c"
+    z = score_fusion([sharp, flat], 3, "h", normalize="zscore")
+    assert [h.chunk_id for h in z] == ["c", "a", "b"]  # z-scores: e5's tight band counts as much
+    assert score_fusion([[], flat], 2, "h")[0].chunk_id == "c"  # an empty list adds nothing
+
+
+def test_a_default_search_does_not_wait_for_an_unbuilt_embedding_index(tmp_path: Path) -> None:
+    from zhiku.config import KBConfig, MethodConfig
+    from zhiku.service import KnowledgeBase
+
+    cfg = KBConfig(methods={
+        "bm25": MethodConfig(kind="bm25"),
+        "dense": MethodConfig(kind="dense", enabled=True, options={"embedder": "hashing", "dim": 64}),
+        "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "dense"], "weights": [1.0, 2.0]}),
+    })
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=cfg) as kb:
+        kb.add_texts([("a.md", "a", "保险公司应当及时赔付保险金。"), ("b.md", "b", "劳动者享有年休假。")])
+        assert kb.search("保险金", 2)[0].method == "hybrid" and kb.notes == []
+        # An ingest whose embedding step did not run (interrupted, or still going in another process):
+        kb.add_texts([("c.md", "c", "灯塔看守员记录航船。")], build=False)
+        hits = kb.search("灯塔 航船", 2)
+        assert hits[0].doc is not None and hits[0].doc.source == "c.md" and hits[0].method == "bm25"
+        assert kb.notes and "dense" in kb.notes[0] and "zhiku build" in kb.notes[0]
+        assert not kb.method_status("dense").fresh  # it was not rebuilt behind the user's back
+        kb.build()
+        assert kb.search("灯塔 航船", 2)[0].method == "hybrid" and kb.notes == []

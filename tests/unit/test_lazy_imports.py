@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 HEAVY = ["torch", "gensim", "faiss", "sentence_transformers", "transformers", "fastapi", "matplotlib",
-         "jieba", "bm25s", "pymilvus", "pydantic", "qdrant_client", "langchain_core", "llama_index"]
+         "jieba", "bm25s", "pymilvus", "pydantic", "openai", "httpx2", "qdrant_client", "langchain_core",
+         "llama_index"]
 
 
 def test_import_and_help_load_nothing_heavy() -> None:

@@ -159,7 +159,7 @@ class AppState:
 
 
 def state(request: Request) -> AppState:
-    return request.app.state.zhiku  # type: ignore[no-any-return]
+    return request.app.state.zhiku
 
 
 def _check_key(request: Request) -> None:

@@ -59,6 +59,13 @@ def validation_message(exc: RequestValidationError) -> str:
     return text + (f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else "")
 
 
+def too_large(limit: int | None) -> str:
+    """The message of a 413 (the body limits are set in ``app.py``, enforced by ``limits.py``)."""
+    over = f" of {limit / 2**20:.3g} MB" if isinstance(limit, int) else ""
+    return (f"the request body is over the limit{over}. Send smaller files (or fewer at once), or start "
+            "the server with a larger --max-upload-mb")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ZhikuError)
     async def _domain(request: Request, exc: ZhikuError) -> JSONResponse:
@@ -80,6 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no such endpoint: {request.method} {request.url.path}. See /docs for the API"
+        elif exc.status_code == 413:
+            from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+
+            message = too_large(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY))
         elif exc.status_code == 405:
             message = f"{request.method} is not allowed on {request.url.path}. See /docs for the API"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))

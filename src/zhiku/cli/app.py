@@ -13,11 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from zhiku import __version__
-from zhiku.cli import documents, query
+from zhiku.cli import chat, documents, query, serve, words
 from zhiku.cli import eval as evaluation
-from zhiku.cli import words
-from zhiku.cli import chat
-from zhiku.cli import serve
 
 
 def build_parser() -> argparse.ArgumentParser:

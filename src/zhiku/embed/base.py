@@ -70,7 +70,7 @@ class Embedder(ABC):
         and may leave in ``index_dir`` what queries need later (``attach`` reads it back)."""
         return self.embed(corpus.index_texts(), progress)
 
-    def attach(self, index_dir: Path) -> None:
+    def attach(self, index_dir: Path) -> None:  # noqa: B027  (an optional hook: most have nothing to read)
         """Read back what ``embed_corpus`` left in an index folder (nothing, by default)."""
 
     # -- trainable embedders ----------------------------------------------------------------------

@@ -223,7 +223,7 @@ class Doc2VecEmbedder(Embedder):
     ) -> None:
         self.tokenizer = tokenizer
         self.dm = dm
-        self.settings = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
+        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
                          "negative": negative, "sample": sample, "seed": seed, "dbow_words": dbow_words}
         self.workers, self.infer_epochs = workers, infer_epochs
         self.normalized = normalize
@@ -234,6 +234,9 @@ class Doc2VecEmbedder(Embedder):
         return {"kind": "d2v-dm" if self.dm else "d2v-dbow", **self.settings}
 
     def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
+        import uuid
+
+        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
         self.model = train_doc2vec(corpus.tokens, corpus.ids, dm=self.dm, workers=self.workers,
                                    progress=progress, **self.settings)
 

@@ -26,7 +26,7 @@ MODEL_FORMAT = 1
 
 def read_manifest(model_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+        return json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -67,7 +67,7 @@ def ensure_model(
     embedder.fit(corpus, scaled(progress, len(corpus), passes))
     manifest = {
         "format": MODEL_FORMAT,
-        "model_id": uuid.uuid4().hex,
+        "model_id": embedder.model_id or uuid.uuid4().hex,
         "method": method,
         "embedder": embedder.name,
         "settings": settings,
@@ -81,7 +81,7 @@ def ensure_model(
     with staged_dir(model_dir) as tmp:
         embedder.save_model(tmp)
         atomic_write_json(tmp / "manifest.json", manifest)
-    embedder.model_id = manifest["model_id"]
+    embedder.model_id = str(manifest["model_id"])
     return manifest, True
 
 

@@ -337,7 +337,7 @@ class Word2VecEmbedder(Embedder):
     ) -> None:
         self.tokenizer = tokenizer
         self.sg = sg
-        self.settings = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
+        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
                          "negative": negative, "sample": sample, "seed": seed}
         self.workers, self.pooling, self.sif_a = workers, pooling, sif_a
         self.normalized = normalize
@@ -349,6 +349,9 @@ class Word2VecEmbedder(Embedder):
         return {"kind": "w2v-sg" if self.sg else "w2v-cbow", **self.settings}
 
     def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
+        import uuid
+
+        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
         self.model = train_word2vec(corpus.tokens, sg=self.sg, workers=self.workers, progress=progress,
                                     **self.settings)
 

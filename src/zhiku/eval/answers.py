@@ -18,7 +18,7 @@ from zhiku.eval.judges import Judge
 from zhiku.eval.metrics import contains_answer, exact_match, percentile, token_f1
 
 if TYPE_CHECKING:
-    from zhiku.eval.runner import EvalProgress
+    from zhiku.progress import Progress as EvalProgress
     from zhiku.service import KnowledgeBase
     from zhiku.types import Answer, Hit
 

@@ -3,6 +3,11 @@
 The base URL is the option, else ``ZHIKU_OLLAMA_BASE_URL``, else Ollama's own ``OLLAMA_HOST``, else
 ``http://127.0.0.1:11434``. zhiku sends ``num_ctx`` (the window it packs for) and ``num_predict``
 (the answer reserve) so Ollama does not silently cut a prompt that zhiku believed fits.
+
+Spoken through ``httpx2``, the HTTP library the openai client runs on (one HTTP stack for every
+backend), with the error wording and retry policy of ``server.py``. The ``ollama`` package is not
+used: it brings the older ``httpx`` as a second stack, and its errors (``ResponseError`` with a
+status and a string) would still need the same translation into hints.
 """
 
 from __future__ import annotations
@@ -12,8 +17,8 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from zhiku.generate.http import Hints, HttpClient, server_message
 from zhiku.generate.llm import ChatBackend, LLMOptions, Message, register_backend
+from zhiku.generate.server import Hints, Server, server_message
 
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
 
@@ -39,7 +44,7 @@ class OllamaClient:
     ) -> None:
         self.model = model
         url = ollama_base_url(base_url)
-        self.http = HttpClient(
+        self.http = Server(
             "ollama",
             url,
             timeout=timeout,

@@ -126,7 +126,7 @@ def fill(template: str, **values: object) -> str:
 def question_language(question: str, forced: str = "auto") -> Lang:
     """ "zh" for Chinese and mixed questions (the model should answer in Chinese), else "en"."""
     if forced in LANGS:
-        return forced  # type: ignore[return-value]
+        return forced
     return "en" if language_of(question) == "en" else "zh"
 
 

@@ -8,7 +8,7 @@ Every backend passes tests/contract/test_indexes.py, with ``flat`` (numpy brute 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -82,4 +82,4 @@ def to_score_distance(raw: float, metric: Metric) -> tuple[float, float]:
 
 
 #: name -> VectorIndex subclass ("flat", "faiss-flat", "faiss-hnsw", "milvus")
-indexes: Registry[Callable[..., VectorIndex]] = Registry("index", "vector index")
+indexes: Registry[type[VectorIndex]] = Registry("index", "vector index")

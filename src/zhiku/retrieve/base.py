@@ -49,6 +49,7 @@ class MethodContext:
     resolve: Callable[[str], Method]  # another method of the same KB, by name, ready to search
     models_dir: Path  # models/<name>/: what this method trains on the corpus
     cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
+    cache_shared: bool = False  # the cache serves other KBs too (nothing may be removed from it)
 
 
 class Method(ABC):
@@ -58,6 +59,9 @@ class Method(ABC):
     indexed: ClassVar[bool] = True
     #: BM25 can score a query plus weighted extra terms (query expansion)
     supports_expansion: ClassVar[bool] = False
+    #: building takes minutes on a large KB (embedding, training): a default search does not wait
+    #: for it, it searches with what is fresh and says so
+    slow_to_build: ClassVar[bool] = False
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name
@@ -119,7 +123,7 @@ class Method(ABC):
         """Trains a model on the KB's own corpus (``zhiku build --retrain`` applies)."""
         return False
 
-    def request_retrain(self) -> None:
+    def request_retrain(self) -> None:  # noqa: B027  (only trainable methods have a model to retrain)
         """The next build trains a new model even if the saved one is still current."""
 
 

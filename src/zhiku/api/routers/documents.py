@@ -95,7 +95,7 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
 
 def _document(kb: Any, doc_id: str) -> DocumentInfo:
     try:
-        return kb.document(doc_id)  # type: ignore[no-any-return]
+        return kb.document(doc_id)
     except NotFoundError as e:
         raise NotFoundError(e.message, f"See GET /kbs/{kb.name}/documents for the ids") from None
 
@@ -115,7 +115,7 @@ def show_document(
     out = doc_json(d, handle.uploads)
     out["text"] = text
     out["chunks"] = [{"id": c.id, "ord": c.ord, "start": c.start, "end": c.end, "heading": c.heading,
-                      "text": c.text} for c in parts]
+                      "page": c.page, "text": c.text} for c in parts]
     if highlight:
         start, end = (int(x) for x in highlight.split("-"))
         if start > end or end > len(text):

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
 from zhiku.api.schemas import CreateKB
-from zhiku.errors import ConfigError, ZhikuError
+from zhiku.errors import ZhikuError
 
 router = APIRouter(tags=["knowledge bases"])
 

@@ -13,16 +13,20 @@ from zhiku.types import Hit, Where
 router = APIRouter(tags=["search"])
 
 def search_hits(handle: KBHandle, query: str, k: int, method: str | None,
-                where: PathFilter | None) -> tuple[str, list[Hit]]:
-    """(the method used, its hits): the one search path of search, ask and chat."""
+                where: PathFilter | None, notes: list[str] | None = None) -> tuple[str, list[Hit]]:
+    """(the method used, its hits): the one search path of search, ask and chat. ``notes`` receives
+    what the reader should know (a part of the default method not built yet)."""
     with handle.read() as kb:
-        name = method or kb.default_method()
         filt = Where(where.path_prefix, where.path_contains) if where else None
-        return name, kb.search(query, k=k, method=name, where=filt)
+        hits = kb.search(query, k=k, method=method, where=filt)
+        if notes is not None:
+            notes.extend(kb.notes)
+        return method or kb.default_method(), hits
 
 
 @router.post("/kbs/{kb}/search")
 def search(body: SearchRequest, handle: KBDep) -> dict[str, Any]:
-    method, hits = search_hits(handle, body.query, body.k, body.method, body.filter)
-    return {"kb": handle.name, "query": body.query, "method": method,
+    notes: list[str] = []
+    method, hits = search_hits(handle, body.query, body.k, body.method, body.filter, notes)
+    return {"kb": handle.name, "query": body.query, "method": method, "notes": notes,
             "hits": [h.to_json(i) for i, h in enumerate(hits, start=1)]}

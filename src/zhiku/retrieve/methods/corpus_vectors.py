@@ -19,7 +19,6 @@ index is stale by the usual fingerprint check and the next build retrains. ``req
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 

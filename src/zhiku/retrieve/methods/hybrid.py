@@ -1,17 +1,26 @@
-"""Hybrid retrieval: reciprocal rank fusion of other methods of the same KB."""
+"""Hybrid retrieval: fusion of other methods of the same KB.
+
+``fusion = "rrf"`` (reciprocal rank fusion, the default) or ``"score"`` (scores normalised per
+method, then weighted and added); ``weights`` say how much each method counts. Which combination
+a KB uses by default is chosen from measurements (README, BENCHMARKS.md), never on a test split.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from zhiku.retrieve.base import Method, MethodOptions, methods
-from zhiku.retrieve.fusion import reciprocal_rank_fusion
+from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
 from zhiku.types import Hit
 
 
 class HybridOptions(MethodOptions):
     of: list[str] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
     weights: list[float] | None = None
+    fusion: Literal["rrf", "score"] = "rrf"
+    normalize: Literal["minmax", "zscore"] = Field("minmax", description="score fusion only")
     k_rrf: int = Field(60, ge=1)
     depth: int = Field(50, ge=1, description="how many hits of each method are fused")
 
@@ -33,6 +42,15 @@ class HybridMethod(Method):
         return list(self.options.of)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        depth = max(k, self.options.depth)
-        lists = [self.ctx.resolve(name).search(query, depth) for name in self.options.of]
-        return reciprocal_rank_fusion(lists, k, self.name, self.options.weights, self.options.k_rrf)
+        return self.fuse([self.ctx.resolve(name).search(query, self.depth(k)) for name in self.options.of], k)
+
+    def depth(self, k: int) -> int:
+        return max(k, self.options.depth)
+
+    def fuse(self, lists: list[list[Hit]], k: int, weights: list[float] | None = None) -> list[Hit]:
+        """Fuse the parts' lists (in ``of`` order); ``weights`` overrides the configured ones."""
+        o = self.options
+        w = weights if weights is not None else o.weights
+        if o.fusion == "score":
+            return score_fusion(lists, k, self.name, w, o.normalize)
+        return reciprocal_rank_fusion(lists, k, self.name, w, o.k_rrf)

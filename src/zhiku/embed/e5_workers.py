@@ -1,0 +1,168 @@
+"""Worker processes for the e5 embedder: fresh interpreters, one OpenMP thread each.
+
+Why not ``multiprocessing``: its ``spawn`` and ``forkserver`` children re-run the parent's main
+script, which breaks any user script without an ``if __name__ == "__main__"`` guard, and ``fork``
+would copy held locks and OpenMP/BLAS thread state. A worker here is ``python -m
+zhiku.embed.e5_workers`` talking over its own stdin/stdout pipes: it inherits nothing but the
+environment, and when the parent goes away (even killed), its stdin reaches end-of-file and it
+exits.
+
+Wire format, one request at a time per worker: the parent writes one JSON line
+``{"texts": [...], "max_tokens": 512, "long_text": "window"}``; the worker answers one JSON line
+``{"rows": n, "dim": d}`` followed by ``n * d`` little-endian float32 values, or ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from zhiku.errors import BackendError
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    """The worker's loop: answer requests until the parent closes the pipe."""
+    from zhiku.embed.e5_engine import encode, load_engine
+
+    engine = load_engine()
+    for line in stdin:
+        try:
+            req = json.loads(line)
+            vectors = encode(engine, req["texts"], False, int(req["max_tokens"]), req["long_text"])
+            head: dict[str, Any] = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1])}
+            body = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
+        except Exception as e:  # reported to the parent, which raises it there with context
+            head, body = {"error": f"{type(e).__name__}: {e}"}, b""
+        stdout.write(json.dumps(head).encode() + b"\n" + body)
+        stdout.flush()
+
+
+class Worker:
+    """One worker process and its pipes."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ)
+        # Set before the engine's bundled libgomp loads in the child; it runs nothing else.
+        env["OMP_NUM_THREADS"] = "1"
+        # The child must import this very zhiku, also when the parent found it through a path added
+        # at run time; an installed one is found anyway (and site-packages must not precede stdlib).
+        src = Path(__file__).resolve().parents[2]
+        if not src.name.endswith("-packages"):
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(src), env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "zhiku.embed.e5_workers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+
+    def run(self, texts: list[str], max_tokens: int, long_text: str) -> np.ndarray:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        req = {"texts": texts, "max_tokens": max_tokens, "long_text": long_text}
+        try:
+            self.proc.stdin.write(json.dumps(req, ensure_ascii=False).encode() + b"\n")
+            self.proc.stdin.flush()
+            head = json.loads(self.proc.stdout.readline() or b"null")
+        except (OSError, ValueError) as e:
+            head = {"error": f"{type(e).__name__}: {e}"}
+        if not isinstance(head, dict):
+            head = {"error": f"exited with status {self.proc.poll()}"}
+        if "error" in head:
+            raise BackendError(
+                f"an e5 worker process failed: {head['error']}",
+                "See the messages above; workers = 1 embeds in this process instead",
+            )
+        rows, dim = int(head["rows"]), int(head["dim"])
+        body = self.proc.stdout.read(rows * dim * 4)
+        if len(body) != rows * dim * 4:
+            raise BackendError(
+                f"an e5 worker process stopped in the middle of an answer (status {self.proc.poll()})",
+                "See the messages above; workers = 1 embeds in this process instead",
+            )
+        return np.frombuffer(body, dtype="<f4").reshape(rows, dim).astype(np.float32)
+
+    def close(self, kill: bool = False) -> None:
+        if kill:
+            self.proc.kill()
+        elif self.proc.stdin:
+            self.proc.stdin.close()  # end-of-file: the worker leaves its loop
+        try:
+            self.proc.wait(timeout=None if kill else 30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def run_batches(
+    batches: Sequence[list[str]],
+    workers: int,
+    max_tokens: int,
+    long_text: str,
+    progress: Callable[[int], None] | None = None,
+) -> list[np.ndarray]:
+    """Embed ``batches`` in ``workers`` processes; results in input order, ``progress`` per batch.
+
+    ``progress`` is called from the calling thread, so a terminal progress bar needs no locking.
+    """
+    todo: queue.Queue[tuple[int, list[str]]] = queue.Queue()
+    for item in enumerate(batches):
+        todo.put(item)
+    done: queue.Queue[tuple[int, Any]] = queue.Queue()
+    stop = threading.Event()
+
+    def feed(worker: Worker) -> None:
+        # One thread per worker hands it the next batch as soon as it answers the previous one.
+        while not stop.is_set():
+            try:
+                i, batch = todo.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                done.put((i, worker.run(batch, max_tokens, long_text)))
+            except BaseException as e:
+                done.put((i, e))
+                return
+
+    pool = [Worker() for _ in range(workers)]
+    threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in pool]
+    for t in threads:
+        t.start()
+    results: list[Any] = [None] * len(batches)
+    try:
+        for _ in range(len(batches)):
+            i, value = done.get()
+            if isinstance(value, BaseException):
+                raise value
+            results[i] = value
+            if progress:
+                progress(len(batches[i]))
+    except BaseException:
+        stop.set()
+        for w in pool:
+            w.close(kill=True)
+        raise
+    for w in pool:
+        w.close()
+    return results
+
+
+if __name__ == "__main__":
+    # Ctrl-C reaches the whole process group; the parent decides what stops and kills its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The protocol owns the real stdout; anything else printed (by Python or C) goes to stderr.
+    protocol = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    serve(sys.stdin.buffer, protocol)
