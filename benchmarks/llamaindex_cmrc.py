@@ -85,11 +85,20 @@ def evaluate(name: str, retriever: Any, dataset: Dataset, build_s: float) -> dic
         hit1.append(float(bool(result.retrieved_ids) and result.retrieved_ids[0] in expected))
         hit_rate.append(result.metric_vals_dict["hit_rate"])
         mrr.append(result.metric_vals_dict["mrr"])
-    row = {"name": name, "hit@1": statistics.fmean(hit1), "hit_rate@10": statistics.fmean(hit_rate),
-           "mrr@10": statistics.fmean(mrr), "p50_ms": statistics.median(latency), "build_s": build_s,
-           "empty": empty}
-    print(f"   {name:<28} hit@1 {row['hit@1']:.3f} hit_rate@10 {row['hit_rate@10']:.3f} "
-          f"mrr@10 {row['mrr@10']:.3f} p50 {row['p50_ms']:.2f} ms", file=sys.stderr)
+    row = {
+        "name": name,
+        "hit@1": statistics.fmean(hit1),
+        "hit_rate@10": statistics.fmean(hit_rate),
+        "mrr@10": statistics.fmean(mrr),
+        "p50_ms": statistics.median(latency),
+        "build_s": build_s,
+        "empty": empty,
+    }
+    print(
+        f"   {name:<28} hit@1 {row['hit@1']:.3f} hit_rate@10 {row['hit_rate@10']:.3f} "
+        f"mrr@10 {row['mrr@10']:.3f} p50 {row['p50_ms']:.2f} ms",
+        file=sys.stderr,
+    )
     return row
 
 
@@ -148,13 +157,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def render(rows: list[dict[str, Any]], queries: int, command: str) -> str:
-    out = ["## A LlamaIndex user on Chinese (`benchmarks/llamaindex_cmrc.py`)", "",
-           f"CMRC 2018 dev, {queries:,} questions, 848 passages; both retrievers scored by LlamaIndex's "
-           f"`RetrieverEvaluator` (hit_rate, mrr over the top {K}) in one run. Measured on {machine()}, "
-           f"commit `{commit()}`. Command:", "", "```", command, "```", ""]
+    out = [
+        "## A LlamaIndex user on Chinese (`benchmarks/llamaindex_cmrc.py`)",
+        "",
+        f"CMRC 2018 dev, {queries:,} questions, 848 passages; both retrievers scored by LlamaIndex's "
+        f"`RetrieverEvaluator` (hit_rate, mrr over the top {K}) in one run. Measured on {machine()}, "
+        f"commit `{commit()}`. Command:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
     headers = ["retriever", "hit@1", f"hit_rate@{K}", f"MRR@{K}", "p50 ms/query", "index s", "empty results"]
-    table = [[r["name"], f"{r['hit@1']:.3f}", f"{r['hit_rate@10']:.3f}", f"{r['mrr@10']:.3f}",
-              f"{r['p50_ms']:.2f}", f"{r['build_s']:.1f}", str(r["empty"])] for r in rows]
+    table = [
+        [
+            r["name"],
+            f"{r['hit@1']:.3f}",
+            f"{r['hit_rate@10']:.3f}",
+            f"{r['mrr@10']:.3f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['build_s']:.1f}",
+            str(r["empty"]),
+        ]
+        for r in rows
+    ]
     return "\n".join([*out, md_table(headers, table)])
 
 
