@@ -221,8 +221,19 @@ def _parse_all(
     from zhiku.text.tokenize import _jieba
 
     _jieba()  # load the dictionary once, before fork, so the workers inherit it
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
         yield from pool.map(_parse_job, todo, chunksize=4)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """A worker holds no KB lock and dies with its parent (a kill -9 of the ingest leaves nothing)."""
+    from zhiku.store.layout import close_held_locks
+    from zhiku.store.liveness import die_with_parent
+
+    close_held_locks()
+    die_with_parent(parent_pid)
 
 
 def ingest_texts(
