@@ -116,6 +116,7 @@ class KnowledgeBase:
         build_progress: BuildProgress | None = None,
     ) -> tuple[IngestReport, BuildReport]:
         with self.layout.writer_lock():
+            self.recover()
             run = self.catalog.start_run()
             try:
                 report = ingest_paths(self.catalog, [Path(p) for p in paths], self.config, progress, prune)
@@ -145,6 +146,7 @@ class KnowledgeBase:
                 f"{ref!r} matches {len(docs)} documents: {listing}", "Give the full path or the id"
             )
         with self.layout.writer_lock():
+            self.recover()
             self.catalog.delete_documents([d.id for d in docs])
             self._build_locked(None, False, None)
         return docs
@@ -262,6 +264,7 @@ class KnowledgeBase:
         for n in names or ():
             self._method_config(n)
         with self.layout.writer_lock():
+            self.recover()
             if names:
                 # An explicit build is a decision: record it so later ingests keep the index current.
                 changed = {
@@ -429,6 +432,14 @@ class KnowledgeBase:
 
     def documents(self) -> list[DocumentInfo]:
         return self.catalog.documents()
+
+
+    # -- crash recovery (issue 14) ---------------------------------------------------------------
+    def recover(self) -> Any:
+        """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
+        from zhiku.store.recover import recover
+
+        return recover(self.layout, self.catalog)
 
 
 def _check_query(query: str, k: int) -> str:

@@ -123,3 +123,57 @@ def catalog_problems(catalog: Path) -> list[str]:
         return problems
     finally:
         db.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(home: Path, port: int, *extra: str) -> subprocess.Popen[str]:
+    """``zhiku serve`` as a child process; returns once /healthz answers."""
+    import httpx2
+
+    proc = subprocess.Popen(
+        zhiku_cmd("serve", "--port", str(port), "--home", str(home), "--log-level", "warning", *extra),
+        env=zhiku_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"zhiku serve exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if httpx2.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx2.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("zhiku serve did not start")
+
+
+def upload_parts(paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (p.name, p.read_bytes(), "application/octet-stream")) for p in paths]
+
+
+def uploads_problems(kb_root: Path) -> list[str]:
+    """uploads/ must match the catalog: no staging left, no file the catalog does not hold."""
+    uploads = kb_root.resolve() / "uploads"
+    problems = []
+    if (uploads / ".staging").exists() and any((uploads / ".staging").iterdir()):
+        problems.append(f"staging left: {sorted(p.name for p in (uploads / '.staging').iterdir())}")
+    if uploads.is_dir() and (kb_root / "catalog.sqlite").exists():
+        db = sqlite3.connect(kb_root / "catalog.sqlite")
+        held = {r[0] for r in db.execute("SELECT source FROM documents")}
+        running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
+        db.close()
+        stray = [f.name for f in uploads.iterdir() if f.is_file() and not f.name.startswith(".")
+                 and str(f) not in held]
+        if stray:
+            problems.append(f"{len(stray)} files in uploads/ that the catalog does not hold")
+        if running:
+            problems.append(f"{running} runs still 'running'")
+    return problems

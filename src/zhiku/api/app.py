@@ -52,6 +52,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from zhiku.store.recover import recover_home
+
+        recover_home(home)  # a server killed mid-upload left staging folders, stray files, runs
         yield
         zhiku_state.kbs.close()
 

@@ -281,6 +281,17 @@ class Catalog:
                 (time.time(), status, summary, run_id),
             )
 
+    def interrupt_running_runs(self) -> int:
+        """Mark runs left "running" by a process that died as "interrupted" (call under the writer lock)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET finished=?, status='interrupted', "
+                "summary=COALESCE(summary, 'the process was stopped before the run ended') "
+                "WHERE status='running'",
+                (time.time(),),
+            )
+            return cur.rowcount
+
     def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
         return list(
             self.db.execute(
