@@ -35,6 +35,9 @@ class TokenizerConfig(_Frozen):
 class IngestConfig(_Frozen):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are refused")
     workers: int = Field(0, ge=0, description="tokenising processes; 0 = one per core for large runs")
+    max_unpacked_mb: float = Field(
+        64.0, gt=0, description="ZIP packages (docx, xlsx, pptx, epub) unpacking to more are refused"
+    )
 
 
 class MethodConfig(_Frozen):

@@ -96,6 +96,10 @@ class _Parsed:
 
 def parse_file(path: Path, data: bytes, digest: str, config: KBConfig) -> _Parsed:
     """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
+    from zhiku.ingest.loaders.zipsafe import check_zip, is_zip
+
+    if is_zip(data):  # every ZIP-based format, whichever loader reads it
+        check_zip(path, data, int(config.ingest.max_unpacked_mb * 2**20))
     loaded = load_bytes(path, data)
     st = path.stat()
     return parse_text(
