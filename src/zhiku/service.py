@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
-from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
+from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError, ZhikuError
 from zhiku.ingest.pipeline import IngestReport, Progress, ingest_paths, ingest_texts
 from zhiku.retrieve.base import Corpus, Method, MethodContext, load_builtin_methods, methods
 from zhiku.store.catalog import Catalog
@@ -253,7 +253,7 @@ class KnowledgeBase:
                     m.load(self.layout.index_dir(name))
                     self._loaded[name] = str(manifest.get("fingerprint"))
                 return m
-        m.load(self.layout.index_dir(name))
+        self._load_or_rebuild(name, m)
         self._loaded[name] = fp
         return m
 
@@ -433,6 +433,29 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentInfo]:
         return self.catalog.documents()
 
+
+    def _load_or_rebuild(self, name: str, m: Method) -> None:
+        """Load an index whose manifest says it is fresh; rebuild it if its files cannot be read.
+
+        The manifest is written last, so files damaged under an intact manifest come from outside
+        (a disk error, a copy cut short): derived data, rebuilt from the catalog like a stale index.
+        """
+        try:
+            m.load(self.layout.index_dir(name))
+            return
+        except ZhikuError:
+            raise
+        except Exception as e:  # numpy, orjson, faiss, gensim: each fails its own way on damaged files
+            damaged = e
+        try:
+            with self.layout.writer_lock():
+                self._build_one(name, None)
+        except LockedError as e:
+            raise IndexError_(
+                f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
+                "changed by another process", "Try again when it is done: the index is then rebuilt"
+            ) from e
+        m.load(self.layout.index_dir(name))
 
     # -- crash recovery (issue 14) ---------------------------------------------------------------
     def recover(self) -> Any:

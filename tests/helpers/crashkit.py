@@ -177,3 +177,16 @@ def uploads_problems(kb_root: Path) -> list[str]:
         if running:
             problems.append(f"{running} runs still 'running'")
     return problems
+
+
+def init_kb(home: Path, name: str = "k", workers: int = 0, methods: tuple[str, ...] = ("bm25",)) -> Path:
+    """A KB folder with only cheap methods (the dense method imports sentence-transformers, 20 s
+    or more on a loaded machine, even with the hashing embedder), written before any ingest."""
+    from zhiku.config import IngestConfig, KBConfig, MethodConfig
+
+    root = home / name
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = KBConfig(ingest=IngestConfig(workers=workers),
+                   methods={m: MethodConfig(kind=m, enabled=True) for m in methods})
+    cfg.save(root / "zhiku.toml")
+    return root

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.crashkit import descendants, make_corpus, run, start, wait_gone
+from tests.helpers.crashkit import descendants, init_kb, make_corpus, run, start, wait_gone
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 
@@ -20,9 +20,7 @@ def test_killed_ingest_leaves_no_lock_and_no_workers(tmp_path: Path, sig: int) -
     corpus = tmp_path / "corpus"
     # Large enough for worker processes (>= 8 files, >= 2 MB) and to take several seconds.
     make_corpus(corpus, files=48, kb_per_file=60, seed=1)
-    home.mkdir()
-    (home / "k").mkdir()
-    (home / "k" / "zhiku.toml").write_text("[ingest]\nworkers = 2\n", encoding="utf-8")
+    init_kb(home, workers=2)
 
     proc = start(home, "ingest", str(corpus), "--kb", "k")
     workers: set[int] = set()

@@ -14,6 +14,7 @@ from tests.helpers.crashkit import (
     catalog_problems,
     descendants,
     free_port,
+    init_kb,
     make_corpus,
     run,
     start_server,
@@ -29,8 +30,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 def test_server_killed_mid_upload_recovers_at_next_start(tmp_path: Path) -> None:
     home = tmp_path / "home"
     seed_doc = make_corpus(tmp_path / "seed", files=1, kb_per_file=2, seed=2, marker="SEED")
+    init_kb(home, workers=2)
     assert run(home, "ingest", str(seed_doc[0]), "--kb", "k").returncode == 0
-    (home / "k" / "zhiku.toml").write_text("[ingest]\nworkers = 2\n", encoding="utf-8")
     corpus = make_corpus(tmp_path / "corpus", files=48, kb_per_file=60, seed=3)
 
     port = free_port()

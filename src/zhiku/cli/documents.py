@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.cli.common import BuildBar, FileBar, open_kb, print_json, show_progress
+from zhiku.cli.escape import one_line
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -102,7 +103,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             else:
                 print(f"{kb.name}: {report.summary()}")
             for path, err in report.failed:
-                print(f"  failed: {err}")
+                print(f"  failed: {one_line(err)}")
             if report.skipped:
                 print(
                     f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}"
@@ -138,7 +139,7 @@ def run_list(args: argparse.Namespace) -> int:
             )
             return 0
         for d in docs:
-            print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {d.source}")
+            print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {one_line(d.source)}")
         print(f"{len(docs)} documents in {kb.name!r}")
     return 0
 

@@ -311,7 +311,9 @@ def run_eval(
     judge: Judge
     if kb is None:
         if workdir is None:
-            scratch = Path(tempfile.mkdtemp(prefix="zhiku-eval-"))
+            from zhiku.store.scratch import scratch_dir
+
+            scratch = scratch_dir("zhiku-eval-")  # also removes those of killed evaluations
         root = Path(workdir or scratch) / "kb"
         if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} is not empty", "Point --workdir at a new or empty folder")

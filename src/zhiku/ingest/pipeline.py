@@ -80,7 +80,12 @@ def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list
                     if name.startswith("."):
                         continue
                     if f.suffix.lower() in SUPPORTED_EXTENSIONS:
-                        files.append(f.resolve())
+                        try:
+                            files.append(f.resolve())
+                        except (RuntimeError, OSError):
+                            # A symlink loop (a.md -> a.md): keep the path as it is, so reading it
+                            # fails for this file alone, with one line, and the rest is ingested.
+                            files.append(f.absolute())
                     else:
                         skipped.append((str(f), f"unsupported type {f.suffix or '(none)'}"))
         else:

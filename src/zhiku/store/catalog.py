@@ -87,14 +87,23 @@ class Catalog:
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per document.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        if self._meta("schema_version") is None:
-            with self.transaction():
-                self._set_meta("schema_version", str(SCHEMA_VERSION))
-                self._set_meta("fingerprint", "0:0")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            if self._meta("schema_version") is None:
+                with self.transaction():
+                    self._set_meta("schema_version", str(SCHEMA_VERSION))
+                    self._set_meta("fingerprint", "0:0")
+            # Touch every table once: a truncated file often opens fine and fails at the first read.
+            for table in ("documents", "chunks", "runs"):
+                self.db.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:  # "file is not a database", "disk image is malformed"
+            self.db.close()
+            from zhiku.errors import catalog_damaged
+
+            raise catalog_damaged(path, e) from e
 
     def close(self) -> None:
         self.db.close()
