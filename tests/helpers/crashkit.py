@@ -183,10 +183,10 @@ def init_kb(home: Path, name: str = "k", workers: int = 0, methods: tuple[str, .
     """A KB folder with only cheap methods (the dense method imports sentence-transformers, 20 s
     or more on a loaded machine, even with the hashing embedder), written before any ingest."""
     from zhiku.config import IngestConfig, KBConfig, MethodConfig
+    from zhiku.service import KnowledgeBase
 
-    root = home / name
-    root.mkdir(parents=True, exist_ok=True)
     cfg = KBConfig(ingest=IngestConfig(workers=workers),
                    methods={m: MethodConfig(kind=m, enabled=True) for m in methods})
-    cfg.save(root / "zhiku.toml")
-    return root
+    # Created with its catalog: a KB folder without one gets the default settings at first use.
+    KnowledgeBase.open(name, home=home, config=cfg).close()
+    return home / name
