@@ -106,7 +106,7 @@ class Bench:
         if scenario == "delete":
             return ["delete", str(self.rng.choice(self.paths)), "--kb", "k"]
         if scenario.startswith("build-"):
-            return ["build", "--method", scenario[len("build-"):], "--force", "--kb", "k"]
+            return ["build", "--method", scenario[len("build-") :], "--force", "--kb", "k"]
         raise ValueError(scenario)
 
     def built_methods(self) -> tuple[str, ...]:
@@ -115,7 +115,7 @@ class Bench:
 
     def next_command(self, scenario: str) -> list[str]:
         if scenario.startswith("build-"):
-            return ["build", "--method", scenario[len("build-"):], "--kb", "k"]
+            return ["build", "--method", scenario[len("build-") :], "--kb", "k"]
         return ["ingest", str(self.corpus), "--kb", "k"]
 
     # -- one kill -------------------------------------------------------------------------------
@@ -172,8 +172,12 @@ class Bench:
             server = start_server(self.home, self.port)  # the restart recovers
             try:
                 problems = uploads_problems(self.kb)
-                r = httpx2.post(f"http://127.0.0.1:{self.port}/kbs/k/documents", params={"wait": "true"},
-                                files=upload_parts(self.up[:1]), timeout=600)
+                r = httpx2.post(
+                    f"http://127.0.0.1:{self.port}/kbs/k/documents",
+                    params={"wait": "true"},
+                    files=upload_parts(self.up[:1]),
+                    timeout=600,
+                )
                 ok = r.status_code == 200 and r.json()["state"] == "done"
                 if not ok:
                     problems.append(f"upload after restart: {r.text[:300]}")
@@ -183,8 +187,11 @@ class Bench:
             return ok, problems, time.monotonic() - t0
         r = run(self.home, *self.next_command(scenario), timeout=900)
         ok = r.returncode == 0
-        return ok, ([] if ok else [f"next command: rc {r.returncode}: {r.stderr.strip()[-300:]}"]), \
-            time.monotonic() - t0
+        return (
+            ok,
+            ([] if ok else [f"next command: rc {r.returncode}: {r.stderr.strip()[-300:]}"]),
+            time.monotonic() - t0,
+        )
 
     def consistency(self, scenario: str) -> list[str]:
         from zhiku.service import KnowledgeBase
@@ -192,7 +199,7 @@ class Bench:
         problems = catalog_problems(self.kb / "catalog.sqlite") + uploads_problems(self.kb)
         i = self.rng.randrange(len(self.paths))
         with KnowledgeBase.open("k", home=self.home, create=False) as kb:
-            methods = ["bm25"] + ([scenario[len("build-"):]] if scenario.startswith("build-") else [])
+            methods = ["bm25"] + ([scenario[len("build-") :]] if scenario.startswith("build-") else [])
             for m in methods:
                 hits = kb.search(f"MARK{i}", k=5, method=m)
                 if m in ("bm25", "tfidf") and not any(h.doc.source == str(self.paths[i]) for h in hits):
@@ -200,8 +207,9 @@ class Bench:
         return problems
 
 
-def crash_run(kills: int, seed: int, work: Path, files: int = 24, kb_per_file: int = 90,
-              log: bool = True) -> CrashReport:
+def crash_run(
+    kills: int, seed: int, work: Path, files: int = 24, kb_per_file: int = 90, log: bool = True
+) -> CrashReport:
     bench = Bench(work, seed, files, kb_per_file)
     report = CrashReport()
     for scenario in SCENARIOS:  # calibrate (and leave every method built once)
@@ -227,10 +235,14 @@ def crash_run(kills: int, seed: int, work: Path, files: int = 24, kb_per_file: i
             next_ok = False
             problems.insert(0, f"{len(left)} processes of the killed command still running")
         problems += bench.consistency(scenario)
-        consistent = not [p for p in problems if not p.startswith(("next command", "upload after"))
-                          and "still running" not in p]
-        k = Kill(len(report.kills) + 1, scenario, round(delay, 2), consistent, next_ok, problems,
-                 round(secs, 2))
+        consistent = not [
+            p
+            for p in problems
+            if not p.startswith(("next command", "upload after")) and "still running" not in p
+        ]
+        k = Kill(
+            len(report.kills) + 1, scenario, round(delay, 2), consistent, next_ok, problems, round(secs, 2)
+        )
         report.kills.append(k)
         if log:
             status = "ok" if consistent and next_ok else "PROBLEM " + "; ".join(problems)
@@ -253,12 +265,22 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(report.line())
-    print(f"{report.missed} commands finished before their kill (not counted); "
-          f"{time.monotonic() - t0:.0f}s in all; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{report.missed} commands finished before their kill (not counted); "
+        f"{time.monotonic() - t0:.0f}s in all; load {os.getloadavg()[0]:.1f}"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"line": report.line(), "missed": report.missed,
-                                          "calibration": report.calibration,
-                                          "kills": [asdict(k) for k in report.kills]}, indent=1))
+    Path(args.out).write_text(
+        json.dumps(
+            {
+                "line": report.line(),
+                "missed": report.missed,
+                "calibration": report.calibration,
+                "kills": [asdict(k) for k in report.kills],
+            },
+            indent=1,
+        )
+    )
     n = len(report.kills)
     return 0 if all(k.consistent and k.next_ok for k in report.kills) and n >= args.kills else 1
 

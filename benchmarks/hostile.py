@@ -49,15 +49,17 @@ def main() -> int:
             rows.append({**asdict(o), "bound_mb": kind.peak_mb, "heavy": kind.heavy})
             line = o.line.replace(str(work), "…").replace("|", "\\|")
             flag = " TRACEBACK" if o.traceback else ""
-            print(f"| {o.kind}{note} | {line}{flag} | {o.rc} | {o.peak_mb:.0f} | {'yes' if not o.lost else 'NO'} |",
-                  flush=True)
+            kept = "yes" if not o.lost else "NO"
+            print(f"| {o.kind}{note} | {line}{flag} | {o.rc} | {o.peak_mb:.0f} | {kept} |", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     tracebacks = sum(r["traceback"] for r in rows)
     lost = sum(r["lost"] for r in rows)
     over = sum(r["peak_mb"] >= r["bound_mb"] for r in rows)
-    print(f"{len(rows)} kinds: {tracebacks} tracebacks, {lost} losses, {over} over their memory bound; "
-          f"max peak {max(r['peak_mb'] for r in rows):.0f} MB; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(rows)} kinds: {tracebacks} tracebacks, {lost} losses, {over} over their memory bound; "
+        f"max peak {max(r['peak_mb'] for r in rows):.0f} MB; load {os.getloadavg()[0]:.1f}"
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(rows, indent=1, ensure_ascii=False))
     return 0 if not (tracebacks or lost or over) else 1

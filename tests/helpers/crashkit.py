@@ -14,8 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-_ZH = ("农业 保险 合同 条例 解除 责任 保险人 投保人 赔偿 损失 灾害 政府 补贴 规定 国家 农民 种植 养殖 "
-       "风险 管理 机构 监督 申请 审核 理赔 期限 费用 标准 地方 财政 组织 实施 办法").split()
+_ZH = (
+    "农业 保险 合同 条例 解除 责任 保险人 投保人 赔偿 损失 灾害 政府 补贴 规定 国家 农民 种植 养殖 "
+    "风险 管理 机构 监督 申请 审核 理赔 期限 费用 标准 地方 财政 组织 实施 办法"
+).split()
 _EN = "garden soil water tomato seed harvest compost light prune root leaf season".split()
 
 
@@ -60,13 +62,20 @@ def zhiku_cmd(*args: str) -> list[str]:
 
 def start(home: Path, *args: str) -> subprocess.Popen[str]:
     """zhiku as a child in its own session (as a shell would start it), output captured."""
-    return subprocess.Popen(zhiku_cmd(*args), env=zhiku_env(home), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        zhiku_cmd(*args),
+        env=zhiku_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(zhiku_cmd(*args), env=zhiku_env(home), capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        zhiku_cmd(*args), env=zhiku_env(home), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def descendants(pid: int) -> set[int]:
@@ -113,11 +122,13 @@ def catalog_problems(catalog: Path) -> list[str]:
             problems.append(f"integrity_check: {check}")
         partial = db.execute(
             "SELECT COUNT(*) FROM documents d WHERE n_chunks != "
-            "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)").fetchone()[0]
+            "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)"
+        ).fetchone()[0]
         if partial:
             problems.append(f"{partial} documents without all their chunks")
         orphans = db.execute(
-            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)").fetchone()[0]
+            "SELECT COUNT(*) FROM chunks WHERE doc_id NOT IN (SELECT id FROM documents)"
+        ).fetchone()[0]
         if orphans:
             problems.append(f"{orphans} orphan chunks")
         return problems
@@ -139,8 +150,12 @@ def start_server(home: Path, port: int, *extra: str) -> subprocess.Popen[str]:
 
     proc = subprocess.Popen(
         zhiku_cmd("serve", "--port", str(port), "--home", str(home), "--log-level", "warning", *extra),
-        env=zhiku_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        env=zhiku_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -170,8 +185,11 @@ def uploads_problems(kb_root: Path) -> list[str]:
         held = {r[0] for r in db.execute("SELECT source FROM documents")}
         running = db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0]
         db.close()
-        stray = [f.name for f in uploads.iterdir() if f.is_file() and not f.name.startswith(".")
-                 and str(f) not in held]
+        stray = [
+            f.name
+            for f in uploads.iterdir()
+            if f.is_file() and not f.name.startswith(".") and str(f) not in held
+        ]
         if stray:
             problems.append(f"{len(stray)} files in uploads/ that the catalog does not hold")
         if running:
@@ -185,8 +203,9 @@ def init_kb(home: Path, name: str = "k", workers: int = 0, methods: tuple[str, .
     from zhiku.config import IngestConfig, KBConfig, MethodConfig
     from zhiku.service import KnowledgeBase
 
-    cfg = KBConfig(ingest=IngestConfig(workers=workers),
-                   methods={m: MethodConfig(kind=m, enabled=True) for m in methods})
+    cfg = KBConfig(
+        ingest=IngestConfig(workers=workers), methods={m: MethodConfig(kind=m, enabled=True) for m in methods}
+    )
     # Created with its catalog: a KB folder without one gets the default settings at first use.
     KnowledgeBase.open(name, home=home, config=cfg).close()
     return home / name

@@ -140,13 +140,21 @@ KINDS: list[Kind] = [
     Kind("text named .docx", _file("text.docx", b"plain text pretending")),
     Kind("truncated docx", _truncated_docx),
     Kind("deep HTML nesting (100k)", _file("deep.html", _deep_html(100_000))),
-    Kind("HTML with only script", _file("script.html", b"<html><script>" + b"var a=1;" * 10000 + b"</script></html>")),
-    Kind("HTML with a lying charset", _file("charset.html", b'<meta charset="utf-32"><p>' + "茶".encode() * 100 + b"</p>")),
+    Kind(
+        "HTML with only script",
+        _file("script.html", b"<html><script>" + b"var a=1;" * 10000 + b"</script></html>"),
+    ),
+    Kind(
+        "HTML with a lying charset",
+        _file("charset.html", b'<meta charset="utf-32"><p>' + "茶".encode() * 100 + b"</p>"),
+    ),
     Kind("markdown of headings only", _file("headings.md", b"#\n" * 200_000)),
     Kind("CJK without punctuation (2 MB)", _file("cjk.txt", ("茶水壶" * 233_000).encode()), heavy=True),
     Kind("single line of 20 MB", _single_line(20), heavy=True, peak_mb=1500),
     Kind("single line of 51 MB (over the limit)", _single_line(51)),
-    Kind("file name with a newline", _file("two\nlines.md", b"# Two\n\nA page with a newline in its name.\n")),
+    Kind(
+        "file name with a newline", _file("two\nlines.md", b"# Two\n\nA page with a newline in its name.\n")
+    ),
     Kind("weird unicode name", _file("\u202egnp.md\u200d🍵é\u0301.md", b"# Tea\n\nA weird name.\n")),
     Kind("very long name", _file("长" * 80 + ".md", b"# Long\n\nA very long file name.\n")),
     Kind("FIFO in a folder", _in_folder(lambda d: os.mkfifo(d / "pipe.txt"))),
@@ -189,16 +197,26 @@ def measure(kind: Kind, work: Path, home: Path) -> Outcome:
     target = kind.make(folder)
     out_path, err_path = folder.with_suffix(".out"), folder.with_suffix(".err")
     with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(zhiku_cmd("ingest", str(target), "--kb", "k", "--keep-missing"),
-                                env=zhiku_env(home), stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            zhiku_cmd("ingest", str(target), "--kb", "k", "--keep-missing"),
+            env=zhiku_env(home),
+            stdout=out,
+            stderr=err,
+        )
         # wait4, not Popen.wait: its rusage is this child's own peak RSS (workers included, as the
         # kernel folds reaped descendants into it), not the largest of every child we ever ran.
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
-    return Outcome(kind.name, proc.returncode, user_line(stdout, stderr), round(usage.ru_maxrss / 1024, 1),
-                   "Traceback" in stdout + stderr, _lost(home))
+    return Outcome(
+        kind.name,
+        proc.returncode,
+        user_line(stdout, stderr),
+        round(usage.ru_maxrss / 1024, 1),
+        "Traceback" in stdout + stderr,
+        _lost(home),
+    )
 
 
 def _lost(home: Path) -> bool:

@@ -47,6 +47,7 @@ def endpoints() -> list[tuple[str, str, str]]:
                 visit(r.routes)
             elif getattr(r, "path", "").startswith("/static"):
                 out.append(("GET", r.path + "/app.js", "none"))
+
     visit(app.routes)
     return sorted(set((m, p, b) for m, p, b in out if m != "HEAD"))
 
@@ -56,8 +57,12 @@ IDS = [f"{m} {p}" for m, p, _ in ENDPOINTS]
 
 
 def fill(path: str, kb: str = "k") -> str:
-    return (path.replace("{kb}", kb).replace("{doc_id}", "0123456789abcdef")
-            .replace("{job_id}", "nojob").replace("{path}", "x"))
+    return (
+        path.replace("{kb}", kb)
+        .replace("{doc_id}", "0123456789abcdef")
+        .replace("{job_id}", "nojob")
+        .replace("{path}", "x")
+    )
 
 
 def send(client: Any, method: str, path: str, body: str, **kw: Any) -> Any:
@@ -101,15 +106,20 @@ def test_wrong_key_is_401(client: Any, method: str, path: str, body: str) -> Non
 
 @pytest.mark.parametrize(("method", "path", "body"), ENDPOINTS, ids=IDS)
 def test_foreign_host_is_refused(client: Any, method: str, path: str, body: str) -> None:
-    r = send(client, method, path, body, headers={"Host": "evil.example:8000",
-                                                  "Authorization": f"Bearer {KEY}"})
+    r = send(
+        client, method, path, body, headers={"Host": "evil.example:8000", "Authorization": f"Bearer {KEY}"}
+    )
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_host", r.text
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [e for e in ENDPOINTS if e[0] not in SAFE],
-                         ids=[i for e, i in zip(ENDPOINTS, IDS, strict=True) if e[0] not in SAFE])
-def test_cross_site_change_is_refused(client: Any, server: LiveServer, method: str, path: str,
-                                      body: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [e for e in ENDPOINTS if e[0] not in SAFE],
+    ids=[i for e, i in zip(ENDPOINTS, IDS, strict=True) if e[0] not in SAFE],
+)
+def test_cross_site_change_is_refused(
+    client: Any, server: LiveServer, method: str, path: str, body: str
+) -> None:
     auth = {"Authorization": f"Bearer {KEY}"}
     for origin in ("http://evil.example", "null", server.url.replace("127.0.0.1", "localhost")):
         r = send(client, method, path, body, headers={**auth, "Origin": origin})
@@ -120,18 +130,30 @@ def test_cross_site_change_is_refused(client: Any, server: LiveServer, method: s
 
 
 HOSTILE_KBS = ["..", "../k", "..%2F..%2Fescape", "k%0A", "%2Fetc", "a" * 300, "k%00"]
-HOSTILE_FILES = ["../../escape.md", "/tmp/escape.md", "..\\..\\escape.md", "a\nb.md", ".bashrc.md",
-                 "%2e%2e/escape.md", "x" * 400 + ".md", "k/../../escape.md"]
+HOSTILE_FILES = [
+    "../../escape.md",
+    "/tmp/escape.md",
+    "..\\..\\escape.md",
+    "a\nb.md",
+    ".bashrc.md",
+    "%2e%2e/escape.md",
+    "x" * 400 + ".md",
+    "k/../../escape.md",
+]
 
 
 def _snapshot(root: Path) -> set[Path]:
     return {Path(d, f) for d, _, fs in os.walk(root) for f in fs} | {Path(d) for d, _, _ in os.walk(root)}
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [e for e in ENDPOINTS if "{kb}" in e[1]],
-                         ids=[i for e, i in zip(ENDPOINTS, IDS, strict=True) if "{kb}" in e[1]])
-def test_hostile_names_write_nothing_outside_the_kb(client: Any, server: LiveServer, method: str, path: str,
-                                                    body: str) -> None:
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [e for e in ENDPOINTS if "{kb}" in e[1]],
+    ids=[i for e, i in zip(ENDPOINTS, IDS, strict=True) if "{kb}" in e[1]],
+)
+def test_hostile_names_write_nothing_outside_the_kb(
+    client: Any, server: LiveServer, method: str, path: str, body: str
+) -> None:
     home = server.state.settings.home
     outside = home.parent
     before = {p for p in _snapshot(outside) if home / "k" not in p.parents and p != home / "k"}
@@ -143,8 +165,13 @@ def test_hostile_names_write_nothing_outside_the_kb(client: Any, server: LiveSer
         assert r.status_code >= 400 or r.headers["content-type"].startswith("text/html"), (name, r.text)
     if body == "files":
         for fname in HOSTILE_FILES:
-            r = client.request(method, fill(path), headers=auth, params={"wait": "true"},
-                               files=[("files", (fname, b"# x\n\nhostile name text\n", "text/markdown"))])
+            r = client.request(
+                method,
+                fill(path),
+                headers=auth,
+                params={"wait": "true"},
+                files=[("files", (fname, b"# x\n\nhostile name text\n", "text/markdown"))],
+            )
             assert r.status_code < 500, (fname, r.text)
     after = {p for p in _snapshot(outside) if home / "k" not in p.parents and p != home / "k"}
     assert after - before == set()
@@ -175,12 +202,16 @@ def test_issue_reproduction_cross_site_upload_without_key(tmp_path: Path) -> Non
 
     with KnowledgeBase.open("laws", home=home) as kb:
         kb.add_texts([("a", "A", "some text")])
-    with live_server(home, allowed_hosts=allowed_hosts("127.0.0.1")) as s, \
-            httpx2.Client(base_url=s.url, timeout=60) as c:
+    with (
+        live_server(home, allowed_hosts=allowed_hosts("127.0.0.1")) as s,
+        httpx2.Client(base_url=s.url, timeout=60) as c,
+    ):
         port = s.url.rsplit(":", 1)[1]
         files = [("files", ("x.txt", b"planted text", "text/plain"))]
-        for headers in ({"Origin": "http://evil.example", "Host": f"evil.example:{port}"},
-                        {"Origin": "http://evil.example"}):
+        for headers in (
+            {"Origin": "http://evil.example", "Host": f"evil.example:{port}"},
+            {"Origin": "http://evil.example"},
+        ):
             r = c.post("/kbs/laws/documents", params={"wait": "true"}, files=files, headers=headers)
             assert r.status_code in (400, 403), r.text
         with KnowledgeBase.open("laws", home=home) as kb:

@@ -66,8 +66,9 @@ def test_server_killed_mid_upload_recovers_at_next_start(tmp_path: Path) -> None
     try:
         assert uploads_problems(kb) == []
         assert catalog_problems(kb / "catalog.sqlite") == []
-        r = httpx2.post(f"{url}/kbs/k/documents", params={"wait": "true"},
-                        files=upload_parts(corpus[:3]), timeout=300)
+        r = httpx2.post(
+            f"{url}/kbs/k/documents", params={"wait": "true"}, files=upload_parts(corpus[:3]), timeout=300
+        )
         assert r.status_code == 200 and r.json()["state"] == "done", r.text
         hits = httpx2.post(f"{url}/kbs/k/search", json={"query": "SEED0 独有标记", "k": 3}, timeout=60)
         assert hits.status_code == 200, hits.text

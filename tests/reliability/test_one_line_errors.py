@@ -57,7 +57,9 @@ def test_damaged_catalog_says_so_in_one_line(tmp_path: Path, damage: str) -> Non
         r = run(home, *args, "--kb", "k")
         no_traceback(r)
         lines = r.stderr.strip().splitlines()
-        assert r.returncode == 9 and len(lines) == 1 and lines[0].startswith("error: catalog damaged"), r.stderr
+        assert r.returncode == 9 and len(lines) == 1 and lines[0].startswith("error: catalog damaged"), (
+            r.stderr
+        )
         assert "ingest your files" in lines[0]
 
 
@@ -120,8 +122,9 @@ def test_next_writer_cleans_half_built_indexes_and_interrupted_runs(tmp_path: Pa
 def test_stale_eval_scratch_of_a_dead_process_is_removed(tmp_path: Path) -> None:
     from zhiku.store.scratch import scratch_dir
 
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f"zhiku-eval-{dead}-abcd"
     (stale / "kb").mkdir(parents=True)
     mine = scratch_dir("zhiku-eval-", tmp_path)

@@ -70,24 +70,35 @@ class SameOrigin:
         host = headers.get("host", "")
         if self.hosts is not None and host_name(host) not in self.hosts:
             shown = host or "(none)"
-            await _refuse(send, 400, "bad_host",
-                          f"this server does not answer to the host name {shown!r}. Open it by the address it "
-                          f"listens on ({', '.join(sorted(self.hosts))}), or start it with --allowed-host NAME")
+            await _refuse(
+                send,
+                400,
+                "bad_host",
+                f"this server does not answer to the host name {shown!r}. Open it by the address it "
+                f"listens on ({', '.join(sorted(self.hosts))}), or start it with --allowed-host NAME",
+            )
             return
         origin = headers.get("origin")
         if origin is not None and scope.get("method", "GET") not in SAFE_METHODS:
             parts = urlsplit(origin)
             if origin == "null" or parts.netloc.lower() != host.strip().lower():
-                await _refuse(send, 403, "cross_origin",
-                              f"refusing a change requested by the web page at {origin}: only this server's "
-                              "own page may change it. Use the page the server serves at /, or call the API "
-                              "from a script (no Origin header)")
+                await _refuse(
+                    send,
+                    403,
+                    "cross_origin",
+                    f"refusing a change requested by the web page at {origin}: only this server's "
+                    "own page may change it. Use the page the server serves at /, or call the API "
+                    "from a script (no Origin header)",
+                )
                 return
         await self.app(scope, receive, send)
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     body = json.dumps(error_body(code, message), ensure_ascii=False).encode()
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -56,7 +56,8 @@ def _key_from_file(path: str | None) -> str | None:
     try:
         lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read the API key file {path}: {e}", "Check the path and its permissions") from e
+        raise UsageError(f"cannot read the API key file {path}: {e}",
+                         "Check the path and its permissions") from e
     key = lines[0].strip() if lines else ""
     if not key:
         raise UsageError(f"the API key file {path} is empty", "Put the key on its first line")

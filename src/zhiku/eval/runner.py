@@ -285,7 +285,6 @@ def run_eval(
     """
     import platform
     import shutil
-    import tempfile
 
     from zhiku.config import KBConfig as _KBConfig
     from zhiku.errors import UsageError

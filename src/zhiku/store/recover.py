@@ -108,7 +108,7 @@ def _clean_uploads(uploads: Path, catalog: Catalog, rec: Recovery) -> None:
                 live = True
                 continue
             for backup in folder.glob(".previous.*"):
-                final = uploads / backup.name[len(".previous."):]
+                final = uploads / backup.name[len(".previous.") :]
                 held = catalog.content_hash_of(str(final))
                 if held is not None and _digest(final) != held and _digest(backup) == held:
                     os.replace(backup, final)

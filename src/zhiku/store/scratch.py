@@ -23,7 +23,7 @@ def scratch_dir(prefix: str, parent: Path | None = None) -> Path:
 
 def clean_stale(prefix: str, root: Path) -> list[Path]:
     pattern = re.compile(re.escape(prefix) + r"(\d+)-[^/]+")
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(root.iterdir())
     except OSError:

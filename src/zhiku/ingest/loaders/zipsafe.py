@@ -34,14 +34,18 @@ def check_zip(path: Path | str, data: bytes, max_unpacked_bytes: int) -> int:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise CorruptFileError(f"{path} is a damaged ZIP package: {e}", "Save it again in its application") from e
+        raise CorruptFileError(
+            f"{path} is a damaged ZIP package: {e}", "Save it again in its application"
+        ) from e
     with archive:
         members = archive.infolist()
         declared = sum(m.file_size for m in members)
         if declared > max_unpacked_bytes:
             raise FileTooLargeError(
                 f"{path} unpacks to {declared / 2**20:.0f} MB, over the {limit_mb} limit "
-                f"(possibly a zip bomb)", _HINT)
+                f"(possibly a zip bomb)",
+                _HINT,
+            )
         total = 0
         for m in members:
             try:
@@ -51,11 +55,20 @@ def check_zip(path: Path | str, data: bytes, max_unpacked_bytes: int) -> int:
                         if total > max_unpacked_bytes:
                             raise FileTooLargeError(
                                 f"{path} unpacks to more than {limit_mb} although it declares "
-                                f"{declared / 2**20:.1f} MB (a zip bomb)", _HINT)
+                                f"{declared / 2**20:.1f} MB (a zip bomb)",
+                                _HINT,
+                            )
             except FileTooLargeError:
                 raise
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                    RuntimeError) as e:  # RuntimeError: an encrypted member
-                raise CorruptFileError(f"{path} has a damaged ZIP member {m.filename!r}: {e}",
-                                       "Save it again in its application") from e
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                ValueError,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,
+            ) as e:  # RuntimeError: an encrypted member
+                raise CorruptFileError(
+                    f"{path} has a damaged ZIP member {m.filename!r}: {e}", "Save it again in its application"
+                ) from e
     return total
