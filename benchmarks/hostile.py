@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from tests.helpers.crashkit import init_kb, run  # noqa: E402
-from tests.helpers.hostile import KINDS, measure  # noqa: E402
+from tests.helpers.hostile import KINDS, TEA, measure  # noqa: E402
 
 
 def main() -> int:
@@ -34,7 +34,7 @@ def main() -> int:
         home = work / "home"
         init_kb(home)
         tea = work / "tea.md"
-        tea.write_text("# 茶\n\n水壶烧开水泡茶。The kettle boils water for tea.\n", encoding="utf-8")
+        tea.write_text(TEA, encoding="utf-8")
         assert run(home, "ingest", str(tea), "--kb", "k").returncode == 0
         print("| kind | what the user reads | exit | peak MB | stored doc kept |")
         print("|---|---|---|---|---|")

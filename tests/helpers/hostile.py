@@ -7,12 +7,18 @@ from __future__ import annotations
 import io
 import os
 import random
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.corpus import make_pdf
+
+#: a word only the document stored before the hostile file contains (its "nothing lost" check)
+MARKER = "zqxtealeaf"
+TEA = f"# 茶\n\n水壶烧开水泡茶。The kettle boils water for tea. {MARKER}\n"
 
 
 @dataclass(frozen=True)
@@ -203,24 +209,44 @@ def measure(kind: Kind, work: Path, home: Path) -> Outcome:
             stdout=out,
             stderr=err,
         )
-        # wait4, not Popen.wait: its rusage is this child's own peak RSS (workers included, as the
-        # kernel folds reaped descendants into it), not the largest of every child we ever ran.
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        peak = watch_peak(proc)
     stdout = out_path.read_text(errors="replace")
     stderr = err_path.read_text(errors="replace")
     return Outcome(
         kind.name,
         proc.returncode,
         user_line(stdout, stderr),
-        round(usage.ru_maxrss / 1024, 1),
+        round(peak, 1),
         "Traceback" in stdout + stderr,
         _lost(home),
     )
+
+
+def watch_peak(proc: Any) -> float:
+    """Peak RSS in MB of ``proc`` and its workers together, until it exits.
+
+    Read from /proc (VmHWM, each process's own high-water mark) every 20 ms: the rusage of a
+    forked child includes the RSS its parent had at the fork (here the benchmark, which built
+    the hostile file in memory), so it would not measure zhiku.
+    """
+    from tests.helpers.crashkit import descendants
+
+    hwm: dict[int, int] = {}
+    while proc.poll() is None:
+        for pid in {proc.pid} | descendants(proc.pid):
+            try:
+                with open(f"/proc/{pid}/status", "rb") as f:
+                    for line in f:
+                        if line.startswith(b"VmHWM:"):
+                            hwm[pid] = max(hwm.get(pid, 0), int(line.split()[1]))
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.02)
+    return sum(hwm.values()) / 1024
 
 
 def _lost(home: Path) -> bool:
     from zhiku.service import KnowledgeBase
 
     with KnowledgeBase.open("k", home=home, create=False) as kb:
-        return not any(h.doc.title == "茶" for h in kb.search("水壶 茶", k=10, method="bm25"))
+        return not any(h.doc.title == "茶" for h in kb.search(MARKER, k=10, method="bm25"))

@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.hostile import KINDS, Kind, measure
+from tests.helpers.hostile import KINDS, MARKER, TEA, Kind, measure
 from zhiku.errors import ZhikuError
 from zhiku.service import KnowledgeBase
 
-TEA = "# 茶\n\n水壶烧开水泡茶。The kettle boils water for tea.\n"
 LIGHT = [k for k in KINDS if not k.heavy]
 
 
@@ -48,7 +47,7 @@ def test_hostile_kind_gives_one_line_and_loses_nothing(kind: Kind, kb: Knowledge
     for line in lines:
         assert line and "Traceback" not in line
     assert kb.catalog.chunk_count() >= before
-    hits = kb.search("水壶 茶", k=10, method="bm25")
+    hits = kb.search(MARKER, k=10, method="bm25")
     assert any(h.doc.title == "茶" for h in hits), "the document stored before is lost"
 
 
