@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         judge = PassageJudge(ds, aliases)
         by_id = {h.chunk_id: h for m in parts for hits in lists[m] for h in hits}
 
-        def score(name: str, fused: list[list[Hit]]) -> dict[str, float]:
+        def score(name: str, fused: list[list[Hit]], ds=ds, judge=judge, by_id=by_id) -> dict[str, float]:  # type: ignore[no-untyped-def]
             attached = [[by_id[h.chunk_id].with_(score=h.score, method=name) for h in hits] for hits in fused]
             return score_hits(name, ds, judge, Fetched(attached, [0.0], 0.0), k=10, ks=[1, 5, 10]).metrics
 

@@ -61,6 +61,9 @@ class IngestConfig(_Frozen):
     json_title_field: str = Field(
         "title", min_length=1, description="the field of a record used as its heading"
     )
+    max_unpacked_mb: float = Field(
+        64.0, gt=0, description="ZIP packages (docx, xlsx, pptx, epub) unpacking to more are refused"
+    )
 
 
 class MethodConfig(_Frozen):

@@ -131,3 +131,19 @@ class LockedError(ZhikuError):
     exit_code = 8
     http_status = 423
     code = "locked"
+
+
+class CatalogDamagedError(ZhikuError):
+    """``catalog.sqlite`` is not a readable SQLite database (truncated, overwritten, a disk error)."""
+
+    exit_code = 9
+    http_status = 503
+    code = "catalog_damaged"
+
+
+def catalog_damaged(path: object, cause: BaseException) -> CatalogDamagedError:
+    return CatalogDamagedError(
+        f"catalog damaged: {path} is not a readable SQLite database ({cause})",
+        f"Restore it from a backup, or move it aside (mv {path} {path}.damaged) and ingest your files "
+        "again: the indexes are rebuilt from the catalog",
+    )

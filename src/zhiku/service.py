@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
-from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError
+from zhiku.errors import IndexError_, LockedError, NotFoundError, UsageError, ZhikuError
 from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
 from zhiku.progress import Progress
 from zhiku.retrieve.base import Method, MethodContext, methods
@@ -131,6 +131,7 @@ class KnowledgeBase:
         build_progress: BuildProgress | None = None,
     ) -> tuple[IngestReport, BuildReport]:
         with self.layout.writer_lock():
+            self.recover()
             run = self.catalog.start_run()
             try:
                 report = ingest_paths(
@@ -162,6 +163,7 @@ class KnowledgeBase:
                 f"{ref!r} matches {len(docs)} documents: {listing}", "Give the full path or the id"
             )
         with self.layout.writer_lock():
+            self.recover()
             self.catalog.delete_documents([d.id for d in docs])
             self._build_locked(None, False, None)
         return docs
@@ -334,7 +336,7 @@ class KnowledgeBase:
                     m.load(self.layout.index_dir(name))
                     self._loaded[name] = str(manifest.get("fingerprint"))
                 return m
-        m.load(self.layout.index_dir(name))
+        self._load_or_rebuild(name, m)
         self._loaded[name] = fp
         return m
 
@@ -350,6 +352,7 @@ class KnowledgeBase:
         for n in names or ():
             wanted += [p for p in self.indexed_parts(n) if p not in wanted]
         with self.layout.writer_lock():
+            self.recover()
             if wanted:
                 # An explicit build is a decision: record it so later ingests keep the index current.
                 changed = {
@@ -692,6 +695,36 @@ class KnowledgeBase:
             for q, h in zip(queries, lists, strict=True)
         ]
 
+    def _load_or_rebuild(self, name: str, m: Method) -> None:
+        """Load an index whose manifest says it is fresh; rebuild it if its files cannot be read.
+
+        The manifest is written last, so files damaged under an intact manifest come from outside
+        (a disk error, a copy cut short): derived data, rebuilt from the catalog like a stale index.
+        """
+        try:
+            m.load(self.layout.index_dir(name))
+            return
+        except ZhikuError:
+            raise
+        except Exception as e:  # numpy, orjson, faiss, gensim: each fails its own way on damaged files
+            damaged = e
+        try:
+            with self.layout.writer_lock():
+                self._build_one(name, None)
+        except LockedError as e:
+            raise IndexError_(
+                f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
+                "changed by another process", "Try again when it is done: the index is then rebuilt"
+            ) from e
+        m.load(self.layout.index_dir(name))
+
+    # -- crash recovery (issue 14) ---------------------------------------------------------------
+    def recover(self) -> Any:
+        """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
+        from zhiku.store.recover import recover
+
+        return recover(self.layout, self.catalog)
+
 
 def shared_cache() -> Path | None:
     """``ZHIKU_VECTOR_CACHE``: one vector cache for every KB (benchmarks that rebuild KBs of the same
@@ -700,6 +733,37 @@ def shared_cache() -> Path | None:
 
     folder = os.environ.get("ZHIKU_VECTOR_CACHE")
     return Path(folder).expanduser() if folder else None
+
+
+    def _load_or_rebuild(self, name: str, m: Method) -> None:
+        """Load an index whose manifest says it is fresh; rebuild it if its files cannot be read.
+
+        The manifest is written last, so files damaged under an intact manifest come from outside
+        (a disk error, a copy cut short): derived data, rebuilt from the catalog like a stale index.
+        """
+        try:
+            m.load(self.layout.index_dir(name))
+            return
+        except ZhikuError:
+            raise
+        except Exception as e:  # numpy, orjson, faiss, gensim: each fails its own way on damaged files
+            damaged = e
+        try:
+            with self.layout.writer_lock():
+                self._build_one(name, None)
+        except LockedError as e:
+            raise IndexError_(
+                f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
+                "changed by another process", "Try again when it is done: the index is then rebuilt"
+            ) from e
+        m.load(self.layout.index_dir(name))
+
+    # -- crash recovery (issue 14) ---------------------------------------------------------------
+    def recover(self) -> Any:
+        """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
+        from zhiku.store.recover import recover
+
+        return recover(self.layout, self.catalog)
 
 
 def _check_query(query: str, k: int) -> str:

@@ -19,6 +19,7 @@ from zhiku import __version__
 from zhiku.api.deps import AppState, KBRegistry, ServerSettings, require_read
 from zhiku.api.errors import install_error_handlers
 from zhiku.api.limits import BodyLimit
+from zhiku.api.origin import SameOrigin
 
 STATIC = Path(__file__).parent / "static"
 
@@ -35,11 +36,14 @@ def create_app(
     api_key: str | None = None,
     max_upload_mb: float = 50,
     auth_reads: bool = False,
+    allowed_hosts: frozenset[str] | None = None,
 ) -> FastAPI:
     """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
 
     ``api_key``: required (as a bearer token) on write endpoints, and on all of them when
     ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
+    ``allowed_hosts``: the Host names answered (``origin.allowed_hosts``); ``None`` answers any.
+    Changes requested by another site's page (Origin) are refused either way.
     """
     from zhiku.api.routers import ask, documents, health, jobs, kbs, openai, search
     from zhiku.api.routers import eval as evaluation
@@ -52,6 +56,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from zhiku.store.recover import recover_home
+
+        recover_home(home)  # a server killed mid-upload left staging folders, stray files, runs
         yield
         zhiku_state.kbs.close()
 
@@ -66,6 +73,7 @@ def create_app(
         return settings.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
+    app.add_middleware(SameOrigin, hosts=allowed_hosts)  # added last: runs first
 
     app.include_router(health.router)
     reads = [Depends(require_read)]

@@ -75,9 +75,13 @@ def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]], max_bytes: int) 
                              "Upload them separately or rename one")
         seen.add(name.lower())
         named.append((name, fileobj))
+    from zhiku.store.recover import OWNER_FILE
+
     folder = uploads / ".staging" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
+        # Who staged it: after a crash, the next writer removes staging folders of dead owners only.
+        (folder / OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
         staged = []
         for name, fileobj in named:
             target = _inside(folder, name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 
@@ -56,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except sqlite3.DatabaseError as e:
+        # A catalog damaged after it was opened (a truncated page read later): one line, not a traceback.
+        from zhiku.errors import catalog_damaged
+
+        err = catalog_damaged("catalog.sqlite", e)
+        print(f"error: {err.one_line()}", file=sys.stderr)
+        return err.exit_code
     except BrokenPipeError:
         # `zhiku search … | head` closed the pipe: not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

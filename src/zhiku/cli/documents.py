@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.cli.common import FileBar, PhaseBar, open_kb, print_json, show_progress
+from zhiku.cli.escape import one_line
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -105,7 +106,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             else:
                 print(f"{kb.name}: {report.summary()}")
             for _path, err in report.failed:
-                print(f"  failed: {err}")
+                print(f"  failed: {one_line(err)}")
             for warning in report.warnings:
                 print(f"  warning: {warning}")
             if report.skipped:
@@ -143,7 +144,7 @@ def run_list(args: argparse.Namespace) -> int:
             )
             return 0
         for d in docs:
-            print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {d.source}")
+            print(f"{d.id}  {d.format:<8} {d.n_chunks:>5} chunks  {one_line(d.source)}")
         print(f"{len(docs)} documents in {kb.name!r}")
     return 0
 

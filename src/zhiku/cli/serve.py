@@ -24,7 +24,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="where knowledge bases live (default: $ZHIKU_HOME or the user data dir)")
     p.add_argument("--api-key", default=None, metavar="KEY",
                    help="bearer token required to change anything (and to read, beyond 127.0.0.1); "
-                        "default: $ZHIKU_API_KEY")
+                        "default: $ZHIKU_API_KEY (prefer it, or --api-key-file: other users see "
+                        "command lines in `ps`)")
+    p.add_argument("--api-key-file", default=None, metavar="PATH",
+                   help="read the API key from this file (its first line)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer to this Host name (repeatable); by default only the --host address "
+                        "(and localhost names on loopback) is answered")
     p.add_argument("--no-auth", action="store_true",
                    help="allow listening beyond 127.0.0.1 without an API key (only on a trusted network)")
     p.add_argument("--max-upload-mb", type=float, default=50.0,
@@ -42,10 +48,26 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def _key_from_file(path: str | None) -> str | None:
+    if not path:
+        return None
+    from zhiku.errors import UsageError
+
+    try:
+        lines = Path(path).expanduser().read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read the API key file {path}: {e}",
+                         "Check the path and its permissions") from e
+    key = lines[0].strip() if lines else ""
+    if not key:
+        raise UsageError(f"the API key file {path} is empty", "Put the key on its first line")
+    return key
+
+
 def run_serve(args: argparse.Namespace) -> int:
     from zhiku.errors import UsageError
 
-    key = args.api_key or os.environ.get("ZHIKU_API_KEY") or None
+    key = args.api_key or _key_from_file(args.api_key_file) or os.environ.get("ZHIKU_API_KEY") or None
     local = is_loopback(args.host)
     if not local and key is None and not args.no_auth:
         raise UsageError(
@@ -59,9 +81,11 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from zhiku.api.app import create_app
+    from zhiku.api.origin import allowed_hosts
 
     app = create_app(Path(args.home) if args.home else None, api_key=key, max_upload_mb=args.max_upload_mb,
-                     auth_reads=not local and key is not None)
+                     auth_reads=not local and key is not None,
+                     allowed_hosts=allowed_hosts(args.host, args.allowed_host))
     where = f"http://{args.host}:{args.port}"
     auth = "API key required for changes" + ("" if local else " and reads") if key else "no API key"
     print(f"zhiku serving on {where} (web page at /, API docs at /docs; {auth}); Ctrl-C stops",

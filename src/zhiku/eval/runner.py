@@ -339,7 +339,6 @@ def run_eval(
     """
     import platform
     import shutil
-    import tempfile
 
     from zhiku.config import KBConfig as _KBConfig
     from zhiku.errors import UsageError
@@ -372,7 +371,9 @@ def run_eval(
     judge: Judge
     if kb is None:
         if workdir is None:
-            scratch = Path(tempfile.mkdtemp(prefix="zhiku-eval-"))
+            from zhiku.store.scratch import scratch_dir
+
+            scratch = scratch_dir("zhiku-eval-")  # also removes those of killed evaluations
         root = (Path(workdir) if workdir is not None else Path(str(scratch))) / "kb"
         if root.exists() and any(root.iterdir()):
             raise UsageError(f"{root} is not empty", "Point --workdir at a new or empty folder")

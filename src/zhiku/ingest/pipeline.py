@@ -100,7 +100,12 @@ def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list
                     if name.startswith("."):
                         continue
                     if f.suffix.lower() in supported_extensions():
-                        files.append(f.resolve())
+                        try:
+                            files.append(f.resolve())
+                        except (RuntimeError, OSError):
+                            # A symlink loop (a.md -> a.md): keep the path as it is, so reading it
+                            # fails for this file alone, with one line, and the rest is ingested.
+                            files.append(f.absolute())
                     else:
                         skipped.append((str(f), f"unsupported type {f.suffix or '(none)'}"))
         else:
@@ -129,6 +134,10 @@ def parse_file(
     path: Path, data: bytes, digest: str, config: KBConfig, on_page: Callable[[int, int], None] | None = None
 ) -> _Parsed:
     """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
+    from zhiku.ingest.loaders.zipsafe import check_zip, is_zip
+
+    if is_zip(data):  # every ZIP-based format, whichever loader reads it
+        check_zip(path, data, int(config.ingest.max_unpacked_mb * 2**20))
     loaded = load_bytes(path, data, load_options(config, on_page))
     st = path.stat()
     parsed = parse_text(
@@ -288,8 +297,19 @@ def _parse_all(
     from zhiku.text.tokenize import make_tokenizer, warm
 
     warm(make_tokenizer(**config.tokenizer.model_dump()))  # load jieba once, before fork: workers inherit it
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
         yield from pool.map(_parse_job, todo, chunksize=4)
+
+
+def _worker_init(parent_pid: int) -> None:
+    """A worker holds no KB lock and dies with its parent (a kill -9 of the ingest leaves nothing)."""
+    from zhiku.store.layout import close_held_locks
+    from zhiku.store.liveness import die_with_parent
+
+    close_held_locks()
+    die_with_parent(parent_pid)
 
 
 def ingest_texts(

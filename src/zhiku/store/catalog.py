@@ -88,15 +88,24 @@ class Catalog:
         self.path = path
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per document.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.executescript(_SCHEMA)
-        if self._meta("schema_version") is None:
-            with self.transaction():
-                self._set_meta("schema_version", str(SCHEMA_VERSION))
-                self._set_meta("fingerprint", "0:0")
-        self._migrate()
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.executescript(_SCHEMA)
+            if self._meta("schema_version") is None:
+                with self.transaction():
+                    self._set_meta("schema_version", str(SCHEMA_VERSION))
+                    self._set_meta("fingerprint", "0:0")
+            self._migrate()
+            # Touch every table once: a truncated file often opens fine and fails at the first read.
+            for table in ("documents", "chunks", "runs"):
+                self.db.execute(f"SELECT * FROM {table} ORDER BY rowid DESC LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as e:  # "file is not a database", "disk image is malformed"
+            self.db.close()
+            from zhiku.errors import catalog_damaged
+
+            raise catalog_damaged(path, e) from e
 
     def _migrate(self) -> None:
         """Bring a catalog written by an older zhiku up to ``SCHEMA_VERSION``, in place."""
@@ -286,6 +295,17 @@ class Catalog:
                 "UPDATE runs SET finished=?, status=?, summary=? WHERE id=?",
                 (time.time(), status, summary, run_id),
             )
+
+    def interrupt_running_runs(self) -> int:
+        """Mark runs left "running" by a process that died as "interrupted" (call under the writer lock)."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET finished=?, status='interrupted', "
+                "summary=COALESCE(summary, 'the process was stopped before the run ended') "
+                "WHERE status='running'",
+                (time.time(),),
+            )
+            return cur.rowcount
 
     def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
         return list(

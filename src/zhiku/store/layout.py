@@ -17,11 +17,29 @@ from pathlib import Path
 
 from zhiku.errors import LockedError, UsageError
 
-_NAME = re.compile(r"^[\w\u4e00-\u9fff][\w\u4e00-\u9fff.-]{0,63}$")
+_NAME = re.compile(r"[\w\u4e00-\u9fff][\w\u4e00-\u9fff.-]{0,63}")
+
+#: lock file descriptors this process holds; a forked worker closes its copies (``close_held_locks``)
+_HELD: set[int] = set()
+
+
+def close_held_locks() -> None:
+    """In a freshly forked child: close the inherited KB lock descriptors.
+
+    ``flock`` belongs to the open file, which a fork shares: a worker that kept its copy would keep
+    the KB locked after its parent died. Closing the child's copy leaves the parent's lock held.
+    """
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
 
 
 def check_kb_name(name: str) -> str:
-    if not _NAME.match(name) or name in (".", ".."):
+    # fullmatch, not match with ^...$: "$" also matches before a final newline ("kb\n").
+    if not _NAME.fullmatch(name) or name in (".", ".."):
         raise UsageError(
             f"invalid knowledge base name {name!r}",
             "Use letters, digits, Chinese characters, '-', '_' or '.', at most 64 characters",
@@ -63,7 +81,10 @@ class KBLayout:
     def writer_lock(self) -> Iterator[None]:
         """One writer per KB at a time (readers never wait): a second ingest fails fast and says why."""
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        # O_CLOEXEC: a program started from here (exec) never inherits the lock; forked workers
+        # close it themselves (close_held_locks).
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        _HELD.add(fd)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -74,4 +95,5 @@ class KBLayout:
                 ) from None
             yield
         finally:
+            _HELD.discard(fd)
             os.close(fd)

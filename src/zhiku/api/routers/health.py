@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from zhiku import __version__
-from zhiku.api.deps import state
+from zhiku.api.deps import _check_key, state
 from zhiku.api.errors import error_body
 
 router = APIRouter(tags=["health"])
@@ -33,4 +33,17 @@ def readyz(request: Request) -> JSONResponse:
     if not writable:
         why = f"the home folder {home} is not writable"
         return JSONResponse(error_body("unavailable", why), status_code=503)
-    return JSONResponse({"status": "ready", "version": __version__, "kbs": len(names)})
+    body: dict[str, Any] = {"status": "ready", "version": __version__}
+    if _may_read(request):  # how many KBs there are is the server's business, not an anonymous probe's
+        body["kbs"] = len(names)
+    return JSONResponse(body)
+
+
+def _may_read(request: Request) -> bool:
+    if state(request).settings.api_key is None:
+        return True
+    try:
+        _check_key(request)
+    except HTTPException:
+        return False
+    return True

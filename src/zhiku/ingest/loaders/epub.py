@@ -14,7 +14,7 @@ from urllib.parse import unquote
 from xml.etree import ElementTree
 
 from zhiku.errors import CorruptFileError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders import html as html_loader
 from zhiku.ingest.loaders.packages import open_package
 

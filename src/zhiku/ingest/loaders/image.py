@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhiku.errors import CorruptFileError, IngestError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 
 if TYPE_CHECKING:
     from PIL.Image import Image

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import CorruptFileError, EmptyFileError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders.text import decode_text
 
 

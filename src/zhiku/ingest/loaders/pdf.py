@@ -10,6 +10,7 @@ recorded, so a citation says "p. 3"; a page that cannot be read is reported and 
 from __future__ import annotations
 
 import io
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,15 @@ _REEXPORT_HINT = "open it in a PDF viewer and export it again, or convert it to 
 _SCANNED_CHARS_PER_SQIN = 0.25
 
 
+def _quiet_pypdf() -> None:
+    """pypdf logs what it repairs ("EOF marker not found") as warnings; with no logging set up,
+    Python prints them as stray lines under our one-line report. A NullHandler stops that default,
+    while an application that configures logging still receives them."""
+    logger = logging.getLogger("pypdf")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
 def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     if b"%PDF-" not in data[:_MAGIC_WINDOW]:
         raise CorruptFileError(
@@ -38,6 +48,7 @@ def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     import pypdf
     from pypdf.errors import DependencyError
 
+    _quiet_pypdf()
     try:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zhiku.errors import CorruptFileError, DependencyMissingError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders.packages import open_package
 from zhiku.ingest.loaders.tables import markdown_table
 

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 from zhiku.errors import CorruptFileError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders.tables import markdown_table
 from zhiku.ingest.loaders.text import decode_text
 

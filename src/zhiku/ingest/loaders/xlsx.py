@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 
 from zhiku.errors import CorruptFileError, DependencyMissingError
-from zhiku.ingest.loaders import LOADERS, LoadOptions, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders.packages import open_package
 from zhiku.ingest.loaders.tables import markdown_table
 
