@@ -66,7 +66,10 @@ def stream(question: str, hits: Sequence[Hit], generator: Generator) -> Iterator
 
 
 def citation_json(kb: str, c: Citation) -> dict[str, Any]:
-    return {**asdict(c), "url": f"/kbs/{kb}/documents/{c.doc_id}?highlight={c.start}-{c.end}"}
+    from urllib.parse import quote
+
+    # A URL, so percent-encoded like the Location headers (a KB may be called 知识库).
+    return {**asdict(c), "url": f"/kbs/{quote(kb, safe='')}/documents/{c.doc_id}?highlight={c.start}-{c.end}"}
 
 
 def answer_json(kb: str, a: Answer, method: str) -> dict[str, Any]:

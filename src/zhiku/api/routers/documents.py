@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import FileProgress, Job, JobManager, PhaseProgress
+from zhiku.api.jobs import FileProgress, Job, JobManager, PhaseProgress, job_location
 from zhiku.api.uploads import Staged, ingested_now, place, settle, stage, unstage
 from zhiku.errors import NotFoundError, UsageError
 from zhiku.types import DocumentInfo
@@ -47,17 +47,20 @@ def upload_documents(
 ) -> JSONResponse:
     st = state(request)
     sent = [(f.filename or "", f.file) for f in files]
-    folder, staged = stage(handle.uploads, sent, st.settings.max_upload_bytes)
-    job = st.jobs.submit(handle.name, "ingest", lambda job: _ingest(st.jobs, handle, folder, staged, job))
+    folder, staged, refused = stage(handle.uploads, sent, st.settings.max_upload_bytes)
+    refusals = [{"file": r.name, "error": r.error} for r in refused]
+    job = st.jobs.submit(handle.name, "ingest",
+                         lambda job: _ingest(st.jobs, handle, folder, staged, job, refusals))
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
-    return JSONResponse(job.to_json(), status_code=202,
-                        headers={"Location": f"/kbs/{handle.name}/jobs/{job.id}"})
+    # The refused files are known before the job starts: say so at once, and again in its result.
+    return JSONResponse({**job.to_json(), "refused": refusals}, status_code=202,
+                        headers={"Location": job_location(handle.name, job.id)})
 
 
 def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Staged],
-            job: Job) -> dict[str, Any]:
+            job: Job, refused: list[dict[str, str]] | None = None) -> dict[str, Any]:
     try:
         with handle.write() as kb:
             placed = place(handle.uploads, staged)
@@ -86,6 +89,7 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
         "failed": [{"file": named(s), "error": message(s, e)} for s, e in report.failed],
         "chunks": report.chunks, "seconds": round(report.seconds, 3),
         "built": dict(built.built), "not_built": dict(built.skipped),
+        "refused": refused or [],
     }
     if report.failed and not (report.added or report.updated or report.unchanged):
         reasons = "; ".join(f["error"] for f in result["failed"])

@@ -1,0 +1,142 @@
+"""The API as a product (issue 15): Chinese names everywhere, uploads that never half-fail, job
+progress that only moves forward. Real HTTP against the app under Uvicorn on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web API needs fastapi, uvicorn and python-multipart")
+httpx = pytest.importorskip("httpx2", reason="the API tests use the httpx2 client (installed with openai)")
+
+from tests.helpers.corpus import EN_GUIDE, ZH_NOTES, ZH_REGULATION, fast_config, make_docx  # noqa: E402
+from tests.helpers.live_server import LiveServer, live_server, wait_job  # noqa: E402
+
+SETTINGS = fast_config().model_dump(mode="json", exclude_none=True)
+KB = "网页库2"
+K = quote(KB, safe="")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LiveServer]:
+    with live_server(tmp_path / "home") as s:
+        yield s
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[Any]:
+    with httpx.Client(base_url=server.url, timeout=60) as c:
+        yield c
+
+
+def upload(client: Any, kb: str, files: list[tuple[str, bytes]], wait: bool = True) -> Any:
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    return client.post(f"/kbs/{quote(kb, safe='')}/documents", params={"wait": "true"} if wait else {},
+                       files=parts)
+
+
+def sse_events(response: Any) -> list[tuple[str, Any]]:
+    events, name = [], "message"
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line[7:]
+        elif line.startswith("data: ") and line[6:] != "[DONE]":
+            events.append((name, json.loads(line[6:])))
+    return events
+
+
+def test_every_route_works_with_a_chinese_kb_name_and_chinese_file_names(client: Any, tmp_path: Path) -> None:
+    r = client.post("/kbs", json={"name": KB, "settings": SETTINGS})
+    assert r.status_code == 201, r.text
+    assert client.get(f"/kbs/{K}").json()["name"] == KB
+    assert KB in [k["name"] for k in client.get("/kbs").json()]
+
+    # The bug: a 500 from the latin-1 Location header, while the ingest ran anyway.
+    r = upload(client, KB, [("农业保险办法.md", ZH_REGULATION.encode()), ("员工手册.txt", ZH_NOTES.encode())],
+               wait=False)
+    assert r.status_code == 202, r.text
+    location = r.headers["location"]
+    assert location == f"/kbs/{K}/jobs/{r.json()['id']}" and location.isascii()
+    job = client.get(location).json()  # the header is a working address
+    job = wait_job(client, KB, job)
+    assert job["state"] == "done" and sorted(job["result"]["added"]) == ["农业保险办法.md", "员工手册.txt"]
+    with client.stream("GET", f"{location}/events") as events:
+        assert sse_events(events)[-1][1]["state"] == "done"
+    assert [j["id"] for j in client.get(f"/kbs/{K}/jobs").json()] == [job["id"]]
+
+    docs = client.get(f"/kbs/{K}/documents").json()
+    assert sorted(d["name"] for d in docs) == ["农业保险办法.md", "员工手册.txt"]
+    doc = next(d for d in docs if d["name"] == "农业保险办法.md")
+    assert client.get(f"/kbs/{K}/documents/{doc['id']}").json()["title"] == "示例农业保险办法"
+
+    hits = client.post(f"/kbs/{K}/search", json={"query": "保险金支付", "method": "bm25"}).json()["hits"]
+    assert hits and hits[0]["title"] == "示例农业保险办法"
+    whole = client.post(f"/kbs/{K}/ask", json={"question": "保险机构应当在多少日内支付保险金？"}).json()
+    assert "十日内" in whole["answer"]
+    assert whole["citations"][0]["url"].startswith(f"/kbs/{K}/documents/")
+    assert client.get(whole["citations"][0]["url"]).status_code == 200
+    with client.stream("POST", f"/kbs/{K}/ask", json={"question": "年假几天？", "stream": True}) as r:
+        assert r.status_code == 200 and sse_events(r)[-1][0] == "done"
+
+    # The OpenAI face: the KB is a model by its Chinese name.
+    assert KB in [m["id"] for m in client.get("/v1/models").json()["data"]]
+    assert client.get(f"/v1/models/{K}").json()["id"] == KB
+    reply = client.post("/v1/chat/completions", json={
+        "model": KB, "messages": [{"role": "user", "content": "保险机构应当在多少日内支付保险金？"}]}).json()
+    assert "十日内" in reply["choices"][0]["message"]["content"]
+
+    # An evaluation set with a Chinese name: its Location header is ASCII too.
+    qa = json.dumps({"question": "保险金几日内支付？", "doc": "农业保险办法.md"}, ensure_ascii=False)
+    r = client.post(f"/kbs/{K}/eval", files={"file": ("评测集.jsonl", qa.encode(), "application/json")},
+                    data={"methods": "bm25"})
+    assert r.status_code == 202, r.text
+    assert r.headers["location"].isascii() and r.headers["location"].startswith(f"/kbs/{K}/jobs/")
+    assert wait_job(client, KB, client.get(r.headers["location"]).json())["state"] in ("done", "failed")
+
+    assert client.delete(f"/kbs/{K}/documents/{doc['id']}").json()["deleted"]["name"] == "农业保险办法.md"
+    assert client.delete(f"/kbs/{K}").json() == {"deleted": KB}
+    assert client.get(f"/kbs/{K}").status_code == 404
+
+
+def test_an_unsupported_file_is_refused_and_the_others_are_ingested(client: Any, tmp_path: Path) -> None:
+    client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
+    docx = make_docx(tmp_path / "coffee.docx").read_bytes()
+    files = [("coffee.docx", docx), ("garden.md", EN_GUIDE.encode()), ("t.csv", b"a,b\n1,2\n"),
+             ("空.md", b""), ("tool.exe", b"MZ")]
+    r = upload(client, "docs", files, wait=False)
+    assert r.status_code == 202, r.text
+    refused = {f["file"]: f["error"] for f in r.json()["refused"]}
+    assert set(refused) == {"t.csv", "空.md", "tool.exe"}
+    assert "unsupported file type .csv" in refused["t.csv"] and ".docx" in refused["t.csv"]
+    assert "is empty" in refused["空.md"]
+    job = wait_job(client, "docs", r.json())
+    assert job["state"] == "done" and sorted(job["result"]["added"]) == ["coffee.docx", "garden.md"]
+    assert {f["file"] for f in job["result"]["refused"]} == set(refused)
+    assert sorted(d["name"] for d in client.get("/kbs/docs/documents").json()) == ["coffee.docx", "garden.md"]
+
+
+def test_job_progress_never_goes_backwards_and_done_is_complete(client: Any) -> None:
+    client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
+    files = [(f"note{i}.md", f"# Note {i}\n\n{EN_GUIDE}\n\nExtra line {i}.".encode()) for i in range(12)]
+    job = upload(client, "docs", files, wait=False).json()
+    with client.stream("GET", f"/kbs/docs/jobs/{job['id']}/events") as r:
+        events = [data for _, data in sse_events(r)]
+    final = events[-1]
+    assert final["state"] == "done"
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress), progress  # the bug: "ingest 40/40" then "build bm25 0/2032"
+    assert final["progress"] == 1.0 and final["done"] == final["total"] > 0
+    names = [p["name"] for p in final["phases"]]
+    assert names[0] == "ingest" and {"build bm25", "build dense"} <= set(names)
+    assert all(p["done"] == p["total"] for p in final["phases"])
+    ingest = final["phases"][0]
+    assert ingest["total"] == 12
+    for e in events:  # each phase keeps its own counts; earlier phases stay complete
+        for p in e["phases"][:-1]:
+            assert p["done"] == p["total"]
+        assert all(0 <= p["done"] <= p["total"] for p in e["phases"])
