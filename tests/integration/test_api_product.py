@@ -140,3 +140,59 @@ def test_job_progress_never_goes_backwards_and_done_is_complete(client: Any) -> 
         for p in e["phases"][:-1]:
             assert p["done"] == p["total"]
         assert all(0 <= p["done"] <= p["total"] for p in e["phases"])
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound and closed again: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_when_the_llm_fails_the_passages_come_with_a_reason_for_the_operator(client: Any) -> None:
+    dead = {"kind": "ollama", "options": {"model": "qwen2.5:7b", "retries": 0, "timeout": 5,
+                                          "base_url": f"http://127.0.0.1:{_closed_port()}"}}
+    client.post("/kbs", json={"name": "docs", "settings": {**SETTINGS, "generator": dead}})
+    assert upload(client, "docs", [("garden.md", EN_GUIDE.encode())]).json()["state"] == "done"
+    question = {"question": "How much sunlight do tomatoes need?", "method": "bm25", "k": 2}
+
+    r = client.post("/kbs/docs/ask", json=question)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"] == "" and not body["found"]
+    reason = body["llm_error"]
+    assert "ollama" in reason and "127.0.0.1" in reason and "\n" not in reason
+    assert "--base-url" not in reason and "--llm" not in reason  # not a CLI hint
+    assert [c["n"] for c in body["citations"]] == [1, 2][: len(body["citations"])]
+    assert "six hours of direct sunlight" in body["citations"][0]["quote"]
+
+    with client.stream("POST", "/kbs/docs/ask", json={**question, "stream": True}) as r:
+        events = sse_events(r)
+    assert events[-1][0] == "done" and events[-1][1]["llm_error"] == reason
+    assert events[-1][1]["citations"] == body["citations"]
+
+    chat = {"model": "docs", "messages": [{"role": "user", "content": question["question"]}], "method": "bm25"}
+    r = client.post("/v1/chat/completions", json=chat)
+    assert r.status_code == 200, r.text  # was 502 with nothing else
+    reply = r.json()
+    content = reply["choices"][0]["message"]["content"]
+    assert content.startswith(reason) and "[1] Gardening guide: " in content and "six hours" in content
+    assert reply["llm_error"] == reason and reply["citations"][0]["n"] == 1
+    with client.stream("POST", "/v1/chat/completions", json={**chat, "stream": True}) as r:
+        chunks = [data for _, data in sse_events(r)]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert text == content and chunks[-1]["llm_error"] == reason
+
+
+def test_openai_usage_is_filled_in_characters(client: Any) -> None:
+    client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
+    upload(client, "docs", [("garden.md", EN_GUIDE.encode())])
+    question = "How much sunlight do tomatoes need?"
+    reply = client.post("/v1/chat/completions", json={
+        "model": "docs", "messages": [{"role": "user", "content": question}]}).json()
+    usage = reply["usage"]
+    content = reply["choices"][0]["message"]["content"]
+    assert usage["unit"] == "characters" and usage["completion_tokens"] == len(content)
+    assert usage["prompt_tokens"] > len(question)
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

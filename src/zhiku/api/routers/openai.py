@@ -91,6 +91,30 @@ def sources_text(answer: Answer) -> str:
     return "\n".join(lines)
 
 
+def reply_text(a: Answer) -> str:
+    """The assistant's message: the answer and its sources, or, when the LLM failed, the reason and
+    the retrieved passages themselves (a chat client then still has something to read)."""
+    reason = answering.llm_error_of(a)
+    if not reason:
+        return a.text + sources_text(a)
+    lines = [reason, ""]
+    for c in a.citations:
+        quote = c.quote if len(c.quote) <= 400 else c.quote[:400] + "…"
+        lines.append(f"[{c.n}] {c.title}: {quote}")
+    return "\n".join(lines)
+
+
+def usage(messages: list[ChatMessage], a: Answer, content: str) -> dict[str, Any]:
+    """OpenAI's ``usage``, counted in characters: the backends do not report their tokenizer's
+    counts, and a guess in "tokens" would look exact. ``unit`` says so; the prompt is the messages
+    plus the passages given to the generator."""
+    sent = sum(len(m.content) if isinstance(m.content, str) else
+               sum(len(str(p.get("text", ""))) for p in (m.content or [])) for m in messages)
+    prompt = sent + sum(len(h.chunk.text) for h in a.hits if h.chunk is not None)
+    return {"prompt_tokens": prompt, "completion_tokens": len(content), "total_tokens": prompt + len(content),
+            "unit": "characters"}
+
+
 @router.post("/chat/completions")
 def chat_completions(body: ChatRequest, request: Request) -> Any:
     handle = _handle(request, body.model)
@@ -104,11 +128,13 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
 
     if not body.stream:
         a = answering.answer(question, hits, generator)
+        content = reply_text(a)
         return {
             "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a)},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": "stop", "logprobs": None}],
-            "citations": citations(a),
+            "citations": citations(a), "llm_error": answering.llm_error_of(a),
+            "usage": usage(body.messages, a, content),
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -124,10 +150,12 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
                 if isinstance(item, str):
                     yield chunk({"content": item})
                 else:
-                    tail = sources_text(item)
+                    reason = answering.llm_error_of(item)
+                    tail = reply_text(item) if reason else sources_text(item)
                     if tail:
                         yield chunk({"content": tail})
-                    yield chunk({}, "stop", citations=citations(item))
+                    yield chunk({}, "stop", citations=citations(item), llm_error=reason,
+                                usage=usage(body.messages, item, reply_text(item)))
         except ZhikuError as e:
             yield sse.event(zhiku_error_body(e))
         except Exception:
