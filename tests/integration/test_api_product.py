@@ -196,3 +196,76 @@ def test_openai_usage_is_filled_in_characters(client: Any) -> None:
     assert usage["unit"] == "characters" and usage["completion_tokens"] == len(content)
     assert usage["prompt_tokens"] > len(question)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+# -- conversations ----------------------------------------------------------------------------------
+
+def _rewriting_reply(messages: list[dict[str, str]]) -> str:
+    from zhiku.generate.prompts import DEFAULTS
+
+    if messages[0]["content"] in (DEFAULTS["zh"].rewrite_system, DEFAULTS["en"].rewrite_system):
+        return "Standalone query: When should roses be pruned?"
+    return "See the guide [1]."
+
+
+def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_path: Path) -> None:
+    from tests.integration.fake_llm_server import FakeLLMServer
+
+    home = tmp_path / "home"
+    with FakeLLMServer() as llm:
+        llm.reply = _rewriting_reply
+        generator = {"kind": "ollama", "options": {"model": "qwen2.5:7b", "base_url": llm.url}}
+        with live_server(home) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            client.post("/kbs", json={"name": KB, "settings": {**SETTINGS, "generator": generator}})
+            upload(client, KB, [("garden.md", EN_GUIDE.encode())])
+            c = client.post(f"/kbs/{K}/conversations", json={}).json()
+            first = client.post(f"/kbs/{K}/ask", json={"question": "How much sun do tomatoes need?",
+                                                        "conversation": c["id"], "method": "bm25"}).json()
+            assert first["query"] == first["question"]  # the first question is searched as asked
+            assert first["conversation"]["title"] == "How much sun do tomatoes need?"
+            with client.stream("POST", f"/kbs/{K}/ask", json={"question": "And when do I prune them?",
+                                                              "conversation": c["id"], "method": "bm25",
+                                                              "stream": True}) as r:
+                events = sse_events(r)
+            assert events[0] == ("query", {"query": "When should roses be pruned?"})
+            done = events[-1][1]
+            assert done["query"] == "When should roses be pruned?" and done["conversation"]["turns"] == 2
+            rewrite = [r.body["messages"] for r in llm.chat_requests()][1]
+            assert "How much sun do tomatoes need?" in rewrite[1]["content"]
+            assert "See the guide [1]." in rewrite[1]["content"]  # the history went with it
+
+            # A client keeping its own history sends it; the OpenAI endpoint uses its messages.
+            r = client.post(f"/kbs/{K}/ask", json={"question": "and pruning?", "method": "bm25", "history": [
+                {"question": "How much sun do tomatoes need?", "answer": "Six hours [1]."}]}).json()
+            assert r["query"] == "When should roses be pruned?"
+            n = len(llm.chat_requests())
+            client.post("/v1/chat/completions", json={"model": KB, "method": "bm25", "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "How much sun do tomatoes need?"},
+                {"role": "assistant", "content": "Six hours [1]."},
+                {"role": "user", "content": "and pruning?"}]})
+            calls = [r.body["messages"] for r in llm.chat_requests()][n:]
+            assert len(calls) == 2 and "Six hours [1]." in calls[0][1]["content"]
+            assert "When should roses be pruned?" in calls[1][1]["content"]
+
+        # A new server process over the same home still has the conversation.
+        with live_server(home) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+            listed = client.get(f"/kbs/{K}/conversations").json()
+            assert [x["id"] for x in listed] == [c["id"]] and listed[0]["turns"] == 2
+            shown = client.get(f"/kbs/{K}/conversations/{c['id']}").json()
+            assert [t["question"] for t in shown["turns"]] == ["How much sun do tomatoes need?",
+                                                               "And when do I prune them?"]
+            assert shown["turns"][0]["citations"][0]["name"] == "garden.md"
+            renamed = client.patch(f"/kbs/{K}/conversations/{c['id']}", json={"title": "花园 garden"}).json()
+            assert renamed["title"] == "花园 garden"
+            r = client.get(f"/kbs/{K}/conversations/{c['id']}/export")
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown")
+            assert "filename*=UTF-8''%E8%8A%B1%E5%9B%AD%20garden.md" in r.headers["content-disposition"]
+            md = r.text
+            assert md.startswith("# 花园 garden\n") and "## And when do I prune them?" in md
+            assert "*Searched for: When should roses be pruned?*" in md
+            assert "See the guide [1]." in md and "- [1] **Gardening guide" in md and "garden.md" in md
+            assert client.delete(f"/kbs/{K}/conversations/{c['id']}").json() == {"deleted": c["id"]}
+            assert client.get(f"/kbs/{K}/conversations").json() == []
+            r = client.post(f"/kbs/{K}/ask", json={"question": "x", "conversation": c["id"]})
+            assert r.status_code == 404

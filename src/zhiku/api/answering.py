@@ -65,9 +65,9 @@ def operator_reason(error: ZhikuError, generator: Generator) -> str:
     and the server's environment, where keys live.
     """
     what = error.message.rstrip(".")
-    return (f"The language model ({generator.describe()}) failed: {what}. Showing the retrieved passages "
-            "instead; the server's operator can fix the generator under Settings (zhiku.toml "
-            "[generator]) or the LLM server, and keys in the server's environment")
+    return (f"LLM {generator.describe()} failed ({what}); showing the retrieved passages. For the server's "
+            "operator: check the generator under Settings (zhiku.toml [generator]), that the LLM server is "
+            "up, and any key in the server's environment")
 
 
 def passages_answer(question: str, hits: Sequence[Hit], generator: Generator, error: ZhikuError) -> Answer:

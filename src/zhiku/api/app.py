@@ -41,7 +41,7 @@ def create_app(
     ``api_key``: required (as a bearer token) on write endpoints, and on all of them when
     ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
     """
-    from zhiku.api.routers import ask, documents, health, jobs, kbs, openai, search
+    from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search
     from zhiku.api.routers import eval as evaluation
     from zhiku.config import default_home
 
@@ -69,7 +69,7 @@ def create_app(
 
     app.include_router(health.router)
     reads = [Depends(require_read)]
-    for module in (kbs, documents, jobs, search, ask, evaluation, openai):
+    for module in (kbs, documents, jobs, search, ask, conversations, evaluation, openai):
         app.include_router(module.router, dependencies=reads)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -26,6 +26,7 @@ from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import ChatMessage, ChatRequest, EmbeddingsRequest
 from zhiku.errors import ConfigError, NotFoundError, UsageError, ZhikuError
+from zhiku.generate.conversation import follow_up_query, history_from_messages
 from zhiku.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -60,17 +61,20 @@ def show_model(model: str, request: Request) -> dict[str, Any]:
     return _model(model, handle.layout.catalog.stat().st_mtime)
 
 
+def text_of(m: ChatMessage) -> str:
+    """A message's text (content parts of other types, such as images, are skipped)."""
+    if m.content is None:
+        return ""
+    if isinstance(m.content, str):
+        return m.content
+    return "\n".join(str(p.get("text", "")) for p in m.content if p.get("type") == "text")
+
+
 def question_of(messages: list[ChatMessage]) -> str:
-    """The last user message as text (content parts of other types, such as images, are skipped)."""
+    """The last user message as text."""
     for m in reversed(messages):
-        if m.role != "user" or m.content is None:
-            continue
-        if isinstance(m.content, str):
-            text = m.content
-        else:
-            text = "\n".join(str(p.get("text", "")) for p in m.content if p.get("type") == "text")
-        if text.strip():
-            return text.strip()
+        if m.role == "user" and text_of(m).strip():
+            return text_of(m).strip()
     raise UsageError("the conversation has no user message with text",
                      "End messages with {\"role\": \"user\", \"content\": …}")
 
@@ -118,9 +122,14 @@ def usage(messages: list[ChatMessage], a: Answer, content: str) -> dict[str, Any
 @router.post("/chat/completions")
 def chat_completions(body: ChatRequest, request: Request) -> Any:
     handle = _handle(request, body.model)
-    question = question_of(body.messages)
-    _, hits = search_hits(handle, question, body.k, body.method, None)
+    question_of(body.messages)  # a conversation without a user question is a 400
+    # The messages are the conversation: earlier turns are the history a follow-up is rewritten
+    # with (by an LLM generator, as `zhiku chat` does), so "and roses?" finds what it refers to.
+    history, asked = history_from_messages([(m.role, text_of(m)) for m in body.messages])
     generator = answering.make_generator(handle)
+    follow = follow_up_query(generator, asked, history)
+    question = follow.query
+    _, hits = search_hits(handle, question, body.k, body.method, None)
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def citations(a: Answer) -> list[dict[str, Any]]:
