@@ -269,3 +269,72 @@ def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_p
             assert client.get(f"/kbs/{K}/conversations").json() == []
             r = client.post(f"/kbs/{K}/ask", json={"question": "x", "conversation": c["id"]})
             assert r.status_code == 404
+
+
+# -- settings and building ------------------------------------------------------------------------
+
+def test_settings_pick_an_llm_keys_stay_on_the_server_and_zhiku_toml_is_reread(
+        client: Any, server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
+    upload(client, "docs", [("garden.md", EN_GUIDE.encode())])
+    shown = client.get("/kbs/docs/settings").json()
+    assert shown["settings"]["generator"]["kind"] == "extractive"
+    assert shown["generator_kinds"] == ["extractive", "ollama", "openai"]
+
+    monkeypatch.setenv("ZHIKU_TEST_KEY", "sk-secret-value")
+    r = client.put("/kbs/docs/settings", json={"generator": {
+        "kind": "openai", "model": "deepseek-chat", "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "ZHIKU_TEST_KEY"}, "default_method": "bm25", "chunking": {"size": 300}})
+    assert r.status_code == 200, r.text
+    g = r.json()["settings"]["generator"]
+    assert g["kind"] == "openai" and g["model"] == "deepseek-chat" and g["key"] == "$ZHIKU_TEST_KEY is set"
+    assert r.json()["default_method"] == "bm25" and r.json()["settings"]["chunking"]["size"] == 300
+    toml = server.state.kbs.get("docs").layout.config.read_text(encoding="utf-8")
+    assert 'model = "deepseek-chat"' in toml and "sk-secret" not in toml
+    assert client.get("/kbs/docs").json()["generator"] == "openai"  # the reader saw the change
+
+    # A key someone wrote into zhiku.toml is never sent to the page.
+    path = server.state.kbs.get("docs").layout.config
+    path.write_text(toml.replace('api_key_env = "ZHIKU_TEST_KEY"', 'api_key = "sk-in-the-file"'),
+                    encoding="utf-8")
+    for route in ("/kbs/docs", "/kbs/docs/settings"):
+        assert "sk-in-the-file" not in client.get(route).text
+    assert client.get("/kbs/docs/settings").json()["settings"]["generator"]["key"] == "in zhiku.toml"
+
+    # An edit by hand is picked up without a restart (mtime check).
+    path.write_text(path.read_text(encoding="utf-8").replace('default_method = "bm25"',
+                                                              'default_method = "dense"'), encoding="utf-8")
+    assert client.get("/kbs/docs").json()["default_method"] == "dense"
+
+    r = client.put("/kbs/docs/settings", json={"generator": {"kind": "ollama", "model": ""}})
+    assert r.status_code == 400 and "needs a model name" in r.json()["error"]["message"]
+    r = client.put("/kbs/docs/settings", json={"generator": {"kind": "openai", "model": "m", "api_key": "x"}})
+    assert r.status_code == 422  # keys cannot be sent at all
+    r = client.put("/kbs/docs/settings", json={"default_method": "nope"})
+    assert r.status_code == 400
+    r = client.put("/kbs/docs/settings", json={"generator": {"kind": "extractive"}})
+    assert r.json()["settings"]["generator"] == {"kind": "extractive", "model": "", "base_url": "",
+                                                 "api_key_env": "", "options": {}, "key": "not needed"}
+
+
+def test_build_a_method_as_a_job_with_progress(client: Any) -> None:
+    settings = fast_config().model_dump(mode="json", exclude_none=True)
+    settings["methods"]["dense"]["enabled"] = False
+    client.post("/kbs", json={"name": "docs", "settings": settings})
+    upload(client, "docs", [("garden.md", EN_GUIDE.encode()), ("法规.md", ZH_REGULATION.encode())])
+    methods = {m["name"]: m for m in client.get("/kbs/docs/settings").json()["methods"]}
+    assert methods["bm25"]["built"] and not methods["dense"]["built"]
+    r = client.post("/kbs/docs/search", json={"query": "tomatoes", "method": "dense"})
+    assert r.status_code >= 400
+
+    r = client.post("/kbs/docs/methods/hybrid/build")  # a composite builds its parts
+    assert r.status_code == 202 and r.headers["location"].startswith("/kbs/docs/jobs/")
+    job = wait_job(client, "docs", r.json())
+    assert job["state"] == "done" and "dense" in job["result"]["built"], job
+    assert [p["name"] for p in job["phases"]] == ["build dense"] and job["progress"] == 1.0
+    assert job["phases"][0]["done"] == job["phases"][0]["total"] > 0
+    methods = {m["name"]: m for m in client.get("/kbs/docs/settings").json()["methods"]}
+    assert methods["dense"]["built"] and methods["dense"]["enabled"] is True and methods["hybrid"]["built"]
+    hits = client.post("/kbs/docs/search", json={"query": "tomatoes sunlight", "method": "hybrid"}).json()
+    assert hits["hits"][0]["title"] == "Gardening guide"
+    assert client.post("/kbs/docs/methods/nope/build").status_code == 400

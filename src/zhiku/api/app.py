@@ -41,14 +41,14 @@ def create_app(
     ``api_key``: required (as a bearer token) on write endpoints, and on all of them when
     ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
     """
-    from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search
+    from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
     from zhiku.config import default_home
 
     home = (home or default_home()).expanduser().resolve()
-    settings = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
+    server = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
                               max_upload_bytes=int(max_upload_mb * 2**20))
-    zhiku_state = AppState(settings=settings, kbs=KBRegistry(home))
+    zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,14 +62,14 @@ def create_app(
     def limit_for(scope: Scope) -> int:
         path = scope.get("path", "")
         if scope.get("method") == "POST" and path.endswith(("/documents", "/eval")):
-            return settings.max_upload_bytes
-        return settings.max_json_bytes
+            return server.max_upload_bytes
+        return server.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
 
     app.include_router(health.router)
     reads = [Depends(require_read)]
-    for module in (kbs, documents, jobs, search, ask, conversations, evaluation, openai):
+    for module in (kbs, settings, documents, jobs, search, ask, conversations, evaluation, openai):
         app.include_router(module.router, dependencies=reads)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -96,6 +96,8 @@ def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]],
             continue
         seen.add(name.lower())
         named.append((name, fileobj))
+    if not named:
+        raise errors[0] if errors else UsageError("no files in the upload", "Send one or more files")
     folder = uploads / ".staging" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     try:
