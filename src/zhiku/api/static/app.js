@@ -452,8 +452,9 @@ async function openConversation(id) {
   try {
     const c = await getJSON(`/kbs/${enc(kb)}/conversations/${id}`);
     setConversation(kb, id);
-    $("#chat-log").replaceChildren(...c.turns.flatMap((turn) => turnMessages(kb, turn)));
-    $("#chat-empty").hidden = true;
+    const empty = $("#chat-empty");
+    empty.hidden = c.turns.length > 0;
+    $("#chat-log").replaceChildren(empty, ...c.turns.flatMap((turn) => turnMessages(kb, turn)));
     await loadConversations();
   } catch (e) { notify(e.message, "error"); }
 }
