@@ -430,6 +430,14 @@ class KnowledgeBase:
     def documents(self) -> list[DocumentInfo]:
         return self.catalog.documents()
 
+    # -- added for the web API (issue 15); kept at the end of the class for the refactor's merge --
+    def delete_documents_by_id(self, doc_ids: Sequence[str]) -> int:
+        """Delete several documents (by id) in one change, then bring the indexes up to date once."""
+        with self.layout.writer_lock():
+            n = self.catalog.delete_documents(list(doc_ids))
+            self._build_locked(None, False, None)
+        return n
+
 
 def _check_query(query: str, k: int) -> str:
     if not isinstance(query, str) or not query.strip():

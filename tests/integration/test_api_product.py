@@ -338,3 +338,45 @@ def test_build_a_method_as_a_job_with_progress(client: Any) -> None:
     hits = client.post("/kbs/docs/search", json={"query": "tomatoes sunlight", "method": "hybrid"}).json()
     assert hits["hits"][0]["title"] == "Gardening guide"
     assert client.post("/kbs/docs/methods/nope/build").status_code == 400
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+def test_documents_page_search_relative_names_and_delete_by_title(client: Any, server: LiveServer,
+                                                                  tmp_path: Path) -> None:
+    from zhiku.service import KnowledgeBase
+
+    folder = tmp_path / "laws"
+    (folder / "zh").mkdir(parents=True)
+    for i in range(25):
+        (folder / "zh" / f"条例{i:02d}.md").write_text(f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。",
+                                                     encoding="utf-8")
+    (folder / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
+    with KnowledgeBase.open("laws", home=server.state.settings.home, config=fast_config()) as kb:
+        kb.ingest([folder])
+    upload(client, "laws", [("上传.md", ZH_NOTES.encode())])
+
+    r = client.get("/kbs/laws/documents", params={"offset": 0, "limit": 10})
+    assert r.headers["x-total-count"] == "27" and len(r.json()) == 10
+    names = [d["name"] for d in client.get("/kbs/laws/documents").json()]
+    assert "garden.md" in names and "zh/条例00.md" in names and "上传.md" in names
+    assert not any(n.startswith("/") for n in names)  # no server paths in the table
+    page2 = client.get("/kbs/laws/documents", params={"offset": 10, "limit": 10}).json()
+    assert [d["name"] for d in page2] == names[10:20]
+
+    found = client.get("/kbs/laws/documents", params={"q": "条例第1"})  # by title, any part
+    assert found.headers["x-total-count"] == "11"  # 第1号 and 第10…19号
+    assert found.json()[0]["title"] == "条例第1号"  # the exact match first
+    assert [d["name"] for d in client.get("/kbs/laws/documents", params={"q": "GARDEN"}).json()] == ["garden.md"]
+
+    doc = client.get("/kbs/laws/documents", params={"q": "garden"}).json()[0]
+    shown = client.get(f"/kbs/laws/documents/{doc['id']}").json()
+    assert shown["name"] == "garden.md" and [c["ord"] for c in shown["chunks"]] == list(range(len(shown["chunks"])))
+
+    ids = [d["id"] for d in found.json()]
+    r = client.post("/kbs/laws/documents/delete", json={"ids": ids})
+    assert r.status_code == 200 and len(r.json()["deleted"]) == 11
+    assert client.get("/kbs/laws/documents").headers["x-total-count"] == "16"
+    hits = client.post("/kbs/laws/search", json={"query": "附则15", "method": "bm25", "k": 30}).json()["hits"]
+    assert all(h["title"] not in {"条例第1号", "条例第15号"} for h in hits)
+    assert client.post("/kbs/laws/documents/delete", json={"ids": ["nope"]}).status_code == 404

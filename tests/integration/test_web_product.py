@@ -216,3 +216,54 @@ def test_chat_history_survives_a_server_restart(browser: Any, tmp_path: Path, sh
 
 
 assert CHROMIUM  # imported for its skip reason
+
+
+def test_documents_page_search_delete_by_title_and_chunks(browser: Any, tmp_path: Path, shots: Path) -> None:
+    from zhiku.config import KBConfig, MethodConfig
+
+    folder = tmp_path / "laws"
+    (folder / "zh").mkdir(parents=True)
+    for i in range(55):
+        (folder / "zh" / f"条例{i:02d}.md").write_text(f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。",
+                                                     encoding="utf-8")
+    (folder / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
+    home = tmp_path / "home"
+    with KnowledgeBase.open("laws", home=home, config=KBConfig(methods={"bm25": MethodConfig(kind="bm25")})) as kb:
+        kb.ingest([folder])
+    with live_server(home) as server:
+        page = open_page(browser, server, kb="laws")
+        page.click("#tab-manage")
+        rows = page.locator("#doc-table tbody tr")
+        expect(rows).to_have_count(50)
+        expect(page.locator("#doc-range")).to_have_text("1–50 of 56")
+        expect(rows.first.locator("td").first).to_have_text("garden.md")  # not /tmp/…/laws/garden.md
+        page.click("#doc-next")
+        expect(rows).to_have_count(6)
+        expect(page.locator("#doc-range")).to_have_text("51–56 of 56")
+
+        page.fill("#doc-search", "条例第5")  # a title: 第5号 and 第50…54号
+        expect(rows).to_have_count(6)
+        expect(rows.first.locator("td").nth(1)).to_have_text("条例第5号")
+        messages: list[str] = []
+
+        def accept(dialog: Any) -> None:
+            messages.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", accept)
+        page.click("#doc-delete-matching")
+        expect(page.locator("#notice")).to_have_text("Deleted 6 documents.")
+        assert "Delete these 6 documents matching “条例第5”?" in messages[0]
+        assert "• zh/条例05.md — 条例第5号" in messages[0] and "• zh/条例54.md — 条例第54号" in messages[0]
+        expect(page.locator("#docs-empty")).to_be_visible()
+        page.fill("#doc-search", "")
+        expect(page.locator("#doc-range")).to_have_text("1–50 of 50")
+
+        page.click("#doc-table a:text('garden.md')")
+        expect(page.locator("#viewer-path")).to_have_text("garden.md")
+        page.click("#viewer-chunks")
+        chunks = page.locator("#viewer-chunk-list li")
+        expect(chunks.first).to_contain_text("Tomatoes need at least six hours")
+        expect(chunks.first.locator(".chunk-head")).to_contain_text("Gardening guide")
+        page.screenshot(path=str(shots / "documents-chunks.png"))
+        assert page.errors == []

@@ -175,14 +175,28 @@ function renderKbInfo() {
   $("#delete-kb").hidden = !info;
 }
 
+// The documents table: one page at a time, searched by file name or title on the server.
+const DOC_PAGE = 50;
+const docView = { offset: 0, q: "", total: 0 };
+
 async function loadDocuments() {
-  const docs = await getJSON(`/kbs/${enc(state.kb)}/documents`);
+  const kb = state.kb;
+  const params = new URLSearchParams({ offset: docView.offset, limit: DOC_PAGE });
+  if (docView.q) params.set("q", docView.q);
+  const res = await api(`/kbs/${enc(kb)}/documents?${params}`);
+  const docs = await res.json();
+  if (kb !== state.kb) return;
+  docView.total = Number(res.headers.get("X-Total-Count") || docs.length);
   const body = $("#doc-table tbody");
   body.replaceChildren(...docs.map((d) => el("tr", { "data-doc": d.id },
-    el("td", {}, el("a", { href: `#doc/${enc(state.kb)}/${d.id}`, onclick: (e) => { e.preventDefault(); openDocument(state.kb, d.id); } }, d.name)),
+    el("td", {}, el("a", { href: `#doc/${enc(kb)}/${d.id}`, onclick: (e) => { e.preventDefault(); openDocument(kb, d.id); } }, d.name)),
     el("td", {}, d.title), el("td", {}, d.format), el("td", { class: "num" }, d.chunks), el("td", { class: "num" }, d.chars),
     el("td", {}, el("button", { class: "danger small", onclick: () => deleteDocument(d) }, t("delete"))))));
   $("#docs-empty").hidden = docs.length > 0;
+  $("#doc-range").textContent = docView.total ? t("range", docView.offset + 1, docView.offset + docs.length, docView.total) : "";
+  $("#doc-prev").disabled = docView.offset === 0;
+  $("#doc-next").disabled = docView.offset + docs.length >= docView.total;
+  $("#doc-delete-matching").hidden = !docView.q || !docView.total;
 }
 
 async function deleteDocument(doc) {
@@ -190,6 +204,22 @@ async function deleteDocument(doc) {
   try {
     await api(`/kbs/${enc(state.kb)}/documents/${doc.id}`, { method: "DELETE" });
     notify(t("deleted", doc.name));
+    await loadKbInfo();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+// Delete by title or file name: everything the search matches, after a confirmation that lists it.
+async function deleteMatching() {
+  const kb = state.kb;
+  try {
+    const matches = await getJSON(`/kbs/${enc(kb)}/documents?q=${enc(docView.q)}`);
+    if (!matches.length) return;
+    const shown = matches.slice(0, 20).map((d) => `• ${d.name} — ${d.title}`).join("\n") +
+      (matches.length > 20 ? `\n… (+${matches.length - 20})` : "");
+    if (!confirm(`${t("confirm_delete_matching", matches.length, docView.q)}\n\n${shown}`)) return;
+    await api(`/kbs/${enc(kb)}/documents/delete`, { method: "POST", json: { ids: matches.map((d) => d.id) } });
+    notify(t("deleted_n", matches.length));
+    docView.offset = 0;
     await loadKbInfo();
   } catch (e) { notify(e.message, "error"); }
 }
@@ -561,6 +591,10 @@ async function openDocument(kb, docId, start, end) {
   const query = start !== undefined ? `?highlight=${start}-${end}&chunks=false` : "?chunks=false";
   try {
     const doc = await getJSON(`/kbs/${enc(kb)}/documents/${docId}${query}`);
+    viewer.kb = kb;
+    viewer.doc = docId;
+    showChunks(false);
+    $("#viewer-chunks").textContent = `${t("show_chunks")} (${doc.chunk_count ?? ""})`.replace(" ()", "");
     $("#viewer-title").textContent = doc.title;
     $("#viewer-path").textContent = doc.name;
     const box = $("#viewer-text");
@@ -575,6 +609,26 @@ async function openDocument(kb, docId, start, end) {
       box.scrollTop = 0;
     }
     history.replaceState(null, "", `#doc/${enc(kb)}/${docId}` + (start !== undefined ? `/${start}-${end}` : ""));
+  } catch (e) { notify(e.message, "error"); }
+}
+
+// The viewer shows the document's text, or (toggled) its chunks as indexed: order, heading, offsets.
+const viewer = { kb: null, doc: null };
+
+function showChunks(on) {
+  $("#viewer-text").hidden = on;
+  $("#viewer-chunk-list").hidden = !on;
+  $("#viewer-chunks").classList.toggle("active", on);
+}
+
+async function toggleChunks() {
+  if (!$("#viewer-chunk-list").hidden) { showChunks(false); return; }
+  try {
+    const doc = await getJSON(`/kbs/${enc(viewer.kb)}/documents/${viewer.doc}?chunks=true`);
+    $("#viewer-chunk-list").replaceChildren(...doc.chunks.map((c) => el("li", { "data-ord": c.ord },
+      el("span", { class: "chunk-head" }, `${c.heading || doc.title} · ${c.start}–${c.end} · ${c.text.length} ${t("chars")}`),
+      c.text)));
+    showChunks(true);
   } catch (e) { notify(e.message, "error"); }
 }
 
@@ -658,6 +712,8 @@ async function start() {
   $("#kb-select").addEventListener("change", async (e) => {
     state.kb = e.target.value;
     clearChat();
+    Object.assign(docView, { offset: 0, q: "" });
+    $("#doc-search").value = "";
     localStorage.setItem("zhiku.kb", state.kb);
     await loadKbInfo().catch((err) => notify(err.message, "error"));
   });
@@ -674,6 +730,19 @@ async function start() {
   $("#delete-kb").addEventListener("click", deleteKb);
   $("#lab-form").addEventListener("submit", compare);
   $("#viewer-close").addEventListener("click", closeViewer);
+  $("#viewer-chunks").addEventListener("click", toggleChunks);
+  let searchTimer = null;
+  $("#doc-search").addEventListener("input", (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      docView.q = e.target.value.trim();
+      docView.offset = 0;
+      loadDocuments().catch((err) => notify(err.message, "error"));
+    }, 250);
+  });
+  $("#doc-prev").addEventListener("click", () => { docView.offset = Math.max(0, docView.offset - DOC_PAGE); loadDocuments(); });
+  $("#doc-next").addEventListener("click", () => { docView.offset += DOC_PAGE; loadDocuments(); });
+  $("#doc-delete-matching").addEventListener("click", deleteMatching);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("#viewer").hidden) closeViewer(); });
   setupDropzone();
   window.addEventListener("hashchange", openFromHash);

@@ -32,6 +32,9 @@ const I18N = {
     passages: "Retrieved passages", searched_for: "searched for: {0}", untitled: "New conversation",
     rename_prompt: "New title of this conversation:", confirm_delete_conv: "Delete the conversation “{0}”?",
     key_state: "API key",
+    doc_search: "Search by file name or title…", delete_matching: "Delete the matches…", range: "{0}–{1} of {2}",
+    confirm_delete_matching: "Delete these {0} documents matching “{1}”?", deleted_n: "Deleted {0} documents.",
+    show_chunks: "Chunks", chars: "characters",
   },
   zh: {
     tab_chat: "问答", tab_manage: "管理", tab_lab: "检索实验室", knowledge_base: "知识库",
@@ -61,5 +64,8 @@ const I18N = {
     passages: "检索到的段落", searched_for: "检索：{0}", untitled: "新对话",
     rename_prompt: "对话的新标题：", confirm_delete_conv: "删除对话“{0}”？",
     key_state: "API 密钥",
+    doc_search: "按文件名或标题搜索…", delete_matching: "删除匹配的文档…", range: "第 {0}–{1} 篇，共 {2} 篇",
+    confirm_delete_matching: "删除与“{1}”匹配的这 {0} 篇文档？", deleted_n: "已删除 {0} 篇文档。",
+    show_chunks: "分块", chars: "字",
   },
 };
