@@ -438,6 +438,24 @@ class KnowledgeBase:
             self._build_locked(None, False, None)
         return n
 
+    def chunking_stale(self) -> str | None:
+        """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
+        from zhiku.ingest.rechunk import stale_reason
+
+        return stale_reason(self.catalog, self.config)
+
+    def rechunk(
+        self, progress: Progress | None = None, build_progress: BuildProgress | None = None
+    ) -> tuple[IngestReport, BuildReport]:
+        """Chunk every stored document again with the current settings (no files are read), then
+        rebuild every index: a tokenizer change can keep chunk ids and still change their tokens."""
+        from zhiku.ingest.rechunk import rechunk
+
+        with self.layout.writer_lock():
+            report = rechunk(self.catalog, self.config, progress)
+            built = self._build_locked(None, True, build_progress)
+        return report, built
+
 
 def _check_query(query: str, k: int) -> str:
     if not isinstance(query, str) or not query.strip():

@@ -18,6 +18,7 @@ from zhiku.cli import eval as evaluation
 from zhiku.cli import words
 from zhiku.cli import chat
 from zhiku.cli import serve
+from zhiku.cli import manage
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     words.register(sub, common)
     chat.register(sub, common)
     serve.register(sub, common)
+    manage.register(sub, common)
     return parser
 
 

@@ -14,7 +14,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "ingest", parents=[common], help="add or update files and folders (txt, md, html, pdf, docx)"
     )
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--rechunk",
+        action="store_true",
+        help="chunk the stored documents again with the current settings (no files are read)",
+    )
     p.add_argument(
         "--keep-missing",
         action="store_true",
@@ -67,6 +72,16 @@ def _print_build(report: Any) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
+    if args.rechunk or not args.paths:
+        from zhiku.cli.manage import run_rechunk
+        from zhiku.errors import UsageError
+
+        if args.paths or not args.rechunk:
+            raise UsageError(
+                "give the files or folders to ingest, or --rechunk alone",
+                "e.g. `zhiku ingest ./docs`, or `zhiku ingest --rechunk` after changing [chunking]",
+            )
+        return run_rechunk(args)
     for p in args.paths:
         if not Path(p).exists():
             from zhiku.errors import NotFoundError
@@ -156,6 +171,7 @@ def run_status(args: argparse.Namespace) -> int:
             "language": kb.language(),
             "default_method": kb.default_method(),
             "methods": [s.__dict__ for s in status],
+            "chunking_stale": kb.chunking_stale(),
         }
         if args.json:
             print_json(info)
@@ -165,6 +181,8 @@ def run_status(args: argparse.Namespace) -> int:
             f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
             f"language {info['language']}, default method {info['default_method']}"
         )
+        if info["chunking_stale"]:
+            print(f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`")
         for s in status:
             parts = getattr(kb.method(s.name), "parts", None)
             if parts and s.built:

@@ -1,0 +1,75 @@
+"""`zhiku drop` and re-chunking from the stored text (issue 15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION
+
+from zhiku.cli.app import main
+from zhiku.config import KBConfig, MethodConfig
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _kb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
+    home, docs = tmp_path / "home", tmp_path / "docs"
+    docs.mkdir()
+    (docs / "garden.md").write_text(EN_GUIDE * 3, encoding="utf-8")
+    (docs / "农业保险办法.md").write_text(ZH_REGULATION, encoding="utf-8")
+    home.mkdir()
+    (home / "laws").mkdir()
+    KBConfig(methods={"bm25": MethodConfig(kind="bm25")}).save(home / "laws" / "zhiku.toml")
+    code, _, err = run(capsys, "ingest", str(docs), "--kb", "laws", "--home", str(home))
+    assert code == 0, err
+    return home, docs
+
+
+def test_drop_deletes_a_whole_kb_only_with_yes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home, _ = _kb(tmp_path, capsys)
+    code, out, err = run(capsys, "drop", "--kb", "laws", "--home", str(home))
+    assert code == 2 and out == ""
+    assert "this would delete knowledge base 'laws'" in err and "2 documents" in err
+    assert "zhiku drop --kb laws --yes" in err and (home / "laws" / "catalog.sqlite").exists()
+    code, out, _ = run(capsys, "drop", "--kb", "laws", "--home", str(home), "--yes")
+    assert code == 0 and out.startswith("deleted knowledge base 'laws'")
+    assert not (home / "laws").exists()
+    code, _, err = run(capsys, "kbs", "--home", str(home))
+    code, _, err = run(capsys, "drop", "--kb", "laws", "--home", str(home), "--yes")
+    assert code == 3 and "no knowledge base 'laws'" in err
+
+
+def test_changed_chunking_is_stale_and_rechunk_uses_the_stored_text(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    home, docs = _kb(tmp_path, capsys)
+    args = ("--kb", "laws", "--home", str(home))
+    before = json.loads(run(capsys, "status", *args, "--json")[1])
+    assert before["chunking_stale"] is None
+    assert "chunks STALE" not in run(capsys, "status", *args)[1]
+
+    toml = home / "laws" / "zhiku.toml"
+    config = KBConfig.load(toml)
+    config.updated(chunking={"size": 60, "min_size": 10}).save(toml)
+    out = run(capsys, "status", *args)[1]
+    assert "chunks STALE: settings changed (chunking.size 400 → 60; chunking.min_size 40 → 10)" in out
+    assert "zhiku ingest --rechunk" in out
+
+    for f in docs.iterdir():  # the originals are gone: a re-chunk must not need them
+        f.unlink()
+    code, out, err = run(capsys, "ingest", "--rechunk", *args)
+    assert code == 0, err
+    assert "re-chunked 2 documents from the stored text" in out and "built bm25" in out
+    after = json.loads(run(capsys, "status", *args, "--json")[1])
+    assert after["chunking_stale"] is None and after["documents"] == 2
+    assert after["chunks"] > before["chunks"]
+    hits = json.loads(run(capsys, "search", "十日内 支付 保险金", *args, "--json")[1])
+    assert hits[0]["title"] == "示例农业保险办法" and len(hits[0]["text"]) <= 60
+
+    code, _, err = run(capsys, "ingest", *args)
+    assert code == 2 and "--rechunk alone" in err
