@@ -162,6 +162,19 @@ def test_settings_pick_an_llm_and_build_a_method(browser: Any, tmp_path: Path, s
         expect(answer.locator(".text")).to_have_text("Tomatoes need six hours of sun [1].")
         expect(answer.locator(".llm-error")).to_have_count(0)
         assert llm.chat_requests()
+
+        # Smaller chunks: the page says the stored chunks are stale and re-chunks them.
+        page.click("#tab-settings")
+        page.fill("#chunk-size", "80")
+        page.click("#settings-save")
+        expect(page.locator("#rechunk-note")).to_be_visible()
+        expect(page.locator("#rechunk-reason")).to_contain_text("chunking.size 400 → 80")
+        page.screenshot(path=str(shots / "settings-rechunk.png"), full_page=True)
+        page.click("#rechunk")
+        expect(page.locator("#builds .build[data-method='rechunk']")).to_have_class("build done")
+        expect(page.locator("#rechunk-note")).to_be_hidden()
+        expect(page.locator("#builds .build[data-method='rechunk'] .build-label")).to_contain_text(
+            "2 documents re-chunked")
         assert page.errors == []
 
 

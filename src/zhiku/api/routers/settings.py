@@ -76,6 +76,7 @@ def settings_json(handle: KBHandle) -> dict[str, Any]:
         config = kb.config
         status = {s.name: s for s in kb.status()}
         default = kb.default_method()
+        stale = kb.chunking_stale()
     return {
         "kb": handle.name, "settings": public_settings(config), "default_method": default,
         "default_method_setting": config.default_method or "",
@@ -84,6 +85,7 @@ def settings_json(handle: KBHandle) -> dict[str, Any]:
                      "fresh": status[n].fresh if n in status else False,
                      "reason": status[n].reason if n in status else ""} for n, c in config.methods.items()],
         "generator_kinds": list(GENERATOR_KINDS),
+        "chunking_stale": stale,
     }
 
 
@@ -164,6 +166,31 @@ def build_method(
         return {"method": method, "built": dict(report.built), "fresh": report.fresh}
 
     job = st.jobs.submit(handle.name, "build", work)
+    if wait:
+        st.jobs.join(job)
+        return JSONResponse(job.to_json(), status_code=200)
+    return JSONResponse(job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)})
+
+
+@router.post("/kbs/{kb}/rechunk", status_code=202, dependencies=[Depends(require_write)],
+             responses={202: {"description": "the re-chunk job, to follow at /kbs/{kb}/jobs/{id}"}})
+def rechunk(
+    request: Request,
+    handle: KBDep,
+    wait: Annotated[bool, Query(description="answer when it is done")] = False,
+) -> JSONResponse:
+    """Chunk every stored document again with the current settings (no files are read), then
+    rebuild the indexes: after a change of chunking or tokenizer settings."""
+    from zhiku.api.jobs import FileProgress
+
+    st = state(request)
+
+    def work(job: Job) -> dict[str, Any]:
+        with handle.write() as kb:
+            report, built = kb.rechunk(FileProgress(st.jobs, job), PhaseProgress(st.jobs, job))
+        return {"rechunked": len(report.updated), "chunks": report.chunks, "built": dict(built.built)}
+
+    job = st.jobs.submit(handle.name, "rechunk", work)
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)

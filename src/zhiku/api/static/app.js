@@ -316,6 +316,7 @@ function showJob(job, bar, label) {
     if (r.added && r.added.length) parts.push(`${r.added.length} ${t("added")}`);
     if (r.updated && r.updated.length) parts.push(`${r.updated.length} ${t("updated")}`);
     if (r.unchanged && r.unchanged.length) parts.push(`${r.unchanged.length} ${t("unchanged")}`);
+    if (r.rechunked !== undefined) parts.push(`${r.rechunked} ${t("rechunked")}`);
     if (r.built && Object.keys(r.built).length && !parts.length) parts.push(`${t("built")} ${Object.keys(r.built).join(", ")}`);
     const failures = (r.failed || []).map((f) => f.error);
     if (job.error && !failures.length) failures.push(job.error.message);
@@ -539,6 +540,8 @@ async function loadSettings() {
   $("#set-default").replaceChildren(el("option", { value: "" }, `${t("automatic")} (${s.default_method})`),
     ...s.methods.map((m) => el("option", { value: m.name }, m.name)));
   $("#set-default").value = s.default_method_setting || "";
+  $("#rechunk-note").hidden = !s.chunking_stale;
+  $("#rechunk-reason").textContent = s.chunking_stale ? `${t("chunks_stale")}: ${s.chunking_stale}. ` : "";
   $("#chunk-size").value = s.settings.chunking.size;
   $("#chunk-overlap").value = s.settings.chunking.overlap;
   $("#method-table tbody").replaceChildren(...s.methods.map((m) => el("tr", { "data-method": m.name },
@@ -569,6 +572,18 @@ async function saveSettings(event) {
     notify(t("saved"));
     await loadKbInfo();
   } catch (e) { notify(e.message, "error"); }
+}
+
+async function rechunkKb() {
+  const kb = state.kb;
+  const bar = el("progress", { max: "100", value: "0" });
+  const label = el("span", { class: "build-label" }, t("waiting"));
+  const row = el("div", { class: "build", "data-method": "rechunk" }, el("div", {}, t("rechunk")), bar, label);
+  $("#builds").prepend(row);
+  try {
+    const job = await (await api(`/kbs/${enc(kb)}/rechunk`, { method: "POST" })).json();
+    await followJob(kb, job, bar, label, row);
+  } catch (e) { row.classList.add("failed"); label.textContent = e.message; }
 }
 
 async function buildMethod(name, force = false) {
@@ -723,6 +738,7 @@ async function start() {
   $("#conv-delete").addEventListener("click", deleteConversation);
   $("#gen-form").addEventListener("submit", saveSettings);
   $("#gen-kind").addEventListener("change", showLlmFields);
+  $("#rechunk").addEventListener("click", rechunkKb);
   $("#chat-input").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("#chat-form").requestSubmit(); }
   });

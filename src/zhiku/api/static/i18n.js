@@ -34,7 +34,8 @@ const I18N = {
     key_state: "API key",
     doc_search: "Search by file name or title…", delete_matching: "Delete the matches…", range: "{0}–{1} of {2}",
     confirm_delete_matching: "Delete these {0} documents matching “{1}”?", deleted_n: "Deleted {0} documents.",
-    show_chunks: "Chunks", chars: "characters",
+    show_chunks: "Chunks", chars: "characters", rechunk: "Re-chunk now", rechunked: "documents re-chunked",
+    chunks_stale: "The chunking settings changed since the documents were chunked",
   },
   zh: {
     tab_chat: "问答", tab_manage: "管理", tab_lab: "检索实验室", knowledge_base: "知识库",
@@ -66,6 +67,7 @@ const I18N = {
     key_state: "API 密钥",
     doc_search: "按文件名或标题搜索…", delete_matching: "删除匹配的文档…", range: "第 {0}–{1} 篇，共 {2} 篇",
     confirm_delete_matching: "删除与“{1}”匹配的这 {0} 篇文档？", deleted_n: "已删除 {0} 篇文档。",
-    show_chunks: "分块", chars: "字",
+    show_chunks: "分块", chars: "字", rechunk: "立即重新分块", rechunked: "篇文档已重新分块",
+    chunks_stale: "分块设置在文档分块之后改过了",
   },
 };
