@@ -83,6 +83,10 @@ class _Recorder:
     def describe(self) -> str:
         return self.inner.describe()
 
+    def __getattr__(self, name: str) -> Any:
+        # Optional generator hooks (the extractive answerer's select_contexts) reach the real one.
+        return getattr(self.inner, name)
+
 
 def answer_turn(
     kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None
