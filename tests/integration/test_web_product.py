@@ -280,3 +280,19 @@ def test_documents_page_search_delete_by_title_and_chunks(browser: Any, tmp_path
         expect(chunks.first.locator(".chunk-head")).to_contain_text("Gardening guide")
         page.screenshot(path=str(shots / "documents-chunks.png"))
         assert page.errors == []
+
+
+def test_swagger_ui_works_offline(browser: Any, tmp_path: Path, shots: Path) -> None:
+    pytest.importorskip("swagger_ui_bundle", reason="offline /docs needs the swagger-ui-bundle-v2 package")
+    with live_server(tmp_path / "home") as server:
+        context = browser.new_context(viewport={"width": 1366, "height": 768})
+        context.set_default_timeout(30_000)
+        page = context.new_page()
+        outside: list[str] = []
+        page.on("request", lambda r: None if r.url.startswith(server.url) else outside.append(r.url))
+        page.goto(server.url + "/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("zhiku", timeout=30_000)
+        expect(page.locator(".opblock-tag-section").first).to_be_visible()
+        page.screenshot(path=str(shots / "docs.png"))
+        assert outside == []  # nothing from a CDN
+        context.close()

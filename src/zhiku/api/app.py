@@ -55,7 +55,8 @@ def create_app(
         yield
         zhiku_state.kbs.close()
 
-    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None)
     app.state.zhiku = zhiku_state
     install_error_handlers(app)
 
@@ -73,9 +74,44 @@ def create_app(
         app.include_router(module.router, dependencies=reads)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_docs(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files zhiku serves itself (the swagger-ui-bundle-v2 package, Swagger UI 5: OpenAPI 3.1), so the
+    page works offline; FastAPI's default loads them from a CDN and shows a blank page without one.
+    Without the package, /docs says how to get it."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+
+    assets: str | None
+    try:
+        from swagger_ui_bundle import swagger_ui_path as assets
+    except ImportError:
+        assets = None
+
+    if assets is not None:
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if assets is None:
+            return HTMLResponse(
+                "<p>The API documentation needs the swagger-ui-bundle-v2 package: "
+                "<code>pip install 'zhiku[serve]'</code>. The schema itself is at "
+                "<a href='/openapi.json'>/openapi.json</a>.</p>", status_code=200)
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="zhiku API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def docs_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
