@@ -73,3 +73,17 @@ def test_changed_chunking_is_stale_and_rechunk_uses_the_stored_text(
 
     code, _, err = run(capsys, "ingest", *args)
     assert code == 2 and "--rechunk alone" in err
+
+
+def test_a_taken_port_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("uvicorn")
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        code, out, err = run(capsys, "serve", "--home", str(tmp_path), "--port", str(port))
+    assert code == 2 and out == ""
+    assert err == f"error: port {port} on 127.0.0.1 is already in use (another zhiku serve?). " \
+                  f"Stop that server, or pass another port: --port {port + 1}\n"
