@@ -225,6 +225,11 @@ class KnowledgeBase:
         m = self.method(name)
         if not m.indexed:
             return m
+        if self.catalog.chunk_count() == 0:
+            raise IndexError_(
+                f"knowledge base {self.name!r} is empty: there is nothing to search",
+                f"Add documents first: `zhiku ingest PATH --kb {self.name}`, or upload them on the web page",
+            )
         fp = self.catalog.fingerprint()
         if self._loaded.get(name) == fp:
             return m
@@ -261,6 +266,12 @@ class KnowledgeBase:
         """Build stale indexes; ``names`` builds those methods even where the default would not."""
         for n in names or ():
             self._method_config(n)
+        if names and self.catalog.chunk_count() == 0:
+            # An index of nothing is of no use, and libraries warn about empty means while building it.
+            raise IndexError_(
+                f"knowledge base {self.name!r} is empty: there is nothing to build an index of",
+                f"Add documents first: `zhiku ingest PATH --kb {self.name}`",
+            )
         with self.layout.writer_lock():
             if names:
                 # An explicit build is a decision: record it so later ingests keep the index current.
@@ -278,6 +289,10 @@ class KnowledgeBase:
         self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
     ) -> BuildReport:
         report = BuildReport()
+        if self.catalog.chunk_count() == 0:  # an index of nothing: skip (bm25s warns on empty means)
+            wanted = [n for n in names or self.method_names() if self.method(n).indexed]
+            report.skipped = [(n, "the knowledge base is empty") for n in wanted]
+            return report
         for name in names or self.method_names():
             m = self.method(name)
             if not m.indexed:

@@ -87,3 +87,23 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2 and out == ""
     assert err == f"error: port {port} on 127.0.0.1 is already in use (another zhiku serve?). " \
                   f"Stop that server, or pass another port: --port {port + 1}\n"
+
+
+def test_an_empty_kb_says_to_add_documents_without_numpy_warnings(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "tool.exe").write_bytes(b"MZ")
+    args = ("--kb", "e", "--home", str(tmp_path / "home"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Mean of empty slice" from building an index of nothing
+        assert run(capsys, "ingest", str(empty), *args)[0] == 0
+        for command in (("ask", "hello"), ("search", "hello")):
+            code, out, err = run(capsys, *command, *args)
+            assert code == 5 and out == ""
+            assert err == ("error: knowledge base 'e' is empty: there is nothing to search. Add documents first: "
+                           "`zhiku ingest PATH --kb e`, or upload them on the web page\n")
+        code, _, err = run(capsys, "build", "--method", "bm25", *args)
+        assert code == 5 and "Add documents first" in err
