@@ -36,8 +36,9 @@ def client(server: LiveServer) -> Iterator[Any]:
 
 def upload(client: Any, kb: str, files: list[tuple[str, bytes]], wait: bool = True) -> Any:
     parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
-    return client.post(f"/kbs/{quote(kb, safe='')}/documents", params={"wait": "true"} if wait else {},
-                       files=parts)
+    return client.post(
+        f"/kbs/{quote(kb, safe='')}/documents", params={"wait": "true"} if wait else {}, files=parts
+    )
 
 
 def sse_events(response: Any) -> list[tuple[str, Any]]:
@@ -57,8 +58,12 @@ def test_every_route_works_with_a_chinese_kb_name_and_chinese_file_names(client:
     assert KB in [k["name"] for k in client.get("/kbs").json()]
 
     # The bug: a 500 from the latin-1 Location header, while the ingest ran anyway.
-    r = upload(client, KB, [("农业保险办法.md", ZH_REGULATION.encode()), ("员工手册.txt", ZH_NOTES.encode())],
-               wait=False)
+    r = upload(
+        client,
+        KB,
+        [("农业保险办法.md", ZH_REGULATION.encode()), ("员工手册.txt", ZH_NOTES.encode())],
+        wait=False,
+    )
     assert r.status_code == 202, r.text
     location = r.headers["location"]
     assert location == f"/kbs/{K}/jobs/{r.json()['id']}" and location.isascii()
@@ -86,14 +91,19 @@ def test_every_route_works_with_a_chinese_kb_name_and_chinese_file_names(client:
     # The OpenAI face: the KB is a model by its Chinese name.
     assert KB in [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert client.get(f"/v1/models/{K}").json()["id"] == KB
-    reply = client.post("/v1/chat/completions", json={
-        "model": KB, "messages": [{"role": "user", "content": "保险机构应当在多少日内支付保险金？"}]}).json()
+    reply = client.post(
+        "/v1/chat/completions",
+        json={"model": KB, "messages": [{"role": "user", "content": "保险机构应当在多少日内支付保险金？"}]},
+    ).json()
     assert "十日内" in reply["choices"][0]["message"]["content"]
 
     # An evaluation set with a Chinese name: its Location header is ASCII too.
     qa = json.dumps({"question": "保险金几日内支付？", "doc": "农业保险办法.md"}, ensure_ascii=False)
-    r = client.post(f"/kbs/{K}/eval", files={"file": ("评测集.jsonl", qa.encode(), "application/json")},
-                    data={"methods": "bm25"})
+    r = client.post(
+        f"/kbs/{K}/eval",
+        files={"file": ("评测集.jsonl", qa.encode(), "application/json")},
+        data={"methods": "bm25"},
+    )
     assert r.status_code == 202, r.text
     assert r.headers["location"].isascii() and r.headers["location"].startswith(f"/kbs/{K}/jobs/")
     assert wait_job(client, KB, client.get(r.headers["location"]).json())["state"] in ("done", "failed")
@@ -106,8 +116,13 @@ def test_every_route_works_with_a_chinese_kb_name_and_chinese_file_names(client:
 def test_an_unsupported_file_is_refused_and_the_others_are_ingested(client: Any, tmp_path: Path) -> None:
     client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
     docx = make_docx(tmp_path / "coffee.docx").read_bytes()
-    files = [("coffee.docx", docx), ("garden.md", EN_GUIDE.encode()), ("t.csv", b"a,b\n1,2\n"),
-             ("空.md", b""), ("tool.exe", b"MZ")]
+    files = [
+        ("coffee.docx", docx),
+        ("garden.md", EN_GUIDE.encode()),
+        ("t.csv", b"a,b\n1,2\n"),
+        ("空.md", b""),
+        ("tool.exe", b"MZ"),
+    ]
     r = upload(client, "docs", files, wait=False)
     assert r.status_code == 202, r.text
     refused = {f["file"]: f["error"] for f in r.json()["refused"]}
@@ -151,8 +166,15 @@ def _closed_port() -> int:
 
 
 def test_when_the_llm_fails_the_passages_come_with_a_reason_for_the_operator(client: Any) -> None:
-    dead = {"kind": "ollama", "options": {"model": "qwen2.5:7b", "retries": 0, "timeout": 5,
-                                          "base_url": f"http://127.0.0.1:{_closed_port()}"}}
+    dead = {
+        "kind": "ollama",
+        "options": {
+            "model": "qwen2.5:7b",
+            "retries": 0,
+            "timeout": 5,
+            "base_url": f"http://127.0.0.1:{_closed_port()}",
+        },
+    }
     client.post("/kbs", json={"name": "docs", "settings": {**SETTINGS, "generator": dead}})
     assert upload(client, "docs", [("garden.md", EN_GUIDE.encode())]).json()["state"] == "done"
     question = {"question": "How much sunlight do tomatoes need?", "method": "bm25", "k": 2}
@@ -172,7 +194,11 @@ def test_when_the_llm_fails_the_passages_come_with_a_reason_for_the_operator(cli
     assert events[-1][0] == "done" and events[-1][1]["llm_error"] == reason
     assert events[-1][1]["citations"] == body["citations"]
 
-    chat = {"model": "docs", "messages": [{"role": "user", "content": question["question"]}], "method": "bm25"}
+    chat = {
+        "model": "docs",
+        "messages": [{"role": "user", "content": question["question"]}],
+        "method": "bm25",
+    }
     r = client.post("/v1/chat/completions", json=chat)
     assert r.status_code == 200, r.text  # was 502 with nothing else
     reply = r.json()
@@ -189,8 +215,9 @@ def test_openai_usage_is_filled_in_characters(client: Any) -> None:
     client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
     upload(client, "docs", [("garden.md", EN_GUIDE.encode())])
     question = "How much sunlight do tomatoes need?"
-    reply = client.post("/v1/chat/completions", json={
-        "model": "docs", "messages": [{"role": "user", "content": question}]}).json()
+    reply = client.post(
+        "/v1/chat/completions", json={"model": "docs", "messages": [{"role": "user", "content": question}]}
+    ).json()
     usage = reply["usage"]
     content = reply["choices"][0]["message"]["content"]
     assert usage["unit"] == "characters" and usage["completion_tokens"] == len(content)
@@ -199,6 +226,7 @@ def test_openai_usage_is_filled_in_characters(client: Any) -> None:
 
 
 # -- conversations ----------------------------------------------------------------------------------
+
 
 def _rewriting_reply(messages: list[dict[str, str]]) -> str:
     from zhiku.generate.prompts import DEFAULTS
@@ -219,13 +247,26 @@ def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_p
             client.post("/kbs", json={"name": KB, "settings": {**SETTINGS, "generator": generator}})
             upload(client, KB, [("garden.md", EN_GUIDE.encode())])
             c = client.post(f"/kbs/{K}/conversations", json={}).json()
-            first = client.post(f"/kbs/{K}/ask", json={"question": "How much sun do tomatoes need?",
-                                                        "conversation": c["id"], "method": "bm25"}).json()
+            first = client.post(
+                f"/kbs/{K}/ask",
+                json={
+                    "question": "How much sun do tomatoes need?",
+                    "conversation": c["id"],
+                    "method": "bm25",
+                },
+            ).json()
             assert first["query"] == first["question"]  # the first question is searched as asked
             assert first["conversation"]["title"] == "How much sun do tomatoes need?"
-            with client.stream("POST", f"/kbs/{K}/ask", json={"question": "And when do I prune them?",
-                                                              "conversation": c["id"], "method": "bm25",
-                                                              "stream": True}) as r:
+            with client.stream(
+                "POST",
+                f"/kbs/{K}/ask",
+                json={
+                    "question": "And when do I prune them?",
+                    "conversation": c["id"],
+                    "method": "bm25",
+                    "stream": True,
+                },
+            ) as r:
                 events = sse_events(r)
             assert events[0] == ("query", {"query": "When should roses be pruned?"})
             done = events[-1][1]
@@ -235,15 +276,29 @@ def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_p
             assert "See the guide [1]." in rewrite[1]["content"]  # the history went with it
 
             # A client keeping its own history sends it; the OpenAI endpoint uses its messages.
-            r = client.post(f"/kbs/{K}/ask", json={"question": "and pruning?", "method": "bm25", "history": [
-                {"question": "How much sun do tomatoes need?", "answer": "Six hours [1]."}]}).json()
+            r = client.post(
+                f"/kbs/{K}/ask",
+                json={
+                    "question": "and pruning?",
+                    "method": "bm25",
+                    "history": [{"question": "How much sun do tomatoes need?", "answer": "Six hours [1]."}],
+                },
+            ).json()
             assert r["query"] == "When should roses be pruned?"
             n = len(llm.chat_requests())
-            client.post("/v1/chat/completions", json={"model": KB, "method": "bm25", "messages": [
-                {"role": "system", "content": "Be brief."},
-                {"role": "user", "content": "How much sun do tomatoes need?"},
-                {"role": "assistant", "content": "Six hours [1]."},
-                {"role": "user", "content": "and pruning?"}]})
+            client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": KB,
+                    "method": "bm25",
+                    "messages": [
+                        {"role": "system", "content": "Be brief."},
+                        {"role": "user", "content": "How much sun do tomatoes need?"},
+                        {"role": "assistant", "content": "Six hours [1]."},
+                        {"role": "user", "content": "and pruning?"},
+                    ],
+                },
+            )
             calls = [r.body["messages"] for r in llm.chat_requests()][n:]
             assert len(calls) == 2 and "Six hours [1]." in calls[0][1]["content"]
             assert "When should roses be pruned?" in calls[1][1]["content"]
@@ -253,8 +308,10 @@ def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_p
             listed = client.get(f"/kbs/{K}/conversations").json()
             assert [x["id"] for x in listed] == [c["id"]] and listed[0]["turns"] == 2
             shown = client.get(f"/kbs/{K}/conversations/{c['id']}").json()
-            assert [t["question"] for t in shown["turns"]] == ["How much sun do tomatoes need?",
-                                                               "And when do I prune them?"]
+            assert [t["question"] for t in shown["turns"]] == [
+                "How much sun do tomatoes need?",
+                "And when do I prune them?",
+            ]
             assert shown["turns"][0]["citations"][0]["name"] == "garden.md"
             renamed = client.patch(f"/kbs/{K}/conversations/{c['id']}", json={"title": "花园 garden"}).json()
             assert renamed["title"] == "花园 garden"
@@ -273,8 +330,10 @@ def test_conversations_rewrite_follow_ups_are_stored_and_survive_a_restart(tmp_p
 
 # -- settings and building ------------------------------------------------------------------------
 
+
 def test_settings_pick_an_llm_keys_stay_on_the_server_and_zhiku_toml_is_reread(
-        client: Any, server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    client: Any, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
     upload(client, "docs", [("garden.md", EN_GUIDE.encode())])
     shown = client.get("/kbs/docs/settings").json()
@@ -282,9 +341,19 @@ def test_settings_pick_an_llm_keys_stay_on_the_server_and_zhiku_toml_is_reread(
     assert shown["generator_kinds"] == ["extractive", "ollama", "openai"]
 
     monkeypatch.setenv("ZHIKU_TEST_KEY", "sk-secret-value")
-    r = client.put("/kbs/docs/settings", json={"generator": {
-        "kind": "openai", "model": "deepseek-chat", "base_url": "http://127.0.0.1:9/v1",
-        "api_key_env": "ZHIKU_TEST_KEY"}, "default_method": "bm25", "chunking": {"size": 300}})
+    r = client.put(
+        "/kbs/docs/settings",
+        json={
+            "generator": {
+                "kind": "openai",
+                "model": "deepseek-chat",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key_env": "ZHIKU_TEST_KEY",
+            },
+            "default_method": "bm25",
+            "chunking": {"size": 300},
+        },
+    )
     assert r.status_code == 200, r.text
     g = r.json()["settings"]["generator"]
     assert g["kind"] == "openai" and g["model"] == "deepseek-chat" and g["key"] == "$ZHIKU_TEST_KEY is set"
@@ -295,15 +364,18 @@ def test_settings_pick_an_llm_keys_stay_on_the_server_and_zhiku_toml_is_reread(
 
     # A key someone wrote into zhiku.toml is never sent to the page.
     path = server.state.kbs.get("docs").layout.config
-    path.write_text(toml.replace('api_key_env = "ZHIKU_TEST_KEY"', 'api_key = "sk-in-the-file"'),
-                    encoding="utf-8")
+    path.write_text(
+        toml.replace('api_key_env = "ZHIKU_TEST_KEY"', 'api_key = "sk-in-the-file"'), encoding="utf-8"
+    )
     for route in ("/kbs/docs", "/kbs/docs/settings"):
         assert "sk-in-the-file" not in client.get(route).text
     assert client.get("/kbs/docs/settings").json()["settings"]["generator"]["key"] == "in zhiku.toml"
 
     # An edit by hand is picked up without a restart (mtime check).
-    path.write_text(path.read_text(encoding="utf-8").replace('default_method = "bm25"',
-                                                              'default_method = "dense"'), encoding="utf-8")
+    path.write_text(
+        path.read_text(encoding="utf-8").replace('default_method = "bm25"', 'default_method = "dense"'),
+        encoding="utf-8",
+    )
     assert client.get("/kbs/docs").json()["default_method"] == "dense"
 
     r = client.put("/kbs/docs/settings", json={"generator": {"kind": "ollama", "model": ""}})
@@ -313,8 +385,14 @@ def test_settings_pick_an_llm_keys_stay_on_the_server_and_zhiku_toml_is_reread(
     r = client.put("/kbs/docs/settings", json={"default_method": "nope"})
     assert r.status_code == 400
     r = client.put("/kbs/docs/settings", json={"generator": {"kind": "extractive"}})
-    assert r.json()["settings"]["generator"] == {"kind": "extractive", "model": "", "base_url": "",
-                                                 "api_key_env": "", "options": {}, "key": "not needed"}
+    assert r.json()["settings"]["generator"] == {
+        "kind": "extractive",
+        "model": "",
+        "base_url": "",
+        "api_key_env": "",
+        "options": {},
+        "key": "not needed",
+    }
 
 
 def test_build_a_method_as_a_job_with_progress(client: Any) -> None:
@@ -342,15 +420,18 @@ def test_build_a_method_as_a_job_with_progress(client: Any) -> None:
 
 # -- documents ------------------------------------------------------------------------------------
 
-def test_documents_page_search_relative_names_and_delete_by_title(client: Any, server: LiveServer,
-                                                                  tmp_path: Path) -> None:
+
+def test_documents_page_search_relative_names_and_delete_by_title(
+    client: Any, server: LiveServer, tmp_path: Path
+) -> None:
     from zhiku.service import KnowledgeBase
 
     folder = tmp_path / "laws"
     (folder / "zh").mkdir(parents=True)
     for i in range(25):
-        (folder / "zh" / f"条例{i:02d}.md").write_text(f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。",
-                                                     encoding="utf-8")
+        (folder / "zh" / f"条例{i:02d}.md").write_text(
+            f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。", encoding="utf-8"
+        )
     (folder / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
     with KnowledgeBase.open("laws", home=server.state.settings.home, config=fast_config()) as kb:
         kb.ingest([folder])
@@ -367,11 +448,15 @@ def test_documents_page_search_relative_names_and_delete_by_title(client: Any, s
     found = client.get("/kbs/laws/documents", params={"q": "条例第1"})  # by title, any part
     assert found.headers["x-total-count"] == "11"  # 第1号 and 第10…19号
     assert found.json()[0]["title"] == "条例第1号"  # the exact match first
-    assert [d["name"] for d in client.get("/kbs/laws/documents", params={"q": "GARDEN"}).json()] == ["garden.md"]
+    assert [d["name"] for d in client.get("/kbs/laws/documents", params={"q": "GARDEN"}).json()] == [
+        "garden.md"
+    ]
 
     doc = client.get("/kbs/laws/documents", params={"q": "garden"}).json()[0]
     shown = client.get(f"/kbs/laws/documents/{doc['id']}").json()
-    assert shown["name"] == "garden.md" and [c["ord"] for c in shown["chunks"]] == list(range(len(shown["chunks"])))
+    assert shown["name"] == "garden.md" and [c["ord"] for c in shown["chunks"]] == list(
+        range(len(shown["chunks"]))
+    )
 
     ids = [d["id"] for d in found.json()]
     r = client.post("/kbs/laws/documents/delete", json={"ids": ids})

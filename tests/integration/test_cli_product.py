@@ -46,7 +46,8 @@ def test_drop_deletes_a_whole_kb_only_with_yes(tmp_path: Path, capsys: pytest.Ca
 
 
 def test_changed_chunking_is_stale_and_rechunk_uses_the_stored_text(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     home, docs = _kb(tmp_path, capsys)
     args = ("--kb", "laws", "--home", str(home))
     before = json.loads(run(capsys, "status", *args, "--json")[1])
@@ -85,12 +86,15 @@ def test_a_taken_port_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFi
         port = taken.getsockname()[1]
         code, out, err = run(capsys, "serve", "--home", str(tmp_path), "--port", str(port))
     assert code == 2 and out == ""
-    assert err == f"error: port {port} on 127.0.0.1 is already in use (another zhiku serve?). " \
-                  f"Stop that server, or pass another port: --port {port + 1}\n"
+    assert (
+        err == f"error: port {port} on 127.0.0.1 is already in use (another zhiku serve?). "
+        f"Stop that server, or pass another port: --port {port + 1}\n"
+    )
 
 
 def test_an_empty_kb_says_to_add_documents_without_numpy_warnings(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import warnings
 
     empty = tmp_path / "empty"
@@ -103,7 +107,9 @@ def test_an_empty_kb_says_to_add_documents_without_numpy_warnings(
         for command in (("ask", "hello"), ("search", "hello")):
             code, out, err = run(capsys, *command, *args)
             assert code == 5 and out == ""
-            assert err == ("error: knowledge base 'e' is empty: there is nothing to search. Add documents first: "
-                           "`zhiku ingest PATH --kb e`, or upload them on the web page\n")
+            assert err == (
+                "error: knowledge base 'e' is empty: there is nothing to search. Add documents first: "
+                "`zhiku ingest PATH --kb e`, or upload them on the web page\n"
+            )
         code, _, err = run(capsys, "build", "--method", "bm25", *args)
         assert code == 5 and "Add documents first" in err

@@ -11,8 +11,12 @@ import pytest
 
 from zhiku.embed.numpy_bert import numpy_encoder, supported
 
-TEXTS = ["How do I delete a document?", "混合检索是怎么融合结果的？", "a",
-         "Tomatoes need at least six hours of direct sunlight every day. " * 40]  # truncated at 256
+TEXTS = [
+    "How do I delete a document?",
+    "混合检索是怎么融合结果的？",
+    "a",
+    "Tomatoes need at least six hours of direct sunlight every day. " * 40,
+]  # truncated at 256
 
 
 def _minilm() -> Path:
@@ -34,7 +38,9 @@ def test_only_plain_bert_with_mean_pooling_is_taken(tmp_path: Path) -> None:
     dense = tmp_path / "dense"
     shutil.copytree(model, dense)
     modules = json.loads((dense / "modules.json").read_text(encoding="utf-8"))
-    modules.insert(2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    modules.insert(
+        2, {"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"}
+    )
     (dense / "modules.json").write_text(json.dumps(modules))
     assert not supported(dense)
 

@@ -20,17 +20,33 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="browser tests need
 from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config, make_docx  # noqa: E402
 from tests.helpers.live_server import live_server  # noqa: E402
 from tests.integration.fake_llm_server import FakeLLMServer  # noqa: E402
-from tests.integration.test_web_page import (  # noqa: E402, F401  (fixtures)
+from tests.integration.test_web_page import (  # noqa: E402, F401  (pytestmark: the same skip)
     CHROMIUM,
-    browser,
+    CHROMIUM_ARGS,
     open_page,
     pytestmark,
-    shots,
 )
 
 from zhiku.service import KnowledgeBase  # noqa: E402
 
 expect = sync_api.expect
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import os
+
+    out = Path(os.environ.get("ZHIKU_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _home(tmp_path: Path, dense: bool = True, generator: dict[str, Any] | None = None) -> Path:
@@ -60,7 +76,8 @@ def _rewriting_reply(messages: list[dict[str, str]]) -> str:
 
 
 def test_upload_refuses_bad_files_and_progress_only_moves_forward(
-        browser: Any, tmp_path: Path, shots: Path) -> None:
+    browser: Any, tmp_path: Path, shots: Path
+) -> None:
     home = _home(tmp_path)
     with live_server(home) as server:
         page = open_page(browser, server)
@@ -85,12 +102,18 @@ def test_upload_refuses_bad_files_and_progress_only_moves_forward(
             }).observe(document.querySelector("#uploads"), { childList: true });
         }""")
         notes = "".join(f"## Note {i}\n\n{EN_GUIDE}\n\nLine {i}.\n\n" for i in range(30))
-        page.set_input_files("#file-input", files=[
-            {"name": "coffee.docx", "mimeType": "application/octet-stream",
-             "buffer": make_docx(tmp_path / "coffee.docx").read_bytes()},
-            {"name": "笔记.md", "mimeType": "text/markdown", "buffer": notes.encode()},
-            {"name": "t.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"},
-        ])
+        page.set_input_files(
+            "#file-input",
+            files=[
+                {
+                    "name": "coffee.docx",
+                    "mimeType": "application/octet-stream",
+                    "buffer": make_docx(tmp_path / "coffee.docx").read_bytes(),
+                },
+                {"name": "笔记.md", "mimeType": "text/markdown", "buffer": notes.encode()},
+                {"name": "t.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"},
+            ],
+        )
         row = page.locator("#uploads .upload").first
         expect(row).to_have_class("upload done")
         expect(row.locator(".upload-label")).to_contain_text("Done: 2 added")
@@ -174,15 +197,17 @@ def test_settings_pick_an_llm_and_build_a_method(browser: Any, tmp_path: Path, s
         expect(page.locator("#builds .build[data-method='rechunk']")).to_have_class("build done")
         expect(page.locator("#rechunk-note")).to_be_hidden()
         expect(page.locator("#builds .build[data-method='rechunk'] .build-label")).to_contain_text(
-            "2 documents re-chunked")
+            "2 documents re-chunked"
+        )
         assert page.errors == []
 
 
 def test_chat_history_survives_a_server_restart(browser: Any, tmp_path: Path, shots: Path) -> None:
     with FakeLLMServer() as llm:
         llm.reply = _rewriting_reply
-        home = _home(tmp_path, generator={"kind": "ollama", "options": {"model": "qwen2.5:7b",
-                                                                         "base_url": llm.url}})
+        home = _home(
+            tmp_path, generator={"kind": "ollama", "options": {"model": "qwen2.5:7b", "base_url": llm.url}}
+        )
         with live_server(home) as server:
             port = int(server.url.rsplit(":", 1)[1])
             page = open_page(browser, server)
@@ -193,7 +218,9 @@ def test_chat_history_survives_a_server_restart(browser: Any, tmp_path: Path, sh
             page.fill("#chat-input", "And when do I prune the roses?")
             page.press("#chat-input", "Enter")
             expect(page.locator(".query-note")).to_have_text("searched for: When should roses be pruned?")
-            expect(page.locator(".msg.bot").last.locator(".text")).to_have_text("Prune roses in late winter [1].")
+            expect(page.locator(".msg.bot").last.locator(".text")).to_have_text(
+                "Prune roses in late winter [1]."
+            )
             expect(page.locator("#conv-list li")).to_have_count(1)
             expect(page.locator("#conv-title")).to_have_text("How much sunlight do tomatoes need?")
             # The follow-up went to the LLM with the first turn as its history.
@@ -223,12 +250,11 @@ def test_chat_history_survives_a_server_restart(browser: Any, tmp_path: Path, sh
             expect(page.locator(".msg.bot")).to_have_count(3)
             expect(page.locator(".msg.bot").last).not_to_have_class("msg bot streaming")
             rewrite = [r.body["messages"] for r in llm.chat_requests()][n]
-            assert "And when do I prune the roses?" in rewrite[1]["content"] or \
-                "When should roses be pruned?" in rewrite[1]["content"]
+            assert (
+                "And when do I prune the roses?" in rewrite[1]["content"]
+                or "When should roses be pruned?" in rewrite[1]["content"]
+            )
             assert json.loads(json.dumps(page.errors)) == []
-
-
-assert CHROMIUM  # imported for its skip reason
 
 
 def test_documents_page_search_delete_by_title_and_chunks(browser: Any, tmp_path: Path, shots: Path) -> None:
@@ -237,11 +263,14 @@ def test_documents_page_search_delete_by_title_and_chunks(browser: Any, tmp_path
     folder = tmp_path / "laws"
     (folder / "zh").mkdir(parents=True)
     for i in range(55):
-        (folder / "zh" / f"条例{i:02d}.md").write_text(f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。",
-                                                     encoding="utf-8")
+        (folder / "zh" / f"条例{i:02d}.md").write_text(
+            f"# 条例第{i}号\n\n{ZH_REGULATION}\n\n附则{i}。", encoding="utf-8"
+        )
     (folder / "garden.md").write_text(EN_GUIDE, encoding="utf-8")
     home = tmp_path / "home"
-    with KnowledgeBase.open("laws", home=home, config=KBConfig(methods={"bm25": MethodConfig(kind="bm25")})) as kb:
+    with KnowledgeBase.open(
+        "laws", home=home, config=KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
+    ) as kb:
         kb.ingest([folder])
     with live_server(home) as server:
         page = open_page(browser, server, kb="laws")

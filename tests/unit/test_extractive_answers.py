@@ -8,12 +8,17 @@ from zhiku.generate.base import ContextBlock
 from zhiku.generate.extractive import NOT_FOUND, ExtractiveGenerator
 from zhiku.types import Chunk, DocumentInfo, Hit
 
-CONTRACT = ("由村民委员会组织农民投保的，保险机构应当在订立农业保险合同时，制定投保清单，详细列明被保险人的投保信息。"
-            "第十一条 在农业保险合同有效期内，合同当事人不得因保险标的的危险程度发生变化增加保险费或者解除农业保险合同。"
-            "保险机构按照农业保险合同约定，可以采取抽样方式核定保险标的的损失程度。")
+CONTRACT = (
+    "由村民委员会组织农民投保的，保险机构应当在订立农业保险合同时，制定投保清单，详细列明被保险人的投保信息。"
+    "第十一条 在农业保险合同有效期内，合同当事人不得因保险标的的危险程度发生变化"
+    "增加保险费或者解除农业保险合同。"
+    "保险机构按照农业保险合同约定，可以采取抽样方式核定保险标的的损失程度。"
+)
 OTHER = "第六十三条 用人单位可以依法辞退文职人员或者单方面解除聘用合同。第六十四条 文职人员可以依法辞职。"
-README = ("The corpus is one document per file. Each document keeps its revision date in the file name. "
-          "Near-duplicate documents exist for laws with two revisions.")
+README = (
+    "The corpus is one document per file. Each document keeps its revision date in the file name. "
+    "Near-duplicate documents exist for laws with two revisions."
+)
 
 
 def block(n: int, text: str, title: str) -> ContextBlock:
@@ -31,8 +36,9 @@ def test_not_found_when_most_of_the_question_is_in_no_passage() -> None:
     ctx = [block(1, README, "Corpus README")]
     assert "".join(ExtractiveGenerator().generate("How do I delete a document?", ctx)) == NOT_FOUND["en"]
     # The same passage does answer what it is about.
-    assert "one document per file" in "".join(ExtractiveGenerator().generate(
-        "How many documents per file?", ctx))
+    assert "one document per file" in "".join(
+        ExtractiveGenerator().generate("How many documents per file?", ctx)
+    )
 
 
 def _hit(n: int, text: str, title: str) -> Hit:
@@ -41,9 +47,11 @@ def _hit(n: int, text: str, title: str) -> Hit:
 
 
 def test_sources_are_numbered_from_one() -> None:
-    hits = [_hit(1, "Roses like sun and a sheltered spot.", "Roses"),
-            _hit(2, "Tomatoes need at least six hours of direct sunlight every day.", "Tomatoes"),
-            _hit(3, "Water tomatoes deeply twice a week.", "Watering")]
+    hits = [
+        _hit(1, "Roses like sun and a sheltered spot.", "Roses"),
+        _hit(2, "Tomatoes need at least six hours of direct sunlight every day.", "Tomatoes"),
+        _hit(3, "Water tomatoes deeply twice a week.", "Watering"),
+    ]
     a = answer_question("How much sunlight do tomatoes need?", hits, ExtractiveGenerator())
     assert a.text == "Tomatoes need at least six hours of direct sunlight every day. [1]"
     assert [(c.n, c.chunk_id) for c in a.citations] == [(1, "c2")]  # the second hit, cited as [1]

@@ -74,8 +74,10 @@ def passages_answer(question: str, hits: Sequence[Hit], generator: Generator, er
     """The retrieved passages as the answer's sources, numbered from [1], with no generated text."""
     from zhiku.generate.answer import context_blocks
 
-    citations = tuple(Citation(b.n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text)
-                      for b in context_blocks(hits))
+    citations = tuple(
+        Citation(b.n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text)
+        for b in context_blocks(hits)
+    )
     log.warning("LLM failed, answering with passages: %s", error.one_line())
     return PassagesAnswer(question, "", citations, tuple(hits), False, generator.describe(), {},
                           llm_error=operator_reason(error, generator))

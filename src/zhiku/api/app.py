@@ -84,9 +84,9 @@ def create_app(
 
 
 def install_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from files zhiku serves itself (the swagger-ui-bundle-v2 package, Swagger UI 5: OpenAPI 3.1), so the
-    page works offline; FastAPI's default loads them from a CDN and shows a blank page without one.
-    Without the package, /docs says how to get it."""
+    """Swagger UI at /docs from files zhiku serves itself (the swagger-ui-bundle-v2 package: Swagger
+    UI 5, which reads OpenAPI 3.1), so the page works offline; FastAPI's default loads them from a
+    CDN and shows a blank page without one. Without the package, /docs says how to get it."""
     from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
     from fastapi.responses import HTMLResponse
 

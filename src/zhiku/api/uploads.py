@@ -107,9 +107,9 @@ def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]],
             size = _copy(fileobj, target, max_bytes, name)
             if size == 0:
                 target.unlink()
-                e = UsageError(f"{name} is empty", "Upload a file with some text in it")
-                refused.append(Refused(name, e.one_line()))
-                errors.append(e)
+                empty = UsageError(f"{name} is empty", "Upload a file with some text in it")
+                refused.append(Refused(name, empty.one_line()))
+                errors.append(empty)
                 continue
             staged.append(Staged(name, target, content_hash(target.read_bytes())))
         if not staged:

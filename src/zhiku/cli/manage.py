@@ -26,9 +26,12 @@ def run_drop(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         docs, chunks = len(kb.documents()), kb.catalog.chunk_count()
     size = sum(f.stat().st_size for f in layout.root.rglob("*") if f.is_file())
-    what = f"knowledge base {layout.name!r} at {layout.root}: {docs} documents, {chunks} chunks, {size / 1e6:.1f} MB"
+    what = (f"knowledge base {layout.name!r} at {layout.root}: {docs} documents, {chunks} chunks, "
+            f"{size / 1e6:.1f} MB")
     if not args.yes:
-        raise UsageError(f"this would delete {what}", f"Run `zhiku drop --kb {layout.name} --yes` to delete it")
+        raise UsageError(
+            f"this would delete {what}", f"Run `zhiku drop --kb {layout.name} --yes` to delete it"
+        )
     # The writer lock: an ingest running now fails our drop instead of writing into a deleted folder.
     with layout.writer_lock():
         for entry in layout.root.iterdir():
@@ -44,14 +47,25 @@ def run_rechunk(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         stale = kb.chunking_stale()
         bars = show_progress() and not args.json
-        report, built = kb.rechunk(FileBar() if bars else None, BuildBar() if bars else None)
+        files: Any = FileBar() if bars else None  # the CLI's bars speak Progress and BuildProgress
+        indexes: Any = BuildBar() if bars else None
+        report, built = kb.rechunk(files, indexes)
         if args.json:
-            print_json({"kb": kb.name, "rechunked": len(report.updated), "chunks": report.chunks,
-                        "seconds": round(report.seconds, 3), "built": dict(built.built),
-                        "settings_changed": stale})
+            print_json(
+                {
+                    "kb": kb.name,
+                    "rechunked": len(report.updated),
+                    "chunks": report.chunks,
+                    "seconds": round(report.seconds, 3),
+                    "built": dict(built.built),
+                    "settings_changed": stale,
+                }
+            )
             return 0
-        print(f"{kb.name}: re-chunked {len(report.updated)} documents from the stored text "
-              f"({report.chunks} chunks, {report.seconds:.1f}s)" + (f"; settings: {stale}" if stale else ""))
+        print(
+            f"{kb.name}: re-chunked {len(report.updated)} documents from the stored text "
+            f"({report.chunks} chunks, {report.seconds:.1f}s)" + (f"; settings: {stale}" if stale else "")
+        )
         for name, secs in built.built:
             print(f"built {name} in {secs:.1f}s")
     return 0

@@ -22,8 +22,11 @@ import numpy as np
 
 _SUPPORTED_MODULES = (
     ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"],
-    ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
-     "sentence_transformers.models.Normalize"],
+    [
+        "sentence_transformers.models.Transformer",
+        "sentence_transformers.models.Pooling",
+        "sentence_transformers.models.Normalize",
+    ],
 )
 
 
@@ -39,13 +42,17 @@ class NumpyBert:
         self.heads = int(config["num_attention_heads"])
         self.layers = int(config["num_hidden_layers"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
-        self.w = {k.removeprefix("bert."): v.astype(np.float32, copy=False)
-                  for k, v in load_file(str(path / "model.safetensors")).items()}
+        self.w = {
+            k.removeprefix("bert."): v.astype(np.float32, copy=False)
+            for k, v in load_file(str(path / "model.safetensors")).items()
+        }
         modules = [m["type"] for m in json.loads((path / "modules.json").read_text(encoding="utf-8"))]
         self.normalize = modules[-1].endswith("Normalize")
         limit = max_seq_length or _st_max_length(path) or int(config.get("max_position_embeddings", 512))
         self.tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=min(limit, int(config.get("max_position_embeddings", 512))))
+        self.tokenizer.enable_truncation(
+            max_length=min(limit, int(config.get("max_position_embeddings", 512)))
+        )
         self.tokenizer.no_padding()
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -57,9 +64,11 @@ class NumpyBert:
         ids = np.asarray(enc.ids)
         types = np.asarray(enc.type_ids)
         n = len(ids)
-        x = (w["embeddings.word_embeddings.weight"][ids]
-             + w["embeddings.position_embeddings.weight"][:n]
-             + w["embeddings.token_type_embeddings.weight"][types])
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:n]
+            + w["embeddings.token_type_embeddings.weight"][types]
+        )
         x = self._norm(x, "embeddings.LayerNorm")
         d = x.shape[1]
         h = self.heads
@@ -72,7 +81,9 @@ class NumpyBert:
             scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
             scores /= scores.sum(axis=-1, keepdims=True)
             context = (scores @ v).transpose(1, 0, 2).reshape(n, d)
-            x = self._norm(self._dense(context, p + "attention.output.dense") + x, p + "attention.output.LayerNorm")
+            x = self._norm(
+                self._dense(context, p + "attention.output.dense") + x, p + "attention.output.LayerNorm"
+            )
             inner = _gelu(self._dense(x, p + "intermediate.dense"))
             x = self._norm(self._dense(inner, p + "output.dense") + x, p + "output.LayerNorm")
         pooled = x.mean(axis=0)  # one text, no padding: every token counts
@@ -116,13 +127,24 @@ def supported(path: Path) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     mean_only = pooling.get("pooling_mode_mean_tokens") and not any(
-        pooling.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                 "pooling_mode_mean_sqrt_len_tokens", "pooling_mode_weightedmean_tokens",
-                                 "pooling_mode_lasttoken"))
-    return (modules in [list(m) for m in _SUPPORTED_MODULES] and bool(mean_only)
-            and config.get("model_type") == "bert" and config.get("hidden_act") == "gelu"
-            and config.get("position_embedding_type", "absolute") == "absolute"
-            and (path / "model.safetensors").exists() and (path / "tokenizer.json").exists())
+        pooling.get(k)
+        for k in (
+            "pooling_mode_cls_token",
+            "pooling_mode_max_tokens",
+            "pooling_mode_mean_sqrt_len_tokens",
+            "pooling_mode_weightedmean_tokens",
+            "pooling_mode_lasttoken",
+        )
+    )
+    return (
+        modules in [list(m) for m in _SUPPORTED_MODULES]
+        and bool(mean_only)
+        and config.get("model_type") == "bert"
+        and config.get("hidden_act") == "gelu"
+        and config.get("position_embedding_type", "absolute") == "absolute"
+        and (path / "model.safetensors").exists()
+        and (path / "tokenizer.json").exists()
+    )
 
 
 @lru_cache(maxsize=4)

@@ -41,8 +41,9 @@ def follow_up_query(generator: Any, question: str, history: History) -> FollowUp
     try:
         query = generator.standalone_question(question, list(history))
     except ZhikuError as e:
-        return FollowUp(question, question, f"could not rewrite the follow-up ({e.one_line()}); "
-                                            "searching for it as typed")
+        return FollowUp(
+            question, question, f"could not rewrite the follow-up ({e.one_line()}); searching for it as typed"
+        )
     return FollowUp(question, (query or "").strip() or question)
 
 

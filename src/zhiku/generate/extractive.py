@@ -27,7 +27,8 @@ NOT_FOUND = {
 #: words of asking rather than of the subject ("可以随便解除吗", "how much … need"): a sentence
 #: containing them is no closer to an answer (the tokenizer's stopwords keep them, as search should)
 ASKING_WORDS = frozenset({
-    "可以", "能", "能否", "能够", "可否", "是否", "会", "要", "需要", "应该", "有没有", "怎样", "怎么样", "一下",
+    "可以", "能", "能否", "能够", "可否", "是否", "会", "要", "需要", "应该", "有没有", "怎样", "怎么样",
+    "一下",
     "can", "could", "should", "would", "need", "much", "many", "way", "possibl",
 })
 

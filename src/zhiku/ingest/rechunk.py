@@ -23,8 +23,10 @@ META_KEY = "chunk_settings"
 
 def chunk_settings(config: KBConfig) -> dict[str, Any]:
     """Everything that decides a chunk's span and its index tokens."""
-    return {"chunking": config.chunking.model_dump(mode="json"),
-            "tokenizer": config.tokenizer.model_dump(mode="json")}
+    return {
+        "chunking": config.chunking.model_dump(mode="json"),
+        "tokenizer": config.tokenizer.model_dump(mode="json"),
+    }
 
 
 def recorded(catalog: Catalog) -> dict[str, Any] | None:
@@ -49,14 +51,21 @@ def stale_reason(catalog: Catalog, config: KBConfig) -> str | None:
     if before is None or catalog.chunk_count() == 0:
         return None
     now = chunk_settings(config)
-    changes = [f"{part}.{key} {before.get(part, {}).get(key)!r} → {value!r}"
-               for part, values in now.items() for key, value in values.items()
-               if before.get(part, {}).get(key) != value]
+    changes = [
+        f"{part}.{key} {before.get(part, {}).get(key)!r} → {value!r}"
+        for part, values in now.items()
+        for key, value in values.items()
+        if before.get(part, {}).get(key) != value
+    ]
     return "; ".join(changes) or None
 
 
-def rechunk(catalog: Catalog, config: KBConfig, progress: Progress | None = None,
-            on_document: Callable[[str], None] | None = None) -> IngestReport:
+def rechunk(
+    catalog: Catalog,
+    config: KBConfig,
+    progress: Progress | None = None,
+    on_document: Callable[[str], None] | None = None,
+) -> IngestReport:
     """Cut and tokenise every stored document again with ``config``; one transaction per document."""
     t0 = time.perf_counter()
     report = IngestReport()

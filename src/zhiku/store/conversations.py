@@ -68,8 +68,13 @@ class Conversation:
     turns: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "created": self.created, "updated": self.updated,
-                "turns": self.turns}
+        return {
+            "id": self.id,
+            "title": self.title,
+            "created": self.created,
+            "updated": self.updated,
+            "turns": self.turns,
+        }
 
 
 class ConversationStore:
@@ -103,7 +108,7 @@ class ConversationStore:
             db.execute("INSERT INTO conversations VALUES (?, ?, ?, ?)", (c.id, c.title, c.created, c.updated))
         return c
 
-    def list(self) -> list[Conversation]:
+    def conversations(self) -> list[Conversation]:
         with self._db() as db:
             rows = db.execute(
                 "SELECT c.id, c.title, c.created, c.updated, COUNT(t.id) FROM conversations c "
@@ -115,11 +120,14 @@ class ConversationStore:
         with self._db() as db:
             row = db.execute(
                 "SELECT c.id, c.title, c.created, c.updated, COUNT(t.id) FROM conversations c "
-                "LEFT JOIN turns t ON t.conversation = c.id WHERE c.id = ? GROUP BY c.id", (conversation_id,)
+                "LEFT JOIN turns t ON t.conversation = c.id WHERE c.id = ? GROUP BY c.id",
+                (conversation_id,),
             ).fetchone()
         if row is None:
-            raise NotFoundError(f"no conversation {conversation_id!r}",
-                                "See the list of conversations (GET /kbs/{kb}/conversations)")
+            raise NotFoundError(
+                f"no conversation {conversation_id!r}",
+                "See the list of conversations (GET /kbs/{kb}/conversations)",
+            )
         return Conversation(*row)
 
     def rename(self, conversation_id: str, title: str) -> Conversation:
@@ -127,8 +135,10 @@ class ConversationStore:
             raise UsageError("the new title is empty", "Give the conversation a title")
         self.get(conversation_id)
         with self._db() as db:
-            db.execute("UPDATE conversations SET title = ?, updated = ? WHERE id = ?",
-                       (_title(title), time.time(), conversation_id))
+            db.execute(
+                "UPDATE conversations SET title = ?, updated = ? WHERE id = ?",
+                (_title(title), time.time(), conversation_id),
+            )
         return self.get(conversation_id)
 
     def delete(self, conversation_id: str) -> None:
@@ -143,15 +153,25 @@ class ConversationStore:
         now = time.time()
         with self._db() as db:
             db.execute(
-                "INSERT INTO turns (conversation, question, query, answer, citations, llm_error, method, created) "
+                "INSERT INTO turns (conversation, question, query, answer, citations, llm_error, method, "
+                "created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (conversation_id, turn.question, turn.query, turn.answer,
-                 json.dumps(turn.citations, ensure_ascii=False), turn.llm_error, turn.method, now),
+                (
+                    conversation_id,
+                    turn.question,
+                    turn.query,
+                    turn.answer,
+                    json.dumps(turn.citations, ensure_ascii=False),
+                    turn.llm_error,
+                    turn.method,
+                    now,
+                ),
             )
             # A new conversation is named after its first question, as chat front ends do.
             title = c.title or _title(turn.question)
-            db.execute("UPDATE conversations SET updated = ?, title = ? WHERE id = ?",
-                       (now, title, conversation_id))
+            db.execute(
+                "UPDATE conversations SET updated = ?, title = ? WHERE id = ?", (now, title, conversation_id)
+            )
         return self.get(conversation_id)
 
     def turns(self, conversation_id: str) -> list[Turn]:
@@ -159,7 +179,8 @@ class ConversationStore:
         with self._db() as db:
             rows = db.execute(
                 "SELECT question, query, answer, citations, llm_error, method, created FROM turns "
-                "WHERE conversation = ? ORDER BY id", (conversation_id,)
+                "WHERE conversation = ? ORDER BY id",
+                (conversation_id,),
             ).fetchall()
         return [Turn(q, qu, a, json.loads(c), e, m, t) for q, qu, a, c, e, m, t in rows]
 
@@ -174,8 +195,12 @@ class ConversationStore:
 
 def conversation_markdown(c: Conversation, turns: Sequence[Turn], kb: str) -> str:
     """The conversation as Markdown: each question, its answer with [n], and its numbered sources."""
-    out = [f"# {c.title or 'Conversation'}", "",
-           f"Knowledge base: {kb} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.created))}", ""]
+    out = [
+        f"# {c.title or 'Conversation'}",
+        "",
+        f"Knowledge base: {kb} · {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.created))}",
+        "",
+    ]
     for t in turns:
         out += [f"## {t.question}", ""]
         if t.query != t.question:
@@ -197,8 +222,10 @@ def conversation_markdown(c: Conversation, turns: Sequence[Turn], kb: str) -> st
                 quote = " ".join(str(cite.get("quote", "")).split())
                 if len(quote) > 300:
                     quote = quote[:300] + "…"
-                out.append(f"- [{cite.get('n')}] **{where}** ({cite.get('name') or cite.get('source', '')}, "
-                           f"characters {cite.get('start')}–{cite.get('end')}): {quote}")
+                out.append(
+                    f"- [{cite.get('n')}] **{where}** ({cite.get('name') or cite.get('source', '')}, "
+                    f"characters {cite.get('start')}–{cite.get('end')}): {quote}"
+                )
             out.append("")
     return "\n".join(out).rstrip() + "\n"
 

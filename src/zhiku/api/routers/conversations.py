@@ -26,7 +26,7 @@ def store_of(handle: KBHandle) -> ConversationStore:
 
 @router.get("/kbs/{kb}/conversations")
 def list_conversations(handle: KBDep) -> list[dict[str, Any]]:
-    return [c.to_json() for c in store_of(handle).list()]
+    return [c.to_json() for c in store_of(handle).conversations()]
 
 
 @router.post("/kbs/{kb}/conversations", status_code=201, dependencies=[Depends(require_write)])
@@ -37,8 +37,10 @@ def create_conversation(body: CreateConversation, handle: KBDep) -> dict[str, An
 @router.get("/kbs/{kb}/conversations/{conversation_id}")
 def show_conversation(conversation_id: str, handle: KBDep) -> dict[str, Any]:
     store = store_of(handle)
-    return {**store.get(conversation_id).to_json(),
-            "turns": [asdict(t) for t in store.turns(conversation_id)]}
+    return {
+        **store.get(conversation_id).to_json(),
+        "turns": [asdict(t) for t in store.turns(conversation_id)],
+    }
 
 
 @router.patch("/kbs/{kb}/conversations/{conversation_id}", dependencies=[Depends(require_write)])
@@ -52,8 +54,10 @@ def delete_conversation(conversation_id: str, handle: KBDep) -> dict[str, Any]:
     return {"deleted": conversation_id}
 
 
-@router.get("/kbs/{kb}/conversations/{conversation_id}/export",
-            responses={200: {"content": {"text/markdown": {}}, "description": "the conversation as Markdown"}})
+@router.get(
+    "/kbs/{kb}/conversations/{conversation_id}/export",
+    responses={200: {"content": {"text/markdown": {}}, "description": "the conversation as Markdown"}},
+)
 def export_conversation(conversation_id: str, handle: KBDep) -> Response:
     store = store_of(handle)
     c = store.get(conversation_id)
@@ -61,5 +65,6 @@ def export_conversation(conversation_id: str, handle: KBDep) -> Response:
     name = f"{c.title or 'conversation'}.md".replace("/", "_").replace("\\", "_")
     # RFC 6266: an ASCII fallback name and the real (perhaps Chinese) one percent-encoded.
     disposition = f"attachment; filename=\"conversation-{c.id}.md\"; filename*=UTF-8''{quote(name, safe='')}"
-    return Response(text, media_type="text/markdown; charset=utf-8",
-                    headers={"Content-Disposition": disposition})
+    return Response(
+        text, media_type="text/markdown; charset=utf-8", headers={"Content-Disposition": disposition}
+    )

@@ -64,7 +64,8 @@ def matching(rows: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
     """Rows whose name or title contains ``q`` (any case), exact matches first."""
     needle = q.strip().casefold()
     hits = [r for r in rows if needle in r["name"].casefold() or needle in r["title"].casefold()]
-    return sorted(hits, key=lambda r: (needle not in (r["name"].casefold(), r["title"].casefold()), r["name"]))
+    exact = {r["id"] for r in hits if needle in (r["name"].casefold(), r["title"].casefold())}
+    return sorted(hits, key=lambda r: (r["id"] not in exact, r["name"]))
 
 
 @router.get("/kbs/{kb}/documents")
@@ -74,7 +75,7 @@ def list_documents(
     q: Annotated[str | None, Query(max_length=500, description="only documents whose name or title "
                                    "contains this (any case)")] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int | None, Query(ge=1, le=10_000, description="at most this many (default: all)")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000, description="at most this many")] = None,
 ) -> list[dict[str, Any]]:
     """The documents, by name; ``X-Total-Count`` says how many match before paging."""
     rows = named_documents(handle)

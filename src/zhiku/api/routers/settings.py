@@ -38,8 +38,12 @@ class GeneratorSettings(_Strict):
     kind: Literal["extractive", "ollama", "openai"]
     model: str | None = Field(None, max_length=300)
     base_url: str | None = Field(None, max_length=1000, description="empty: the backend's default")
-    api_key_env: str | None = Field(None, max_length=100, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                                    description="the server's environment variable holding the key")
+    api_key_env: str | None = Field(
+        None,
+        max_length=100,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="the server's environment variable holding the key",
+    )
 
 
 class MethodSwitch(_Strict):
@@ -48,7 +52,9 @@ class MethodSwitch(_Strict):
 
 class SettingsUpdate(_Strict):
     generator: GeneratorSettings | None = None
-    default_method: str | None = Field(None, description="empty string: automatic (hybrid if built, else bm25)")
+    default_method: str | None = Field(
+        None, description="empty string: automatic (hybrid if built, else bm25)"
+    )
     methods: dict[str, MethodSwitch] | None = None
     chunking: ChunkingConfig | None = None
 
@@ -58,11 +64,20 @@ def public_generator(config: KBConfig) -> dict[str, Any]:
     g = config.generator
     options = {k: v for k, v in g.options.items() if k not in SECRET}
     env = g.options.get("api_key_env") or ("OPENAI_API_KEY" if g.kind == "openai" else None)
-    return {"kind": g.kind, "model": g.options.get("model", ""), "base_url": g.options.get("base_url") or "",
-            "api_key_env": g.options.get("api_key_env") or "", "options": options,
-            "key": "in zhiku.toml" if g.options.get("api_key") else
-                   f"${env} is set" if env and os.environ.get(env) else
-                   f"${env} is not set" if env else "not needed"}
+    return {
+        "kind": g.kind,
+        "model": g.options.get("model", ""),
+        "base_url": g.options.get("base_url") or "",
+        "api_key_env": g.options.get("api_key_env") or "",
+        "options": options,
+        "key": "in zhiku.toml"
+        if g.options.get("api_key")
+        else f"${env} is set"
+        if env and os.environ.get(env)
+        else f"${env} is not set"
+        if env
+        else "not needed",
+    }
 
 
 def public_settings(config: KBConfig) -> dict[str, Any]:
@@ -78,12 +93,21 @@ def settings_json(handle: KBHandle) -> dict[str, Any]:
         default = kb.default_method()
         stale = kb.chunking_stale()
     return {
-        "kb": handle.name, "settings": public_settings(config), "default_method": default,
+        "kb": handle.name,
+        "settings": public_settings(config),
+        "default_method": default,
         "default_method_setting": config.default_method or "",
-        "methods": [{"name": n, "kind": c.kind, "enabled": c.enabled,
-                     "built": status[n].built if n in status else False,
-                     "fresh": status[n].fresh if n in status else False,
-                     "reason": status[n].reason if n in status else ""} for n, c in config.methods.items()],
+        "methods": [
+            {
+                "name": n,
+                "kind": c.kind,
+                "enabled": c.enabled,
+                "built": status[n].built if n in status else False,
+                "fresh": status[n].fresh if n in status else False,
+                "reason": status[n].reason if n in status else "",
+            }
+            for n, c in config.methods.items()
+        ],
         "generator_kinds": list(GENERATOR_KINDS),
         "chunking_stale": stale,
     }
@@ -105,8 +129,10 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
                 data["generator"] = {"kind": "extractive", "options": {}}
             else:
                 if not (g.model or "").strip():
-                    raise UsageError(f"the {g.kind} generator needs a model name",
-                                     "Type the model as the server knows it, e.g. qwen2.5:7b")
+                    raise UsageError(
+                        f"the {g.kind} generator needs a model name",
+                        "Type the model as the server knows it, e.g. qwen2.5:7b",
+                    )
                 # Options the page does not show (timeout, context_window…) are kept for the same kind.
                 options = dict(config.generator.options) if config.generator.kind == g.kind else {}
                 for key in EDITABLE:
@@ -118,13 +144,17 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
                 data["generator"] = {"kind": g.kind, "options": options}
         if body.default_method is not None:
             if body.default_method and body.default_method not in config.methods:
-                raise UsageError(f"no method {body.default_method!r} in this knowledge base",
-                                 f"Choose one of: {', '.join(config.methods)}")
+                raise UsageError(
+                    f"no method {body.default_method!r} in this knowledge base",
+                    f"Choose one of: {', '.join(config.methods)}",
+                )
             data["default_method"] = body.default_method or None
         for name, switch in (body.methods or {}).items():
             if name not in data["methods"]:
-                raise UsageError(f"no method {name!r} in this knowledge base",
-                                 f"Choose one of: {', '.join(config.methods)}")
+                raise UsageError(
+                    f"no method {name!r} in this knowledge base",
+                    f"Choose one of: {', '.join(config.methods)}",
+                )
             data["methods"][name]["enabled"] = switch.enabled
         if body.chunking is not None:
             data["chunking"] = body.chunking.model_dump()
@@ -132,8 +162,9 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
             new = KBConfig.model_validate({k: v for k, v in data.items() if v is not None})
         except ValidationError as e:
             first = e.errors()[0]
-            raise ConfigError(f"settings.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}",
-                              "Correct that value") from e
+            raise ConfigError(
+                f"settings.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", "Correct that value"
+            ) from e
         if new.generator.kind != "extractive":
             from zhiku.generate.llm import parse_options
 
@@ -142,8 +173,12 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
     return settings_json(handle)
 
 
-@router.post("/kbs/{kb}/methods/{method}/build", status_code=202, dependencies=[Depends(require_write)],
-             responses={202: {"description": "the build job, to follow at /kbs/{kb}/jobs/{id}"}})
+@router.post(
+    "/kbs/{kb}/methods/{method}/build",
+    status_code=202,
+    dependencies=[Depends(require_write)],
+    responses={202: {"description": "the build job, to follow at /kbs/{kb}/jobs/{id}"}},
+)
 def build_method(
     method: str,
     request: Request,
@@ -153,8 +188,10 @@ def build_method(
 ) -> JSONResponse:
     with handle.read() as kb:
         if method not in kb.config.methods:
-            raise UsageError(f"no method {method!r} in knowledge base {handle.name!r}",
-                             f"Choose one of: {', '.join(kb.config.methods)}")
+            raise UsageError(
+                f"no method {method!r} in knowledge base {handle.name!r}",
+                f"Choose one of: {', '.join(kb.config.methods)}",
+            )
     st = state(request)
 
     def work(job: Job) -> dict[str, Any]:
@@ -169,11 +206,17 @@ def build_method(
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
-    return JSONResponse(job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)})
+    return JSONResponse(
+        job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)}
+    )
 
 
-@router.post("/kbs/{kb}/rechunk", status_code=202, dependencies=[Depends(require_write)],
-             responses={202: {"description": "the re-chunk job, to follow at /kbs/{kb}/jobs/{id}"}})
+@router.post(
+    "/kbs/{kb}/rechunk",
+    status_code=202,
+    dependencies=[Depends(require_write)],
+    responses={202: {"description": "the re-chunk job, to follow at /kbs/{kb}/jobs/{id}"}},
+)
 def rechunk(
     request: Request,
     handle: KBDep,
@@ -194,4 +237,6 @@ def rechunk(
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
-    return JSONResponse(job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)})
+    return JSONResponse(
+        job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)}
+    )
