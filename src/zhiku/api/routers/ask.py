@@ -14,7 +14,7 @@ from zhiku.api import answering, sse
 from zhiku.api.deps import KBDep
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.routers.conversations import store_of
-from zhiku.api.routers.documents import display_name
+from zhiku.api.routers.documents import display_name, named_documents
 from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import AskRequest
 from zhiku.errors import ZhikuError
@@ -53,7 +53,9 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
         out = answering.answer_json(handle.name, result, method)
         out.update(question=body.question, query=follow.query)
         if store is not None and body.conversation:
-            cites = [{**c, "name": display_name(c["source"], handle.uploads)} for c in out["citations"]]
+            names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
+            cites = [{**c, "name": names.get(c["doc_id"]) or display_name(c["source"], handle.uploads)}
+                     for c in out["citations"]]
             c = store.add_turn(body.conversation, StoredTurn(body.question, follow.query, result.text, cites,
                                                              out["llm_error"], method))
             out["conversation"] = c.to_json()
