@@ -310,6 +310,11 @@ class KnowledgeBase:
         if not m.indexed:
             return m
         name = m.name
+        if self.catalog.chunk_count() == 0:
+            raise IndexError_(
+                f"knowledge base {self.name!r} is empty: there is nothing to search",
+                f"Add documents first: `zhiku ingest PATH --kb {self.name}`, or upload them on the web page",
+            )
         fp = self.catalog.fingerprint()
         if self._loaded.get(name) == fp:
             return m
@@ -351,6 +356,12 @@ class KnowledgeBase:
         wanted: list[str] = []
         for n in names or ():
             wanted += [p for p in self.indexed_parts(n) if p not in wanted]
+        if names and self.catalog.chunk_count() == 0:
+            # An index of nothing is of no use, and libraries warn about empty means while building it.
+            raise IndexError_(
+                f"knowledge base {self.name!r} is empty: there is nothing to build an index of",
+                f"Add documents first: `zhiku ingest PATH --kb {self.name}`",
+            )
         with self.layout.writer_lock():
             self.recover()
             if wanted:
@@ -379,6 +390,10 @@ class KnowledgeBase:
         self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
     ) -> BuildReport:
         report = BuildReport()
+        if self.catalog.chunk_count() == 0:  # an index of nothing: skip (bm25s warns on empty means)
+            indexed = [n for n in names or self.method_names() if self.method(n).indexed]
+            report.skipped = [(n, "the knowledge base is empty") for n in indexed]
+            return report
         for name in names or self.method_names():
             m = self.method(name)
             if not m.indexed:
@@ -725,6 +740,34 @@ class KnowledgeBase:
 
         return recover(self.layout, self.catalog)
 
+    # -- the web API's document management (issue 15) ----------------------------------------------
+    def delete_documents_by_id(self, doc_ids: Sequence[str]) -> int:
+        """Delete several documents (by id) in one change, then bring the indexes up to date once."""
+        with self.layout.writer_lock():
+            self.recover()
+            n = self.catalog.delete_documents(list(doc_ids))
+            self._build_locked(None, False, None)
+        return n
+
+    def chunking_stale(self) -> str | None:
+        """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
+        from zhiku.ingest.rechunk import stale_reason
+
+        return stale_reason(self.catalog, self.config)
+
+    def rechunk(
+        self, progress: IngestProgress | None = None, build_progress: BuildProgress | None = None
+    ) -> tuple[IngestReport, BuildReport]:
+        """Chunk every stored document again with the current settings (no files are read), then
+        rebuild every index: a tokenizer change can keep chunk ids and still change their tokens."""
+        from zhiku.ingest.rechunk import rechunk
+
+        with self.layout.writer_lock():
+            self.recover()
+            report = rechunk(self.catalog, self._ingest_config, progress)
+            built = self._build_locked(None, True, build_progress)
+        return report, built
+
 
 def shared_cache() -> Path | None:
     """``ZHIKU_VECTOR_CACHE``: one vector cache for every KB (benchmarks that rebuild KBs of the same
@@ -764,6 +807,32 @@ def shared_cache() -> Path | None:
         from zhiku.store.recover import recover
 
         return recover(self.layout, self.catalog)
+
+    # -- added for the web API (issue 15); kept at the end of the class for the refactor's merge --
+    def delete_documents_by_id(self, doc_ids: Sequence[str]) -> int:
+        """Delete several documents (by id) in one change, then bring the indexes up to date once."""
+        with self.layout.writer_lock():
+            n = self.catalog.delete_documents(list(doc_ids))
+            self._build_locked(None, False, None)
+        return n
+
+    def chunking_stale(self) -> str | None:
+        """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
+        from zhiku.ingest.rechunk import stale_reason
+
+        return stale_reason(self.catalog, self.config)
+
+    def rechunk(
+        self, progress: Progress | None = None, build_progress: BuildProgress | None = None
+    ) -> tuple[IngestReport, BuildReport]:
+        """Chunk every stored document again with the current settings (no files are read), then
+        rebuild every index: a tokenizer change can keep chunk ids and still change their tokens."""
+        from zhiku.ingest.rechunk import rechunk
+
+        with self.layout.writer_lock():
+            report = rechunk(self.catalog, self.config, progress)
+            built = self._build_locked(None, True, build_progress)
+        return report, built
 
 
 def _check_query(query: str, k: int) -> str:

@@ -22,7 +22,9 @@ class LiveServer:
 
 
 @contextmanager
-def live_server(home: Path, **options: Any) -> Iterator[LiveServer]:
+def live_server(home: Path, port: int = 0, **options: Any) -> Iterator[LiveServer]:
+    """``port`` 0 lets the kernel pick a free one; a test restarting "the same server" passes the
+    port of the first, so a browser's localStorage (per origin) carries over."""
     import uvicorn
 
     from zhiku.api.app import create_app
@@ -30,7 +32,7 @@ def live_server(home: Path, **options: Any) -> Iterator[LiveServer]:
     app = create_app(home, **options)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # port 0: the kernel picks a free one, no race with other tests
+    sock.bind(("127.0.0.1", port))  # port 0: the kernel picks a free one, no race with other tests
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -45,14 +45,14 @@ def create_app(
     ``allowed_hosts``: the Host names answered (``origin.allowed_hosts``); ``None`` answers any.
     Changes requested by another site's page (Origin) are refused either way.
     """
-    from zhiku.api.routers import ask, documents, health, jobs, kbs, openai, search
+    from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
     from zhiku.config import default_home
 
     home = (home or default_home()).expanduser().resolve()
-    settings = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
+    server = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
                               max_upload_bytes=int(max_upload_mb * 2**20))
-    zhiku_state = AppState(settings=settings, kbs=KBRegistry(home))
+    zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,28 +62,66 @@ def create_app(
         yield
         zhiku_state.kbs.close()
 
-    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None)
     app.state.zhiku = zhiku_state
     install_error_handlers(app)
 
     def limit_for(scope: Scope) -> int:
         path = scope.get("path", "")
         if scope.get("method") == "POST" and path.endswith(("/documents", "/eval")):
-            return settings.max_upload_bytes
-        return settings.max_json_bytes
+            return server.max_upload_bytes
+        return server.max_json_bytes
 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     app.add_middleware(SameOrigin, hosts=allowed_hosts)  # added last: runs first
 
     app.include_router(health.router)
     reads = [Depends(require_read)]
-    for module in (kbs, documents, jobs, search, ask, evaluation, openai):
+    for module in (kbs, settings, documents, jobs, search, ask, conversations, evaluation, openai):
         app.include_router(module.router, dependencies=reads)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    install_docs(app)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def install_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from files zhiku serves itself (the swagger-ui-bundle-v2 package: Swagger
+    UI 5, which reads OpenAPI 3.1), so the page works offline; FastAPI's default loads them from a
+    CDN and shows a blank page without one. Without the package, /docs says how to get it."""
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+    from fastapi.responses import HTMLResponse
+
+    assets: str | None
+    try:
+        from importlib import import_module
+
+        assets = str(import_module("swagger_ui_bundle").swagger_ui_path)
+    except ImportError:
+        assets = None
+
+    if assets is not None:
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        if assets is None:
+            return HTMLResponse(
+                "<p>The API documentation needs the swagger-ui-bundle-v2 package: "
+                "<code>pip install 'zhiku[serve]'</code>. The schema itself is at "
+                "<a href='/openapi.json'>/openapi.json</a>.</p>", status_code=200)
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json", title="zhiku API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            oauth2_redirect_url="/docs/oauth2-redirect")
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    def docs_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()

@@ -54,6 +54,7 @@ class KBHandle:
         self.write_lock = threading.Lock()
         self.read_lock = threading.RLock()
         self._reader: KnowledgeBase | None = None
+        self._config_stamp: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:
@@ -75,8 +76,14 @@ class KBHandle:
     def read(self) -> Iterator[KnowledgeBase]:
         """The shared reader, held for the duration of the block (keep the block short)."""
         with self.read_lock:
+            stamp = _stamp(self.layout.config)
+            if self._reader is not None and stamp != self._config_stamp:
+                # zhiku.toml changed (the page's settings, an editor, `zhiku build`): reopen.
+                self._reader.close()
+                self._reader = None
             if self._reader is None:
                 self._reader = self.open_private()
+                self._config_stamp = stamp
             yield self._reader
 
     @contextmanager
@@ -102,6 +109,14 @@ class KBHandle:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
 
 
 class KBRegistry:

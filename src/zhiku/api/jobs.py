@@ -42,6 +42,10 @@ class Job:
     result: dict[str, Any] | None = None
     error: dict[str, str] | None = None
     version: int = 0  # bumped on every change, so an event stream sends only what changed
+    #: every phase so far, each with its own counts: [{"name", "done", "total"}], oldest first
+    phases: list[dict[str, Any]] = field(default_factory=list)
+    #: 0..1, never goes backwards; 1 once the job is finished (see ``advance_progress``)
+    progress: float = 0.0
 
     @property
     def finished_(self) -> bool:
@@ -52,7 +56,38 @@ class Job:
             "id": self.id, "kb": self.kb, "kind": self.kind, "state": self.state, "phase": self.phase,
             "done": self.done, "total": self.total, "chunks": self.chunks, "created": self.created,
             "started": self.started, "finished": self.finished, "result": self.result, "error": self.error,
+            "phases": [dict(p) for p in self.phases], "progress": round(self.progress, 4),
         }
+
+    def begin_phase(self, name: str, total: int) -> None:
+        """A new phase with its own counts; the ones before it are complete."""
+        for p in self.phases:
+            p["done"] = p["total"]
+        self.phases.append({"name": name, "done": 0, "total": total})
+        self.phase, self.done, self.total = name, 0, total
+        self._advance_progress()
+
+    def count(self, n: int) -> None:
+        self.done += n
+        if self.phases:
+            self.phases[-1]["done"] = self.done
+        self._advance_progress()
+
+    def finish(self) -> None:
+        for p in self.phases:
+            p["done"] = p["total"]
+        self.progress = 1.0
+        # "done 0/2032" read as nothing done: a finished job shows its last phase complete.
+        self.done = self.total
+
+    def _advance_progress(self) -> None:
+        # The number of phases is not known up front (which indexes are stale is decided while the
+        # job runs), so each phase takes half of what is left: reading files 0-50%, the first
+        # index 50-75%, and so on. Monotonic by construction; 100% only when the job is finished.
+        start = 1.0 - 0.5 ** (len(self.phases) - 1) if self.phases else 0.0
+        share = 0.5 ** len(self.phases) if self.phases else 0.0
+        fraction = min(1.0, self.done / self.total) if self.total else 0.0
+        self.progress = max(self.progress, start + share * fraction)
 
 
 class JobManager:
@@ -89,6 +124,8 @@ class JobManager:
                         error={"code": "internal", "message": BUG})
         else:
             failed = result.pop("_failed", None)
+            with self._changed:
+                job.finish()
             self.update(job, state="failed" if failed else "done", phase="failed" if failed else "done",
                         finished=time.time(), result=result, error=failed)
 
@@ -126,6 +163,13 @@ class JobManager:
         return job
 
 
+def job_location(kb: str, job_id: str) -> str:
+    """The job's URL for a ``Location`` header: HTTP headers are latin-1, a KB name may be 知识库."""
+    from urllib.parse import quote
+
+    return f"/kbs/{quote(kb, safe='')}/jobs/{job_id}"
+
+
 class _Progress:
     def __init__(self, jobs: JobManager, job: Job) -> None:
         self.jobs = jobs
@@ -133,7 +177,7 @@ class _Progress:
         self._last = 0.0
 
     def _step(self, n: int, chunks: int = 0) -> None:
-        self.job.done += n
+        self.job.count(n)
         self.job.chunks += chunks
         now = time.monotonic()
         # Clients need a few updates a second; waking every waiter per chunk would cost more.
@@ -149,7 +193,8 @@ class FileProgress(_Progress, IngestProgress):
     """The ingest pipeline's ``Progress`` (files read and chunked), shown as phase "ingest"."""
 
     def start(self, total_files: int) -> None:
-        self.jobs.update(self.job, phase="ingest", done=0, total=total_files)
+        self.job.begin_phase("ingest", total_files)
+        self.jobs.update(self.job)
 
     def advance(self, files: int = 1, chunks: int = 0) -> None:
         self._step(files, chunks)
@@ -167,7 +212,8 @@ class PhaseProgress(_Progress, Progress):
         self.prefix = prefix
 
     def start(self, label: str, total: int) -> None:
-        self.jobs.update(self.job, phase=f"{self.prefix} {label}", done=0, total=total)
+        self.job.begin_phase(f"{self.prefix} {label}", total)
+        self.jobs.update(self.job)
 
     def advance(self, n: int) -> None:
         self._step(n)

@@ -37,12 +37,29 @@ class SearchRequest(_Strict):
     filter: PathFilter | None = None
 
 
+class HistoryTurn(_Strict):
+    question: str
+    answer: str = ""
+
+
 class AskRequest(_Strict):
     question: str = Field(min_length=1, max_length=4000)
     method: str | None = None
     k: int = Field(5, ge=1, le=50)
     stream: bool = Field(False, description="server-sent events: token events, then one done event")
     filter: PathFilter | None = None
+    conversation: str | None = Field(None, description="a stored conversation's id: its turns are the "
+                                     "history, and this turn is added to it")
+    history: list[HistoryTurn] | None = Field(None, description="earlier turns, oldest first, for a client "
+                                              "that keeps its own conversation (ignored with conversation)")
+
+
+class CreateConversation(_Strict):
+    title: str = Field("", max_length=200)
+
+
+class RenameConversation(_Strict):
+    title: str = Field(min_length=1, max_length=200)
 
 
 class ChatMessage(BaseModel):

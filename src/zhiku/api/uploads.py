@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from zhiku.errors import FileTooLargeError, UnsupportedFormatError, UsageError
+from zhiku.errors import FileTooLargeError, UnsupportedFormatError, UsageError, ZhikuError
 from zhiku.ids import content_hash
 
 _FORBIDDEN = set('<>:"|?*')
@@ -63,18 +63,41 @@ class Staged:
     digest: str
 
 
-def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]], max_bytes: int) -> tuple[Path, list[Staged]]:
-    """Check every file, then copy them all into a fresh staging folder (all or nothing)."""
+@dataclass
+class Refused:
+    name: str  # as the client sent it (made safe to show)
+    error: str  # one line: what is wrong and how to fix it
+
+
+def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]],
+          max_bytes: int) -> tuple[Path, list[Staged], list[Refused]]:
+    """Copy the acceptable files into a fresh staging folder; refuse the others one by one.
+
+    A file of an unsupported type, an empty one or a second file of the same name is refused with
+    its reason while the rest go ahead, as ``zhiku ingest`` skips what it cannot read. When nothing
+    is left, the first refusal is raised (so a request of only bad files is an HTTP error). A file
+    over the size limit still fails the whole request: the body is read as it arrives and the
+    limit protects the server, not the catalog.
+    """
     named: list[tuple[str, BinaryIO]] = []
+    refused: list[Refused] = []
+    errors: list[ZhikuError] = []
     seen: set[str] = set()
     for raw, fileobj in files:
-        name = safe_filename(raw or "")
-        check_type(name)
-        if name.lower() in seen:
-            raise UsageError(f"two uploaded files are both named {name!r}",
-                             "Upload them separately or rename one")
+        try:
+            name = safe_filename(raw or "")
+            check_type(name)
+            if name.lower() in seen:
+                raise UsageError(f"two uploaded files are both named {name!r}",
+                                 "Upload them separately or rename one")
+        except ZhikuError as e:
+            refused.append(Refused(_shown(raw), e.one_line()))
+            errors.append(e)
+            continue
         seen.add(name.lower())
         named.append((name, fileobj))
+    if not named:
+        raise errors[0] if errors else UsageError("no files in the upload", "Send one or more files")
     from zhiku.store.recover import OWNER_FILE
 
     folder = uploads / ".staging" / uuid.uuid4().hex
@@ -87,12 +110,25 @@ def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]], max_bytes: int) 
             target = _inside(folder, name)
             size = _copy(fileobj, target, max_bytes, name)
             if size == 0:
-                raise UsageError(f"{name} is empty", "Upload a file with some text in it")
+                target.unlink()
+                empty = UsageError(f"{name} is empty", "Upload a file with some text in it")
+                refused.append(Refused(name, empty.one_line()))
+                errors.append(empty)
+                continue
             staged.append(Staged(name, target, content_hash(target.read_bytes())))
-        return folder, staged
+        if not staged:
+            raise errors[0] if errors else UsageError("no files in the upload", "Send one or more files")
+        return folder, staged, refused
     except BaseException:
         unstage(folder)
         raise
+
+
+def _shown(raw: str) -> str:
+    try:
+        return safe_filename(raw or "")
+    except UsageError:
+        return repr(raw)
 
 
 def unstage(folder: Path) -> None:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from zhiku import __version__
-from zhiku.cli import chat, documents, query, serve, words
+from zhiku.cli import chat, documents, manage, query, serve, words
 from zhiku.cli import eval as evaluation
 
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     words.register(sub, common)
     chat.register(sub, common)
     serve.register(sub, common)
+    manage.register(sub, common)
     return parser
 
 

@@ -202,6 +202,7 @@ COMMANDS_EXIT = {"/exit", "/quit", "/q", "exit", "quit", "退出"}
 
 def run_chat(args: argparse.Namespace) -> int:
     from zhiku.errors import ZhikuError
+    from zhiku.generate.conversation import follow_up_query
     from zhiku.generate.llm import LLMGenerator
 
     stdin, out, err = sys.stdin, sys.stdout, sys.stderr
@@ -233,18 +234,12 @@ def run_chat(args: argparse.Namespace) -> int:
                 history.clear()
                 print("(conversation forgotten)", file=err)
                 continue
-            query = question
-            if history and rewriter is not None:
-                try:
-                    query = rewriter.standalone_question(question, history)
-                except ZhikuError as e:
-                    print(
-                        f"warning: could not rewrite the follow-up ({e.one_line()}); "
-                        "searching for it as typed",
-                        file=err,
-                    )
-                if query != question:
-                    print(f"(searching for: {query})", file=err)
+            follow = follow_up_query(rewriter, question, history)
+            query = follow.query
+            if follow.warning:
+                print(f"warning: {follow.warning}", file=err)
+            if follow.rewritten:
+                print(f"(searching for: {query})", file=err)
             try:
                 turn = answer_turn(kb, query, generator, args.k, args.method, out)
             except ZhikuError as e:

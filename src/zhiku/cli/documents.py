@@ -17,7 +17,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="add or update files and folders (documents, tables, slides, e-books, scans)",
     )
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument(
+        "--rechunk",
+        action="store_true",
+        help="chunk the stored documents again with the current settings (no files are read)",
+    )
     p.add_argument(
         "--keep-missing",
         action="store_true",
@@ -70,6 +75,16 @@ def _print_build(report: Any) -> None:
 
 
 def run_ingest(args: argparse.Namespace) -> int:
+    if args.rechunk or not args.paths:
+        from zhiku.cli.manage import run_rechunk
+        from zhiku.errors import UsageError
+
+        if args.paths or not args.rechunk:
+            raise UsageError(
+                "give the files or folders to ingest, or --rechunk alone",
+                "e.g. `zhiku ingest ./docs`, or `zhiku ingest --rechunk` after changing [chunking]",
+            )
+        return run_rechunk(args)
     for p in args.paths:
         if not Path(p).exists():
             from zhiku.errors import NotFoundError
@@ -162,6 +177,7 @@ def run_status(args: argparse.Namespace) -> int:
             "language": kb.language(),
             "default_method": kb.default_method(),
             "methods": [s.__dict__ for s in status],
+            "chunking_stale": kb.chunking_stale(),
         }
         if args.json:
             print_json(info)
@@ -171,6 +187,8 @@ def run_status(args: argparse.Namespace) -> int:
             f"  {info['documents']} documents, {info['chunks']} chunks, {info['characters']} characters, "
             f"language {info['language']}, default method {info['default_method']}"
         )
+        if info["chunking_stale"]:
+            print(f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`")
         for s in status:
             parts = kb.method(s.name).parts()
             if parts and s.built:

@@ -78,6 +78,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb:g}",
                          "Use 50, for example")
+    from zhiku.api.listen import bind
+
+    sock = bind(args.host, args.port)  # a taken port is one clear line, before "serving on"
     import uvicorn
 
     from zhiku.api.app import create_app
@@ -90,5 +93,9 @@ def run_serve(args: argparse.Namespace) -> int:
     auth = "API key required for changes" + ("" if local else " and reads") if key else "no API key"
     print(f"zhiku serving on {where} (web page at /, API docs at /docs; {auth}); Ctrl-C stops",
           file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
     return 0

@@ -99,6 +99,14 @@ class SentenceTransformerEmbedder(Embedder):
         return self._encode([self.doc_prefix + t for t in texts])
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        if self._model is None and len(texts) <= 64:
+            # A few questions (a CLI `ask`): NumPy instead of importing torch and sentence-transformers
+            # for milliseconds of work (embed/numpy_bert.py; None where the model is not plain BERT).
+            from zhiku.embed.numpy_bert import numpy_encoder
+
+            fast = numpy_encoder(self.path, self.max_seq_length)
+            if fast is not None:
+                return fast.encode([self.query_prefix + t for t in texts])
         return self._encode([self.query_prefix + t for t in texts])
 
 

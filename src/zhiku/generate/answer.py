@@ -44,6 +44,13 @@ def answer_question(
     method: str = "",
 ) -> Answer:
     blocks = context_blocks(hits)
+    select = getattr(generator, "select_contexts", None)
+    if callable(select):
+        # A generator that quotes only some passages (extractive) gets just those, renumbered
+        # from 1, so an answer from the second passage cites [1], not [2] alone.
+        from dataclasses import replace
+
+        blocks = [replace(b, n=i) for i, b in enumerate(select(question, blocks), start=1)]
     pieces = []
     for piece in generator.generate(question, blocks):
         pieces.append(piece)

@@ -70,6 +70,8 @@ class IngestProgress(Protocol):
 
 
 class _Silent:
+    """Reports nowhere (the default)."""
+
     def start(self, total_files: int) -> None:
         pass
 
@@ -276,8 +278,17 @@ def ingest_paths(
                 catalog.delete_documents([d.id])
             report.removed.append(s)
     progress.close()
+    _record_settings(catalog, config, report)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _record_settings(catalog: Catalog, config: KBConfig, report: IngestReport) -> None:
+    # The settings the catalog is chunked with, so a later change of them shows as stale.
+    if report.added or report.updated:
+        from zhiku.ingest.rechunk import record_first
+
+        record_first(catalog, config)
 
 
 def _under(source: str, folder: Path) -> bool:
@@ -338,5 +349,6 @@ def ingest_texts(
         report.chars += len(parsed.doc.text)
         if progress:
             progress(1)
+    _record_settings(catalog, config, report)
     report.seconds = time.perf_counter() - t0
     return report

@@ -13,9 +13,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from zhiku.api import answering, sse
 from zhiku.api.deps import KBDep
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
+from zhiku.api.routers.conversations import store_of
+from zhiku.api.routers.documents import display_name, named_documents
 from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import AskRequest
 from zhiku.errors import ZhikuError
+from zhiku.generate.conversation import follow_up_query
+from zhiku.store.conversations import Turn as StoredTurn
+from zhiku.types import Answer
 
 router = APIRouter(tags=["ask"])
 log = logging.getLogger("zhiku.api")
@@ -30,23 +35,44 @@ STREAMED = ("JSON; or with stream=true, `token` events ({\"text\"}) then one `do
 def ask(body: AskRequest, handle: KBDep) -> Any:
     # Retrieval happens before the response starts, so a bad method or an unknown KB is still a
     # plain JSON error with its status code, streaming or not.
-    t0 = time.perf_counter()
-    method, hits = search_hits(handle, body.question, body.k, body.method, body.filter)
-    retrieve_s = round(time.perf_counter() - t0, 4)
+    store = store_of(handle) if body.conversation else None
+    if store is not None and body.conversation:
+        history = store.history(body.conversation)  # 404 for an unknown conversation, before anything
+    else:
+        history = [(t.question, t.answer) for t in body.history or []]
     generator = answering.make_generator(handle)
-    if not body.stream:
-        result = answering.answer(handle, body.question, hits, generator)
+    follow = follow_up_query(generator, body.question, history)
+    if follow.warning:
+        log.warning("%s", follow.warning)
+    t0 = time.perf_counter()
+    method, hits = search_hits(handle, follow.query, body.k, body.method, body.filter)
+    retrieve_s = round(time.perf_counter() - t0, 4)
+
+    def finished(result: Answer) -> dict[str, Any]:
         result.timings["retrieve_s"] = retrieve_s
-        return JSONResponse(answering.answer_json(handle.name, result, method))
+        out = answering.answer_json(handle.name, result, method)
+        out.update(question=body.question, query=follow.query)
+        if store is not None and body.conversation:
+            names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
+            cites = [{**c, "name": names.get(c["doc_id"]) or display_name(c["source"], handle.uploads)}
+                     for c in out["citations"]]
+            c = store.add_turn(body.conversation, StoredTurn(body.question, follow.query, result.text, cites,
+                                                             out["llm_error"], method))
+            out["conversation"] = c.to_json()
+        return out
+
+    if not body.stream:
+        return JSONResponse(finished(answering.answer(handle, follow.query, hits, generator)))
 
     def events() -> Iterator[str]:
+        if follow.rewritten:
+            yield sse.event({"query": follow.query}, "query")
         try:
-            for item in answering.stream(handle, body.question, hits, generator):
+            for item in answering.stream(handle, follow.query, hits, generator):
                 if isinstance(item, str):
                     yield sse.event({"text": item}, "token")
                 else:
-                    item.timings["retrieve_s"] = retrieve_s
-                    yield sse.event(answering.answer_json(handle.name, item, method), "done")
+                    yield sse.event(finished(item), "done")
         except ZhikuError as e:
             yield sse.event(zhiku_error_body(e), "error")
         except Exception:

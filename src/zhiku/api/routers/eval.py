@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import Job, JobManager, PhaseProgress
+from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location
 from zhiku.api.uploads import safe_filename
 from zhiku.errors import DependencyMissingError, NotFoundError, UsageError
 
@@ -78,7 +78,7 @@ def start_eval(
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
     return JSONResponse(job.to_json(), status_code=202,
-                        headers={"Location": f"/kbs/{handle.name}/jobs/{job.id}"})
+                        headers={"Location": job_location(handle.name, job.id)})
 
 
 def _run(jobs: JobManager, handle: KBHandle, job: Job, name: str, data: bytes, methods: list[str], k: int,

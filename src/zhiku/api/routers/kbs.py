@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
+from zhiku.api.routers.settings import public_settings
 from zhiku.api.schemas import CreateKB
 from zhiku.errors import ZhikuError
 
@@ -21,7 +22,7 @@ def kb_info(handle: KBHandle) -> dict[str, Any]:
             "name": kb.name, "documents": len(docs), "chunks": kb.chunk_count(),
             "characters": sum(d.chars for d in docs), "language": kb.language(),
             "default_method": kb.default_method(), "methods": [s.__dict__ for s in kb.status()],
-            "generator": kb.config.generator.kind, "settings": kb.config.model_dump(mode="json"),
+            "generator": kb.config.generator.kind, "settings": public_settings(kb.config),
         }
 
 

@@ -26,6 +26,7 @@ from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import ChatMessage, ChatRequest, EmbeddingsRequest
 from zhiku.errors import ConfigError, NotFoundError, UsageError, ZhikuError
+from zhiku.generate.conversation import follow_up_query, history_from_messages
 from zhiku.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -60,17 +61,20 @@ def show_model(model: str, request: Request) -> dict[str, Any]:
     return _model(model, handle.layout.catalog.stat().st_mtime)
 
 
+def text_of(m: ChatMessage) -> str:
+    """A message's text (content parts of other types, such as images, are skipped)."""
+    if m.content is None:
+        return ""
+    if isinstance(m.content, str):
+        return m.content
+    return "\n".join(str(p.get("text", "")) for p in m.content if p.get("type") == "text")
+
+
 def question_of(messages: list[ChatMessage]) -> str:
-    """The last user message as text (content parts of other types, such as images, are skipped)."""
+    """The last user message as text."""
     for m in reversed(messages):
-        if m.role != "user" or m.content is None:
-            continue
-        if isinstance(m.content, str):
-            text = m.content
-        else:
-            text = "\n".join(str(p.get("text", "")) for p in m.content if p.get("type") == "text")
-        if text.strip():
-            return text.strip()
+        if m.role == "user" and text_of(m).strip():
+            return text_of(m).strip()
     raise UsageError("the conversation has no user message with text",
                      "End messages with {\"role\": \"user\", \"content\": …}")
 
@@ -87,16 +91,45 @@ def sources_text(answer: Answer) -> str:
         # The heading path usually starts with the title ("Guide > Tomatoes"): say it once.
         where = c.title if not c.heading else c.heading if c.heading.startswith(c.title) else \
             f"{c.title} › {c.heading}"
-        lines.append(f"[{c.n}] {where}" + (f", {c.location}" if c.location else ""))
+        lines.append(f"[{c.n}] {where}")
     return "\n".join(lines)
+
+
+def reply_text(a: Answer) -> str:
+    """The assistant's message: the answer and its sources, or, when the LLM failed, the reason and
+    the retrieved passages themselves (a chat client then still has something to read)."""
+    reason = answering.llm_error_of(a)
+    if not reason:
+        return a.text + sources_text(a)
+    lines = [reason, ""]
+    for c in a.citations:
+        quote = c.quote if len(c.quote) <= 400 else c.quote[:400] + "…"
+        lines.append(f"[{c.n}] {c.title}: {quote}")
+    return "\n".join(lines)
+
+
+def usage(messages: list[ChatMessage], a: Answer, content: str) -> dict[str, Any]:
+    """OpenAI's ``usage``, counted in characters: the backends do not report their tokenizer's
+    counts, and a guess in "tokens" would look exact. ``unit`` says so; the prompt is the messages
+    plus the passages given to the generator."""
+    sent = sum(len(m.content) if isinstance(m.content, str) else
+               sum(len(str(p.get("text", ""))) for p in (m.content or [])) for m in messages)
+    prompt = sent + sum(len(h.chunk.text) for h in a.hits if h.chunk is not None)
+    return {"prompt_tokens": prompt, "completion_tokens": len(content), "total_tokens": prompt + len(content),
+            "unit": "characters"}
 
 
 @router.post("/chat/completions")
 def chat_completions(body: ChatRequest, request: Request) -> Any:
     handle = _handle(request, body.model)
-    question = question_of(body.messages)
-    _, hits = search_hits(handle, question, body.k, body.method, None)
+    question_of(body.messages)  # a conversation without a user question is a 400
+    # The messages are the conversation: earlier turns are the history a follow-up is rewritten
+    # with (by an LLM generator, as `zhiku chat` does), so "and roses?" finds what it refers to.
+    history, asked = history_from_messages([(m.role, text_of(m)) for m in body.messages])
     generator = answering.make_generator(handle)
+    follow = follow_up_query(generator, asked, history)
+    question = follow.query
+    _, hits = search_hits(handle, question, body.k, body.method, None)
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def citations(a: Answer) -> list[dict[str, Any]]:
@@ -104,11 +137,13 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
 
     if not body.stream:
         a = answering.answer(handle, question, hits, generator)
+        content = reply_text(a)
         return {
             "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": a.text + sources_text(a)},
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": "stop", "logprobs": None}],
-            "citations": citations(a),
+            "citations": citations(a), "llm_error": answering.llm_error_of(a),
+            "usage": usage(body.messages, a, content),
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
@@ -124,10 +159,12 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
                 if isinstance(item, str):
                     yield chunk({"content": item})
                 else:
-                    tail = sources_text(item)
+                    reason = answering.llm_error_of(item)
+                    tail = reply_text(item) if reason else sources_text(item)
                     if tail:
                         yield chunk({"content": tail})
-                    yield chunk({}, "stop", citations=citations(item))
+                    yield chunk({}, "stop", citations=citations(item), llm_error=reason,
+                                usage=usage(body.messages, item, reply_text(item)))
         except ZhikuError as e:
             yield sse.event(zhiku_error_body(e))
         except Exception:

@@ -47,7 +47,7 @@ function notify(message, kind = "info") {
   notify.timer = setTimeout(() => { box.hidden = true; }, kind === "error" ? 9000 : 4000);
 }
 
-const state = { kb: null, kbInfo: null, methods: [] };
+const state = { kb: null, kbInfo: null, methods: [], conversation: null };
 
 function authHeaders(extra = {}) {
   const key = localStorage.getItem("zhiku.key");
@@ -144,7 +144,7 @@ async function loadKbInfo() {
   state.methods = state.kbInfo.methods.map((m) => ({ name: m.name, built: m.built }));
   fillMethodSelect();
   renderKbInfo();
-  await loadDocuments();
+  await Promise.all([loadDocuments(), loadConversations(), loadSettings()]);
 }
 
 function fillMethodSelect() {
@@ -154,11 +154,16 @@ function fillMethodSelect() {
   select.replaceChildren(el("option", { value: "" }, t("default_method")),
     ...state.methods.map((m) => el("option", { value: m.name }, m.name + (m.built ? "" : ` (${t("not_built")})`))));
   select.value = [...select.options].some((o) => o.value === current) ? current : "";
+  // The lab offers only methods that can run; the others say so, with a button that builds them.
   const boxes = $("#lab-methods");
   const checked = new Set([...boxes.querySelectorAll("input:checked")].map((i) => i.value));
-  boxes.replaceChildren(...state.methods.map((m) => el("label", { class: m.built ? "" : "muted" },
-    el("input", { type: "checkbox", value: m.name, ...(checked.size ? (checked.has(m.name) ? { checked: "" } : {}) :
-      (m.built ? { checked: "" } : {})) }), ` ${m.name}`)));
+  const built = state.methods.filter((m) => m.built);
+  boxes.replaceChildren(...built.map((m) => el("label", {},
+    el("input", { type: "checkbox", value: m.name, ...(checked.size && !checked.has(m.name) ? {} : { checked: "" }) }),
+    ` ${m.name}`)));
+  $("#lab-unbuilt").replaceChildren(...state.methods.filter((m) => !m.built).map((m) => el("span",
+    { class: "unbuilt", "data-method": m.name }, `${m.name} — ${t("not_built")} `,
+    el("button", { class: "small", onclick: () => buildMethod(m.name) }, t("build")))));
 }
 
 function renderKbInfo() {
@@ -171,14 +176,28 @@ function renderKbInfo() {
   $("#delete-kb").hidden = !info;
 }
 
+// The documents table: one page at a time, searched by file name or title on the server.
+const DOC_PAGE = 50;
+const docView = { offset: 0, q: "", total: 0 };
+
 async function loadDocuments() {
-  const docs = await getJSON(`/kbs/${enc(state.kb)}/documents`);
+  const kb = state.kb;
+  const params = new URLSearchParams({ offset: docView.offset, limit: DOC_PAGE });
+  if (docView.q) params.set("q", docView.q);
+  const res = await api(`/kbs/${enc(kb)}/documents?${params}`);
+  const docs = await res.json();
+  if (kb !== state.kb) return;
+  docView.total = Number(res.headers.get("X-Total-Count") || docs.length);
   const body = $("#doc-table tbody");
   body.replaceChildren(...docs.map((d) => el("tr", { "data-doc": d.id },
-    el("td", {}, el("a", { href: `#doc/${enc(state.kb)}/${d.id}`, onclick: (e) => { e.preventDefault(); openDocument(state.kb, d.id); } }, d.name)),
+    el("td", {}, el("a", { href: `#doc/${enc(kb)}/${d.id}`, onclick: (e) => { e.preventDefault(); openDocument(kb, d.id); } }, d.name)),
     el("td", {}, d.title), el("td", {}, d.format), el("td", { class: "num" }, d.chunks), el("td", { class: "num" }, d.chars),
     el("td", {}, el("button", { class: "danger small", onclick: () => deleteDocument(d) }, t("delete"))))));
   $("#docs-empty").hidden = docs.length > 0;
+  $("#doc-range").textContent = docView.total ? t("range", docView.offset + 1, docView.offset + docs.length, docView.total) : "";
+  $("#doc-prev").disabled = docView.offset === 0;
+  $("#doc-next").disabled = docView.offset + docs.length >= docView.total;
+  $("#doc-delete-matching").hidden = !docView.q || !docView.total;
 }
 
 async function deleteDocument(doc) {
@@ -186,6 +205,22 @@ async function deleteDocument(doc) {
   try {
     await api(`/kbs/${enc(state.kb)}/documents/${doc.id}`, { method: "DELETE" });
     notify(t("deleted", doc.name));
+    await loadKbInfo();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+// Delete by title or file name: everything the search matches, after a confirmation that lists it.
+async function deleteMatching() {
+  const kb = state.kb;
+  try {
+    const matches = await getJSON(`/kbs/${enc(kb)}/documents?q=${enc(docView.q)}`);
+    if (!matches.length) return;
+    const shown = matches.slice(0, 20).map((d) => `• ${d.name} — ${d.title}`).join("\n") +
+      (matches.length > 20 ? `\n… (+${matches.length - 20})` : "");
+    if (!confirm(`${t("confirm_delete_matching", matches.length, docView.q)}\n\n${shown}`)) return;
+    await api(`/kbs/${enc(kb)}/documents/delete`, { method: "POST", json: { ids: matches.map((d) => d.id) } });
+    notify(t("deleted_n", matches.length));
+    docView.offset = 0;
     await loadKbInfo();
   } catch (e) { notify(e.message, "error"); }
 }
@@ -250,6 +285,7 @@ function uploadFiles(files) {
       label.textContent = `${t("failed")}: ${xhr.status === 401 ? t("need_key") + " " : ""}${message}`;
       return;
     }
+    if (body.refused && body.refused.length) row.dataset.refused = body.refused.map((f) => f.file).join(",");
     followJob(kb, body, bar, label, row);
   };
   xhr.send(form);
@@ -266,8 +302,14 @@ async function followJob(kb, job, bar, label, row) {
   if (kb === state.kb) await loadKbInfo();
 }
 
+// A job's progress: one bar that only moves forward (job.progress), and the current phase with its own
+// counts ("Indexing dense 120/2032"); a finished job is at 100%.
+function phaseName(phase) {
+  return phase.startsWith("build") ? `${t("building")} ${phase.slice(6)}` :
+    phase === "ingest" ? t("ingesting") : t("waiting");
+}
+
 function showJob(job, bar, label) {
-  const pct = job.total ? Math.round((100 * job.done) / job.total) : 0;
   if (job.state === "done" || job.state === "failed") {
     bar.value = 100;
     const r = job.result || {};
@@ -275,16 +317,18 @@ function showJob(job, bar, label) {
     if (r.added && r.added.length) parts.push(`${r.added.length} ${t("added")}`);
     if (r.updated && r.updated.length) parts.push(`${r.updated.length} ${t("updated")}`);
     if (r.unchanged && r.unchanged.length) parts.push(`${r.unchanged.length} ${t("unchanged")}`);
+    if (r.rechunked !== undefined) parts.push(`${r.rechunked} ${t("rechunked")}`);
+    if (r.built && Object.keys(r.built).length && !parts.length) parts.push(`${t("built")} ${Object.keys(r.built).join(", ")}`);
     const failures = (r.failed || []).map((f) => f.error);
     if (job.error && !failures.length) failures.push(job.error.message);
+    const refused = (r.refused || job.refused || []).map((f) => f.error);
     label.textContent = `${job.state === "done" ? t("done") : t("failed")}: ${parts.join(", ")}` +
-      (failures.length ? ` — ${failures.join("; ")}` : "");
+      (failures.length ? ` — ${failures.join("; ")}` : "") +
+      (refused.length ? ` — ${t("refused")}: ${refused.join("; ")}` : "");
     return;
   }
-  bar.value = pct;
-  const phase = job.phase.startsWith("build") ? `${t("building")} ${job.phase.slice(6)}` :
-    job.phase === "ingest" ? t("ingesting") : t("waiting");
-  label.textContent = `${phase} ${job.done}/${job.total}`;
+  bar.value = Math.round(100 * (job.progress || 0));
+  label.textContent = `${phaseName(job.phase)} ${job.done}/${job.total}`;
 }
 
 function setupDropzone() {
@@ -327,6 +371,38 @@ function renderAnswer(target, text, citations, kb) {
   target.replaceChildren(...nodes);
 }
 
+function sourceList(kb, citations, withQuotes) {
+  return citations.map((c) => el("li", {}, citationLink(kb, c), " ", place(c.title, c.heading),
+    withQuotes ? el("span", { class: "quote" }, c.quote.length > 300 ? c.quote.slice(0, 300) + "…" : c.quote) : ""));
+}
+
+// One finished turn: the answer with [n] links and its sources; when the LLM failed, the operator's
+// reason and the retrieved passages themselves.
+function renderTurn(msg, text, kb, turn) {
+  msg.querySelectorAll(".sources-title, .llm-error").forEach((n) => n.remove());
+  const sources = msg.querySelector(".sources");
+  if (turn.llm_error) {
+    text.before(el("div", { class: "llm-error" }, turn.llm_error));
+    text.textContent = t("passages_instead");
+  } else {
+    renderAnswer(text, turn.answer, turn.citations, kb);
+  }
+  if (turn.citations.length) {
+    sources.before(el("div", { class: "sources-title" }, turn.llm_error ? t("passages") : t("sources")));
+    sources.replaceChildren(...sourceList(kb, turn.citations, Boolean(turn.llm_error)));
+  }
+}
+
+function turnMessages(kb, turn) {
+  const text = el("div", { class: "text" });
+  const msg = el("div", { class: "msg bot" }, text, el("ol", { class: "sources" }));
+  renderTurn(msg, text, kb, turn);
+  const out = [el("div", { class: "msg user" }, turn.question)];
+  if (turn.query && turn.query !== turn.question) out.push(el("div", { class: "query-note" }, t("searched_for", turn.query)));
+  out.push(msg);
+  return out;
+}
+
 async function ask(event) {
   event.preventDefault();
   const input = $("#chat-input");
@@ -343,22 +419,26 @@ async function ask(event) {
   msg.scrollIntoView({ block: "end" });
   input.value = "";
   $("#chat-send").disabled = true;
-  const body = { question, k: Number($("#chat-k").value) || 5, stream: true };
-  if ($("#chat-method").value) body.method = $("#chat-method").value;
   let streamed = "";
   try {
+    // Every question belongs to a conversation, stored by the server: the follow-ups are asked with
+    // its history (rewritten to stand alone when an LLM answers), and it survives a reload or restart.
+    if (!state.conversation) {
+      const c = await (await api(`/kbs/${enc(kb)}/conversations`, { method: "POST", json: {} })).json();
+      setConversation(kb, c.id);
+    }
+    const body = { question, k: Number($("#chat-k").value) || 5, stream: true, conversation: state.conversation };
+    if ($("#chat-method").value) body.method = $("#chat-method").value;
     const res = await api(`/kbs/${enc(kb)}/ask`, { method: "POST", json: body });
     for await (const { event: name, data } of readEvents(res)) {
-      if (name === "token") {
+      if (name === "query") {
+        msg.before(el("div", { class: "query-note" }, t("searched_for", data.query)));
+      } else if (name === "token") {
         streamed += data.text;
         text.textContent = streamed;
       } else if (name === "done") {
-        renderAnswer(text, data.answer, data.citations, kb);
-        if (data.citations.length) {
-          sources.before(el("div", { class: "sources-title" }, t("sources")));
-          sources.replaceChildren(...data.citations.map((c) => el("li", {},
-            citationLink(kb, c), " ", place(c.title, c.heading, c.location))));
-        }
+        renderTurn(msg, text, kb, data);
+        if (data.conversation) await loadConversations();
       } else if (name === "error") {
         throw new ApiError(500, data.error.code, data.error.message);
       }
@@ -374,12 +454,163 @@ async function ask(event) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Conversations: listed per knowledge base; the open one is remembered per KB in localStorage.
+
+function setConversation(kb, id) {
+  state.conversation = id;
+  if (id) localStorage.setItem(`zhiku.conv.${kb}`, id); else localStorage.removeItem(`zhiku.conv.${kb}`);
+}
+
+async function loadConversations() {
+  const kb = state.kb;
+  const list = await getJSON(`/kbs/${enc(kb)}/conversations`);
+  if (kb !== state.kb) return;
+  const wanted = state.conversation || localStorage.getItem(`zhiku.conv.${kb}`);
+  if (!list.some((c) => c.id === wanted)) setConversation(kb, null);
+  else if (wanted !== state.conversation) { setConversation(kb, wanted); await openConversation(wanted); }
+  $("#conv-list").replaceChildren(...list.map((c) => el("li", { class: c.id === state.conversation ? "active" : "", "data-id": c.id },
+    el("a", { href: "#", title: c.title, onclick: (e) => { e.preventDefault(); openConversation(c.id); } },
+      c.title || t("untitled")))));
+  const current = list.find((c) => c.id === state.conversation);
+  $("#conv-head").hidden = !current;
+  if (current) {
+    $("#conv-title").textContent = current.title || t("untitled");
+    $("#conv-export").href = `/kbs/${enc(kb)}/conversations/${current.id}/export`;
+  }
+}
+
+async function openConversation(id) {
+  const kb = state.kb;
+  try {
+    const c = await getJSON(`/kbs/${enc(kb)}/conversations/${id}`);
+    setConversation(kb, id);
+    const empty = $("#chat-empty");
+    empty.hidden = c.turns.length > 0;
+    $("#chat-log").replaceChildren(empty, ...c.turns.flatMap((turn) => turnMessages(kb, turn)));
+    await loadConversations();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+function clearChat() {
+  state.conversation = null;
+  const empty = $("#chat-empty");
+  empty.hidden = false;
+  $("#chat-log").replaceChildren(empty);
+}
+
+function newConversation() {
+  if (state.kb) setConversation(state.kb, null);
+  clearChat();
+  if (state.kb) loadConversations().catch((e) => notify(e.message, "error"));
+  $("#chat-input").focus();
+}
+
+async function renameConversation() {
+  if (!state.conversation) return;
+  const title = prompt(t("rename_prompt"), $("#conv-title").textContent);
+  if (!title || !title.trim()) return;
+  try {
+    await api(`/kbs/${enc(state.kb)}/conversations/${state.conversation}`, { method: "PATCH", json: { title: title.trim() } });
+    await loadConversations();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+async function deleteConversation() {
+  if (!state.conversation || !confirm(t("confirm_delete_conv", $("#conv-title").textContent))) return;
+  try {
+    await api(`/kbs/${enc(state.kb)}/conversations/${state.conversation}`, { method: "DELETE" });
+    newConversation();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settings: the KB's generator, default method, chunking; methods and their builds.
+
+async function loadSettings() {
+  const kb = state.kb;
+  const s = await getJSON(`/kbs/${enc(kb)}/settings`);
+  if (kb !== state.kb) return;
+  state.settings = s;
+  const g = s.settings.generator;
+  $("#gen-kind").value = g.kind;
+  $("#gen-model").value = g.model || "";
+  $("#gen-base-url").value = g.base_url || "";
+  $("#gen-key-env").value = g.api_key_env || "";
+  $("#gen-key-state").textContent = `${t("key_state")}: ${g.key}`;
+  showLlmFields();
+  $("#set-default").replaceChildren(el("option", { value: "" }, `${t("automatic")} (${s.default_method})`),
+    ...s.methods.map((m) => el("option", { value: m.name }, m.name)));
+  $("#set-default").value = s.default_method_setting || "";
+  $("#rechunk-note").hidden = !s.chunking_stale;
+  $("#rechunk-reason").textContent = s.chunking_stale ? `${t("chunks_stale")}: ${s.chunking_stale}. ` : "";
+  $("#chunk-size").value = s.settings.chunking.size;
+  $("#chunk-overlap").value = s.settings.chunking.overlap;
+  $("#method-table tbody").replaceChildren(...s.methods.map((m) => el("tr", { "data-method": m.name },
+    el("td", {}, m.name), el("td", {}, m.kind),
+    el("td", { class: m.built ? (m.fresh ? "ok" : "stale") : "muted" },
+      m.built ? (m.fresh ? t("fresh") : t("stale")) : t("not_built")),
+    el("td", {}, el("button", { class: "small", onclick: () => buildMethod(m.name, m.built) },
+      m.built ? t("rebuild") : t("build"))))));
+}
+
+function showLlmFields() {
+  const llm = $("#gen-kind").value !== "extractive";
+  document.querySelectorAll("#gen-form .llm-only").forEach((n) => { n.hidden = !llm; });
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const kind = $("#gen-kind").value;
+  const generator = kind === "extractive" ? { kind } : {
+    kind, model: $("#gen-model").value.trim(), base_url: $("#gen-base-url").value.trim(),
+    api_key_env: $("#gen-key-env").value.trim() || null,
+  };
+  const body = { generator, default_method: $("#set-default").value,
+    chunking: { ...state.settings.settings.chunking, size: Number($("#chunk-size").value),
+      overlap: Number($("#chunk-overlap").value) } };
+  try {
+    await api(`/kbs/${enc(state.kb)}/settings`, { method: "PUT", json: body });
+    notify(t("saved"));
+    await loadKbInfo();
+  } catch (e) { notify(e.message, "error"); }
+}
+
+async function rechunkKb() {
+  const kb = state.kb;
+  const bar = el("progress", { max: "100", value: "0" });
+  const label = el("span", { class: "build-label" }, t("waiting"));
+  const row = el("div", { class: "build", "data-method": "rechunk" }, el("div", {}, t("rechunk")), bar, label);
+  $("#builds").prepend(row);
+  try {
+    const job = await (await api(`/kbs/${enc(kb)}/rechunk`, { method: "POST" })).json();
+    await followJob(kb, job, bar, label, row);
+  } catch (e) { row.classList.add("failed"); label.textContent = e.message; }
+}
+
+async function buildMethod(name, force = false) {
+  const kb = state.kb;
+  const bar = el("progress", { max: "100", value: "0" });
+  const label = el("span", { class: "build-label" }, t("waiting"));
+  const row = el("div", { class: "build", "data-method": name }, el("div", {}, `${t("build")} ${name}`), bar, label);
+  $("#builds").prepend(row);
+  showTab("settings");
+  try {
+    const job = await (await api(`/kbs/${enc(kb)}/methods/${enc(name)}/build${force ? "?force=true" : ""}`, { method: "POST" })).json();
+    await followJob(kb, job, bar, label, row);
+  } catch (e) { row.classList.add("failed"); label.textContent = e.message; }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Document viewer
 
 async function openDocument(kb, docId, start, end) {
   const query = start !== undefined ? `?highlight=${start}-${end}&chunks=false` : "?chunks=false";
   try {
     const doc = await getJSON(`/kbs/${enc(kb)}/documents/${docId}${query}`);
+    viewer.kb = kb;
+    viewer.doc = docId;
+    showChunks(false);
+    $("#viewer-chunks").textContent = `${t("show_chunks")} (${doc.chunk_count ?? ""})`.replace(" ()", "");
     $("#viewer-title").textContent = doc.title;
     $("#viewer-path").textContent = doc.name;
     const box = $("#viewer-text");
@@ -394,6 +625,26 @@ async function openDocument(kb, docId, start, end) {
       box.scrollTop = 0;
     }
     history.replaceState(null, "", `#doc/${enc(kb)}/${docId}` + (start !== undefined ? `/${start}-${end}` : ""));
+  } catch (e) { notify(e.message, "error"); }
+}
+
+// The viewer shows the document's text, or (toggled) its chunks as indexed: order, heading, offsets.
+const viewer = { kb: null, doc: null };
+
+function showChunks(on) {
+  $("#viewer-text").hidden = on;
+  $("#viewer-chunk-list").hidden = !on;
+  $("#viewer-chunks").classList.toggle("active", on);
+}
+
+async function toggleChunks() {
+  if (!$("#viewer-chunk-list").hidden) { showChunks(false); return; }
+  try {
+    const doc = await getJSON(`/kbs/${enc(viewer.kb)}/documents/${viewer.doc}?chunks=true`);
+    $("#viewer-chunk-list").replaceChildren(...doc.chunks.map((c) => el("li", { "data-ord": c.ord },
+      el("span", { class: "chunk-head" }, `${c.heading || doc.title} · ${c.start}–${c.end} · ${c.text.length} ${t("chars")}`),
+      c.text)));
+    showChunks(true);
   } catch (e) { notify(e.message, "error"); }
 }
 
@@ -476,10 +727,19 @@ async function start() {
   });
   $("#kb-select").addEventListener("change", async (e) => {
     state.kb = e.target.value;
+    clearChat();
+    Object.assign(docView, { offset: 0, q: "" });
+    $("#doc-search").value = "";
     localStorage.setItem("zhiku.kb", state.kb);
     await loadKbInfo().catch((err) => notify(err.message, "error"));
   });
   $("#chat-form").addEventListener("submit", ask);
+  $("#conv-new").addEventListener("click", newConversation);
+  $("#conv-rename").addEventListener("click", renameConversation);
+  $("#conv-delete").addEventListener("click", deleteConversation);
+  $("#gen-form").addEventListener("submit", saveSettings);
+  $("#gen-kind").addEventListener("change", showLlmFields);
+  $("#rechunk").addEventListener("click", rechunkKb);
   $("#chat-input").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); $("#chat-form").requestSubmit(); }
   });
@@ -487,6 +747,19 @@ async function start() {
   $("#delete-kb").addEventListener("click", deleteKb);
   $("#lab-form").addEventListener("submit", compare);
   $("#viewer-close").addEventListener("click", closeViewer);
+  $("#viewer-chunks").addEventListener("click", toggleChunks);
+  let searchTimer = null;
+  $("#doc-search").addEventListener("input", (e) => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      docView.q = e.target.value.trim();
+      docView.offset = 0;
+      loadDocuments().catch((err) => notify(err.message, "error"));
+    }, 250);
+  });
+  $("#doc-prev").addEventListener("click", () => { docView.offset = Math.max(0, docView.offset - DOC_PAGE); loadDocuments(); });
+  $("#doc-next").addEventListener("click", () => { docView.offset += DOC_PAGE; loadDocuments(); });
+  $("#doc-delete-matching").addEventListener("click", deleteMatching);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("#viewer").hidden) closeViewer(); });
   setupDropzone();
   window.addEventListener("hashchange", openFromHash);
