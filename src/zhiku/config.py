@@ -85,6 +85,9 @@ class KBConfig(_Frozen):
         None, description="used when --method is not given; None = hybrid when built, else bm25"
     )
     generator: GeneratorConfig = GeneratorConfig()
+    route: dict[str, Any] | None = Field(
+        None, description="what `zhiku tune route` chose as default, and its evidence (written by zhiku)"
+    )
 
     @classmethod
     def load(cls, path: Path) -> KBConfig:

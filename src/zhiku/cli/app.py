@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from zhiku import __version__
-from zhiku.cli import chat, documents, query, serve, words
+from zhiku.cli import chat, documents, query, serve, tune, words
 from zhiku.cli import eval as evaluation
 
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     words.register(sub, common)
     chat.register(sub, common)
     serve.register(sub, common)
+    tune.register(sub, common)
     return parser
 
 

@@ -156,6 +156,7 @@ def run_status(args: argparse.Namespace) -> int:
             "language": kb.language(),
             "default_method": kb.default_method(),
             "methods": [s.__dict__ for s in status],
+            "route": kb.config.route,
         }
         if args.json:
             print_json(info)
@@ -178,6 +179,10 @@ def run_status(args: argparse.Namespace) -> int:
                 print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size} {when}".rstrip())
             else:
                 print(f"  {s.name:<10} {s.kind:<8} not built: {s.reason}")
+        route = kb.config.route
+        if route:
+            print(f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
+                  f"{route.get('why', '')}")
     return 0
 
 
