@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.helpers.law_corpus import law_documents, tune_config
+
 from zhiku.cli.app import main
 from zhiku.config import KBConfig
 from zhiku.eval.datasets import judge_zhiku_qa, load_dataset, normalize_evidence
@@ -27,7 +27,9 @@ def kb_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_offline_questions_are_honest_and_split_by_document(kb_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_offline_questions_are_honest_and_split_by_document(
+    kb_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["tune", "questions", "--kb", str(kb_root), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     out = Path(info["files"]["all"])
@@ -50,8 +52,22 @@ def test_offline_questions_are_honest_and_split_by_document(kb_root: Path, capsy
     # zhiku eval reads the file as is.
     ds = load_dataset(Path(info["files"]["validation"]))
     assert ds.format == "zhiku-qa" and len(ds.queries) == len(val)
-    assert main(["eval", info["files"]["validation"], "--kb", str(kb_root), "--methods", "bm25",
-                 "--out", str(kb_root.parent / "ev"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                info["files"]["validation"],
+                "--kb",
+                str(kb_root),
+                "--methods",
+                "bm25",
+                "--out",
+                str(kb_root.parent / "ev"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out)["methods"]["bm25"]["hit@10"] > 0.5
 
 
@@ -59,8 +75,12 @@ def test_filters_drop_duplicates_and_ambiguous_questions(kb_root: Path) -> None:
     with KnowledgeBase.open(str(kb_root), create=False) as kb:
         chunks = tq.source_chunks(kb)
         c = chunks[0]
-        same = [tq.Question(f"x{i}", text, ["x"], c.doc, c.id, "offline:test", "t")
-                for i, text in enumerate(["保险理赔的期限是多久？", "保险理赔的期限是多久?", "保险 理赔的期限是多久"])]
+        same = [
+            tq.Question(f"x{i}", text, ["x"], c.doc, c.id, "offline:test", "t")
+            for i, text in enumerate(
+                ["保险理赔的期限是多久？", "保险理赔的期限是多久?", "保险 理赔的期限是多久"]
+            )
+        ]
         stats = tq.FilterStats()
         assert len(tq.dedupe(same, stats)) == 1 and stats.duplicates == 2
         # "应当" is in every chunk: many chunks tie, the question is dropped as ambiguous.
@@ -70,7 +90,10 @@ def test_filters_drop_duplicates_and_ambiguous_questions(kb_root: Path) -> None:
 
 
 def test_split_never_puts_a_document_on_both_sides() -> None:
-    qs = [tq.Question(f"q{i}", f"问题{i}", ["e"], f"doc{i % 7}.md", f"c{i}", "offline:ict", "ict") for i in range(70)]
+    qs = [
+        tq.Question(f"q{i}", f"问题{i}", ["e"], f"doc{i % 7}.md", f"c{i}", "offline:ict", "ict")
+        for i in range(70)
+    ]
     for seed in range(5):
         train, val = tq.split_by_document(qs, 0.3, seed)
         assert train and val and not {q.doc for q in train} & {q.doc for q in val}
@@ -95,7 +118,9 @@ def test_bootstrap_and_sign_test() -> None:
     assert sign_test(a, better)[:3] == (50, 0, 50)
 
 
-def test_adapter_trains_becomes_a_method_and_is_validated(kb_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adapter_trains_becomes_a_method_and_is_validated(
+    kb_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["tune", "adapter", "--kb", str(kb_root), "--base", "dense", "--epochs", "5", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     man = info["manifest"]
@@ -116,19 +141,24 @@ def test_adapter_trains_becomes_a_method_and_is_validated(kb_root: Path, capsys:
         assert {h.chunk_id for h in hits} <= {c.id for c in tq.source_chunks(kb)}
 
 
-def test_a_tuned_method_that_loses_is_not_made_default(kb_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_tuned_method_that_loses_is_not_made_default(
+    kb_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """An adapter that scrambles the query space loses on validation: kept, never made default."""
+    from zhiku.config import MethodConfig
     from zhiku.eval.report import Report
     from zhiku.tune.compare import compare, evaluate_methods, save_config
-    from zhiku.config import MethodConfig
 
     with KnowledgeBase.open(str(kb_root), create=False) as kb:
         bad = Adapter.identity("linear", 128)
         rng = np.random.default_rng(1)
         bad.weights["W"] = (rng.standard_normal((128, 128)) * 3).astype(np.float32)
         bad.save(kb.layout.models / "dense-bad")
-        save_config(kb, method=("dense-bad", MethodConfig(kind="adapted", options={"base": "dense"})),
-                    default_method="dense")
+        save_config(
+            kb,
+            method=("dense-bad", MethodConfig(kind="adapted", options={"base": "dense"})),
+            default_method="dense",
+        )
         _, val = tq.split_paths(kb.layout.root / "tune" / "questions.jsonl")
         report: Report = evaluate_methods(kb, val, ["dense", "dense-bad"])
         verdict = compare(report, "dense-bad", "dense")
@@ -137,7 +167,9 @@ def test_a_tuned_method_that_loses_is_not_made_default(kb_root: Path, tmp_path: 
     assert KBConfig.load(kb_root / "zhiku.toml").default_method == "dense"
 
 
-def test_route_chooses_on_validation_and_records_evidence(kb_root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_route_chooses_on_validation_and_records_evidence(
+    kb_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["tune", "route", "--kb", str(kb_root), "--methods", "bm25,dense", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     cfg = KBConfig.load(kb_root / "zhiku.toml")

@@ -1,9 +1,9 @@
 """``zhiku tune``: synthetic questions, a query adapter, and the KB's default chosen on evidence.
 
-    zhiku tune questions --kb laws                       # offline pseudo-questions, train/validation split
-    zhiku tune questions --kb laws --llm ollama:qwen2.5:7b --sample 500 --per-chunk 3
-    zhiku tune adapter --kb laws --base dense            # a method `dense-tuned`, default only if it wins
-    zhiku tune route --kb laws                           # default method / hybrid weights from validation
+zhiku tune questions --kb laws                       # offline pseudo-questions, train/validation split
+zhiku tune questions --kb laws --llm ollama:qwen2.5:7b --sample 500 --per-chunk 3
+zhiku tune adapter --kb laws --base dense            # a method `dense-tuned`, default only if it wins
+zhiku tune route --kb laws                           # default method / hybrid weights from validation
 """
 
 from __future__ import annotations
@@ -21,21 +21,38 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("tune", help="teach retrieval from the corpus: synthetic questions, adapters, routing",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "tune",
+        help="teach retrieval from the corpus: synthetic questions, adapters, routing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     tsub = p.add_subparsers(dest="tune_command", metavar="STEP")
 
-    q = tsub.add_parser("questions", parents=[common], help="synthetic questions (offline or by an LLM), split by document")
-    q.add_argument("--llm", default=None, metavar="SPEC",
-                   help="ollama:MODEL, openai:MODEL or local:PATH (default: offline pseudo-questions); "
-                        "'kb' uses the KB's own generator")
+    q = tsub.add_parser(
+        "questions", parents=[common], help="synthetic questions (offline or by an LLM), split by document"
+    )
+    q.add_argument(
+        "--llm",
+        default=None,
+        metavar="SPEC",
+        help="ollama:MODEL, openai:MODEL or local:PATH (default: offline pseudo-questions); "
+        "'kb' uses the KB's own generator",
+    )
     q.add_argument("--base-url", default=None, help="the LLM server's URL")
     q.add_argument("--sample", type=int, default=None, metavar="N", help="use N sampled chunks (default all)")
-    q.add_argument("--per-chunk", type=int, default=3, metavar="N", help="LLM questions per chunk (default 3)")
-    q.add_argument("--kinds", default="ict,keywords,article",
-                   help="offline kinds: ict, keywords, article (default all)")
-    q.add_argument("--out", default=None, metavar="FILE",
-                   help="questions file (default <kb>/tune/questions.jsonl); train and validation go next to it")
+    q.add_argument(
+        "--per-chunk", type=int, default=3, metavar="N", help="LLM questions per chunk (default 3)"
+    )
+    q.add_argument(
+        "--kinds", default="ict,keywords,article", help="offline kinds: ict, keywords, article (default all)"
+    )
+    q.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="questions file (default <kb>/tune/questions.jsonl); train and validation go next to it",
+    )
     q.add_argument("--validation", type=float, default=0.2, help="share of documents held out (default 0.2)")
     q.add_argument("--filter", default="bm25", help="method of the answerability filter, or 'none'")
     q.add_argument("--depth", type=int, default=100, help="the source chunk must be in the filter's top N")
@@ -48,8 +65,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--base", required=True, help="the vector method to adapt (e.g. dense, e5, w2v-sg)")
     a.add_argument("--kind", choices=["linear", "residual"], default="linear")
     a.add_argument("--name", default=None, help="the new method's name (default <base>-tuned)")
-    a.add_argument("--questions", default=None, metavar="FILE",
-                   help="questions file of `zhiku tune questions` (default <kb>/tune/questions.jsonl)")
+    a.add_argument(
+        "--questions",
+        default=None,
+        metavar="FILE",
+        help="questions file of `zhiku tune questions` (default <kb>/tune/questions.jsonl)",
+    )
     a.add_argument("--eval", default=None, metavar="FILE", help="also compare on a real zhiku QA file")
     a.add_argument("--epochs", type=int, default=30)
     a.add_argument("--max-train", type=int, default=3000, help="train questions used at most")
@@ -59,7 +80,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--json", action="store_true")
     a.set_defaults(run=run_adapter)
 
-    r = tsub.add_parser("route", parents=[common], help="choose the default method or hybrid weights on validation")
+    r = tsub.add_parser(
+        "route", parents=[common], help="choose the default method or hybrid weights on validation"
+    )
     r.add_argument("--methods", default=None, help="candidates (default: every built method)")
     r.add_argument("--questions", default=None, metavar="FILE", help="default <kb>/tune/questions.jsonl")
     r.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/route)")
@@ -89,44 +112,75 @@ def run_questions(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         chunks = tq.source_chunks(kb)
         if not chunks:
-            raise UsageError(f"knowledge base {kb.name!r} has no chunks", f"Ingest documents first: zhiku ingest PATH --kb {kb.name}")
+            raise UsageError(
+                f"knowledge base {kb.name!r} has no chunks",
+                f"Ingest documents first: zhiku ingest PATH --kb {kb.name}",
+            )
         picked = tq.sample_chunks(chunks, args.sample, args.seed)
         info: dict[str, Any] = {"kb": kb.name, "chunks": len(picked)}
         if args.llm:
             from zhiku.generate.llm import generator_config, make_backend
             from zhiku.tune.llm_questions import generate
 
-            cfg = kb.config.generator if args.llm == "kb" else generator_config(args.llm, args.base_url, kb.config.generator)
+            cfg = (
+                kb.config.generator
+                if args.llm == "kb"
+                else generator_config(args.llm, args.base_url, kb.config.generator)
+            )
             if cfg.kind == "extractive":
-                raise UsageError("the KB's generator is the extractive answerer, not an LLM",
-                                 "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)")
+                raise UsageError(
+                    "the KB's generator is the extractive answerer, not an LLM",
+                    "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
+                )
             backend = make_backend(cfg.kind, cfg.options)
             raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
             bar = _bar(len(picked), "questions")
             try:
-                run = generate(backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None)
+                run = generate(
+                    backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None
+                )
             finally:
                 if bar:
                     bar.close()
-            info.update(generator=f"llm:{backend.describe()}", generated=run.generated, chunks_done=run.chunks,
-                        resumed=run.skipped, unparsed_replies=run.unparsed, failed_chunks=run.failed)
+            info.update(
+                generator=f"llm:{backend.describe()}",
+                generated=run.generated,
+                chunks_done=run.chunks,
+                resumed=run.skipped,
+                unparsed_replies=run.unparsed,
+                failed_chunks=run.failed,
+            )
             raw = tq.read_jsonl(raw_path)
         else:
             kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
             unknown = set(kinds) - {"ict", "keywords", "article"}
             if unknown:
-                raise UsageError(f"unknown offline kinds: {', '.join(sorted(unknown))}", "Use ict, keywords, article")
+                raise UsageError(
+                    f"unknown offline kinds: {', '.join(sorted(unknown))}", "Use ict, keywords, article"
+                )
             raw = list(tq.offline_questions(picked, kinds, args.seed, all_chunks=chunks))
             info.update(generator="offline", generated=len(raw))
         stats, counts = tq.finish(
-            kb, raw, out, filter_method=None if args.filter == "none" else args.filter, depth=args.depth,
-            max_ties=args.max_ties, validation=args.validation, seed=args.seed,
+            kb,
+            raw,
+            out,
+            filter_method=None if args.filter == "none" else args.filter,
+            depth=args.depth,
+            max_ties=args.max_ties,
+            validation=args.validation,
+            seed=args.seed,
         )
         train_path, val_path = tq.split_paths(out)
-        info.update(duplicates=stats.duplicates, not_found=stats.not_found, ambiguous=stats.ambiguous,
-                    kept=stats.kept, **counts, seconds=round(time.perf_counter() - t0, 1),
-                    files={"all": str(out), "train": str(train_path), "validation": str(val_path)},
-                    notes=stats.notes)
+        info.update(
+            duplicates=stats.duplicates,
+            not_found=stats.not_found,
+            ambiguous=stats.ambiguous,
+            kept=stats.kept,
+            **counts,
+            seconds=round(time.perf_counter() - t0, 1),
+            files={"all": str(out), "train": str(train_path), "validation": str(val_path)},
+            notes=stats.notes,
+        )
         by_kind: dict[str, int] = {}
         for q in tq.read_jsonl(out):
             by_kind[q.generator] = by_kind.get(q.generator, 0) + 1
@@ -134,12 +188,18 @@ def run_questions(args: argparse.Namespace) -> int:
     if args.json:
         print_json(info)
         return 0
-    print(f"{info['generated']} questions generated from {info['chunks']} chunks in {info['seconds']} s "
-          f"({info['generator']})")
-    print(f"  dropped: {stats.duplicates} duplicates, {stats.not_found} not found by {args.filter} in its top "
-          f"{args.depth}, {stats.ambiguous} ambiguous ({args.max_ties}+ chunks tie with the source)")
-    print(f"  kept {counts['all']}: train {counts['train']} ({counts['train_docs']} documents), validation "
-          f"{counts['validation']} ({counts['validation_docs']} documents, none of them in train)")
+    print(
+        f"{info['generated']} questions generated from {info['chunks']} chunks in {info['seconds']} s "
+        f"({info['generator']})"
+    )
+    print(
+        f"  dropped: {stats.duplicates} duplicates, {stats.not_found} not found by {args.filter} in its top "
+        f"{args.depth}, {stats.ambiguous} ambiguous ({args.max_ties}+ chunks tie with the source)"
+    )
+    print(
+        f"  kept {counts['all']}: train {counts['train']} ({counts['train_docs']} documents), validation "
+        f"{counts['validation']} ({counts['validation_docs']} documents, none of them in train)"
+    )
     print("  by generator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
     for note in stats.notes:
         print(f"note: {note}")
@@ -157,32 +217,48 @@ def _bar(total: int, unit: str) -> Any:
 
 def run_adapter(args: argparse.Namespace) -> int:
     from zhiku.config import MethodConfig
+    from zhiku.eval.report import format_table
     from zhiku.service import VERSION
     from zhiku.tune import questions as tq
     from zhiku.tune.adapter import AdapterSettings, data_hash, save_adapter, train_adapter
     from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
-    from zhiku.eval.report import format_table
 
     with open_kb(args) as kb:
         qpath = _questions_path(kb, args.questions)
         train_path, val_path = tq.split_paths(qpath)
         train, val = tq.read_jsonl(train_path), tq.read_jsonl(val_path)
         name = args.name or f"{args.base}-tuned"
-        settings = AdapterSettings(kind=args.kind, epochs=args.epochs, max_train=args.max_train,
-                                   max_validation=args.max_validation, seed=args.seed)
+        settings = AdapterSettings(
+            kind=args.kind,
+            epochs=args.epochs,
+            max_train=args.max_train,
+            max_validation=args.max_validation,
+            seed=args.seed,
+        )
         result = train_adapter(kb, args.base, train, val, settings, progress=None if args.json else _say)
         folder = kb.layout.models / name
         incumbent = kb.default_method()
         manifest: dict[str, Any] = {
-            "method": name, "kind": "adapted", "base": args.base,
-            "base_settings": kb.method(args.base).describe(), "data_hash": data_hash(train, val),
-            "questions": str(qpath), "settings": settings.__dict__,
-            "train_questions": result.train_questions, "validation_questions": result.validation_questions,
-            "validation_mrr@10": {"before": round(result.validation_before, 4),
-                                  "after": round(result.validation_after, 4)},
-            "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "history": result.history,
-            "training_seconds": round(result.seconds, 1), "embed_seconds": round(result.embed_seconds, 1),
-            "zhiku_version": VERSION, "created": time.time(),
+            "method": name,
+            "kind": "adapted",
+            "base": args.base,
+            "base_settings": kb.method(args.base).describe(),
+            "data_hash": data_hash(train, val),
+            "questions": str(qpath),
+            "settings": settings.__dict__,
+            "train_questions": result.train_questions,
+            "validation_questions": result.validation_questions,
+            "validation_mrr@10": {
+                "before": round(result.validation_before, 4),
+                "after": round(result.validation_after, 4),
+            },
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "history": result.history,
+            "training_seconds": round(result.seconds, 1),
+            "embed_seconds": round(result.embed_seconds, 1),
+            "zhiku_version": VERSION,
+            "created": time.time(),
         }
         save_adapter(folder, result, manifest)
         save_config(kb, method=(name, MethodConfig(kind="adapted", options={"base": args.base})))
@@ -190,9 +266,11 @@ def run_adapter(args: argparse.Namespace) -> int:
         names = list(dict.fromkeys([args.base, name, incumbent]))
         report = evaluate_methods(kb, val_path, names, command=" ".join(sys.argv))
         verdict = compare(report, name, incumbent)
-        notes = [f"adapter ({args.kind}) trained on {result.train_questions} train questions, best epoch "
-                 f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s",
-                 f"default: {'made ' + name if verdict.significant else 'kept ' + incumbent}: {verdict.why}"]
+        notes = [
+            f"adapter ({args.kind}) trained on {result.train_questions} train questions, best epoch "
+            f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s",
+            f"default: {'made ' + name if verdict.significant else 'kept ' + incumbent}: {verdict.why}",
+        ]
         written = write_report(report, out / "validation", notes)
         extra = None
         if args.eval:
@@ -203,16 +281,24 @@ def run_adapter(args: argparse.Namespace) -> int:
         manifest["decision"] = verdict.to_json()
         save_adapter(folder, result, manifest)
     if args.json:
-        print_json({"method": name, "manifest": manifest, "out": str(out),
-                    "validation": {m.method: m.metrics for m in report.methods},
-                    "eval": {m.method: m.metrics for m in extra.methods} if extra else None})
+        print_json(
+            {
+                "method": name,
+                "manifest": manifest,
+                "out": str(out),
+                "validation": {m.method: m.metrics for m in report.methods},
+                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
+            }
+        )
         return 0
     print(f"validation ({result.validation_questions} questions from held-out documents):")
     print(format_table(report))
     if extra is not None:
         print(f"{args.eval}:")
         print(format_table(extra))
-    print(f"{'default is now ' + name if verdict.significant else 'default stays ' + incumbent}: {verdict.why}")
+    print(
+        f"{'default is now ' + name if verdict.significant else 'default stays ' + incumbent}: {verdict.why}"
+    )
     print(f"method {name!r} added to zhiku.toml; adapter in {folder}; wrote {len(written)} files to {out}")
     return 0
 

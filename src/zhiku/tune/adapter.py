@@ -67,15 +67,19 @@ def base_vectors(kb: KnowledgeBase, base: str) -> tuple[list[str], np.ndarray, A
 
     method = kb.ready_method(base)  # rebuilt first if stale: vectors must match the catalog
     if not isinstance(method, VectorMethod):
-        raise ConfigError(f"{base!r} is a {method.kind} method, not a vector method",
-                          "Use a dense, remote or w2v method as --base (see `zhiku status`)")
+        raise ConfigError(
+            f"{base!r} is a {method.kind} method, not a vector method",
+            "Use a dense, remote or w2v method as --base (see `zhiku status`)",
+        )
     folder = kb.layout.index_dir(method.name)
     try:
         ids = json.loads((folder / "embedding_ids.json").read_text(encoding="utf-8"))
         matrix = np.load(folder / "embeddings.npy", allow_pickle=False).astype(np.float32)
     except (OSError, ValueError) as e:
-        raise ConfigError(f"{folder} has no chunk vectors ({e})",
-                          f"Rebuild it: `zhiku build --kb {kb.name} --method {base} --force`") from e
+        raise ConfigError(
+            f"{folder} has no chunk vectors ({e})",
+            f"Rebuild it: `zhiku build --kb {kb.name} --method {base} --force`",
+        ) from e
     return ids, matrix, method
 
 
@@ -100,7 +104,9 @@ def data_hash(train: list[Question], val: list[Question]) -> str:
     return h.hexdigest()[:16]
 
 
-def _mrr(scores: np.ndarray, ids: list[str], relevant: list[set[str]], k: int = 10) -> tuple[float, list[float]]:
+def _mrr(
+    scores: np.ndarray, ids: list[str], relevant: list[set[str]], k: int = 10
+) -> tuple[float, list[float]]:
     top = np.argsort(-scores, axis=1)[:, :k]
     rr = []
     for row, rel in zip(top, relevant, strict=True):
@@ -138,8 +144,10 @@ def train_adapter(
     if len(val) > settings.max_validation:
         val = [val[i] for i in sorted(rng.choice(len(val), settings.max_validation, replace=False))]
     if len(train) < 8 or not val:
-        raise UsageError(f"too few questions to train on: {len(train)} train, {len(val)} validation",
-                         "Generate more with `zhiku tune questions --kb K` (or a larger --sample)")
+        raise UsageError(
+            f"too few questions to train on: {len(train)} train, {len(val)} validation",
+            "Generate more with `zhiku tune questions --kb K` (or a larger --sample)",
+        )
     chunks = source_chunks(kb)
     rel_train, rel_val = relevant_sets(train, chunks), relevant_sets(val, chunks)
     cosine = method.options.metric == "cosine"
@@ -156,8 +164,12 @@ def train_adapter(
     hard: list[list[int]] = []
     bm25: list[list[str]] = [[] for _ in train]
     try:
-        bm25 = [[h.chunk_id for h in hits] for hits in
-                kb.search_many([q.question for q in train], k=2 * settings.hard_negatives + 8, method="bm25")]
+        bm25 = [
+            [h.chunk_id for h in hits]
+            for hits in kb.search_many(
+                [q.question for q in train], k=2 * settings.hard_negatives + 8, method="bm25"
+            )
+        ]
     except Exception as e:  # noqa: BLE001  (no BM25 index: the base method's negatives still work)
         say(f"no BM25 negatives ({e})")
     for i, rel in enumerate(rel_train):
@@ -220,8 +232,18 @@ def train_adapter(
             best, best_adapter, best_epoch = score, snapshot(), epoch
         elif epoch - best_epoch >= settings.patience:
             break
-    return TrainResult(best_adapter, before, best, best_epoch, epochs_run, time.perf_counter() - t0,
-                       len(train), len(val), history, embed_seconds)
+    return TrainResult(
+        best_adapter,
+        before,
+        best,
+        best_epoch,
+        epochs_run,
+        time.perf_counter() - t0,
+        len(train),
+        len(val),
+        history,
+        embed_seconds,
+    )
 
 
 def save_adapter(folder: Path, result: TrainResult, manifest: dict[str, Any]) -> None:

@@ -32,9 +32,12 @@ class Adapter:
         if kind == "linear":
             w = {"W": np.zeros((dim, dim), np.float32), "b": np.zeros(dim, np.float32)}
         else:
-            w = {"W1": (rng.standard_normal((dim, hidden)) / np.sqrt(dim)).astype(np.float32),
-                 "b1": np.zeros(hidden, np.float32), "W2": np.zeros((hidden, dim), np.float32),
-                 "b2": np.zeros(dim, np.float32)}
+            w = {
+                "W1": (rng.standard_normal((dim, hidden)) / np.sqrt(dim)).astype(np.float32),
+                "b1": np.zeros(hidden, np.float32),
+                "W2": np.zeros((hidden, dim), np.float32),
+                "b2": np.zeros(dim, np.float32),
+            }
         return cls(kind, dim, w)
 
     def apply(self, q: np.ndarray) -> np.ndarray:
@@ -52,7 +55,9 @@ class Adapter:
         folder.mkdir(parents=True, exist_ok=True)
         for name, arr in self.weights.items():
             np.save(folder / f"{name}.npy", arr.astype(np.float32), allow_pickle=False)
-        (folder / "adapter.json").write_text(json.dumps({"kind": self.kind, "dim": self.dim}), encoding="utf-8")
+        (folder / "adapter.json").write_text(
+            json.dumps({"kind": self.kind, "dim": self.dim}), encoding="utf-8"
+        )
 
     @classmethod
     def load(cls, folder: Path) -> Adapter:
@@ -61,6 +66,8 @@ class Adapter:
             kind = meta["kind"]
             weights = {n: np.load(folder / f"{n}.npy", allow_pickle=False) for n in WEIGHTS[kind]}
         except (OSError, ValueError, KeyError) as e:
-            raise IndexError_(f"no usable query adapter in {folder} ({e})",
-                              "Train it with `zhiku tune adapter --kb K --base METHOD`") from e
+            raise IndexError_(
+                f"no usable query adapter in {folder} ({e})",
+                "Train it with `zhiku tune adapter --kb K --base METHOD`",
+            ) from e
         return cls(kind, int(meta["dim"]), weights)

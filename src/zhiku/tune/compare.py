@@ -47,7 +47,9 @@ class Comparison:
         return asdict(self)
 
 
-def paired_bootstrap(a: list[float], b: list[float], resamples: int = RESAMPLES, seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a: list[float], b: list[float], resamples: int = RESAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
     """(one-sided p that mean(b − a) ≤ 0, 2.5th and 97.5th percentiles of the resampled mean)."""
     import numpy as np
 
@@ -88,16 +90,30 @@ def compare(report: Report, challenger: str, incumbent: str, alpha: float = ALPH
     if challenger == incumbent:
         ok, why = False, f"{challenger} is already the default"
     elif diff <= 0:
-        ok, why = False, (f"{challenger} does not beat {incumbent} on validation: MRR@{report.k} "
-                          f"{mb:.4f} vs {ma:.4f}")
+        ok, why = (
+            False,
+            (f"{challenger} does not beat {incumbent} on validation: MRR@{report.k} {mb:.4f} vs {ma:.4f}"),
+        )
     elif p >= alpha:
-        ok, why = False, (f"{challenger} beats {incumbent} by {diff:+.4f} MRR@{report.k}, within noise "
-                          f"(paired bootstrap p = {p:.3f} ≥ {alpha}, 95% CI {lo:+.4f}..{hi:+.4f})")
+        ok, why = (
+            False,
+            (
+                f"{challenger} beats {incumbent} by {diff:+.4f} MRR@{report.k}, within noise "
+                f"(paired bootstrap p = {p:.3f} ≥ {alpha}, 95% CI {lo:+.4f}..{hi:+.4f})"
+            ),
+        )
     else:
-        ok, why = True, (f"{challenger} beats {incumbent} by {diff:+.4f} MRR@{report.k} (paired bootstrap "
-                         f"p = {p:.4f} < {alpha}, 95% CI {lo:+.4f}..{hi:+.4f}; sign test {wins} wins, "
-                         f"{losses} losses, {ties} ties)")
-    return Comparison(challenger, incumbent, len(qids), mb, ma, diff, lo, hi, p, wins, losses, ties, p_sign, ok, why)
+        ok, why = (
+            True,
+            (
+                f"{challenger} beats {incumbent} by {diff:+.4f} MRR@{report.k} (paired bootstrap "
+                f"p = {p:.4f} < {alpha}, 95% CI {lo:+.4f}..{hi:+.4f}; sign test {wins} wins, "
+                f"{losses} losses, {ties} ties)"
+            ),
+        )
+    return Comparison(
+        challenger, incumbent, len(qids), mb, ma, diff, lo, hi, p, wins, losses, ties, p_sign, ok, why
+    )
 
 
 def evaluate_methods(kb: KnowledgeBase, dataset_path: Path, names: list[str], command: str = "") -> Report:

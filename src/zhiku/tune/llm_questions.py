@@ -54,8 +54,10 @@ def messages_for(chunk: SourceChunk, n: int, prompts: dict[str, dict[str, str]])
     kinds = ", ".join(KINDS[i % len(KINDS)] for i in range(n))
     where = " > ".join(x for x in (chunk.title, chunk.heading) if x)
     passage = f"[{where}]\n{chunk.text}" if where else chunk.text
-    return [{"role": "system", "content": p["system"]},
-            {"role": "user", "content": p["user"].format(n=n, kinds=kinds, passage=passage)}]
+    return [
+        {"role": "system", "content": p["system"]},
+        {"role": "user", "content": p["user"].format(n=n, kinds=kinds, passage=passage)},
+    ]
 
 
 def _items_from_json(text: str) -> list[Any] | None:
@@ -150,8 +152,9 @@ def generate(
                     progress(1)
                 continue
             try:
-                reply = complete(backend, messages_for(c, per_chunk, prompts), max_tokens=max_tokens,
-                                 temperature=0.3)
+                reply = complete(
+                    backend, messages_for(c, per_chunk, prompts), max_tokens=max_tokens, temperature=0.3
+                )
             except BackendError:
                 run.failed += 1
                 failures += 1
@@ -167,10 +170,14 @@ def generate(
             text = normalize_evidence(c.text)
             for i, (q, kind, ev) in enumerate(found):
                 if not (ev and normalize_evidence(ev) and normalize_evidence(ev) in text):
-                    ev = _evidence_other_than(c, q) or next(
-                        (s for s in sentences(c.text) if _long_enough(s)), c.text)[:40]
+                    ev = (
+                        _evidence_other_than(c, q)
+                        or next((s for s in sentences(c.text) if _long_enough(s)), c.text)[:40]
+                    )
                 kind = kind or KINDS[i % len(KINDS)]
-                rec = Question(question_id(c.id, generator, q), q, [ev.strip()[:80]], c.doc, c.id, generator, kind)
+                rec = Question(
+                    question_id(c.id, generator, q), q, [ev.strip()[:80]], c.doc, c.id, generator, kind
+                )
                 raw.write(json.dumps(rec.to_json(), ensure_ascii=False) + "\n")
                 run.generated += 1
             raw.flush()

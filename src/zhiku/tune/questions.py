@@ -95,8 +95,11 @@ def source_chunks(kb: KnowledgeBase) -> list[SourceChunk]:
     out: list[SourceChunk] = []
     for doc in kb.documents():
         for c in kb.chunks_of(doc.id):
-            out.append(SourceChunk(c.id, c.text, c.heading, doc.id, doc.source, doc.title,
-                                   tuple(tokens.get(c.id, ()))))
+            out.append(
+                SourceChunk(
+                    c.id, c.text, c.heading, doc.id, doc.source, doc.title, tuple(tokens.get(c.id, ()))
+                )
+            )
     return out
 
 
@@ -152,8 +155,11 @@ def question_id(chunk_id: str, generator: str, text: str) -> str:
 def _evidence_other_than(chunk: SourceChunk, avoid: str) -> str | None:
     """The longest sentence of the chunk that is not (and does not contain) ``avoid``."""
     na = normalized(avoid)
-    others = [s for s in sentences(chunk.text) if normalized(s) and na not in normalized(s)
-              and normalized(s) not in na and _long_enough(s)]
+    others = [
+        s
+        for s in sentences(chunk.text)
+        if normalized(s) and na not in normalized(s) and normalized(s) not in na and _long_enough(s)
+    ]
     if not others:
         return None
     return _short(max(others, key=len))
@@ -195,7 +201,9 @@ def offline_questions(
                 q = _ARTICLE.sub("", s).strip(" 　：:")  # the article number would make it a look-up
                 ev = _evidence_other_than(c, s)
                 if ev and _long_enough(q):
-                    yield Question(question_id(c.id, "offline:ict", q), q, [ev], c.doc, c.id, "offline:ict", "ict")
+                    yield Question(
+                        question_id(c.id, "offline:ict", q), q, [ev], c.doc, c.id, "offline:ict", "ict"
+                    )
                     break
         if "keywords" in kinds:
             terms = key_terms(c, df, n)
@@ -204,15 +212,29 @@ def offline_questions(
             first = next((s for s in sentences(c.text) if _long_enough(s)), None)
             if len(terms) >= 2 and first:
                 q = " ".join([heading, *terms]).strip() if heading else " ".join(terms)
-                yield Question(question_id(c.id, "offline:keywords", q), q, [_short(first)], c.doc, c.id,
-                               "offline:keywords", "keywords")
+                yield Question(
+                    question_id(c.id, "offline:keywords", q),
+                    q,
+                    [_short(first)],
+                    c.doc,
+                    c.id,
+                    "offline:keywords",
+                    "keywords",
+                )
         if "article" in kinds:
             m = _ARTICLE.match(c.text)
             if m and c.title:
                 q = f"《{c.title}》{m.group(1)}"
-                ev = _short(c.text[m.start(1):], 24)
-                yield Question(question_id(c.id, "offline:article", q), q, [ev], c.doc, c.id,
-                               "offline:article", "article")
+                ev = _short(c.text[m.start(1) :], 24)
+                yield Question(
+                    question_id(c.id, "offline:article", q),
+                    q,
+                    [ev],
+                    c.doc,
+                    c.id,
+                    "offline:article",
+                    "article",
+                )
 
 
 # -- filtering --------------------------------------------------------------------------------------
@@ -317,8 +339,10 @@ def read_jsonl(path: Path) -> list[Question]:
             row = json.loads(line)
             out.append(Question(**{k: v for k, v in row.items() if k in names}))
         except (json.JSONDecodeError, TypeError) as e:
-            raise DatasetError(f"{path}: line {n} is not a zhiku tune question ({e})",
-                               "Regenerate it with `zhiku tune questions`") from e
+            raise DatasetError(
+                f"{path}: line {n} is not a zhiku tune question ({e})",
+                "Regenerate it with `zhiku tune questions`",
+            ) from e
     return out
 
 
@@ -348,9 +372,13 @@ def finish(
         stats.kept = len(kept)
     train, val = split_by_document(kept, validation, seed)
     train_path, val_path = split_paths(out)
-    counts = {"all": write_jsonl(out, kept), "train": write_jsonl(train_path, train),
-              "validation": write_jsonl(val_path, val),
-              "train_docs": len({q.doc for q in train}), "validation_docs": len({q.doc for q in val})}
+    counts = {
+        "all": write_jsonl(out, kept),
+        "train": write_jsonl(train_path, train),
+        "validation": write_jsonl(val_path, val),
+        "train_docs": len({q.doc for q in train}),
+        "validation_docs": len({q.doc for q in val}),
+    }
     return stats, counts
 
 

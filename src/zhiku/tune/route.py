@@ -125,14 +125,31 @@ def route(
                 if fold[q] == f and kw[q] == group:
                     router_rr[q] = rr[choice][q]
     n_kw = sum(kw.values())
-    router = MethodResult("router (cross-fitted)", {key: sum(router_rr.values()) / max(1, len(router_rr))},
-                          0.0, 0.0, 0.0, 0, [QueryResult(q, dataset.queries[q], [], [], [], None, False,
-                                                         scores={key: router_rr[q]}) for q in qids])
+    router = MethodResult(
+        "router (cross-fitted)",
+        {key: sum(router_rr.values()) / max(1, len(router_rr))},
+        0.0,
+        0.0,
+        0.0,
+        0,
+        [
+            QueryResult(q, dataset.queries[q], [], [], [], None, False, scores={key: router_rr[q]})
+            for q in qids
+        ],
+    )
     shown = [*names, *[n for n in ranked if n in variants][:3]]
-    report = Report(dataset.name, [results[n] for n in dict.fromkeys(shown)], k=k,
-                    command=f"zhiku tune route --kb {kb.name}",
-                    settings={"questions": len(qids), "validation file": str(val_path),
-                              "keyword-like questions": n_kw, "chunks fetched per query": DEPTH})
+    report = Report(
+        dataset.name,
+        [results[n] for n in dict.fromkeys(shown)],
+        k=k,
+        command=f"zhiku tune route --kb {kb.name}",
+        settings={
+            "questions": len(qids),
+            "validation file": str(val_path),
+            "keyword-like questions": n_kw,
+            "chunks fetched per query": DEPTH,
+        },
+    )
     verdict = compare(Report(dataset.name, [results[best], results[incumbent]], k=k), best, incumbent)
     router_verdict = compare(Report(dataset.name, [router, results[best]], k=k), router.method, best)
     same_picks = len(set(picks.get("keyword", []))) == 1 and len(set(picks.get("question", []))) == 1
@@ -141,18 +158,32 @@ def route(
     method_cfg: tuple[str, MethodConfig] | None = None
     if use_router:
         chosen, why = "routed", router_verdict.why
-        method_cfg = ("routed", MethodConfig(kind="routed", options={"keyword": picks["keyword"][0],
-                                                                    "question": picks["question"][0]}))
+        method_cfg = (
+            "routed",
+            MethodConfig(
+                kind="routed", options={"keyword": picks["keyword"][0], "question": picks["question"][0]}
+            ),
+        )
     elif verdict.significant:
         chosen = best
         if best in variants:
             chosen = "tuned-hybrid"
             method_cfg = (chosen, MethodConfig(kind="hybrid", options=variants[best]))
     evidence = {
-        "chosen": chosen, "previous": incumbent, "best candidate": best, "why": why,
-        "router": {"mrr": round(router.metrics[key], 4), "picks": picks, "keyword-like": n_kw,
-                   "questions": len(qids), "verdict": router_verdict.why},
-        "validation": str(val_path), "questions": len(qids), "metric": key,
+        "chosen": chosen,
+        "previous": incumbent,
+        "best candidate": best,
+        "why": why,
+        "router": {
+            "mrr": round(router.metrics[key], 4),
+            "picks": picks,
+            "keyword-like": n_kw,
+            "questions": len(qids),
+            "verdict": router_verdict.why,
+        },
+        "validation": str(val_path),
+        "questions": len(qids),
+        "metric": key,
         "scores": {n: round(results[n].metrics.get(key, 0.0), 4) for n in ranked[:12]},
         "test": "paired bootstrap on per-question reciprocal ranks, 10000 resamples, one-sided p < 0.05",
         "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -161,12 +192,17 @@ def route(
     if chosen != incumbent:
         changes["default_method"] = chosen
     save_config(kb, method=method_cfg, **changes)
-    notes = [f"route: {'default is now ' + chosen if chosen != incumbent else 'default stays ' + incumbent}: {why}",
-             f"router (keyword-like → {picks.get('keyword')}, questions → {picks.get('question')}): "
-             f"{router_verdict.why}"]
+    notes = [
+        f"route: {('default is now ' + chosen) if chosen != incumbent else ('default stays ' + incumbent)}"
+        f": {why}",
+        f"router (keyword-like → {picks.get('keyword')}, questions → {picks.get('question')}): "
+        f"{router_verdict.why}",
+    ]
     written = write_report(report, out, notes)
-    lines = [f"validation: {len(qids)} questions ({n_kw} keyword-like) from held-out documents, "
-             f"{time.perf_counter() - t0:.0f} s"]
+    lines = [
+        f"validation: {len(qids)} questions ({n_kw} keyword-like) from held-out documents, "
+        f"{time.perf_counter() - t0:.0f} s"
+    ]
     lines += [f"  {n:<36} {key} {results[n].metrics.get(key, 0.0):.4f}" for n in ranked[:10]]
     lines += [f"  {'router (cross-fitted)':<36} {key} {router.metrics[key]:.4f}  picks {picks}"]
     lines += [notes[0], notes[1], f"recorded in zhiku.toml [route]; wrote {len(written)} files to {out}"]

@@ -46,8 +46,10 @@ class AdaptedMethod(Method):
 
         base = self.ctx.resolve(self.options.base)
         if not isinstance(base, VectorMethod):
-            raise ConfigError(f"method {self.name!r}: base {self.options.base!r} is not a vector method",
-                              f"Set [methods.{self.name}.options] base to a dense, remote or w2v method")
+            raise ConfigError(
+                f"method {self.name!r}: base {self.options.base!r} is not a vector method",
+                f"Set [methods.{self.name}.options] base to a dense, remote or w2v method",
+            )
         return base
 
     def search(self, query: str, k: int) -> list[Hit]:
