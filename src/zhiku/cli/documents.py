@@ -143,6 +143,10 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: share of the corpus that may change before `zhiku status` asks to re-run `zhiku tune route`
+ROUTE_RECHECK = 0.2
+
+
 def run_status(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         docs = kb.documents()
@@ -183,6 +187,10 @@ def run_status(args: argparse.Namespace) -> int:
         if route:
             print(f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
                   f"{route.get('why', '')}")
+            then = int(route.get("chunks") or 0)
+            if then and abs(info["chunks"] - then) > ROUTE_RECHECK * then:
+                print(f"  route: decided on {then} chunks, the KB now has {info['chunks']}: "
+                      f"re-check it with `zhiku tune route --kb {kb.name}`")
     return 0
 
 

@@ -184,6 +184,7 @@ def route(
         "validation": str(val_path),
         "questions": len(qids),
         "metric": key,
+        "chunks": kb.chunk_count(),
         "scores": {n: round(results[n].metrics.get(key, 0.0), 4) for n in ranked[:12]},
         "test": "paired bootstrap on per-question reciprocal ranks, 10000 resamples, one-sided p < 0.05",
         "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
