@@ -80,6 +80,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     a.add_argument("--json", action="store_true")
     a.set_defaults(run=run_adapter)
 
+    e = tsub.add_parser("encoder", parents=[common], help="fine-tune a local sentence-transformers model")
+    e.add_argument(
+        "--model", required=True, metavar="PATH", help="a local sentence-transformers model folder"
+    )
+    e.add_argument("--name", default=None, help="the new method's name (default <model folder>-tuned)")
+    e.add_argument("--base", default=None, help="an existing method using the same model, to compare with")
+    e.add_argument("--questions", default=None, metavar="FILE", help="default <kb>/tune/questions.jsonl")
+    e.add_argument("--eval", default=None, metavar="FILE", help="also compare on a real zhiku QA file")
+    e.add_argument("--epochs", type=int, default=1)
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--max-train", type=int, default=2000, help="training pairs used at most")
+    e.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/<name>)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=run_encoder)
+
     r = tsub.add_parser(
         "route", parents=[common], help="choose the default method or hybrid weights on validation"
     )
@@ -217,11 +233,10 @@ def _bar(total: int, unit: str) -> Any:
 
 def run_adapter(args: argparse.Namespace) -> int:
     from zhiku.config import MethodConfig
-    from zhiku.eval.report import format_table
     from zhiku.service import VERSION
     from zhiku.tune import questions as tq
     from zhiku.tune.adapter import AdapterSettings, data_hash, save_adapter, train_adapter
-    from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
+    from zhiku.tune.compare import save_config
 
     with open_kb(args) as kb:
         qpath = _questions_path(kb, args.questions)
@@ -262,22 +277,11 @@ def run_adapter(args: argparse.Namespace) -> int:
         }
         save_adapter(folder, result, manifest)
         save_config(kb, method=(name, MethodConfig(kind="adapted", options={"base": args.base})))
-        out = Path(args.out) if args.out else kb.layout.root / "tune" / name
-        names = list(dict.fromkeys([args.base, name, incumbent]))
-        report = evaluate_methods(kb, val_path, names, command=" ".join(sys.argv))
-        verdict = compare(report, name, incumbent)
         notes = [
             f"adapter ({args.kind}) trained on {result.train_questions} train questions, best epoch "
-            f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s",
-            f"default: {'made ' + name if verdict.significant else 'kept ' + incumbent}: {verdict.why}",
+            f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s"
         ]
-        written = write_report(report, out / "validation", notes)
-        extra = None
-        if args.eval:
-            extra = evaluate_methods(kb, Path(args.eval), names, command=" ".join(sys.argv))
-            written += write_report(extra, out / "eval", [f"{args.eval}: real questions, never tuned on"])
-        if verdict.significant:
-            save_config(kb, default_method=name)
+        report, extra, verdict, out = _validate(kb, args, name, args.base, incumbent, val_path, notes)
         manifest["decision"] = verdict.to_json()
         save_adapter(folder, result, manifest)
     if args.json:
@@ -291,15 +295,99 @@ def run_adapter(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(f"validation ({result.validation_questions} questions from held-out documents):")
+    _print_outcome(args, report, extra, verdict, name, incumbent)
+    print(f"method {name!r} added to zhiku.toml; adapter in {folder}; reports in {out}")
+    return 0
+
+
+def _validate(
+    kb: KnowledgeBase,
+    args: argparse.Namespace,
+    name: str,
+    base: str,
+    incumbent: str,
+    val_path: Path,
+    notes: list[str],
+) -> tuple[Any, Any, Any, Path]:
+    """Before/after on validation (and --eval), reports written, and the default changed only if the
+    tuned method beats the current default by more than noise."""
+    from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
+
+    out = Path(args.out) if args.out else kb.layout.root / "tune" / name
+    names = list(dict.fromkeys([base, name, incumbent]))
+    report = evaluate_methods(kb, val_path, names, command=" ".join(sys.argv))
+    verdict = compare(report, name, incumbent)
+    outcome = ("made " + name) if verdict.significant else ("kept " + incumbent)
+    write_report(report, out / "validation", [*notes, f"default: {outcome}: {verdict.why}"])
+    extra = None
+    if args.eval:
+        extra = evaluate_methods(kb, Path(args.eval), names, command=" ".join(sys.argv))
+        write_report(extra, out / "eval", [f"{args.eval}: real questions, never tuned on"])
+    if verdict.significant:
+        save_config(kb, default_method=name)
+    return report, extra, verdict, out
+
+
+def _print_outcome(
+    args: argparse.Namespace, report: Any, extra: Any, verdict: Any, name: str, incumbent: str
+) -> None:
+    from zhiku.eval.report import format_table
+
+    print(f"validation ({report.settings.get('queries')} questions from held-out documents):")
     print(format_table(report))
     if extra is not None:
         print(f"{args.eval}:")
         print(format_table(extra))
-    print(
-        f"{'default is now ' + name if verdict.significant else 'default stays ' + incumbent}: {verdict.why}"
-    )
-    print(f"method {name!r} added to zhiku.toml; adapter in {folder}; wrote {len(written)} files to {out}")
+    outcome = ("default is now " + name) if verdict.significant else ("default stays " + incumbent)
+    print(f"{outcome}: {verdict.why}")
+
+
+def run_encoder(args: argparse.Namespace) -> int:
+    from zhiku.config import MethodConfig
+    from zhiku.store.files import atomic_write_json
+    from zhiku.tune import questions as tq
+    from zhiku.tune.compare import save_config
+    from zhiku.tune.encoder import EncoderSettings, finetune_encoder
+
+    model = Path(args.model).expanduser().resolve()
+    with open_kb(args) as kb:
+        qpath = _questions_path(kb, args.questions)
+        train_path, val_path = tq.split_paths(qpath)
+        train = tq.read_jsonl(train_path)
+        name = args.name or f"{model.name}-tuned"
+        base = args.base or f"{model.name}-base"
+        incumbent = kb.default_method()
+        settings = EncoderSettings(
+            epochs=args.epochs, batch_size=args.batch_size, max_train=args.max_train, seed=args.seed
+        )
+        folder = kb.layout.models / name / "model"
+        manifest = finetune_encoder(kb, model, train, folder, settings, progress=None if args.json else _say)
+        if not args.base:
+            opts = {"embedder": "sbert", "model": str(model)}
+            save_config(kb, method=(base, MethodConfig(kind="dense", enabled=True, options=opts)))
+        opts = {"embedder": "sbert", "model": str(folder)}
+        save_config(kb, method=(name, MethodConfig(kind="dense", enabled=True, options=opts)))
+        kb.build([base, name])  # the corpus embedded by the tuned model (and by the original, to compare)
+        notes = [
+            f"encoder fine-tuned from {model} on {manifest['pairs']} pairs "
+            f"in {manifest['training_seconds']} s"
+        ]
+        report, extra, verdict, out = _validate(kb, args, name, base, incumbent, val_path, notes)
+        manifest = {"method": name, "base": base, **manifest, "decision": verdict.to_json()}
+        atomic_write_json(kb.layout.models / name / "manifest.json", manifest)
+    if args.json:
+        print_json(
+            {
+                "method": name,
+                "manifest": manifest,
+                "out": str(out),
+                "validation": {m.method: m.metrics for m in report.methods},
+                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
+            }
+        )
+        return 0
+    _print_outcome(args, report, extra, verdict, name, incumbent)
+    print(f"method {name!r} added to zhiku.toml; model in {folder}; reports in {out}")
     return 0
 
 
