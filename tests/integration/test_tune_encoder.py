@@ -78,7 +78,7 @@ def test_encoder_finetune_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
     info = json.loads(capsys.readouterr().out)
     man = info["manifest"]
-    assert man["steps"] >= 4 and man["pairs"] == 64 and "decision" in man
+    assert man["steps"] >= 4 and 20 < man["pairs"] <= 64 and "decision" in man
     assert set(info["validation"]) >= {"tiny-st-base", "tiny-st-tuned"}
     cfg = KBConfig.load(root / "zhiku.toml")
     assert cfg.methods["tiny-st-tuned"].options["model"].endswith("models/tiny-st-tuned/model")
