@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sections import DATA, RESULTS, commit, machine  # noqa: E402
 
 from zhiku.config import ChunkingConfig  # noqa: E402
-from zhiku.embed.e5 import E5Embedder, default_workers, load_engine  # noqa: E402
+from zhiku.embed.e5 import E5Embedder, default_workers  # noqa: E402
+from zhiku.embed.e5_engine import load_engine  # noqa: E402
 from zhiku.ingest.chunking import chunk_text  # noqa: E402
 from zhiku.ingest.loaders import load_file  # noqa: E402
 from zhiku.text.normalise import clean  # noqa: E402

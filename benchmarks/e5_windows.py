@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sections import DATA, RESULTS, commit, machine  # noqa: E402
 
-from zhiku.embed.e5 import MODEL_MAX_TOKENS, E5Embedder, load_engine, windows  # noqa: E402
+from zhiku.embed.e5 import E5Embedder  # noqa: E402
+from zhiku.embed.e5_engine import MODEL_MAX_TOKENS, load_engine, windows  # noqa: E402
 
 
 def scores(q: np.ndarray, d: np.ndarray, gold: np.ndarray, subset: np.ndarray) -> dict[str, Any]:

@@ -47,6 +47,16 @@ BUILTINS: dict[str, tuple[str, ...]] = {
         "zhiku.ingest.loaders.html",
         "zhiku.ingest.loaders.pdf",
         "zhiku.ingest.loaders.docx",
+        "zhiku.ingest.loaders.xlsx",
+        "zhiku.ingest.loaders.table_text",
+        "zhiku.ingest.loaders.pptx",
+        "zhiku.ingest.loaders.epub",
+        "zhiku.ingest.loaders.jsonl",
+        "zhiku.ingest.loaders.image",
     ),
-    "reranker": (),
+    "reranker": (
+        "zhiku.retrieve.rerank.cross_encoder",
+        "zhiku.retrieve.rerank.remote",
+        "zhiku.retrieve.rerank.llm",
+    ),
 }

@@ -46,11 +46,21 @@ class TokenizerConfig(_Frozen):
     stopwords: bool = True
     stem_english: bool = True
     user_dict: str | None = Field(None, description="a jieba user dictionary file, one word per line")
+    fold_traditional: bool = Field(
+        True, description="match Traditional and Simplified Chinese alike (OpenCC t2s before jieba)"
+    )
 
 
 class IngestConfig(_Frozen):
     max_file_mb: float = Field(50.0, gt=0, description="files larger than this are refused")
     workers: int = Field(0, ge=0, description="tokenising processes; 0 = one per core for large runs")
+    ocr: bool = Field(True, description="read scanned PDF pages and images with OCR (the ocr extra)")
+    json_text_field: str = Field(
+        "text", min_length=1, description="the field of a .json/.jsonl record with its text"
+    )
+    json_title_field: str = Field(
+        "title", min_length=1, description="the field of a record used as its heading"
+    )
 
 
 class MethodConfig(_Frozen):
@@ -64,6 +74,20 @@ class MethodConfig(_Frozen):
 class GeneratorConfig(_Frozen):
     kind: str = "extractive"
     options: dict[str, Any] = Field(default_factory=dict)
+
+
+class RerankConfig(_Frozen):
+    """``[rerank]``: a stage after retrieval (and fusion) that re-scores the best candidates.
+
+    ``kind`` is a registered reranker (cross-encoder, remote, llm; see zhiku/retrieve/rerank/);
+    None turns reranking off. The first ``top_n`` hits of the method are reranked, hits below
+    ``threshold`` (on the reranker's own scale) are dropped.
+    """
+
+    kind: str | None = Field(None, description="cross-encoder, remote or llm; None = no reranking")
+    top_n: int = Field(30, ge=1, le=1000, description="first-stage hits that are reranked")
+    threshold: float | None = Field(None, description="drop reranked hits scoring below this")
+    options: dict[str, Any] = Field(default_factory=dict, description="the kind's options")
 
 
 def default_methods() -> dict[str, MethodConfig]:
@@ -85,6 +109,7 @@ class KBConfig(_Frozen):
         None, description="used when --method is not given; None = hybrid when built, else bm25"
     )
     generator: GeneratorConfig = GeneratorConfig()
+    rerank: RerankConfig = RerankConfig()
     route: dict[str, Any] | None = Field(
         None, description="what `zhiku tune route` chose as default, and its evidence (written by zhiku)"
     )

@@ -487,13 +487,21 @@ class KnowledgeBase:
 
     # -- reading --------------------------------------------------------------------------------
     def search(
-        self, query: str, k: int = 10, method: str | None = None, where: Where | None = None
+        self,
+        query: str,
+        k: int = 10,
+        method: str | None = None,
+        where: Where | None = None,
+        rerank: str | None = None,
     ) -> list[Hit]:
         """Up to ``k`` hits. Without ``method``, the KB's default; if a slow part of it (an embedding
-        index) is still being built or was interrupted, the rest searches now and ``notes`` says so."""
+        index) is still being built or was interrupted, the rest searches now and ``notes`` says so.
+        Reranked by ``[rerank]``, or by ``rerank`` ("KIND[:VALUE]", "off")."""
         query = _check_query(query, k)
         self.notes = []
         m = self.ready_method(method) if method else self._default_searchable()
+        if rerank is not None or self.config.rerank.kind is not None:
+            return self._search_reranked(query, k, m, rerank, where)
         if not where:
             return self.attach(m.search(query, k))
         return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
@@ -503,7 +511,8 @@ class KnowledgeBase:
         m = self.method(name)
         if m.kind != "hybrid":
             return self.ready_method(name)
-        ready, missing = [], []
+        ready: list[str] = []
+        missing: list[str] = []
         for part in m.parts():
             slow = [p for p in self.indexed_parts(part)
                     if self.method(p).slow_to_build and not self._is_fresh(p, self.manifest(p))]
@@ -524,10 +533,14 @@ class KnowledgeBase:
         self._adhoc[adhoc] = MethodConfig(kind="hybrid", options={**opts, "of": ready})
         return self.ready_method(adhoc)
 
-    def search_many(self, queries: Sequence[str], k: int = 10, method: str | None = None) -> list[list[Hit]]:
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, method: str | None = None, rerank: str | None = None
+    ) -> list[list[Hit]]:
         for q in queries:
             _check_query(q, k)
         m = self.ready_method(method or self.default_method())
+        if rerank is not None or self.config.rerank.kind is not None:
+            return self._search_many_reranked(queries, k, m, rerank)
         return [self.attach(h) for h in m.search_many(list(queries), k)]
 
     def _filtered(self, hits: list[Hit], where: Where) -> list[Hit]:
@@ -584,18 +597,98 @@ class KnowledgeBase:
         on_token: Callable[[str], None] | None = None,
         on_hits: Callable[[list[Hit]], None] | None = None,
         where: Where | None = None,
+        rerank: str | None = None,
     ) -> Answer:
         """Retrieve, then answer with numbered citations. ``on_hits`` sees the retrieved passages
         before generation starts, so a caller can still show them if the LLM fails."""
         t0 = time.perf_counter()
         name = method or self.default_method()
-        hits = self.search(question, k=k, method=name, where=where)
+        if rerank is not None or self.config.rerank.kind is not None:
+            # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
+            self.notes = []
+            m = self.ready_method(name)
+            hits = self._search_reranked(_check_query(question, k), k, m, rerank, where, generator)
+        else:
+            hits = self.search(question, k=k, method=name, where=where)
         retrieve_s = round(time.perf_counter() - t0, 4)
         if on_hits:
             on_hits(hits)
         answer = self.answer(question, hits, generator, on_token, name)
         answer.timings["retrieve_s"] = retrieve_s
         return answer
+
+    # -- rerank (issue 10): kept together at the end of the class --------------------------------
+    def reranker(self, rerank: str | None = None, generator: Generator | None = None) -> tuple[Any, Any]:
+        """``(reranker or None, its RerankConfig)``: the KB's ``[rerank]`` with ``rerank`` applied.
+
+        Rerankers are kept per setting, so a model loads once and an LLM reranker's cache lives as
+        long as the KB is open. The llm kind scores with ``generator`` or else the KB's generator,
+        made on first use.
+        """
+        from zhiku.retrieve.rerank import make_reranker, rerank_config, rerankers
+
+        cfg = rerank_config(rerank, self.config.rerank)
+        if cfg.kind is None:
+            return None, cfg
+        needs_llm = rerankers.get(cfg.kind).needs_generator
+        key = json.dumps(
+            [cfg.model_dump(mode="json"), self.config.generator.model_dump(mode="json"),
+             id(generator) if needs_llm and generator is not None else None],
+            sort_keys=True,
+            default=str,
+        )
+        cache: dict[str, Any] = self.__dict__.setdefault("_rerankers", {})
+        if key not in cache:
+            cache[key] = make_reranker(cfg, (lambda: generator) if generator is not None else self.generator)
+        return cache[key], cfg
+
+    def rerank_hits(
+        self,
+        query: str,
+        hits: list[Hit],
+        k: int,
+        rerank: str | None = None,
+        generator: Generator | None = None,
+    ) -> list[Hit]:
+        """Attached ``hits`` reordered by the reranker (see ``retrieve/rerank/base.py``), top ``k``."""
+        reranker, cfg = self.reranker(rerank, generator)
+        if reranker is None:
+            return hits[:k]
+        texts = [h.chunk.text if h.chunk is not None else "" for h in hits]
+        out: list[Hit] = reranker.rerank(query, hits, texts, top_n=cfg.top_n, threshold=cfg.threshold)
+        return out[:k]
+
+    def _search_reranked(
+        self,
+        query: str,
+        k: int,
+        m: Method,
+        rerank: str | None,
+        where: Where | None,
+        generator: Generator | None = None,
+    ) -> list[Hit]:
+        reranker, cfg = self.reranker(rerank, generator)
+        depth = max(k, FILTER_DEPTH) if where else k
+        if reranker is not None:
+            depth = max(depth, cfg.top_n)
+        # Attach (and filter) before reranking: the reranker reads the chunk texts, never scores a
+        # chunk deleted since the index was built, and spends top_n on hits that can be returned.
+        hits = self.attach(m.search(query, depth))
+        if where:
+            hits = self._filtered(hits, where)
+        return self.rerank_hits(query, hits, k, rerank, generator) if reranker is not None else hits[:k]
+
+    def _search_many_reranked(
+        self, queries: Sequence[str], k: int, m: Method, rerank: str | None
+    ) -> list[list[Hit]]:
+        reranker, cfg = self.reranker(rerank)
+        if reranker is None:
+            return [self.attach(h) for h in m.search_many(list(queries), k)]
+        lists = m.search_many(list(queries), max(k, cfg.top_n))  # the first stage still batches
+        return [
+            self.rerank_hits(q.strip(), self.attach(h), k, rerank)
+            for q, h in zip(queries, lists, strict=True)
+        ]
 
 
 def shared_cache() -> Path | None:

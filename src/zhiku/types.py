@@ -34,7 +34,10 @@ class Chunk:
     """A piece of a document, the unit that is indexed and cited.
 
     ``start``/``end`` are character offsets into the document's stored text, so a citation can
-    point at the exact place; ``heading`` is the heading path ("第一章 总则 > 第二节 …").
+    point at the exact place; ``heading`` is the heading path ("第一章 总则 > 第二节 …"); ``page``
+    is the 1-based page (PDF, scanned image), slide (pptx), sheet (xlsx) or record (json/jsonl) the
+    chunk lies on, 0 for formats without pages. ``text`` is ``document[start:end]``, preceded by
+    the table's header row when the chunk continues a table.
     """
 
     id: str
@@ -44,6 +47,7 @@ class Chunk:
     start: int
     end: int
     heading: str = ""
+    page: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,8 @@ class Hit:
             "path": d.source,
             "title": d.title,
             "heading": c.heading,
+            "page": c.page,
+            "location": page_label(d.format, c.page),
             "start": c.start,
             "end": c.end,
             "text": c.text,
@@ -114,6 +120,8 @@ class Citation:
     start: int
     end: int
     quote: str
+    page: int = 0
+    location: str = ""  # "p. 3", "slide 2", "sheet 1", "record 7"; "" without pages
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +149,19 @@ class Where:
 
     def __bool__(self) -> bool:
         return bool(self.path_prefix or self.path_contains)
+
+
+# What a page number counts, by document format; formats not listed have no pages.
+_PAGE_WORDS = {
+    "pdf": "p.",
+    "image": "p.",
+    "pptx": "slide",
+    "xlsx": "sheet",
+    "json": "record",
+    "jsonl": "record",
+}
+
+
+def page_label(fmt: str, page: int) -> str:
+    """How a citation names a chunk's page: "p. 3", "slide 2", "sheet 1"; "" when there is none."""
+    return f"{_PAGE_WORDS.get(fmt, 'p.')} {page}" if page > 0 else ""

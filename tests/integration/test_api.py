@@ -500,3 +500,17 @@ def test_eval_on_an_uploaded_qa_file(client: Any, kb: str) -> None:
     job = client.post(f"/kbs/{kb}/eval", params={"wait": "true"}, files=bad).json()
     assert job["state"] == "failed" and job["error"]["code"] == "bad_dataset"
     assert client.get(f"/kbs/{kb}/evals/{job['id']}/report").status_code == 404
+
+
+def test_hits_and_citations_name_the_page(client: Any, kb: str) -> None:
+    from tests.helpers.documents import pptx_bytes
+
+    assert upload(client, kb, [("deck.pptx", pptx_bytes())]).status_code in (200, 201)
+    query = {"query": "扫描件识别", "k": 1, "method": "bm25"}
+    hits = client.post(f"/kbs/{kb}/search", json=query).json()["hits"]
+    assert hits[0]["path"].endswith("deck.pptx")
+    assert hits[0]["page"] == 2 and hits[0]["location"] == "slide 2"
+    question = {"question": "扫描件识别什么时候上线？", "method": "bm25"}
+    answer = client.post(f"/kbs/{kb}/ask", json=question).json()
+    assert answer["citations"] and answer["citations"][0]["location"] == "slide 2"
+    assert answer["citations"][0]["page"] == 2

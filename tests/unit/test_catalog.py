@@ -72,3 +72,37 @@ def test_staged_dir_publishes_atomically_and_keeps_the_previous_version(tmp_path
         pass
     assert (final / "data.txt").read_text() == "v3"
     assert len([p for p in final.parent.iterdir() if not p.is_symlink()]) == 2
+
+
+def test_chunk_pages_are_stored_and_a_version_1_catalog_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    # A catalog as zhiku wrote it before pages existed (schema version 1: no chunks.page column).
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1'), ('fingerprint', '0:0');"
+        "CREATE TABLE documents (id TEXT PRIMARY KEY, source TEXT NOT NULL UNIQUE, title TEXT NOT NULL,"
+        " format TEXT NOT NULL, content_hash TEXT NOT NULL, text TEXT NOT NULL, chars INTEGER NOT NULL,"
+        " n_chunks INTEGER NOT NULL, size INTEGER NOT NULL, mtime REAL NOT NULL, ingested_at REAL NOT NULL);"
+        "CREATE TABLE chunks (id TEXT PRIMARY KEY,"
+        " doc_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,"
+        ' ord INTEGER NOT NULL, start INTEGER NOT NULL, "end" INTEGER NOT NULL, heading TEXT NOT NULL,'
+        " text TEXT NOT NULL, text_hash TEXT NOT NULL, tokens TEXT NOT NULL);"
+        "INSERT INTO documents VALUES ('d1', '/old.txt', 'Old', 'text', 'hh', 'old text', 8, 1, 8, 0, 0);"
+        "INSERT INTO chunks VALUES ('c1aaaaaaaaaaaaaaa', 'd1', 0, 0, 8, '', 'old text', 'h', 'old text');"
+    )
+    old.commit()
+    old.close()
+
+    cat = Catalog(path)
+    assert cat.get_meta("schema_version") == "2"
+    assert cat.chunks_of("d1")[0].page == 0  # kept, with "no page"
+    d = DocumentRecord("d2", "/scan.pdf", "Scan", "pdf", "pp", "page one\n\npage two", 18, 0.0)
+    chunk = Chunk("c2bbbbbbbbbbbbbbb", "d2", 0, "page two", 10, 18, "", 2)
+    cat.put_document(d, [ChunkRecord(chunk, "h", "t")])
+    chunk, info = cat.chunks(["c2bbbbbbbbbbbbbbb"])["c2bbbbbbbbbbbbbbb"]
+    assert chunk.page == 2 and info.format == "pdf"
+    cat.close()
+    assert Catalog(path).chunks_of("d2")[0].page == 2  # reopening migrates nothing twice

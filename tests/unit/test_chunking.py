@@ -70,3 +70,37 @@ def test_no_chunk_is_empty_and_offsets_increase() -> None:
     result = chunk_text(text, ChunkingConfig(size=120, min_size=0))
     assert all(text[s.start : s.end].strip() == text[s.start : s.end] != "" for s in result)
     assert [s.start for s in result] == sorted(s.start for s in result)
+
+
+TABLE = (
+    "# 财报\n\n营业收入如下表。\n\n| 年份 | 季度 | 营业收入 |\n| --- | --- | --- |\n"
+    + "\n".join(f"| {2020 + i // 4}年 | 第{'一二三四'[i % 4]}季度 | {1000 + i * 37} |" for i in range(16))
+    + "\n\n表后文字。"
+)
+
+
+def test_table_chunks_hold_whole_rows_and_repeat_the_header() -> None:
+    result = chunk_text(TABLE, ChunkingConfig(size=120, min_size=0))
+    header = "| 年份 | 季度 | 营业收入 |\n| --- | --- | --- |"
+    rows = [s for s in result if "季度 |" in TABLE[s.start : s.end]]
+    assert len(rows) >= 4
+    assert header in TABLE[rows[0].start : rows[0].end] and rows[0].prefix == ""
+    for s in rows[1:]:
+        assert s.prefix == header
+        lines = [line for line in TABLE[s.start : s.end].split("\n") if line.startswith("|")]
+        assert lines and all(line.startswith("| 20") and line.endswith("|") for line in lines)
+    seen = [line for s in rows for line in TABLE[s.start : s.end].split("\n") if line.startswith("| 20")]
+    assert len(seen) == 16  # every row once, none cut
+
+
+def test_a_row_longer_than_size_is_kept_whole() -> None:
+    text = "| 列 | 说明 |\n| --- | --- |\n| 短 | 一 |\n| 长 | " + "很长的单元格内容" * 20 + " |\n| 末 | 二 |"
+    result = chunk_text(text, ChunkingConfig(size=60, min_size=0))
+    long_row = [s for s in result if "很长" in text[s.start : s.end]]
+    assert len(long_row) == 1 and text[long_row[0].start : long_row[0].end].endswith(" |")
+
+
+def test_pages_are_hard_boundaries_and_recorded() -> None:
+    text = "第一页的文字。\n\n第二页的文字。"
+    result = chunk_text(text, ChunkingConfig(size=400, min_size=0), pages=[(0, 1), (9, 2)])
+    assert [(text[s.start : s.end], s.page) for s in result] == [("第一页的文字。", 1), ("第二页的文字。", 2)]

@@ -14,7 +14,8 @@ import pytest
 
 from zhiku.config import KBConfig, MethodConfig
 from zhiku.embed.base import embedders
-from zhiku.embed.e5 import DOC_PREFIX, MODEL_MAX_TOKENS, QUERY_PREFIX, E5Embedder, windows
+from zhiku.embed.e5 import DOC_PREFIX, QUERY_PREFIX, E5Embedder
+from zhiku.embed.e5_engine import MODEL_MAX_TOKENS, windows
 from zhiku.errors import ConfigError
 from zhiku.service import KnowledgeBase
 

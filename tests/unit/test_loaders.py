@@ -125,7 +125,7 @@ def test_html_headings_blocks_scripts_and_entities(tmp_path: Path) -> None:
     assert loaded.text.startswith("# Main heading\n\nFirst paragraph with bold <tag> © 2024.\n\n## 第二节\n")
     assert "中文段落\u00a0内容" in loaded.text
     assert "- one\n- two" in loaded.text
-    assert "Name | Age\nAnn | 30" in loaded.text
+    assert "| Name | Age |\n| --- | --- |\n| Ann | 30 |" in loaded.text  # a Markdown table
     assert "  code\n    indented" in loaded.text
     for hidden in ("color", "hidden", "enable js", "var x"):
         assert hidden not in loaded.text
@@ -180,7 +180,7 @@ def test_docx_headings_and_tables_in_order(tmp_path: Path) -> None:
     assert loaded.title == "员工手册"  # no core title: first heading
     assert loaded.text == (
         "Preface text.\n\n# 员工手册\n\n# 第一章 总则\n\n本办法适用于全体员工。\n\n### Details\n\n"
-        "姓名 | 部门 | 年假\n张三 | 研发 | 10\n\nAfter the table."
+        "| 姓名 | 部门 | 年假 |\n| --- | --- | --- |\n| 张三 | 研发 | 10 |\n\nAfter the table."
     )
 
 
@@ -248,8 +248,8 @@ def test_directory_is_not_a_file(tmp_path: Path) -> None:
 
 
 def test_unsupported_extension_lists_supported_ones(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedFormatError, match=r"sheet\.xlsx.*'\.xlsx'") as info:
-        load(write(tmp_path, "sheet.xlsx", b"PK\x03\x04"))
+    with pytest.raises(UnsupportedFormatError, match=r"sheet\.numbers.*'\.numbers'") as info:
+        load(write(tmp_path, "sheet.numbers", b"PK\x03\x04"))
     for suffix in supported_extensions():
         assert suffix in (info.value.hint or "")
 

@@ -34,3 +34,20 @@ def test_tokenizer_search_mode_adds_subwords() -> None:
     precise = make_tokenizer(mode="precise")("中华人民共和国保险法")
     search = make_tokenizer(mode="search")("中华人民共和国保险法")
     assert set(precise) < set(search) and "人民" in search
+
+
+def test_fold_converts_traditional_to_simplified_only_for_matching() -> None:
+    from zhiku.text.normalise import fold
+
+    assert fold("營業收入同比增長") == "营业收入同比增长"
+    assert fold("营业收入同比增长") == "营业收入同比增长"  # Simplified passes through
+    assert fold("頭髮 ABC") == "头发 abc"
+    assert fold("營業收入", traditional=False) == "營業收入"
+
+
+def test_tokens_of_either_script_are_the_same() -> None:
+    from zhiku.text.tokenize import make_tokenizer
+
+    tokenize = make_tokenizer()
+    assert tokenize("農業保險條例規定保險費補貼") == tokenize("农业保险条例规定保险费补贴")
+    assert make_tokenizer(fold_traditional=False)("農業保險") != tokenize("農業保險")

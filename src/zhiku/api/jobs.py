@@ -154,6 +154,9 @@ class FileProgress(_Progress, IngestProgress):
     def advance(self, files: int = 1, chunks: int = 0) -> None:
         self._step(files, chunks)
 
+    def pages(self, source: str, done: int, total: int) -> None:
+        pass  # OCR pages: the job counts files; a page-level phase is left to the webapp's phases
+
 
 class PhaseProgress(_Progress, Progress):
     """Progress per labelled phase: the facade's ``BuildProgress`` (chunks indexed per method, shown

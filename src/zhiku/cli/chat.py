@@ -66,7 +66,8 @@ class Turn:
 
 
 def answer_turn(
-    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None
+    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None,
+    rerank: str | None = None,
 ) -> Turn:
     """Ask, writing pieces to ``stream`` as they arrive. Errors after retrieval come back in the turn
     (with the passages); an error in retrieval itself is raised (there is nothing to show)."""
@@ -88,7 +89,7 @@ def answer_turn(
     turn = Turn(question)
     try:
         turn.answer = kb.ask(question, k=k, method=method, generator=generator, on_token=on_token,
-                             on_hits=retrieved.append)
+                             on_hits=retrieved.append, rerank=rerank)
     except ZhikuError as e:
         if not retrieved:
             raise
@@ -115,6 +116,8 @@ def block_json(b: ContextBlock) -> dict[str, Any]:
         "path": b.source,
         "title": b.title,
         "heading": b.heading,
+        "page": b.page,
+        "location": b.location,
         "start": b.start,
         "end": b.end,
         "text": b.text,
@@ -160,14 +163,16 @@ def print_turn(turn: Turn, out: TextIO, err: TextIO) -> None:
             print("\nSources:", file=out)
             for c in turn.answer.citations:
                 where = f" › {c.heading}" if c.heading else ""
-                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}", file=out)
+                page = f" {c.location}" if c.location else ""
+                print(f"  [{c.n}] {c.title}{where} — {c.source}:{c.start}-{c.end}{page}", file=out)
         return
     if turn.contexts:
         print("\nThe answer could not be generated; these are the passages retrieval found:", file=out)
         for b in turn.contexts:
             where = f" › {b.heading}" if b.heading else ""
             text = " ".join(b.text.split())
-            print(f"  [{b.n}] {b.title}{where} — {b.source}:{b.start}-{b.end}", file=out)
+            page = f" {b.location}" if b.location else ""
+            print(f"  [{b.n}] {b.title}{where} — {b.source}:{b.start}-{b.end}{page}", file=out)
             print(f"      {text[:160]}{'…' if len(text) > 160 else ''}", file=out)
     else:
         print("\nRetrieval found no passages.", file=out)
@@ -179,7 +184,8 @@ def run_answer(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         generator = kb.generator(args.llm, args.base_url)
         turn = answer_turn(
-            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout
+            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout,
+            rerank=getattr(args, "rerank", None),
         )
         if args.json:
             print_json(turn_json(turn, generator))

@@ -48,6 +48,11 @@ class FileBar:
             if chunks:
                 self.bar.set_postfix(chunks=self.chunks, refresh=False)
 
+    def pages(self, source: str, done: int, total: int) -> None:
+        """OCR pages of the file being read: shown beside the bar, which counts files."""
+        if self.bar is not None:
+            self.bar.set_postfix(chunks=self.chunks, ocr=f"{Path(source).name} p. {done}/{total}")
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -12,7 +12,9 @@ from zhiku.cli.common import FileBar, PhaseBar, open_kb, print_json, show_progre
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
-        "ingest", parents=[common], help="add or update files and folders (txt, md, html, pdf, docx)"
+        "ingest",
+        parents=[common],
+        help="add or update files and folders (documents, tables, slides, e-books, scans)",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument(
@@ -89,6 +91,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                     "unchanged": len(report.unchanged),
                     "removed": report.removed,
                     "failed": [{"path": p, "error": e} for p, e in report.failed],
+                    "warnings": report.warnings,
                     "skipped": [{"path": p, "reason": r} for p, r in report.skipped],
                     "chunks": report.chunks,
                     "seconds": round(report.seconds, 3),
@@ -103,6 +106,8 @@ def run_ingest(args: argparse.Namespace) -> int:
                 print(f"{kb.name}: {report.summary()}")
             for _path, err in report.failed:
                 print(f"  failed: {err}")
+            for warning in report.warnings:
+                print(f"  warning: {warning}")
             if report.skipped:
                 print(
                     f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}"

@@ -36,6 +36,7 @@ examples:
   zhiku eval dev-v1.1.json --methods bm25,dense,hybrid --limit 2000
   zhiku eval my-questions.jsonl --kb laws --methods bm25,hybrid --answers
   zhiku eval scifact/ --split test --set methods.dense.options.model=/models/bge-small
+  zhiku eval cmrc2018_dev.json --methods bm25 --rerank cross-encoder:/models/bge-reranker-base
 """
 
 
@@ -66,6 +67,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="change one setting of the temporary KB (repeatable)")
     p.add_argument("--workdir", default=None, metavar="DIR",
                    help="build the temporary KB in DIR and keep it (default: a temp folder, removed)")
+    p.add_argument("--rerank", default=None, metavar="KIND[:MODEL_OR_URL]",
+                   help="also evaluate each method followed by this reranker (cross-encoder:/path, "
+                        "remote:URL, llm), as rows METHOD>KIND with the rerank stage's latency")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(run=run_eval_cmd)
 
@@ -129,7 +133,7 @@ def _command(args: argparse.Namespace) -> str:
         ("--methods", args.methods, None), ("--k", args.k, 10), ("--limit", args.limit, None),
         ("--seed", args.seed, 0), ("--split", args.split, "test"), ("--format", args.format, "auto"),
         ("--kb", args.kb, None), ("--answer-k", args.answer_k if args.answers else 5, 5),
-        ("--config", args.config, None),
+        ("--config", args.config, None), ("--rerank", args.rerank, None),
     ):
         if value != default:
             parts += [flag, str(value)]
@@ -190,7 +194,7 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
             dataset, methods, k=args.k, kb=kb, config=config, workdir=args.workdir, limit=args.limit,
             seed=args.seed, answers=args.answers, answer_k=args.answer_k,
             progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None, build_progress=PhaseBar() if bars else None,
-            command=_command(args),
+            command=_command(args), rerank=args.rerank,
         )
     finally:
         if kb is not None:
@@ -202,7 +206,7 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
             "dataset": report.dataset, "k": report.k, "out": str(out), "files": [str(p) for p in written],
             "methods": {m.method: {**m.metrics, "latency_ms_p50": m.latency_ms_p50,
                                    "latency_ms_p95": m.latency_ms_p95, "build_seconds": m.build_seconds,
-                                   "index_bytes": m.index_bytes} for m in report.methods},
+                                   "index_bytes": m.index_bytes, **m.stages} for m in report.methods},
         })
         return 0
     queries = report.settings.get("queries", 0)

@@ -9,6 +9,12 @@ from typing import Any
 
 from zhiku.cli import chat
 from zhiku.cli.common import hit_json, open_kb, print_json
+from zhiku.types import page_label
+
+RERANK_HELP = (
+    "rerank the best candidates: cross-encoder:/path/to/model, remote:http://HOST:PORT, llm[:listwise], "
+    "or off (default: the KB's [rerank] table)"
+)
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -20,6 +26,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", metavar="FILE", help="one query per line; writes JSON Lines, one hit list per query")
     p.add_argument("--expand", action="store_true",
                    help="bm25 plus the query words' nearest neighbours in the KB's Word2Vec (method bm25-expand)")
+    p.add_argument("--rerank", metavar="KIND[:MODEL_OR_URL]", default=None, help=RERANK_HELP)
     p.set_defaults(run=run_search)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question with numbered citations")
@@ -28,6 +35,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("-k", type=int, default=5, help="how many chunks the answer may draw on (default 5)")
     p.add_argument("--json", action="store_true", help="print the answer, citations and timings as JSON")
     chat.add_llm_arguments(p)
+    p.add_argument("--rerank", metavar="KIND[:MODEL_OR_URL]", default=None, help=RERANK_HELP)
     p.set_defaults(run=run_ask)
 
 
@@ -49,14 +57,15 @@ def run_search(args: argparse.Namespace) -> int:
         except UnicodeDecodeError:
             raise UsageError(f"{args.batch} is not UTF-8 text", "Save it as UTF-8, one query per line") from None
         with open_kb(args) as kb:
-            for q, hits in zip(queries, kb.search_many(queries, k=args.k, method=args.method), strict=True):
+            found = kb.search_many(queries, k=args.k, method=args.method, rerank=args.rerank)
+            for q, hits in zip(queries, found, strict=True):
                 rows = [hit_json(i, h) for i, h in enumerate(hits, start=1)]
                 print(json.dumps({"query": q, "hits": rows}, ensure_ascii=False))
         return 0
     if args.query is None:
         raise UsageError("no query given", 'Try: zhiku search "你的问题"  (or --batch FILE)')
     with open_kb(args) as kb:
-        hits = kb.search(args.query, k=args.k, method=args.method)
+        hits = kb.search(args.query, k=args.k, method=args.method, rerank=args.rerank)
         for note in kb.notes:
             print(f"note: {note}", file=sys.stderr)
         if args.json:
@@ -71,7 +80,8 @@ def run_search(args: argparse.Namespace) -> int:
             where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
             measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
             print(f"{i:>2}. [{measure}] {where}")
-            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}")
+            page = page_label(h.doc.format, h.chunk.page)
+            print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}" + (f"  {page}" if page else ""))
             text = " ".join(h.chunk.text.split())
             print(f"    {text[:160]}{'…' if len(text) > 160 else ''}")
     return 0

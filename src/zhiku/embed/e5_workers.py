@@ -32,7 +32,7 @@ from zhiku.errors import BackendError
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The worker's loop: answer requests until the parent closes the pipe."""
-    from zhiku.embed.e5 import encode, load_engine
+    from zhiku.embed.e5_engine import encode, load_engine
 
     engine = load_engine()
     for line in stdin:

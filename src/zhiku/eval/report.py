@@ -52,6 +52,8 @@ class MethodResult:
     queries_per_second: float = 0.0
     #: what a reader should know to read the numbers right ("dense model is English-only", …)
     notes: list[str] = field(default_factory=list)
+    #: per-stage latencies where the method has stages (``rerank_ms_p50``, ``first_stage_ms_p50``)
+    stages: dict[str, float] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -90,12 +92,17 @@ def _label(key: str) -> str:
 
 def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     keys = _metric_keys(report)
-    headers = ["method", *map(_label, keys), "p50 ms", "p95 ms", "build s", "size MB"]
+    # The rerank stage's own latency gets a column only in runs that rerank.
+    rerank = any("rerank_ms_p50" in m.stages for m in report.methods)
+    headers = ["method", *map(_label, keys), "p50 ms", "p95 ms", *(["rerank ms"] if rerank else []),
+               "build s", "size MB"]
     rows = []
     for m in report.methods:
         cells = [m.method]
         cells += [f"{m.metrics[key]:.3f}" if key in m.metrics else "-" for key in keys]
         cells += [f"{m.latency_ms_p50:.1f}", f"{m.latency_ms_p95:.1f}"]
+        if rerank:
+            cells.append(f"{m.stages['rerank_ms_p50']:.1f}" if "rerank_ms_p50" in m.stages else "-")
         cells += [f"{m.build_seconds:.1f}", f"{m.index_bytes / _MB:.1f}"]
         rows.append(cells)
     return headers, rows

@@ -53,10 +53,70 @@ class KBRetriever:
         self.kb.ready_method(self.method)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        return self.kb.search(query, k, self.method)
+        # The method alone: a KB's [rerank] is evaluated as its own row (RerankedRetriever).
+        return self.kb.search(query, k, self.method, rerank="off")
 
     def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        return self.kb.search_many(queries, k, self.method)
+        return self.kb.search_many(queries, k, self.method, rerank="off")
+
+
+class RerankedRetriever(KBRetriever):
+    """A method followed by the rerank stage, timing each stage of every (non-warm-up) query.
+
+    ``rerank``: a ``--rerank`` spec applied to the KB's ``[rerank]`` (None: the table as it is).
+    Not batched: reranking is per query, and the stage latencies are what a user of search sees.
+    """
+
+    batched = False
+
+    def __init__(self, kb: KnowledgeBase, method: str | None = None, rerank: str | None = None) -> None:
+        super().__init__(kb, method)
+        self.spec = rerank
+        self.reranker, self.config = kb.reranker(rerank)
+        self.first_ms: list[float] = []
+        self.rerank_ms: list[float] = []
+        self._warming = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.method}>{self.config.kind}"
+
+    def warm(self) -> None:
+        super().warm()
+        self._warming = True  # the next search loads the reranker's model: not a user's latency
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        t0 = time.perf_counter()
+        hits = self.kb.search(query, max(k, self.config.top_n), self.method, rerank="off")
+        t1 = time.perf_counter()
+        out = self.kb.rerank_hits(query, hits, k, self.spec)
+        t2 = time.perf_counter()
+        if self._warming:
+            self._warming = False
+        else:
+            self.first_ms.append((t1 - t0) * 1000)
+            self.rerank_ms.append((t2 - t1) * 1000)
+        return out
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        return [self.search(q, k) for q in queries]
+
+    def stages(self) -> dict[str, float]:
+        first, rerank = self.first_ms or [0.0], self.rerank_ms or [0.0]
+        return {
+            "first_stage_ms_p50": round(percentile(first, 50), 3),
+            "rerank_ms_p50": round(percentile(rerank, 50), 3),
+            "rerank_ms_p95": round(percentile(rerank, 95), 3),
+        }
+
+    def note(self) -> str:
+        st = self.stages()
+        return (
+            f"{self.label}: the rerank stage took {st['rerank_ms_p50']:.1f} ms p50 / "
+            f"{st['rerank_ms_p95']:.1f} ms p95 per query ({self.reranker.describe()}, the first "
+            f"{self.config.top_n} hits of {self.method}, which took {st['first_stage_ms_p50']:.1f} ms p50); "
+            "its p50/p95 columns are the whole search"
+        )
 
 
 @dataclass
@@ -264,6 +324,7 @@ def run_eval(
     build_progress: BuildProgress | None = None,
     latency_sample: int = 200,
     command: str = "",
+    rerank: str | None = None,
 ) -> Report:
     """Evaluate several methods on one dataset, in one run, on the same queries.
 
@@ -272,7 +333,9 @@ def run_eval(
     indexes the methods need are built. A zhiku QA set is run against ``kb``, an open knowledge
     base. ``methods``: names the config has, registered kinds, or fusions such as ``bm25+dense``;
     None evaluates what the KB would use (see ``corpus_kb.auto_methods``). ``limit`` samples that
-    many queries (seeded); ``answers`` also asks every question.
+    many queries (seeded); ``answers`` also asks every question. With ``rerank`` (a ``--rerank``
+    spec) or a ``[rerank]`` table in the KB's config, each method is also evaluated followed by the
+    rerank stage, as the row ``METHOD>KIND``, with the stage's own latency.
     """
     import platform
     import shutil
@@ -345,25 +408,36 @@ def run_eval(
         depth = k if info["chunks"] <= info["documents"] else 3 * k
         queries = list(dataset.queries.values())
         results: list[MethodResult] = []
+        reranking = kb.reranker(rerank)[0] is not None
+        runs: list[KBRetriever] = []
         for name in names:
-            retriever = KBRetriever(kb, name)
+            runs.append(KBRetriever(kb, name))
+            if reranking:
+                runs.append(RerankedRetriever(kb, name, rerank))
+        for retriever in runs:
+            name = retriever.method
+            reranked = isinstance(retriever, RerankedRetriever)
+            label = retriever.label if isinstance(retriever, RerankedRetriever) else name
             fetched = fetch_hits(retriever, queries, depth, batched=retriever.batched, seed=seed,
-                                 latency_sample=latency_sample, progress=progress, label=name)
-            result = score_hits(name, dataset, judge, fetched, k=k, ks=cutoffs)
+                                 latency_sample=latency_sample, progress=progress, label=label)
+            result = score_hits(label, dataset, judge, fetched, k=k, ks=cutoffs)
             result.build_seconds, result.index_bytes = index_cost(kb, name)
             result.notes += _language_notes(kb, name)
+            if isinstance(retriever, RerankedRetriever):
+                result.stages = retriever.stages()
+                result.notes.append(retriever.note())
             if answers:
                 # The retrieval pass fetched at least answer_k hits per query in ranked order, so
                 # the answers reuse them (what kb.ask would retrieve) rather than search again.
-                reuse = depth >= answer_k
+                reuse = depth >= answer_k or reranked
                 by_qid = dict(zip(dataset.queries, fetched.hits, strict=True)) if reuse else None
-                scored = score_answers(kb, name, dataset, judge, k=answer_k, progress=progress, hits=by_qid)
+                scored = score_answers(kb, label, dataset, judge, k=answer_k, progress=progress, hits=by_qid)
                 result.metrics.update(scored.means)
                 for q in result.per_query:
                     extra = scored.per_query.get(q.query_id, {})
                     q.scores.update({key: round(v, 4) for key, v in extra.items()})
                     q.answer = _short(scored.texts.get(q.query_id, ""))
-                result.notes.append(scored.note(name, kb.config.generator.kind, answer_k, reused=reuse))
+                result.notes.append(scored.note(label, kb.config.generator.kind, answer_k, reused=reuse))
             results.append(result)
         settings: dict[str, Any] = {
             "format": dataset.format, "queries": len(queries), "limit": limit, "seed": seed, "k": k,
@@ -371,6 +445,7 @@ def run_eval(
             "chunking": kb.config.chunking.model_dump(), "tokenizer": kb.config.tokenizer.model_dump(),
             "language": kb.language(), **info, **_method_settings(kb, names),
             **({"methods left out": "; ".join(skipped)} if skipped else {}),
+            **({"rerank": kb.reranker(rerank)[1].model_dump(mode="json")} if reranking else {}),
             "zhiku": VERSION, "python": platform.python_version(), "machine": f"{platform.machine()}, "
             f"{_cpus()} CPUs",
         }

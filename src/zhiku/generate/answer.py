@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 from zhiku.config import GeneratorConfig
 from zhiku.generate.base import ContextBlock, Generator, generators
-from zhiku.types import Answer, Citation, Hit
+from zhiku.types import Answer, Citation, Hit, page_label
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
 
@@ -31,7 +31,8 @@ def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
         if h.chunk is None or h.doc is None:
             raise ValueError("hits must be attached to the catalog")  # a bug, not user input
         blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
-                                   h.chunk.start, h.chunk.end, h.score))
+                                   h.chunk.start, h.chunk.end, h.score, h.chunk.page,
+                                   page_label(h.doc.format, h.chunk.page)))
     return blocks
 
 
@@ -70,7 +71,8 @@ def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, l
 
     text = _CITE.sub(keep, text)
     citations = [
-        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text)
+        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text,
+                 b.page, b.location)
         for n in sorted(used)
         for b in [by_n[n]]
     ]

@@ -27,6 +27,8 @@ class ContextBlock:
     start: int
     end: int
     score: float
+    page: int = 0
+    location: str = ""  # "p. 3", "slide 2": how a citation names the page ("" without pages)
 
 
 class Generator(ABC):

@@ -8,6 +8,7 @@ document, in a stable order.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,7 +22,7 @@ from zhiku.config import KBConfig
 from zhiku.errors import NotFoundError, ZhikuError
 from zhiku.ids import chunk_id, content_hash
 from zhiku.ingest.chunking import chunk_text
-from zhiku.ingest.loaders import load_bytes, read_checked, supported_extensions
+from zhiku.ingest.loaders import LoadOptions, load_bytes, read_checked, supported_extensions
 from zhiku.store.catalog import Catalog, ChunkRecord, DocumentRecord
 from zhiku.text.normalise import clean
 from zhiku.types import Chunk
@@ -35,6 +36,7 @@ class IngestReport:
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # unsupported in a folder walk
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
+    warnings: list[str] = field(default_factory=list)  # parts skipped in files that were ingested
     chunks: int = 0
     chars: int = 0
     seconds: float = 0.0
@@ -53,6 +55,8 @@ class IngestReport:
         ]
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (unsupported type)")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warnings")
         return ", ".join(parts) + f"; {self.chunks} chunks, {self.chars} chars in {self.seconds:.1f}s"
 
 
@@ -61,11 +65,15 @@ class IngestProgress(Protocol):
 
     def start(self, total_files: int) -> None: ...
     def advance(self, files: int = 1, chunks: int = 0) -> None: ...
+    def pages(self, source: str, done: int, total: int) -> None: ...  # slow pages (OCR) of one file
     def close(self) -> None: ...
 
 
 class _Silent:
     def start(self, total_files: int) -> None:
+        pass
+
+    def pages(self, source: str, done: int, total: int) -> None:
         pass
 
     def advance(self, files: int = 1, chunks: int = 0) -> None:
@@ -104,15 +112,54 @@ def walk(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[str, str]], list
 class _Parsed:
     doc: DocumentRecord
     chunks: list[ChunkRecord]
+    warnings: tuple[str, ...] = ()
 
 
-def parse_file(path: Path, data: bytes, digest: str, config: KBConfig) -> _Parsed:
-    """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
-    loaded = load_bytes(path, data)
-    st = path.stat()
-    return parse_text(
-        str(path), loaded.text, loaded.title, loaded.format, digest, config, st.st_size, st.st_mtime
+def load_options(config: KBConfig, on_page: Callable[[int, int], None] | None = None) -> LoadOptions:
+    ingest = config.ingest
+    return LoadOptions(
+        ocr=ingest.ocr,
+        json_text_field=ingest.json_text_field,
+        json_title_field=ingest.json_title_field,
+        on_page=on_page,
     )
+
+
+def parse_file(
+    path: Path, data: bytes, digest: str, config: KBConfig, on_page: Callable[[int, int], None] | None = None
+) -> _Parsed:
+    """Load, clean, chunk and tokenise one file. Runs in a worker process on large runs."""
+    loaded = load_bytes(path, data, load_options(config, on_page))
+    st = path.stat()
+    parsed = parse_text(
+        str(path),
+        loaded.text,
+        loaded.title,
+        loaded.format,
+        digest,
+        config,
+        st.st_size,
+        st.st_mtime,
+        loaded.pages,
+    )
+    return _Parsed(parsed.doc, parsed.chunks, loaded.warnings)
+
+
+def clean_pages(raw: str, pages: Sequence[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """``clean`` each page on its own, so the page offsets still point at the cleaned text."""
+    if not pages:
+        return clean(raw), []
+    text_parts: list[str] = []
+    out: list[tuple[int, int]] = []
+    offset = 0
+    bounds = [o for o, _ in pages[1:]] + [len(raw)]
+    for (start, number), end in zip(pages, bounds, strict=True):
+        part = clean(raw[start:end])
+        if part:
+            out.append((offset, number))
+            text_parts.append(part)
+            offset += len(part) + 2
+    return "\n\n".join(text_parts), out
 
 
 def parse_text(
@@ -124,11 +171,12 @@ def parse_text(
     config: KBConfig,
     size: int = 0,
     mtime: float = 0.0,
+    pages: Sequence[tuple[int, int]] = (),
 ) -> _Parsed:
     from zhiku.errors import EmptyFileError
     from zhiku.text.tokenize import make_tokenizer
 
-    text = clean(raw)
+    text, located = clean_pages(raw, pages)
     if not text:
         raise EmptyFileError(f"{source} has no text", "Check that the file is not empty")
     tokenize = make_tokenizer(**config.tokenizer.model_dump())
@@ -143,9 +191,12 @@ def parse_text(
         mtime=mtime,
     )
     records = []
-    for i, span in enumerate(chunk_text(text, config.chunking)):
-        body = text[span.start : span.end]
-        ch = Chunk(chunk_id(doc.id, span.start, body), doc.id, i, body, span.start, span.end, span.heading)
+    for i, span in enumerate(chunk_text(text, config.chunking, located)):
+        # A chunk that continues a table is read (and indexed) after the table's header row.
+        body = f"{span.prefix}\n{text[span.start : span.end]}" if span.prefix else text[span.start : span.end]
+        ch = Chunk(
+            chunk_id(doc.id, span.start, body), doc.id, i, body, span.start, span.end, span.heading, span.page
+        )
         # Title and heading path are indexed with the text: "农业保险条例 > 第三章" tells BM25 what
         # an article is about even when the article itself never names its subject.
         tokens = tokenize(f"{title} {span.heading}\n{body}")
@@ -153,9 +204,11 @@ def parse_text(
     return _Parsed(doc, records)
 
 
-def _parse_job(args: tuple[Path, bytes, str, KBConfig]) -> _Parsed | ZhikuError:
+def _parse_job(
+    args: tuple[Path, bytes, str, KBConfig], on_page: Callable[[int, int], None] | None = None
+) -> _Parsed | ZhikuError:
     try:
-        return parse_file(*args)
+        return parse_file(*args, on_page=on_page)
     except ZhikuError as e:  # returned, not raised: one bad file must not stop the others
         return e
 
@@ -189,12 +242,13 @@ def ingest_paths(
             continue
         todo.append((f, data, digest, config))
 
-    for item, parsed in zip(todo, _parse_all(todo, config), strict=True):
+    for item, parsed in zip(todo, _parse_all(todo, config, progress), strict=True):
         source = str(item[0])
         if isinstance(parsed, ZhikuError):
             report.failed.append((source, parsed.one_line()))
             progress.advance()
             continue
+        report.warnings.extend(parsed.warnings)
         existed = catalog.content_hash_of(source) is not None
         catalog.put_document(parsed.doc, parsed.chunks)
         (report.updated if existed else report.added).append(source)
@@ -222,13 +276,14 @@ def _under(source: str, folder: Path) -> bool:
 
 
 def _parse_all(
-    todo: list[tuple[Path, bytes, str, KBConfig]], config: KBConfig
+    todo: list[tuple[Path, bytes, str, KBConfig]], config: KBConfig, progress: IngestProgress
 ) -> Iterator[_Parsed | ZhikuError]:
     total = sum(len(t[1]) for t in todo)
     workers = config.ingest.workers or (os.cpu_count() or 1)
     # Worker processes pay for themselves only on large runs (jieba's dictionary loads per process).
     if workers <= 1 or len(todo) < 8 or total < 2_000_000:
-        yield from map(_parse_job, todo)
+        for job in todo:
+            yield _parse_job(job, functools.partial(progress.pages, str(job[0])))
         return
     from zhiku.text.tokenize import make_tokenizer, warm
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from zhiku.types import Chunk, DocumentInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: chunks.page
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading TEXT NOT NULL,
     text TEXT NOT NULL,
     text_hash TEXT NOT NULL,
-    tokens TEXT NOT NULL
+    tokens TEXT NOT NULL,
+    page INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ord);
 CREATE TABLE IF NOT EXISTS runs (
@@ -95,6 +96,16 @@ class Catalog:
             with self.transaction():
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
                 self._set_meta("fingerprint", "0:0")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a catalog written by an older zhiku up to ``SCHEMA_VERSION``, in place."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(chunks)")}
+        if "page" not in columns:
+            # Version 1 had no pages: its chunks keep page 0 ("no page") until re-ingested.
+            with self.transaction() as db:
+                db.execute("ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0")
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
         self.db.close()
@@ -156,8 +167,8 @@ class Catalog:
                 ),
             )
             db.executemany(
-                'INSERT INTO chunks(id, doc_id, ord, start, "end", heading, text, text_hash, tokens) '
-                "VALUES (?,?,?,?,?,?,?,?,?)",
+                'INSERT INTO chunks(id, doc_id, ord, start, "end", heading, text, text_hash, tokens, page) '
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         c.chunk.id,
@@ -169,6 +180,7 @@ class Catalog:
                         c.chunk.text,
                         c.text_hash,
                         c.tokens,
+                        c.chunk.page,
                     )
                     for c in chunks
                 ],
@@ -229,18 +241,19 @@ class Catalog:
             part = list(ids[i : i + 500])
             marks = ",".join("?" * len(part))
             rows = self.db.execute(
-                f'SELECT c.id, c.doc_id, c.ord, c.text, c.start, c."end", c.heading, '
+                f'SELECT c.id, c.doc_id, c.ord, c.text, c.start, c."end", c.heading, c.page, '
                 f"d.id, d.source, d.title, d.format, d.content_hash, d.chars, d.n_chunks, d.ingested_at "
                 f"FROM chunks c JOIN documents d ON d.id = c.doc_id WHERE c.id IN ({marks})",
                 part,
             )
             for r in rows:
-                out[r[0]] = (Chunk(*r[:7]), DocumentInfo(*r[7:]))
+                out[r[0]] = (Chunk(*r[:8]), DocumentInfo(*r[8:]))
         return out
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         rows = self.db.execute(
-            'SELECT id, doc_id, ord, text, start, "end", heading FROM chunks WHERE doc_id=? ORDER BY ord',
+            'SELECT id, doc_id, ord, text, start, "end", heading, page FROM chunks '
+            "WHERE doc_id=? ORDER BY ord",
             (doc_id,),
         )
         return [Chunk(*r) for r in rows]

@@ -86,12 +86,14 @@ class Tokenizer:
         stem_english: bool = True,
         mode: Mode = "precise",
         user_dict: str | None = None,
+        fold_traditional: bool = True,
     ) -> None:
         self.stopwords = frozenset(stopwords)
         self.stem_english = stem_english
         self.mode = mode
         self.user_dict = user_dict
         self.dictionary = dictionary_digest(user_dict) if user_dict else None
+        self.fold_traditional = fold_traditional
 
     def _segmenter(self) -> Any:
         return _jieba_with(self.user_dict, self.dictionary) if self.user_dict and self.dictionary else _jieba()
@@ -99,7 +101,7 @@ class Tokenizer:
     def describe(self) -> dict[str, Any]:
         """What an index built from these tokens depends on (recorded in its manifest)."""
         return {"stopwords": bool(self.stopwords), "stem_english": self.stem_english, "mode": self.mode,
-                "user_dict": self.dictionary}
+                "user_dict": self.dictionary, "fold_traditional": self.fold_traditional}
 
     def __call__(self, text: str) -> list[str]:
         seg = self._segmenter()
@@ -107,7 +109,7 @@ class Tokenizer:
         stem = _stemmer() if self.stem_english else None
         stop = self.stopwords
         out: list[str] = []
-        for m in _SEGMENTS.finditer(fold(text)):
+        for m in _SEGMENTS.finditer(fold(text, self.fold_traditional)):
             cjk, word = m.group(1), m.group(2)
             if cjk:
                 out.extend(t for t in cut(cjk, HMM=True) if t not in stop)
@@ -117,12 +119,20 @@ class Tokenizer:
 
 
 def make_tokenizer(
-    stopwords: bool = True, stem_english: bool = True, mode: Mode = "precise", user_dict: str | None = None
+    stopwords: bool = True,
+    stem_english: bool = True,
+    mode: Mode = "precise",
+    user_dict: str | None = None,
+    fold_traditional: bool = True,
 ) -> Tokenizer:
     from zhiku.text.stopwords import stopwords as load_stopwords
 
     return Tokenizer(
-        stopwords=load_stopwords() if stopwords else (), stem_english=stem_english, mode=mode, user_dict=user_dict
+        stopwords=load_stopwords() if stopwords else (),
+        stem_english=stem_english,
+        mode=mode,
+        user_dict=user_dict,
+        fold_traditional=fold_traditional,
     )
 
 

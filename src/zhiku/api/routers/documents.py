@@ -115,7 +115,7 @@ def show_document(
     out = doc_json(d, handle.uploads)
     out["text"] = text
     out["chunks"] = [{"id": c.id, "ord": c.ord, "start": c.start, "end": c.end, "heading": c.heading,
-                      "text": c.text} for c in parts]
+                      "page": c.page, "text": c.text} for c in parts]
     if highlight:
         start, end = (int(x) for x in highlight.split("-"))
         if start > end or end > len(text):

@@ -87,7 +87,7 @@ def sources_text(answer: Answer) -> str:
         # The heading path usually starts with the title ("Guide > Tomatoes"): say it once.
         where = c.title if not c.heading else c.heading if c.heading.startswith(c.title) else \
             f"{c.title} › {c.heading}"
-        lines.append(f"[{c.n}] {where}")
+        lines.append(f"[{c.n}] {where}" + (f", {c.location}" if c.location else ""))
     return "\n".join(lines)
 
 

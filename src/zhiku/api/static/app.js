@@ -84,10 +84,11 @@ async function getJSON(path) { return (await api(path)).json(); }
 
 function enc(s) { return encodeURIComponent(s); }
 
-// "Title › heading path", without repeating the title when the heading path starts with it.
-function place(title, heading) {
-  if (!heading) return title;
-  return heading.startsWith(title) ? heading : `${title} › ${heading}`;
+// "Title › heading path", without repeating the title when the heading path starts with it,
+// then the page ("p. 3", "slide 2") when the source has pages.
+function place(title, heading, location) {
+  const where = !heading ? title : heading.startsWith(title) ? heading : `${title} › ${heading}`;
+  return location ? `${where} · ${location}` : where;
 }
 
 // Server-sent events over fetch (EventSource cannot POST or send an Authorization header).
@@ -356,7 +357,7 @@ async function ask(event) {
         if (data.citations.length) {
           sources.before(el("div", { class: "sources-title" }, t("sources")));
           sources.replaceChildren(...data.citations.map((c) => el("li", {},
-            citationLink(kb, c), " ", place(c.title, c.heading))));
+            citationLink(kb, c), " ", place(c.title, c.heading, c.location))));
         }
       } else if (name === "error") {
         throw new ApiError(500, data.error.code, data.error.message);
@@ -432,7 +433,7 @@ async function compare(event) {
       list.replaceChildren(...res.hits.map((h) => el("li", { class: "hit" },
         el("div", { class: "hit-head" },
           el("a", { href: `#doc/${enc(kb)}/${h.doc_id}/${h.start}-${h.end}`, onclick: (e) => { e.preventDefault(); openDocument(kb, h.doc_id, h.start, h.end); } },
-            place(h.title, h.heading)),
+            place(h.title, h.heading, h.location)),
           el("span", { class: "score", title: t("score") + (h.distance !== undefined ? ` (distance ${h.distance.toFixed(4)})` : "") },
             h.score.toFixed(4))),
         el("div", { class: "snippet" }, h.text.length > 220 ? h.text.slice(0, 220) + "…" : h.text))));

@@ -1,16 +1,17 @@
 """File loaders: one per format, chosen by file extension.
 
 ``load_file`` owns everything the formats share (existence, the size limit, empty files), so each
-loader is a small function ``(path, data) -> LoadedText`` over bytes that were already checked.
-Loaders register their extensions in ``LOADERS`` when the registry first loads them (``zhiku.builtins``)
-and import their libraries on first use, so importing this package stays cheap.
+loader is a small function ``(path, data, options) -> LoadedText`` over bytes that were already
+checked. Loaders register their extensions in ``LOADERS`` when the registry first loads them
+(``zhiku.builtins``) and import their parsers (PDF, Office, OCR) on first use, so importing this
+package stays cheap.
 """
 
 from __future__ import annotations
 
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhiku.errors import EmptyFileError, FileTooLargeError, IngestError, NotFoundError, UnsupportedFormatError
@@ -19,14 +20,35 @@ from zhiku.registry import Registry
 
 @dataclass(frozen=True)
 class LoadedText:
-    """The text of one file. ``format``: "text", "markdown", "html", "pdf" or "docx"."""
+    """The text of one file. ``format``: the loader's name ("text", "markdown", "pdf", "xlsx", ...).
+
+    ``pages`` places the text: ``(offset, number)`` pairs, ascending by offset, meaning "from
+    ``text[offset:]`` on, this is page (or slide, or sheet) ``number``" (1-based). Loaders join
+    pages with a blank line, so a page always starts a paragraph. ``warnings`` are one-line notes
+    on parts that were skipped (a page OCR could not read), reported without failing the file.
+    """
 
     text: str
     title: str
     format: str
+    pages: tuple[tuple[int, int], ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
-Loader = Callable[[Path, bytes], LoadedText]
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a KB's settings tell loaders (``[ingest]`` in zhiku.toml); the defaults suit a CLI run.
+
+    ``on_page(done, total)`` is called as slow pages (OCR) finish, so a caller can draw progress.
+    """
+
+    ocr: bool = True
+    json_text_field: str = "text"
+    json_title_field: str = "title"
+    on_page: Callable[[int, int], None] | None = field(default=None, compare=False)
+
+
+Loader = Callable[[Path, bytes, LoadOptions], LoadedText]
 
 #: file extension (".md") -> loader; each loader module registers its own extensions (zhiku.builtins)
 LOADERS: Registry[Loader] = Registry("loader", "file extension")
@@ -36,13 +58,13 @@ def supported_extensions() -> frozenset[str]:
     return frozenset(LOADERS.names())
 
 
-def load_file(path: Path, max_bytes: int) -> LoadedText:
+def load_file(path: Path, max_bytes: int, options: LoadOptions | None = None) -> LoadedText:
     """Read ``path`` with the loader for its extension.
 
     Raises UnsupportedFormatError, NotFoundError, FileTooLargeError, EmptyFileError,
     CorruptFileError or DecodeError, each naming the file, with a hint on how to fix it.
     """
-    return load_bytes(path, read_checked(path, max_bytes))
+    return load_bytes(path, read_checked(path, max_bytes), options)
 
 
 def read_checked(path: Path, max_bytes: int) -> bytes:
@@ -88,9 +110,9 @@ def read_checked(path: Path, max_bytes: int) -> bytes:
     return data
 
 
-def load_bytes(path: Path, data: bytes) -> LoadedText:
+def load_bytes(path: Path, data: bytes, options: LoadOptions | None = None) -> LoadedText:
     """Parse bytes already read (and checked) from ``path``."""
-    loaded = LOADERS.get(path.suffix.lower())(path, data)
+    loaded = LOADERS.get(path.suffix.lower())(path, data, options or LoadOptions())
     if not loaded.text.strip():
         raise EmptyFileError(f"{path} contains no text", "add some text to it, or remove it from the folder")
     return loaded

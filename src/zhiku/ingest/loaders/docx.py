@@ -1,7 +1,8 @@
 """Word (.docx) via python-docx (imported on first use).
 
 Paragraphs and tables are read in document order; "Heading N" and "Title" paragraphs become
-Markdown headings, so the chunker sees the document's outline as it does in Markdown.
+Markdown headings, so the chunker sees the document's outline as it does in Markdown, and tables
+become Markdown tables (header row first).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zhiku.errors import CorruptFileError
-from zhiku.ingest.loaders import LOADERS, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
+from zhiku.ingest.loaders.packages import open_package
+from zhiku.ingest.loaders.tables import markdown_table
 
 if TYPE_CHECKING:
     from docx.table import Table
@@ -21,17 +24,9 @@ if TYPE_CHECKING:
 _HEADING_STYLE = re.compile(r"^Heading (\d)$")
 
 
-def load(path: Path, data: bytes) -> LoadedText:
+def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     # A .docx is a ZIP package; an old binary .doc is the most common impostor, so name it.
-    if data.startswith(b"\xd0\xcf\x11\xe0"):
-        raise CorruptFileError(
-            f"{path} is an old binary Word document (.doc), not .docx", "save it as .docx in Word"
-        )
-    if not data.startswith(b"PK\x03\x04"):
-        raise CorruptFileError(
-            f"{path} is not a .docx file (not a ZIP package)",
-            "check that it really is a Word document, or rename it with its real extension",
-        )
+    open_package(path, data, "a Word document (.docx)", old_format=".doc").close()
 
     from docx import Document
     from docx.text.paragraph import Paragraph
@@ -73,7 +68,7 @@ def _paragraph(paragraph: Paragraph) -> tuple[str, int]:
 
 
 def _table(table: Table) -> str:
-    lines = []
+    rows = []
     for row in table.rows:
         cells: list[str] = []
         seen: set[int] = set()
@@ -82,10 +77,9 @@ def _table(table: Table) -> str:
             if id(cell._tc) in seen:
                 continue
             seen.add(id(cell._tc))
-            cells.append(" ".join(cell.text.split()))
-        if any(cells):
-            lines.append(" | ".join(cells))
-    return "\n".join(lines)
+            cells.append(cell.text)
+        rows.append(cells)
+    return markdown_table(rows)
 
 
 LOADERS.add(".docx", load)

@@ -11,7 +11,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from zhiku.ingest.loaders import LOADERS, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
+from zhiku.ingest.loaders.tables import markdown_table
 from zhiku.ingest.loaders.text import decode_text, sniff_binary
 
 _SKIP = frozenset({"script", "style", "noscript", "template"})
@@ -38,7 +39,7 @@ _CHARSET_ALIASES = {
 _SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
 
-def load(path: Path, data: bytes) -> LoadedText:
+def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     parser = _TextExtractor()
     parser.feed(_decode_html(data, path))
     parser.close()
@@ -80,9 +81,63 @@ class _TextExtractor(HTMLParser):
         self._in_head = False
         self._in_title = False
         self._in_h1 = False
-        self._cells_in_row = 0
+        self._cells_in_row = 0  # cells outside any <table> (broken markup) still get " | "
+        # Tables are collected cell by cell and written as one Markdown table at </table>; a table
+        # nested in a cell is flattened into that cell's text.
+        self._table_depth = 0
+        self._rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def _table_start(self, tag: str) -> bool:
+        """Handle a start tag inside a table; True when it was consumed."""
+        if tag == "table":
+            self._table_depth += 1
+            if self._table_depth == 1:
+                self._block(tag)
+                self._rows, self._cell = [], None
+                return True
+        if not self._table_depth or self._skip:
+            return False
+        if self._table_depth == 1 and tag == "tr":
+            self._rows.append([])
+            self._cell = None
+        elif self._table_depth == 1 and tag in _CELLS:
+            if not self._rows:
+                self._rows.append([])
+            self._cell = []
+            self._rows[-1].append("")
+        elif self._cell is not None:
+            self._cell.append(" ")
+        return self._table_depth >= 1
+
+    def _table_end(self, tag: str) -> bool:
+        if not self._table_depth:
+            return False
+        if tag == "table":
+            self._table_depth -= 1
+            if self._table_depth == 0:
+                self._close_cell()
+                table = markdown_table(self._rows)
+                if table:
+                    self._break(2)
+                    self._emit(table)
+                    self._break(2)
+                self._rows = []
+            return True
+        if self._table_depth == 1 and tag in _CELLS | {"tr"}:
+            self._close_cell()
+        elif self._cell is not None:
+            self._cell.append(" ")
+        return not self._skip
+
+    def _close_cell(self) -> None:
+        if self._cell is not None and self._rows:
+            self._rows[-1][-1] = "".join(self._cell)
+        self._cell = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in _SKIP and self._table_start(tag):
+            return
         if tag in _SKIP:
             self._skip += 1
         elif tag == "head":
@@ -112,6 +167,8 @@ class _TextExtractor(HTMLParser):
                 self._cells_in_row = 0
 
     def handle_endtag(self, tag: str) -> None:
+        if tag not in _SKIP and self._table_end(tag):
+            return
         if tag in _SKIP:
             self._skip = max(0, self._skip - 1)
         elif tag == "head":
@@ -133,6 +190,8 @@ class _TextExtractor(HTMLParser):
             self._title.append(data)
         elif self._skip or self._in_head:
             return
+        elif self._cell is not None:
+            self._cell.append(data)
         elif self._pre:
             self._emit(data)
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from zhiku.ingest.loaders import LOADERS, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 from zhiku.ingest.loaders.text import decode_text
 
 # Front matter is a block fenced by "---" lines at the very start; "..." may also close it.
@@ -19,7 +19,7 @@ _ATX_H1 = re.compile(r"^[ ]{0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^[ ]{0,3}(```|~~~)")
 
 
-def load(path: Path, data: bytes) -> LoadedText:
+def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     text = decode_text(data, path)
     fm_title = ""
     match = _FRONT_MATTER.match(text)

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from zhiku.errors import CorruptFileError, DecodeError
-from zhiku.ingest.loaders import LOADERS, LoadedText
+from zhiku.ingest.loaders import LOADERS, LoadedText, LoadOptions
 
 # Checked longest first: the UTF-32 LE BOM begins with the UTF-16 LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -85,7 +85,7 @@ def decode_text(data: bytes, path: Path) -> str:
     raise DecodeError(f"could not detect the text encoding of {path}", "save it as UTF-8")
 
 
-def load(path: Path, data: bytes) -> LoadedText:
+def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     return LoadedText(text=decode_text(data, path), title=path.stem, format="text")
 
 
