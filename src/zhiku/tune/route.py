@@ -95,9 +95,17 @@ def route(
             for fusion, (wa, wb) in grid:
                 label = f"{a}:{wa:g}+{b}:{wb:g} {fusion}"
                 fused = []
+                fn = reciprocal_rank_fusion if fusion == "rrf" else score_fusion
                 for la, lb in zip(lists[a], lists[b], strict=True):
-                    fn = reciprocal_rank_fusion if fusion == "rrf" else score_fusion
-                    fused.append(kb.attach(fn([la, lb], DEPTH, label, [wa, wb])))
+                    # The parts' hits are attached already: reuse their chunk and document rather
+                    # than ask the catalog again for every weighting.
+                    known = {h.chunk_id: h for h in (*la, *lb)}
+                    fused.append(
+                        [
+                            h.with_(chunk=known[h.chunk_id].chunk, doc=known[h.chunk_id].doc)
+                            for h in fn([la, lb], DEPTH, label, [wa, wb])
+                        ]
+                    )
                 results[label] = score_hits(label, dataset, judge, Fetched(fused, [], 0.0), k=k)
                 variants[label] = {"of": [a, b], "weights": [wa, wb], "fusion": fusion}
     key = _key(k)
