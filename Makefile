@@ -4,7 +4,10 @@ PYTHON ?= python3
 ZK := ZHIKU_HOME=$(CURDIR)/.zhiku-demo $(VENV)/bin/zhiku
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint install lock bench clean
+MILVUS_VENV := .milvus-venv
+MILVUS_STAMP := $(MILVUS_VENV)/.installed
+
+.PHONY: demo test lint install lock bench clean milvus-server
 
 install: $(STAMP)
 
@@ -29,6 +32,17 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
 
+# A real Milvus standalone server for the tests (ZHIKU_MILVUS_SERVER=1 runs them; .ci/run does).
+# Its own venv: PyPI's `milvus` only bundles the server binary, and its optional client extra pins
+# an old pymilvus that clashes with ours. The binary is unpacked once here (≈ 250 MB).
+milvus-server: $(MILVUS_STAMP)
+
+$(MILVUS_STAMP):
+	$(PYTHON) -m venv $(MILVUS_VENV)
+	$(MILVUS_VENV)/bin/pip install -q --disable-pip-version-check milvus==2.3.5
+	$(MILVUS_VENV)/bin/python -c "import milvus; milvus._initialize_data_files('$(MILVUS_VENV)/milvus-server')"
+	@touch $@
+
 # Re-pin after changing dependencies in pyproject.toml or requirements.in.
 lock:
 	rm -rf .lockenv && $(PYTHON) -m venv .lockenv
@@ -37,4 +51,4 @@ lock:
 	rm -rf .lockenv
 
 clean:
-	rm -rf $(VENV) .zhiku-demo .pytest_cache
+	rm -rf $(VENV) $(MILVUS_VENV) .zhiku-demo .pytest_cache

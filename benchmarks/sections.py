@@ -14,7 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
-DATA = ROOT.parent / "shared" / "data"
+# ../shared/data beside the checkout; ZHIKU_BENCH_DATA where the checkout lives elsewhere (a worktree).
+DATA = Path(os.environ.get("ZHIKU_BENCH_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results"
 
 

@@ -89,7 +89,56 @@ def pct(values: list[float], p: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-def one_size(chunks: int, n_queries: int) -> dict[str, Any]:
+HNSW = {"m": 32, "ef_construction": 200, "ef_search": 64}  # zhiku's faiss-hnsw defaults
+
+
+def hnsw_vs_exact(vectors_dir: Path, kb: Any, queries: list[str]) -> dict[str, Any]:
+    """HNSW built incrementally from the ``vectors`` build's embeddings.npy (the same vectors, no
+    second embedding), against the exact Faiss index on the same query vectors: index-only latency
+    for both (the crossover), and HNSW's recall@10 against exact."""
+    import numpy as np
+
+    import zhiku.index.faiss  # noqa: F401  (registers faiss-flat and faiss-hnsw)
+    from zhiku.index.base import indexes
+    from zhiku.retrieve.vector_build import fill_index
+
+    matrix = np.load(vectors_dir / "embeddings.npy", mmap_mode="r")
+    ids = [str(i) for i in range(len(matrix))]
+    t0 = time.perf_counter()
+    hnsw = indexes.get("faiss-hnsw")(matrix.shape[1], "cosine", **HNSW)
+    fill_index(hnsw, ids, matrix)
+    build_s = time.perf_counter() - t0
+    exact = indexes.get("faiss-flat").load(vectors_dir, matrix.shape[1], "cosine")
+    qv = kb.method("vectors").embedder.embed_queries(queries)
+    keep = [i for i in range(len(qv)) if qv[i].any()]
+    out: dict[str, Any] = {"build_s": round(build_s, 2), "params": HNSW, "queries": len(keep), "sweep": []}
+
+    def timed(index: Any) -> tuple[float, float, list[set[str]]]:
+        index.search(qv[:1], 10)
+        times, found = [], []
+        for i in keep:
+            t0 = time.perf_counter()
+            row = index.search(qv[i : i + 1], 10)[0]
+            times.append((time.perf_counter() - t0) * 1000)
+            found.append({cid for cid, _, _ in row})
+        return round(pct(times, 50), 3), round(pct(times, 95), 3), found
+
+    out["exact_p50_ms"], out["exact_p95_ms"], exact_found = timed(exact)
+    pos = {cid: str(i) for i, cid in enumerate(exact.ids)}  # exact's chunk ids -> row numbers
+    truth = [{pos[c] for c in e} for e in exact_found]
+    # efSearch trades latency for recall: the first value reaching 0.95 is the one reported.
+    for ef in (64, 128, 256, 512, 1024):
+        hnsw._index.hnsw.efSearch = ef
+        p50, p95, got = timed(hnsw)
+        recall = float(np.mean([len(t & g) / max(1, len(t)) for t, g in zip(truth, got, strict=True)]))
+        out["sweep"].append({"ef_search": ef, "p50_ms": p50, "p95_ms": p95, "recall_at_10": round(recall, 4)})
+    best = next((r for r in out["sweep"] if r["recall_at_10"] >= 0.95), out["sweep"][-1])
+    out.update(ef_search=best["ef_search"], hnsw_p50_ms=best["p50_ms"], hnsw_p95_ms=best["p95_ms"],
+               recall_at_10=best["recall_at_10"])
+    return out
+
+
+def one_size(chunks: int, n_queries: int, hnsw: bool = True) -> dict[str, Any]:
     from zhiku.config import KBConfig, MethodConfig
     from zhiku.service import KnowledgeBase
 
@@ -109,11 +158,17 @@ def one_size(chunks: int, n_queries: int) -> dict[str, Any]:
                    docs_per_s=round(docs / secs, 1), chunks_per_s=round(report.chunks / secs, 1),
                    chars_per_s=round(report.chars / secs), rss_after_ingest_mb=round(rss_mb()))
         out["build_s"] = {}
+        out["rss_after_mb"] = {"ingest": out["rss_after_ingest_mb"]}
         for name in ("bm25", "vectors"):
             t0 = time.perf_counter()
             kb.build(names=[name])
             out["build_s"][name] = round(time.perf_counter() - t0, 2)
+            out["rss_after_mb"][name] = round(rss_mb())
         out["rss_after_build_mb"] = round(rss_mb())
+        if hnsw:
+            out["hnsw"] = hnsw_vs_exact(kb.layout.index_dir("vectors"), kb, make_queries(n_queries))
+            out["build_s"]["hnsw"] = out["hnsw"]["build_s"]
+            out["rss_after_mb"]["hnsw"] = round(rss_mb())
         out["index_mb"] = {s.name: round(s.bytes / 2**20, 1) for s in kb.status() if s.bytes}
         queries = make_queries(n_queries)
         out["latency_ms"] = {}
@@ -189,10 +244,21 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path)
 
 
+def hnsw_cells(r: dict[str, Any]) -> list[str]:
+    if "hnsw" not in r:
+        return ["", "", "", ""]
+    h, a = r["hnsw"], r["rss_after_mb"]
+    return [f"{a['ingest']:,} / {a['bm25']:,} / {a['vectors']:,}", f"{h['build_s']:.1f}",
+            f"{h['exact_p50_ms']:.2f} / {h['hnsw_p50_ms']:.2f}",
+            f"{h['recall_at_10']:.3f} (ef {h.get('ef_search', 64)})"]
+
+
 def render(rows: list[dict[str, Any]], mini: dict[str, Any]) -> str:
     headers = ["chunks", "docs", "ingest s", "docs/s", "chunks/s", "chars/s", "build bm25 s",
                "build vectors s",
-               "bm25 p50/p95 ms", "vectors p50/p95 ms", "hybrid p50/p95 ms", "peak RSS MB", "index MB"]
+               "bm25 p50/p95 ms", "vectors p50/p95 ms", "hybrid p50/p95 ms", "peak RSS MB", "index MB",
+               "RSS after ingest / bm25 / vectors MB", "HNSW build s", "index-only p50 exact / HNSW ms",
+               "HNSW recall@10"]
     table = []
     for r in rows:
         lat = r["latency_ms"]
@@ -201,7 +267,8 @@ def render(rows: list[dict[str, Any]], mini: dict[str, Any]) -> str:
                       f"{r['chunks_per_s']:,.0f}", f"{r['chars_per_s']:,.0f}", f"{r['build_s']['bm25']:.1f}",
                       f"{r['build_s']['vectors']:.1f}",
                       *[f"{lat[n]['p50']:.2f} / {lat[n]['p95']:.2f}" for n in ("bm25", "vectors", "hybrid")],
-                      f"{r['rss_peak_mb']:,}", " + ".join(f"{k} {v}" for k, v in r["index_mb"].items())])
+                      f"{r['rss_peak_mb']:,}", " + ".join(f"{k} {v}" for k, v in r["index_mb"].items()),
+                      *hnsw_cells(r)])
     biggest = rows[-1]["chunks"] if rows else 0
     return "\n".join([
         "## Speed and scale (`benchmarks/speed.py`)", "",
@@ -227,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # child process: one size
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-markdown", action="store_true")
+    p.add_argument("--no-hnsw", action="store_true", help="skip the HNSW-against-exact measurement")
     p.add_argument("--render-only", action="store_true", help="redraw the chart and section from speed.json")
     args = p.parse_args(argv)
     if args.render_only:
@@ -235,14 +303,15 @@ def main(argv: list[str] | None = None) -> int:
         replace_section("speed", render(data["sizes"], data["minilm"]))
         return 0
     if args.one:
-        print(json.dumps(one_size(args.one, args.queries)))
+        print(json.dumps(one_size(args.one, args.queries, not args.no_hnsw)))
         return 0
     given = argv if argv is not None else sys.argv[1:]
     command = shlex.join([".venv/bin/python", "benchmarks/speed.py", *given])
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(args.queries)],
+        extra = ["--no-hnsw"] if args.no_hnsw else []
+        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), *extra],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)

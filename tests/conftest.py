@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.helpers.milvus_server import MilvusServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -16,3 +21,18 @@ def zhiku_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "zhiku-home"
     monkeypatch.setenv("ZHIKU_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
+    """One real Milvus standalone server for the session (skipped unless ZHIKU_MILVUS_SERVER=1)."""
+    from tests.helpers.milvus_server import ENABLED, SKIP_REASON, MilvusServer
+
+    if not ENABLED:
+        pytest.skip(SKIP_REASON)
+    server = MilvusServer(tmp_path_factory.mktemp("milvus-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -24,6 +24,7 @@ from zhiku.store.catalog import Catalog
 from zhiku.store.files import atomic_write_json, staged_dir
 from zhiku.store.layout import KBLayout, check_kb_name
 from zhiku.text.normalise import language_of
+from zhiku.text.token_rows import JoinedTokens
 from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 from zhiku.version import __version__
@@ -429,9 +430,10 @@ class KnowledgeBase:
             ids.append(cid)
             texts.append(text)
             hashes.append(th)
-            tokens.append(toks.split())
+            tokens.append(toks)  # split on use (JoinedTokens): 150 str objects a chunk was most of the RAM
             contexts.append(ctx)
-        return Corpus(ids, texts, contexts, hashes, tokens, self.catalog.fingerprint(), self.language())
+        fingerprint = self.catalog.fingerprint()
+        return Corpus(ids, texts, contexts, hashes, JoinedTokens(tokens), fingerprint, self.language())
 
     def status(self) -> list[MethodStatus]:
         return [self.method_status(name) for name in self.method_names()]

@@ -6,6 +6,7 @@ consume it, so fusion never sees a backend's own types.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -18,7 +19,7 @@ class Corpus:
     texts: list[str]  # the chunk text a person reads
     contexts: list[str]  # document title + heading path, indexed with the text
     text_hashes: list[str]
-    tokens: list[list[str]]
+    tokens: Sequence[list[str]]  # zhiku.text.token_rows.JoinedTokens: split when read
     fingerprint: str
     language: str
 

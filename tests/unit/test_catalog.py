@@ -97,7 +97,7 @@ def test_chunk_pages_are_stored_and_a_version_1_catalog_is_migrated(tmp_path: Pa
     old.close()
 
     cat = Catalog(path)
-    assert cat.get_meta("schema_version") == "2"
+    assert cat._meta("schema_version") == "2"  # the catalog's own record of its schema
     assert cat.chunks_of("d1")[0].page == 0  # kept, with "no page"
     d = DocumentRecord("d2", "/scan.pdf", "Scan", "pdf", "pp", "page one\n\npage two", 18, 0.0)
     chunk = Chunk("c2bbbbbbbbbbbbbbb", "d2", 0, "page two", 10, 18, "", 2)

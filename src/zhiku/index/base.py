@@ -61,6 +61,17 @@ class VectorIndex(ABC):
         return {"index": self.kind, "metric": self.metric, "dim": self.dim, **self.options}
 
 
+#: rows added to an index at a time when it is filled from a (possibly memory-mapped) matrix
+FILL_BATCH = 8192
+
+
+def fill_index(index: VectorIndex, ids: Sequence[str], matrix: np.ndarray) -> None:
+    """Add rows a batch at a time: HNSW grows incrementally, and no full normalised copy of a large
+    (memory-mapped) matrix is made at once."""
+    for start in range(0, len(ids), FILL_BATCH):
+        index.add(ids[start : start + FILL_BATCH], np.asarray(matrix[start : start + FILL_BATCH]))
+
+
 def prepare(vectors: np.ndarray, metric: Metric) -> np.ndarray:
     """Cosine is inner product over unit vectors: normalise once, here, for every backend."""
     v = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -8,24 +8,83 @@ Milvus Lite quirks this module handles: the database file is locked to one clien
 closes its client before the KB swaps the folder into place; a collection must be loaded again
 after a restart; and index parameters must be nested (``params={"params": {...}}``), or they are
 dropped without a word.
+
+Against a server (tested: Milvus standalone 2.3.5) several KBs share one Milvus, so each build
+writes a collection of its own, named after the KB, the method and the build (see
+``collection_name``), while readers keep using the previous one until the KB publishes the new
+folder. Collections of builds whose folder the KB has since deleted are dropped by the next build,
+so a KB holds at most three (the live one, the one before it, the new one) and a failed build's
+collection goes with the next.
+
+Consistency: the server's default (Bounded) answered a search right after an insert with nothing,
+and a Strong search waits for the next time tick (≈ 200 ms a query, measured). Writes here happen
+only in ``save`` and ``remove``, so each ends with one Strong read (a barrier: it returns once the
+server serves everything written before it), and searches then ask for no wait ("Eventually"):
+they see every write that returned. ``load`` passes the barrier once too, for a server that has
+just restarted and is replaying its log.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import secrets
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zhiku.errors import BackendError, DependencyMissingError
+from zhiku.errors import BackendError, ConfigError, DependencyMissingError
 from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
 
 # Cosine vectors are normalised by ``prepare`` for every backend, so inner product is cosine.
 _METRIC = {"ip": "IP", "cosine": "IP", "l2": "L2"}
 _BATCH = 1000
+_CONSISTENCY = "Strong"
+_SEARCH_CONSISTENCY = "Eventually"  # safe after ``_barrier``; see the module docstring
+# Milvus accepts letters, digits and '_' in a collection name, starting with a letter or '_'.
+_VALID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+# A KB publishes indexes/<method> from a staged sibling folder indexes/.<method>.<random>.
+_STAGED = re.compile(r"^\.(?P<method>.+)\.(?P<gen>[A-Za-z0-9_]+)$")
+
+
+def is_server(uri: str | None) -> bool:
+    """A Milvus server or cluster (``http://…``), not a Milvus Lite file inside the index folder."""
+    return bool(uri) and not str(uri).endswith(".db")
+
+
+def check_collection(name: str) -> str:
+    if not _VALID.match(name):
+        raise ConfigError(
+            f"invalid Milvus collection name {name!r}",
+            "Use letters, digits and '_' (starting with a letter or '_'), at most 255 characters",
+        )
+    return name
+
+
+def collection_prefix(directory: Path, chosen: str | None) -> tuple[str, str, Path | None]:
+    """(prefix shared by every build of this KB method, this build's generation, the KB's indexes folder).
+
+    The prefix is readable (KB and method, non-ASCII as '_') and unique: an 8-hex hash of the host
+    and the KB folder's absolute path, so two KBs of the same name in two homes (or on two
+    machines) sharing a server never touch each other's collections. A ``collection`` option
+    replaces the readable part.
+    """
+    directory = directory.resolve()
+    staged = _STAGED.match(directory.name)
+    if staged and directory.parent.name == "indexes":
+        kb_root, method, gen = directory.parent.parent, staged["method"], staged["gen"]
+        siblings: Path | None = directory.parent
+    else:  # not inside a KB (the index used on its own): one collection per save
+        kb_root, method, gen, siblings = directory.parent, directory.name, secrets.token_hex(4), None
+    owner = f"{socket.gethostname()}:{kb_root}:{method}"
+    digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:8]
+    readable = chosen if chosen else re.sub(r"[^A-Za-z0-9_]", "_", f"{kb_root.name}_{method}")[:64]
+    return check_collection(f"zk_{readable}_{digest}_"), gen, siblings
 
 
 def _client(uri: str) -> Any:
@@ -64,7 +123,7 @@ class MilvusIndex(VectorIndex):
         dim: int,
         metric: Metric = "ip",
         uri: str | None = None,
-        collection: str = "zhiku",
+        collection: str | None = None,
         index_type: str = "FLAT",
         m: int = 32,
         ef_construction: int = 200,
@@ -83,6 +142,7 @@ class MilvusIndex(VectorIndex):
             **options,
         )
         self.uri, self.collection, self.index_type = uri, collection, index_type.upper()
+        self._chosen = collection  # the option; ``collection`` becomes the name ``save`` created
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         # Vectors wait here until ``save`` knows where the database lives (the index folder).
         self._ids: list[str] = []
@@ -95,6 +155,7 @@ class MilvusIndex(VectorIndex):
         v = prepare(vectors, self.metric)
         if self._db is not None:
             self._insert(list(ids), v)
+            self._barrier()
         else:
             self._ids.extend(ids)
             self._vectors.append(v)
@@ -124,14 +185,47 @@ class MilvusIndex(VectorIndex):
             metric_type=_METRIC[self.metric],
             params={"params": extra},
         )
-        self._db.create_collection(self.collection, schema=schema, index_params=params)
+        self._db.create_collection(
+            self.collection, schema=schema, index_params=params, consistency_level=_CONSISTENCY
+        )
+
+    def _name_for(self, directory: Path) -> str:
+        if not is_server(self.uri):
+            return check_collection(self._chosen or "zhiku")  # a Milvus Lite file of its own
+        prefix, gen, siblings = collection_prefix(directory, self._chosen)
+        if siblings is not None:
+            self._drop_unpublished(prefix, siblings)
+        return prefix + gen
+
+    def _drop_unpublished(self, prefix: str, siblings: Path) -> None:
+        """Drop this KB method's collections whose build folder the KB has deleted (or never kept)."""
+        for name in self._db.list_collections():
+            if not name.startswith(prefix):
+                continue
+            gen = name[len(prefix) :]
+            alive = any(
+                (m := _STAGED.match(p.name)) and m["gen"] == gen
+                for p in siblings.iterdir()
+                if p.is_dir() and not p.is_symlink()
+            )
+            if not alive:
+                self._db.drop_collection(name)
+
+    def _barrier(self) -> None:
+        """Return once the server serves every write acknowledged so far (a Strong read)."""
+        if is_server(self.uri):
+            self._db.query(
+                self.collection, filter='id != ""', output_fields=["count(*)"], consistency_level="Strong"
+            )
 
     def save(self, directory: Path) -> None:
         uri = self.uri or str(directory / "milvus.db")
         self._db = _client(uri)
+        self.collection = self._name_for(directory)
         self._create()
         if self._ids:
             self._insert(self._ids, np.vstack(self._vectors))
+        self._barrier()
         self._ids, self._vectors = [], []
         (directory / "milvus.json").write_text(
             json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}),
@@ -150,6 +244,7 @@ class MilvusIndex(VectorIndex):
         index._db = _client(uri)
         index._path = uri
         index._db.load_collection(index.collection)  # needed again after every restart
+        index._barrier()
         index._count = int(info["count"])
         return index
 
@@ -162,6 +257,7 @@ class MilvusIndex(VectorIndex):
             self._count = len(self._ids)
             return
         self._db.delete(self.collection, ids=list(ids))
+        self._barrier()
         self._count = max(0, self._count - len(ids))
 
     def __len__(self) -> int:
@@ -179,6 +275,7 @@ class MilvusIndex(VectorIndex):
             anns_field="vector",
             search_params=params,
             output_fields=["id"],
+            **({"consistency_level": _SEARCH_CONSISTENCY} if is_server(self.uri) else {}),
         )
         return [
             [(r["id"], *to_score_distance(float(r["distance"]), self.metric)) for r in row] for row in result

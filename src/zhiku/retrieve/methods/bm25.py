@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
+from zhiku.text.token_rows import TokenIdRows
 from zhiku.types import Hit
 
 
@@ -48,11 +49,10 @@ class BM25Method(Method):
         o = self.options
         model = bm25s.BM25(k1=o.k1, b=o.b, method=o.variant)
         vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in corpus.tokens]
         # bm25s wants every document to have at least one token id; an empty chunk gets a
-        # placeholder token that no query can produce.
-        empty = vocab.setdefault("\x00", len(vocab))
-        ids = [row or [empty] for row in ids]
+        # placeholder token that no query can produce. Ids are held as one int32 array (see
+        # zhiku.text.token_rows: lists of ints were ≈ 5 KB a chunk).
+        ids = TokenIdRows.build(corpus.tokens, vocab, empty="\x00")
         model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
         model.save(str(out_dir), show_progress=False)
         (out_dir / "ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
@@ -62,7 +62,8 @@ class BM25Method(Method):
     def load(self, directory: Path) -> None:
         import bm25s
 
-        self._model = bm25s.BM25.load(str(directory), mmap=False, load_vocab=False, show_progress=False)
+        # Memory-mapped: the score matrix stays in the page cache, shared by every process on the KB.
+        self._model = bm25s.BM25.load(str(directory), mmap=True, load_vocab=False, show_progress=False)
         self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
         self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
 

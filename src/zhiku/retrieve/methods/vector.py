@@ -22,7 +22,7 @@ from pydantic import Field
 
 from zhiku.embed.base import Embedder, embedders
 from zhiku.embed.word2vec import WordVectors
-from zhiku.index.base import Metric, VectorIndex, indexes
+from zhiku.index.base import Metric, VectorIndex, fill_index, indexes
 from zhiku.retrieve.base import Method, MethodOptions, methods
 from zhiku.store.vector_cache import VectorCache, cache_key
 from zhiku.types import Corpus, Hit
@@ -149,7 +149,7 @@ class VectorMethod(Method):
         # rather than anything.
         keep = np.abs(matrix).sum(1) > 0 if emb.trainable else np.ones(len(corpus), dtype=bool)
         index = indexes.get(self.options.index)(emb.dim, self.options.metric, **self.options.index_options)
-        index.add([cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
+        fill_index(index, [cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
         index.save(out_dir)
         np.save(out_dir / "embeddings.npy", matrix.astype(np.float32))
         (out_dir / "embedding_ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
