@@ -34,6 +34,7 @@ BUILTINS: dict[str, tuple[str, ...]] = {
         "zhiku.index.flat",
         "zhiku.index.faiss",
         "zhiku.index.milvus",
+        "zhiku.index.qdrant",
     ),
     "generator": (
         "zhiku.generate.extractive",

@@ -14,7 +14,7 @@ from zhiku.index.base import Metric, VectorIndex, indexes
 # "milvus" is Milvus Lite (a file in the index folder); "milvus-server" the same class against a
 # real Milvus standalone server, run only when ZHIKU_MILVUS_SERVER=1 (CI sets it).
 SERVER = pytest.param("milvus-server", marks=pytest.mark.skipif(not ENABLED, reason=SKIP_REASON))
-KINDS = ["flat", "faiss-flat", "faiss-hnsw", "milvus", SERVER]
+KINDS = ["flat", "faiss-flat", "faiss-hnsw", "milvus", "qdrant", SERVER]
 APPROXIMATE = {"faiss-hnsw"}
 Make = Callable[[int, Metric], VectorIndex]
 
@@ -113,5 +113,18 @@ def test_remove(kind: str, make: Make, tmp_path: Path) -> None:
 def test_unknown_index_lists_names() -> None:
     from zhiku.errors import UnknownNameError
 
-    with pytest.raises(UnknownNameError, match="faiss-flat, faiss-hnsw, flat, milvus"):
+    with pytest.raises(UnknownNameError, match="faiss-flat, faiss-hnsw, flat, milvus, qdrant"):
         indexes.get("annoy")
+
+
+def test_every_index_backend_is_in_the_suite() -> None:
+    """A new backend file in zhiku/index/ registers itself: add it to KINDS too, or it goes untested."""
+    import importlib
+    import pkgutil
+
+    import zhiku.index
+
+    for module in pkgutil.iter_modules(zhiku.index.__path__):
+        importlib.import_module(f"zhiku.index.{module.name}")
+    names = {k if isinstance(k, str) else k.values[0] for k in KINDS} - {"milvus-server"}
+    assert set(indexes.names()) == names

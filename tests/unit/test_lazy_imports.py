@@ -5,8 +5,24 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ["torch", "gensim", "faiss", "sentence_transformers", "transformers", "fastapi", "matplotlib",
-         "jieba", "bm25s", "pymilvus", "pydantic", "openai", "httpx2"]
+HEAVY = [
+    "torch",
+    "gensim",
+    "faiss",
+    "sentence_transformers",
+    "transformers",
+    "fastapi",
+    "matplotlib",
+    "jieba",
+    "bm25s",
+    "pymilvus",
+    "pydantic",
+    "openai",
+    "httpx2",
+    "qdrant_client",
+    "langchain_core",
+    "llama_index",
+]
 
 
 def test_import_and_help_load_nothing_heavy() -> None:
@@ -19,5 +35,7 @@ def test_import_and_help_load_nothing_heavy() -> None:
         "assert 'ingest' in buf.getvalue()\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "", f"heavy modules imported: {out}"
