@@ -18,6 +18,8 @@ BUILTINS: dict[str, tuple[str, ...]] = {
         "zhiku.retrieve.methods.hybrid",
         "zhiku.retrieve.methods.expand",
         "zhiku.retrieve.methods.rag_fusion",
+        "zhiku.retrieve.methods.adapted",
+        "zhiku.retrieve.methods.routed",
     ),
     "embedder": (
         "zhiku.embed.hashing",

@@ -113,6 +113,9 @@ class KBConfig(_Frozen):
     )
     generator: GeneratorConfig = GeneratorConfig()
     rerank: RerankConfig = RerankConfig()
+    route: dict[str, Any] | None = Field(
+        None, description="what `zhiku tune route` chose as default, and its evidence (written by zhiku)"
+    )
 
     @classmethod
     def load(cls, path: Path) -> KBConfig:

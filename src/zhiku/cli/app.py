@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from zhiku import __version__
-from zhiku.cli import chat, documents, manage, query, serve, words
+from zhiku.cli import chat, documents, manage, query, serve, tune, words
 from zhiku.cli import eval as evaluation
 
 
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.register(sub, common)
     serve.register(sub, common)
     manage.register(sub, common)
+    tune.register(sub, common)
     return parser
 
 

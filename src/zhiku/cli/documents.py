@@ -164,6 +164,10 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: share of the corpus that may change before `zhiku status` asks to re-run `zhiku tune route`
+ROUTE_RECHECK = 0.2
+
+
 def run_status(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         docs = kb.documents()
@@ -178,6 +182,7 @@ def run_status(args: argparse.Namespace) -> int:
             "default_method": kb.default_method(),
             "methods": [s.__dict__ for s in status],
             "chunking_stale": kb.chunking_stale(),
+            "route": kb.config.route,
         }
         if args.json:
             print_json(info)
@@ -202,6 +207,14 @@ def run_status(args: argparse.Namespace) -> int:
                 print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size} {when}".rstrip())
             else:
                 print(f"  {s.name:<10} {s.kind:<8} not built: {s.reason}")
+        route = kb.config.route
+        if route:
+            print(f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
+                  f"{route.get('why', '')}")
+            then = int(route.get("chunks") or 0)
+            if then and abs(info["chunks"] - then) > ROUTE_RECHECK * then:
+                print(f"  route: decided on {then} chunks, the KB now has {info['chunks']}: "
+                      f"re-check it with `zhiku tune route --kb {kb.name}`")
     return 0
 
 

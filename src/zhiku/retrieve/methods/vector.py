@@ -209,7 +209,13 @@ class VectorMethod(Method):
     def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
         if self._index is None:
             raise RuntimeError("load() or build() first")  # a bug, not user input
-        vectors = self.embedder.embed_queries(queries)
+        yield from self.search_vectors(queries, self.embedder.embed_queries(queries), k)
+
+    def search_vectors(self, queries: list[str], vectors: np.ndarray, k: int) -> Iterator[list[Hit]]:
+        """Search the index with query vectors computed elsewhere (a query adapter's, see
+        ``methods/adapted.py``): the chunk vectors stay as built."""
+        if self._index is None:
+            raise RuntimeError("load() or build() first")  # a bug, not user input
         for q, v, row in zip(queries, vectors, self._index.search(vectors, k), strict=True):
             # An empty query, or one embedded as the zero vector (no known word), has no direction:
             # nothing is similar to it, so it finds nothing rather than an arbitrary order.

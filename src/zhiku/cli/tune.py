@@ -1,0 +1,406 @@
+"""``zhiku tune``: synthetic questions, a query adapter, and the KB's default chosen on evidence.
+
+zhiku tune questions --kb laws                       # offline pseudo-questions, train/validation split
+zhiku tune questions --kb laws --llm ollama:qwen2.5:7b --sample 500 --per-chunk 3
+zhiku tune adapter --kb laws --base dense            # a method `dense-tuned`, default only if it wins
+zhiku tune route --kb laws                           # default method / hybrid weights from validation
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zhiku.cli.common import open_kb, print_json, show_progress
+
+if TYPE_CHECKING:
+    from zhiku.service import KnowledgeBase
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="teach retrieval from the corpus: synthetic questions, adapters, routing",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tsub = p.add_subparsers(dest="tune_command", metavar="STEP")
+
+    q = tsub.add_parser(
+        "questions", parents=[common], help="synthetic questions (offline or by an LLM), split by document"
+    )
+    q.add_argument(
+        "--llm",
+        default=None,
+        metavar="SPEC",
+        help="ollama:MODEL, openai:MODEL or local:PATH (default: offline pseudo-questions); "
+        "'kb' uses the KB's own generator",
+    )
+    q.add_argument("--base-url", default=None, help="the LLM server's URL")
+    q.add_argument("--sample", type=int, default=None, metavar="N", help="use N sampled chunks (default all)")
+    q.add_argument(
+        "--per-chunk", type=int, default=3, metavar="N", help="LLM questions per chunk (default 3)"
+    )
+    q.add_argument(
+        "--kinds", default="ict,keywords,article", help="offline kinds: ict, keywords, article (default all)"
+    )
+    q.add_argument(
+        "--out",
+        default=None,
+        metavar="FILE",
+        help="questions file (default <kb>/tune/questions.jsonl); train and validation go next to it",
+    )
+    q.add_argument("--validation", type=float, default=0.2, help="share of documents held out (default 0.2)")
+    q.add_argument("--filter", default="bm25", help="method of the answerability filter, or 'none'")
+    q.add_argument("--depth", type=int, default=100, help="the source chunk must be in the filter's top N")
+    q.add_argument("--max-ties", type=int, default=5, help="drop a question when N hits tie with its source")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(run=run_questions)
+
+    a = tsub.add_parser("adapter", parents=[common], help="a query adapter on a built vector method")
+    a.add_argument("--base", required=True, help="the vector method to adapt (e.g. dense, e5, w2v-sg)")
+    a.add_argument("--kind", choices=["linear", "residual"], default="linear")
+    a.add_argument("--name", default=None, help="the new method's name (default <base>-tuned)")
+    a.add_argument(
+        "--questions",
+        default=None,
+        metavar="FILE",
+        help="questions file of `zhiku tune questions` (default <kb>/tune/questions.jsonl)",
+    )
+    a.add_argument("--eval", default=None, metavar="FILE", help="also compare on a real zhiku QA file")
+    a.add_argument("--epochs", type=int, default=30)
+    a.add_argument("--max-train", type=int, default=3000, help="train questions used at most")
+    a.add_argument("--max-validation", type=int, default=500, help="validation questions used at most")
+    a.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/<name>)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(run=run_adapter)
+
+    e = tsub.add_parser("encoder", parents=[common], help="fine-tune a local sentence-transformers model")
+    e.add_argument(
+        "--model", required=True, metavar="PATH", help="a local sentence-transformers model folder"
+    )
+    e.add_argument("--name", default=None, help="the new method's name (default <model folder>-tuned)")
+    e.add_argument("--base", default=None, help="an existing method using the same model, to compare with")
+    e.add_argument("--questions", default=None, metavar="FILE", help="default <kb>/tune/questions.jsonl")
+    e.add_argument("--eval", default=None, metavar="FILE", help="also compare on a real zhiku QA file")
+    e.add_argument("--epochs", type=int, default=1)
+    e.add_argument("--batch-size", type=int, default=16)
+    e.add_argument("--max-train", type=int, default=2000, help="training pairs used at most")
+    e.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/<name>)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(run=run_encoder)
+
+    r = tsub.add_parser(
+        "route", parents=[common], help="choose the default method or hybrid weights on validation"
+    )
+    r.add_argument("--methods", default=None, help="candidates (default: every built method)")
+    r.add_argument("--questions", default=None, metavar="FILE", help="default <kb>/tune/questions.jsonl")
+    r.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/route)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(run=run_route)
+    p.set_defaults(run=lambda _args: p.print_help() or 0)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def _questions_path(kb: KnowledgeBase, given: str | None) -> Path:
+    return Path(given) if given else kb.layout.root / "tune" / "questions.jsonl"
+
+
+def run_questions(args: argparse.Namespace) -> int:
+    from zhiku.errors import UsageError
+    from zhiku.tune import questions as tq
+
+    if args.sample is not None and args.sample < 1:
+        raise UsageError(f"--sample must be at least 1, got {args.sample}", "Use --sample 500, for example")
+    if args.per_chunk < 1:
+        raise UsageError(f"--per-chunk must be at least 1, got {args.per_chunk}", "Use --per-chunk 3")
+    with open_kb(args) as kb:
+        out = _questions_path(kb, args.out)
+        t0 = time.perf_counter()
+        chunks = tq.source_chunks(kb)
+        if not chunks:
+            raise UsageError(
+                f"knowledge base {kb.name!r} has no chunks",
+                f"Ingest documents first: zhiku ingest PATH --kb {kb.name}",
+            )
+        picked = tq.sample_chunks(chunks, args.sample, args.seed)
+        info: dict[str, Any] = {"kb": kb.name, "chunks": len(picked)}
+        if args.llm:
+            from zhiku.generate.llm import generator_config, make_backend
+            from zhiku.tune.llm_questions import generate
+
+            cfg = (
+                kb.config.generator
+                if args.llm == "kb"
+                else generator_config(args.llm, args.base_url, kb.config.generator)
+            )
+            if cfg.kind == "extractive":
+                raise UsageError(
+                    "the KB's generator is the extractive answerer, not an LLM",
+                    "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
+                )
+            backend = make_backend(cfg.kind, cfg.options)
+            raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
+            bar = _bar(len(picked), "questions")
+            try:
+                run = generate(
+                    backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None
+                )
+            finally:
+                if bar:
+                    bar.close()
+            info.update(
+                generator=f"llm:{backend.describe()}",
+                generated=run.generated,
+                chunks_done=run.chunks,
+                resumed=run.skipped,
+                unparsed_replies=run.unparsed,
+                failed_chunks=run.failed,
+            )
+            raw = tq.read_jsonl(raw_path)
+        else:
+            kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+            unknown = set(kinds) - {"ict", "keywords", "article"}
+            if unknown:
+                raise UsageError(
+                    f"unknown offline kinds: {', '.join(sorted(unknown))}", "Use ict, keywords, article"
+                )
+            raw = list(tq.offline_questions(picked, kinds, args.seed, all_chunks=chunks))
+            info.update(generator="offline", generated=len(raw))
+        stats, counts = tq.finish(
+            kb,
+            raw,
+            out,
+            filter_method=None if args.filter == "none" else args.filter,
+            depth=args.depth,
+            max_ties=args.max_ties,
+            validation=args.validation,
+            seed=args.seed,
+        )
+        train_path, val_path = tq.split_paths(out)
+        info.update(
+            duplicates=stats.duplicates,
+            not_found=stats.not_found,
+            ambiguous=stats.ambiguous,
+            kept=stats.kept,
+            **counts,
+            seconds=round(time.perf_counter() - t0, 1),
+            files={"all": str(out), "train": str(train_path), "validation": str(val_path)},
+            notes=stats.notes,
+        )
+        by_kind: dict[str, int] = {}
+        for q in tq.read_jsonl(out):
+            by_kind[q.generator] = by_kind.get(q.generator, 0) + 1
+        info["by_generator"] = by_kind
+    if args.json:
+        print_json(info)
+        return 0
+    print(
+        f"{info['generated']} questions generated from {info['chunks']} chunks in {info['seconds']} s "
+        f"({info['generator']})"
+    )
+    print(
+        f"  dropped: {stats.duplicates} duplicates, {stats.not_found} not found by {args.filter} in its top "
+        f"{args.depth}, {stats.ambiguous} ambiguous ({args.max_ties}+ chunks tie with the source)"
+    )
+    print(
+        f"  kept {counts['all']}: train {counts['train']} ({counts['train_docs']} documents), validation "
+        f"{counts['validation']} ({counts['validation_docs']} documents, none of them in train)"
+    )
+    print("  by generator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
+    for note in stats.notes:
+        print(f"note: {note}")
+    print(f"wrote {out}, {train_path.name}, {val_path.name}")
+    return 0
+
+
+def _bar(total: int, unit: str) -> Any:
+    if not show_progress():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="chunk", desc=unit, file=sys.stderr, dynamic_ncols=True)
+
+
+def run_adapter(args: argparse.Namespace) -> int:
+    from zhiku.config import MethodConfig
+    from zhiku.service import VERSION
+    from zhiku.tune import questions as tq
+    from zhiku.tune.adapter import AdapterSettings, data_hash, save_adapter, train_adapter
+    from zhiku.tune.compare import save_config
+
+    with open_kb(args) as kb:
+        qpath = _questions_path(kb, args.questions)
+        train_path, val_path = tq.split_paths(qpath)
+        train, val = tq.read_jsonl(train_path), tq.read_jsonl(val_path)
+        name = args.name or f"{args.base}-tuned"
+        settings = AdapterSettings(
+            kind=args.kind,
+            epochs=args.epochs,
+            max_train=args.max_train,
+            max_validation=args.max_validation,
+            seed=args.seed,
+        )
+        result = train_adapter(kb, args.base, train, val, settings, progress=None if args.json else _say)
+        folder = kb.layout.models / name
+        incumbent = kb.default_method()
+        manifest: dict[str, Any] = {
+            "method": name,
+            "kind": "adapted",
+            "base": args.base,
+            "base_settings": kb.method(args.base).describe(),
+            "data_hash": data_hash(train, val),
+            "questions": str(qpath),
+            "settings": settings.__dict__,
+            "train_questions": result.train_questions,
+            "validation_questions": result.validation_questions,
+            "validation_mrr@10": {
+                "before": round(result.validation_before, 4),
+                "after": round(result.validation_after, 4),
+            },
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "history": result.history,
+            "training_seconds": round(result.seconds, 1),
+            "embed_seconds": round(result.embed_seconds, 1),
+            "zhiku_version": VERSION,
+            "created": time.time(),
+        }
+        save_adapter(folder, result, manifest)
+        save_config(kb, method=(name, MethodConfig(kind="adapted", options={"base": args.base})))
+        notes = [
+            f"adapter ({args.kind}) trained on {result.train_questions} train questions, best epoch "
+            f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s"
+        ]
+        report, extra, verdict, out = _validate(kb, args, name, args.base, incumbent, val_path, notes)
+        manifest["decision"] = verdict.to_json()
+        save_adapter(folder, result, manifest)
+    if args.json:
+        print_json(
+            {
+                "method": name,
+                "manifest": manifest,
+                "out": str(out),
+                "validation": {m.method: m.metrics for m in report.methods},
+                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
+            }
+        )
+        return 0
+    _print_outcome(args, report, extra, verdict, name, incumbent)
+    print(f"method {name!r} added to zhiku.toml; adapter in {folder}; reports in {out}")
+    return 0
+
+
+def _validate(
+    kb: KnowledgeBase,
+    args: argparse.Namespace,
+    name: str,
+    base: str,
+    incumbent: str,
+    val_path: Path,
+    notes: list[str],
+) -> tuple[Any, Any, Any, Path]:
+    """Before/after on validation (and --eval), reports written, and the default changed only if the
+    tuned method beats the current default by more than noise."""
+    from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
+
+    out = Path(args.out) if args.out else kb.layout.root / "tune" / name
+    names = list(dict.fromkeys([base, name, incumbent]))
+    report = evaluate_methods(kb, val_path, names, command=" ".join(sys.argv))
+    verdict = compare(report, name, incumbent)
+    outcome = ("made " + name) if verdict.significant else ("kept " + incumbent)
+    write_report(report, out / "validation", [*notes, f"default: {outcome}: {verdict.why}"])
+    extra = None
+    if args.eval:
+        extra = evaluate_methods(kb, Path(args.eval), names, command=" ".join(sys.argv))
+        write_report(extra, out / "eval", [f"{args.eval}: real questions, never tuned on"])
+    if verdict.significant:
+        save_config(kb, default_method=name)
+    return report, extra, verdict, out
+
+
+def _print_outcome(
+    args: argparse.Namespace, report: Any, extra: Any, verdict: Any, name: str, incumbent: str
+) -> None:
+    from zhiku.eval.report import format_table
+
+    print(f"validation ({report.settings.get('queries')} questions from held-out documents):")
+    print(format_table(report))
+    if extra is not None:
+        print(f"{args.eval}:")
+        print(format_table(extra))
+    outcome = ("default is now " + name) if verdict.significant else ("default stays " + incumbent)
+    print(f"{outcome}: {verdict.why}")
+
+
+def run_encoder(args: argparse.Namespace) -> int:
+    from zhiku.config import MethodConfig
+    from zhiku.store.files import atomic_write_json
+    from zhiku.tune import questions as tq
+    from zhiku.tune.compare import save_config
+    from zhiku.tune.encoder import EncoderSettings, finetune_encoder
+
+    model = Path(args.model).expanduser().resolve()
+    with open_kb(args) as kb:
+        qpath = _questions_path(kb, args.questions)
+        train_path, val_path = tq.split_paths(qpath)
+        train = tq.read_jsonl(train_path)
+        name = args.name or f"{model.name}-tuned"
+        base = args.base or f"{model.name}-base"
+        incumbent = kb.default_method()
+        settings = EncoderSettings(
+            epochs=args.epochs, batch_size=args.batch_size, max_train=args.max_train, seed=args.seed
+        )
+        folder = kb.layout.models / name / "model"
+        manifest = finetune_encoder(kb, model, train, folder, settings, progress=None if args.json else _say)
+        if not args.base:
+            opts = {"embedder": "sbert", "model": str(model)}
+            save_config(kb, method=(base, MethodConfig(kind="dense", enabled=True, options=opts)))
+        opts = {"embedder": "sbert", "model": str(folder)}
+        save_config(kb, method=(name, MethodConfig(kind="dense", enabled=True, options=opts)))
+        kb.build([base, name])  # the corpus embedded by the tuned model (and by the original, to compare)
+        notes = [
+            f"encoder fine-tuned from {model} on {manifest['pairs']} pairs "
+            f"in {manifest['training_seconds']} s"
+        ]
+        report, extra, verdict, out = _validate(kb, args, name, base, incumbent, val_path, notes)
+        manifest = {"method": name, "base": base, **manifest, "decision": verdict.to_json()}
+        atomic_write_json(kb.layout.models / name / "manifest.json", manifest)
+    if args.json:
+        print_json(
+            {
+                "method": name,
+                "manifest": manifest,
+                "out": str(out),
+                "validation": {m.method: m.metrics for m in report.methods},
+                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
+            }
+        )
+        return 0
+    _print_outcome(args, report, extra, verdict, name, incumbent)
+    print(f"method {name!r} added to zhiku.toml; model in {folder}; reports in {out}")
+    return 0
+
+
+def run_route(args: argparse.Namespace) -> int:
+    from zhiku.tune.route import route
+
+    with open_kb(args) as kb:
+        qpath = _questions_path(kb, args.questions)
+        candidates = [m.strip() for m in args.methods.split(",")] if args.methods else None
+        out = Path(args.out) if args.out else kb.layout.root / "tune" / "route"
+        decision = route(kb, qpath, candidates, out, progress=None if args.json else _say)
+    if args.json:
+        print_json(decision)
+        return 0
+    print(decision["summary"])
+    return 0
