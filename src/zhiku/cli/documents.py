@@ -212,8 +212,8 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
                   f"{route.get('why', '')}")
             then = int(route.get("chunks") or 0)
-            if then and abs(info["chunks"] - then) > ROUTE_RECHECK * then:
-                print(f"  route: decided on {then} chunks, the KB now has {info['chunks']}: "
+            if then and abs(kb.chunk_count() - then) > ROUTE_RECHECK * then:
+                print(f"  route: decided on {then} chunks, the KB now has {kb.chunk_count()}: "
                       f"re-check it with `zhiku tune route --kb {kb.name}`")
     return 0
 
