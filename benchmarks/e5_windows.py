@@ -50,6 +50,9 @@ def scores(q: np.ndarray, d: np.ndarray, gold: np.ndarray, subset: np.ndarray) -
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", type=Path, default=DATA if DATA.exists() else Path("/work/shared/data"))
+    ap.add_argument("--settings", default="window,truncate", help="comma-separated long_text settings")
+    ap.add_argument("--workers", type=int, default=None, help="worker processes (default: one per CPU)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "e5_windows.json")
     ap.add_argument("--limit", type=int, default=0, help="only the first N long paragraphs (a smoke run)")
     args = ap.parse_args()
     raw = json.loads((args.data / "cmrc2018" / "cmrc2018_dev.json").read_text(encoding="utf-8"))
@@ -76,9 +79,9 @@ def main() -> None:
     q = E5Embedder().embed_queries(questions)
     seconds = {"queries": round(time.time() - t0, 1)}
     settings = {}
-    for long_text in ("window", "truncate"):
+    for long_text in args.settings.split(","):
         t0 = time.time()
-        d = E5Embedder(long_text=long_text).embed(docs)  # type: ignore[arg-type]
+        d = E5Embedder(long_text=long_text, workers=args.workers).embed(docs)  # type: ignore[arg-type]
         seconds[long_text] = round(time.time() - t0, 1)
         settings[long_text] = scores(q, d, g, tails)
         print(long_text, json.dumps(settings[long_text]), flush=True)
@@ -98,10 +101,8 @@ def main() -> None:
     }
     if args.limit:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "e5_windows.json").write_text(
-        json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8"
-    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
     print(json.dumps(result, ensure_ascii=False, indent=2))
 
 

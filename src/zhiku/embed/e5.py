@@ -12,18 +12,15 @@ interpreters that inherit no locks or threads and leave when the parent dies (e5
 Queries and small batches stay in this process: no pool to start per query.
 
 Long texts. The model sees at most 512 positions (510 tokens plus two specials; Chinese costs
-about 0.65 tokens per character, so a default 400-character chunk is ~265 tokens and fits).
+about 0.65 tokens per character and the tokenizer never spends more than about one per character,
+so a default 400-character chunk, ~265 tokens, fits: both settings then give the same vectors).
 ``long_text="window"`` (default) embeds every window of ``max_seq_length`` tokens and averages
 them weighted by their token counts, then L2-normalises; at 512 the engine does exactly this
-itself. ``long_text="truncate"`` keeps only the first window. Measured on CMRC 2018 dev (848
-Wikipedia paragraphs as documents, 151 of them over 512 tokens; 3,219 questions; each question
-must find its paragraph; ``benchmarks/e5_windows.py``, results in benchmarks/results/e5_windows.json):
-
-    setting               hit@1   MRR@10   (questions whose paragraph is > max_seq_length tokens)
-    window,   512         0.xxx   0.xxx
-    truncate, 512         0.xxx   0.xxx
-    window,   256         0.xxx   0.xxx
-    truncate, 256         0.xxx   0.xxx
+itself. ``long_text="truncate"`` keeps only the first window. Windows cost what the text costs;
+truncation is cheaper but cannot find what a long chunk says after its first 510 tokens.
+``benchmarks/e5_windows.py`` measures both on CMRC 2018 dev: the 151 paragraphs over 512 tokens
+are the documents, each of their questions must find its own paragraph, and "tail" questions are
+those whose answer lies past truncation's cut (results in benchmarks/results/e5_windows.json).
 
 Scores. e5 cosine similarities sit in a narrow band (about 0.68-0.93 for anything vaguely
 related): rank by them, never compare them with thresholds tuned for other models.
