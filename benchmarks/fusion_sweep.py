@@ -82,16 +82,36 @@ def main(argv: list[str] | None = None) -> int:
                 fused = [reciprocal_rank_fusion(ls, 30, "h", list(w)) for ls in per_query]
             else:
                 fused = [score_fusion(ls, 30, "h", list(w), norm) for ls in per_query]
-            rows.append({"config": f"{fusion} {norm} weights={list(w)}", "fusion": fusion, "normalize": norm,
-                         "weights": list(w), **score("h", fused)})
+            rows.append(
+                {
+                    "config": f"{fusion} {norm} weights={list(w)}",
+                    "fusion": fusion,
+                    "normalize": norm,
+                    "weights": list(w),
+                    **score("h", fused),
+                }
+            )
         best = max((r for r in rows if "weights" in r), key=lambda r: r["mrr@10"])
-        results[key] = {"dataset": rel, "split": split, "queries": len(queries), "chunks": info["chunks"],
-                        "parts": parts, "build_seconds": round(build_s, 1), "machine": machine(),
-                        "rows": rows, "best": best}
-        print(f"== {key}: {len(queries)} queries, {info['chunks']} chunks, build {build_s:.0f}s", file=sys.stderr)
-        for r in rows[: len(parts)] + sorted(rows[len(parts):], key=lambda r: -r["mrr@10"])[:8]:
-            print(f"  {r['config']:<42} MRR@10 {r['mrr@10']:.3f} hit@1 {r['hit@1']:.3f} hit@5 {r['hit@5']:.3f}",
-                  file=sys.stderr)
+        results[key] = {
+            "dataset": rel,
+            "split": split,
+            "queries": len(queries),
+            "chunks": info["chunks"],
+            "parts": parts,
+            "build_seconds": round(build_s, 1),
+            "machine": machine(),
+            "rows": rows,
+            "best": best,
+        }
+        print(
+            f"== {key}: {len(queries)} queries, {info['chunks']} chunks, build {build_s:.0f}s",
+            file=sys.stderr,
+        )
+        for r in rows[: len(parts)] + sorted(rows[len(parts) :], key=lambda r: -r["mrr@10"])[:8]:
+            print(
+                f"  {r['config']:<42} MRR@10 {r['mrr@10']:.3f} hit@1 {r['hit@1']:.3f} hit@5 {r['hit@5']:.3f}",
+                file=sys.stderr,
+            )
         kb.close()
         args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0

@@ -41,8 +41,12 @@ from zhiku.eval.report import MethodResult  # noqa: E402
 from zhiku.types import Hit  # noqa: E402
 
 K = 10
-PAIRS = [("zhiku bm25", "rank_bm25+jieba"), ("zhiku bm25", "llamaindex-bm25"),
-         ("zhiku hybrid", "langchain-ensemble"), ("zhiku hybrid", "chatchat-ensemble")]
+PAIRS = [
+    ("zhiku bm25", "rank_bm25+jieba"),
+    ("zhiku bm25", "llamaindex-bm25"),
+    ("zhiku hybrid", "langchain-ensemble"),
+    ("zhiku hybrid", "chatchat-ensemble"),
+]
 
 
 def passage_text(dataset: Dataset, pid: str) -> str:
@@ -51,8 +55,15 @@ def passage_text(dataset: Dataset, pid: str) -> str:
 
 
 def summary(m: MethodResult, build_s: float, note: str = "") -> dict[str, Any]:
-    return {"name": m.method, "metrics": m.metrics, "p50_ms": m.latency_ms_p50, "p95_ms": m.latency_ms_p95,
-            "build_s": round(build_s, 2), "qps": m.queries_per_second, "note": note}
+    return {
+        "name": m.method,
+        "metrics": m.metrics,
+        "p50_ms": m.latency_ms_p50,
+        "p95_ms": m.latency_ms_p95,
+        "build_s": round(build_s, 2),
+        "qps": m.queries_per_second,
+        "note": note,
+    }
 
 
 # --- peers (run in the child process) -------------------------------------------------------------
@@ -122,15 +133,18 @@ class FaissStore:
 
         from zhiku.embed.sbert import resolve_model_path
 
-        self.docs = [Document(page_content=passage_text(dataset, pid), metadata={"id": pid})
-                     for pid in dataset.corpus]
-        emb = HuggingFaceEmbeddings(model_name=str(resolve_model_path("all-MiniLM-L6-v2")),
-                                    model_kwargs={"device": "cpu"})
+        self.docs = [
+            Document(page_content=passage_text(dataset, pid), metadata={"id": pid}) for pid in dataset.corpus
+        ]
+        emb = HuggingFaceEmbeddings(
+            model_name=str(resolve_model_path("all-MiniLM-L6-v2")), model_kwargs={"device": "cpu"}
+        )
         self.store = FAISS.from_documents(self.docs, emb)
 
 
-def run_peers(key: str, limit: int | None, seed: int, ensemble: bool,
-              rebuild_sample: int) -> list[dict[str, Any]]:
+def run_peers(
+    key: str, limit: int | None, seed: int, ensemble: bool, rebuild_sample: int
+) -> list[dict[str, Any]]:
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -177,8 +191,9 @@ def run_zhiku(key: str, dataset: Dataset, ensemble: bool) -> list[dict[str, Any]
     # Index time = ingest (chunking, jieba, catalog) + the method's index builds, as for the peers,
     # whose time covers tokenising and indexing.
     chunks = f"{report.settings['chunks']} chunks"
-    return [summary(m, ingest + m.build_seconds, chunks) | {"name": f"zhiku {m.method}"}
-            for m in report.methods]
+    return [
+        summary(m, ingest + m.build_seconds, chunks) | {"name": f"zhiku {m.method}"} for m in report.methods
+    ]
 
 
 def ratios(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -192,36 +207,77 @@ def ratios(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
             mine, theirs = a["metrics"][metric], b["metrics"][metric]
             return f"{mine / theirs:.2f}" if theirs else "∞"
 
-        out.append([f"{ours} / {peer}", q("hit@1"), q("mrr@10"), q("ndcg@10"),
-                    f"{a['p50_ms'] / b['p50_ms']:.2f}" if b["p50_ms"] else "-",
-                    f"{a['build_s'] / b['build_s']:.2f}" if b["build_s"] else "-"])
+        out.append(
+            [
+                f"{ours} / {peer}",
+                q("hit@1"),
+                q("mrr@10"),
+                q("ndcg@10"),
+                f"{a['p50_ms'] / b['p50_ms']:.2f}" if b["p50_ms"] else "-",
+                f"{a['build_s'] / b['build_s']:.2f}" if b["build_s"] else "-",
+            ]
+        )
     return out
 
 
 def render(results: dict[str, dict[str, Any]], command: str) -> str:
-    out = ["## zhiku and its peers (`benchmarks/peers.py`)", "",
-           f"Measured on {machine()}, commit `{commit()}`. Command:", "", "```", command, "```", ""]
+    out = [
+        "## zhiku and its peers (`benchmarks/peers.py`)",
+        "",
+        f"Measured on {machine()}, commit `{commit()}`. Command:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+    ]
     metrics = ("hit@1", "hit@10", "mrr@10", "ndcg@10", "recall@10")
-    headers = ["method", "hit@1", "hit@10", "MRR@10", "nDCG@10", "recall@10", "p50 ms", "p95 ms", "index s",
-               "note"]
+    headers = [
+        "method",
+        "hit@1",
+        "hit@10",
+        "MRR@10",
+        "nDCG@10",
+        "recall@10",
+        "p50 ms",
+        "p95 ms",
+        "index s",
+        "note",
+    ]
     for key, res in results.items():
         out += [f"### {DATASETS[key][1]}", "", f"{res['queries']} queries.", ""]
-        rows = [[r["name"], *[f"{r['metrics'][c]:.3f}" for c in metrics], f"{r['p50_ms']:.2f}",
-                 f"{r['p95_ms']:.2f}", f"{r['build_s']:.1f}", r["note"]] for r in res["rows"]]
+        rows = [
+            [
+                r["name"],
+                *[f"{r['metrics'][c]:.3f}" for c in metrics],
+                f"{r['p50_ms']:.2f}",
+                f"{r['p95_ms']:.2f}",
+                f"{r['build_s']:.1f}",
+                r["note"],
+            ]
+            for r in res["rows"]
+        ]
         out += [md_table(headers, rows), ""]
         table = ratios({r["name"]: r for r in res["rows"]})
         if table:
-            out += ["zhiku / peer (quality: above 1 = zhiku better; latency and index time: below 1 = "
-                    "zhiku faster):", "",
-                    md_table(["pair", "hit@1", "MRR@10", "nDCG@10", "p50 latency", "index time"], table), ""]
+            out += [
+                "zhiku / peer (quality: above 1 = zhiku better; latency and index time: below 1 = "
+                "zhiku faster):",
+                "",
+                md_table(["pair", "hit@1", "MRR@10", "nDCG@10", "p50 latency", "index time"], table),
+                "",
+            ]
     return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--ensemble-datasets", default="cmrc2018,scifact",
-                   help="where the MiniLM ensembles run (embedding dominates the run time)")
+    p.add_argument(
+        "--ensemble-datasets",
+        default="cmrc2018,scifact",
+        help="where the MiniLM ensembles run (embedding dominates the run time)",
+    )
     p.add_argument("--squad-limit", type=int, default=2000)
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -247,9 +303,18 @@ def main(argv: list[str] | None = None) -> int:
         ensemble = key in ensemble_sets
         print(f"== {key}: {len(dataset.queries)} queries", file=sys.stderr)
         rows = run_zhiku(key, dataset, ensemble)
-        child = [args.peers_python, __file__, "--peer-run", key, "--seed", str(args.seed),
-                 "--rebuild-sample", str(args.rebuild_sample), *(["--limit", str(limit)] if limit else []),
-                 *(["--ensemble"] if ensemble else [])]
+        child = [
+            args.peers_python,
+            __file__,
+            "--peer-run",
+            key,
+            "--seed",
+            str(args.seed),
+            "--rebuild-sample",
+            str(args.rebuild_sample),
+            *(["--limit", str(limit)] if limit else []),
+            *(["--ensemble"] if ensemble else []),
+        ]
         proc = subprocess.run(child, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             print(proc.stderr[-3000:], file=sys.stderr)
@@ -258,8 +323,11 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = {"queries": len(dataset.queries), "rows": rows}
         for r in rows:
             m = r["metrics"]
-            print(f"   {r['name']:<20} MRR@10 {m['mrr@10']:.3f} nDCG@10 {m['ndcg@10']:.3f} "
-                  f"p50 {r['p50_ms']:.2f} ms index {r['build_s']:.1f} s {r['note']}", file=sys.stderr)
+            print(
+                f"   {r['name']:<20} MRR@10 {m['mrr@10']:.3f} nDCG@10 {m['ndcg@10']:.3f} "
+                f"p50 {r['p50_ms']:.2f} ms index {r['build_s']:.1f} s {r['note']}",
+                file=sys.stderr,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
     if not args.no_markdown:

@@ -59,8 +59,12 @@ def summary_rows(report: Report) -> list[list[str]]:
     for m in report.methods:
         cells = [m.method] + [f"{m.metrics.get(c, float('nan')):.3f}" for c in COLUMNS]
         cells += [f"{m.metrics[c]:.3f}" if c in m.metrics else "-" for c in ANSWER_COLUMNS]
-        cells += [f"{m.latency_ms_p50:.1f}", f"{m.latency_ms_p95:.1f}", f"{m.build_seconds:.1f}",
-                  f"{m.index_bytes / 2**20:.1f}"]
+        cells += [
+            f"{m.latency_ms_p50:.1f}",
+            f"{m.latency_ms_p95:.1f}",
+            f"{m.build_seconds:.1f}",
+            f"{m.index_bytes / 2**20:.1f}",
+        ]
         rows.append(cells)
     return rows
 
@@ -99,8 +103,10 @@ def summary_chart(reports: dict[str, Report], path: Path) -> None:
         methods = list(dict.fromkeys(m.method for r in reports.values() for m in r.methods))
         width = 0.8 / max(len(methods), 1)
         for i, method in enumerate(methods):
-            ys = [next((m.metrics[metric] for m in reports[d].methods if m.method == method), 0.0)
-                  for d in names]
+            ys = [
+                next((m.metrics[metric] for m in reports[d].methods if m.method == method), 0.0)
+                for d in names
+            ]
             ax.bar([x + i * width - 0.4 + width / 2 for x in range(len(names))], ys, width, label=method)
         ax.set_xticks(range(len(names)), names)
         ax.set(title=metric.replace("mrr", "MRR").replace("ndcg", "nDCG"), ylim=(0, 1.05))
@@ -134,12 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         dataset = load_dataset(args.data / rel)
         limit = args.squad_limit if key == "squad" and args.squad_limit else args.limit
         answers = not args.no_answers and bool(dataset.answers)
-        cmd = shlex.join(["zhiku", "eval", str(Path("../shared/data") / rel), "--methods", args.methods,
-                          *(["--limit", str(limit)] if limit else []), *(["--answers"] if answers else [])])
+        cmd = shlex.join(
+            [
+                "zhiku",
+                "eval",
+                str(Path("../shared/data") / rel),
+                "--methods",
+                args.methods,
+                *(["--limit", str(limit)] if limit else []),
+                *(["--answers"] if answers else []),
+            ]
+        )
         print(f"== {key}: {len(dataset.queries)} queries, {len(dataset.corpus)} passages", file=sys.stderr)
         t0 = time.perf_counter()
-        report = run_eval(dataset, args.methods.split(","), limit=limit, seed=args.seed, answers=answers,
-                          command=cmd)
+        report = run_eval(
+            dataset, args.methods.split(","), limit=limit, seed=args.seed, answers=answers, command=cmd
+        )
         seconds[key] = time.perf_counter() - t0
         report.settings["run seconds"] = round(seconds[key], 1)
         report.settings["benchmark command"] = command
@@ -161,39 +177,82 @@ def main(argv: list[str] | None = None) -> int:
             seconds[key] = float(reports[key].settings.get("run seconds", 0.0))
     reports = {key: reports[key] for key in DATASETS if key in reports}
     summary_chart(reports, args.out / "summary.png")
-    (args.out / "summary.json").write_text(json.dumps({
-        key: {"seconds": round(seconds[key], 1), "settings": r.settings,
-              "methods": {m.method: {**m.metrics, "p50_ms": m.latency_ms_p50, "p95_ms": m.latency_ms_p95,
-                                     "build_s": m.build_seconds, "index_bytes": m.index_bytes,
-                                     "qps": m.queries_per_second} for m in r.methods}}
-        for key, r in reports.items()}, indent=1, ensure_ascii=False), encoding="utf-8")
+    (args.out / "summary.json").write_text(
+        json.dumps(
+            {
+                key: {
+                    "seconds": round(seconds[key], 1),
+                    "settings": r.settings,
+                    "methods": {
+                        m.method: {
+                            **m.metrics,
+                            "p50_ms": m.latency_ms_p50,
+                            "p95_ms": m.latency_ms_p95,
+                            "build_s": m.build_seconds,
+                            "index_bytes": m.index_bytes,
+                            "qps": m.queries_per_second,
+                        }
+                        for m in r.methods
+                    },
+                }
+                for key, r in reports.items()
+            },
+            indent=1,
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     if not args.no_markdown:
         replace_section("quality", render(reports, seconds))
     return 0
 
 
 def render(reports: dict[str, Report], seconds: dict[str, float]) -> str:
-    headers = ["method", *[c.replace("mrr", "MRR").replace("ndcg", "nDCG") for c in COLUMNS],
-               "answer F1", "answer contains", "citation ok", "p50 ms", "p95 ms", "build s", "index MB"]
-    out = ["## Retrieval quality (`benchmarks/quality.py`)", "",
-           f"Measured on {machine()}, commit `{commit()}`. Commands:", "", "```",
-           *dict.fromkeys(str(r.settings.get("benchmark command", "")) for r in reports.values()), "```", "",
-           "![MRR@10 and nDCG@10 per dataset and method](benchmarks/results/quality/summary.png)", ""]
+    headers = [
+        "method",
+        *[c.replace("mrr", "MRR").replace("ndcg", "nDCG") for c in COLUMNS],
+        "answer F1",
+        "answer contains",
+        "citation ok",
+        "p50 ms",
+        "p95 ms",
+        "build s",
+        "index MB",
+    ]
+    out = [
+        "## Retrieval quality (`benchmarks/quality.py`)",
+        "",
+        f"Measured on {machine()}, commit `{commit()}`. Commands:",
+        "",
+        "```",
+        *dict.fromkeys(str(r.settings.get("benchmark command", "")) for r in reports.values()),
+        "```",
+        "",
+        "![MRR@10 and nDCG@10 per dataset and method](benchmarks/results/quality/summary.png)",
+        "",
+    ]
     for key, report in reports.items():
         s = report.settings
         out += [f"### {DATASETS[key][1]}", ""]
         sampled = f" (sampled, seed {s['seed']})" if s.get("limit") else ""
-        out += [f"{s['queries']} queries{sampled}; "
-                f"{s['documents']} passages in {s['chunks']} chunks (chunk size {s['chunking']['size']}); "
-                f"{seconds[key]:.0f} s for the whole run. Same as `{report.command}`.", ""]
+        out += [
+            f"{s['queries']} queries{sampled}; "
+            f"{s['documents']} passages in {s['chunks']} chunks (chunk size {s['chunking']['size']}); "
+            f"{seconds[key]:.0f} s for the whole run. Same as `{report.command}`.",
+            "",
+        ]
         out += [md_table(headers, summary_rows(report)), ""]
         notes = [n for m in report.methods for n in m.notes if not n.startswith("answers")]
         note = str(s.get("hybrid note", ""))
         out += [f"- {n}" for n in dict.fromkeys(notes)] + ([f"- {note}"] if note else [])
         folder = f"benchmarks/results/quality/{key}"
-        out += ["", f"Chart: [{folder}/chart.png]({folder}/chart.png). A run also writes `report.md` (the "
-                f"worst queries with what was retrieved instead) and `results.json` (per query) there; they "
-                f"quote the licensed dataset, so they stay local.", ""]
+        out += [
+            "",
+            f"Chart: [{folder}/chart.png]({folder}/chart.png). A run also writes `report.md` (the "
+            f"worst queries with what was retrieved instead) and `results.json` (per query) there; they "
+            f"quote the licensed dataset, so they stay local.",
+            "",
+        ]
     return "\n".join(out)
 
 

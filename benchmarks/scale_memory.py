@@ -42,10 +42,12 @@ def make_kb(chunks: int, root: Path) -> dict[str, object]:
     from zhiku.service import KnowledgeBase
 
     write_corpus(root / "docs", chunks)
-    config = KBConfig(methods={
-        "bm25": MethodConfig(kind="bm25"),
-        "vectors": MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 384}),
-    })
+    config = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "vectors": MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 384}),
+        }
+    )
     with KnowledgeBase.open(str(root / "kb"), config=config) as kb:
         t0 = time.perf_counter()
         report, _ = kb.ingest([root / "docs"], build=False)
@@ -60,15 +62,21 @@ def copy(src: Path, dst: Path, copies: int) -> dict[str, object]:
 
     def rot(col: str, k: int) -> str:  # rotate the first two hex digits: a new id per copy
         a, b = k % 16, k // 16
-        return (f"substr({hexd}, ((instr({hexd}, substr({col},1,1)) - 1 + {a}) % 16) + 1, 1) || "
-                f"substr({hexd}, ((instr({hexd}, substr({col},2,1)) - 1 + {b}) % 16) + 1, 1) || substr({col}, 3)")
+        return (
+            f"substr({hexd}, ((instr({hexd}, substr({col},1,1)) - 1 + {a}) % 16) + 1, 1) || "
+            f"substr({hexd}, ((instr({hexd}, substr({col},2,1)) - 1 + {b}) % 16) + 1, 1) || substr({col}, 3)"
+        )
 
     db.execute("CREATE TEMP TABLE od AS SELECT id FROM documents")
     for k in range(1, copies + 1):
-        db.execute(f"INSERT INTO documents SELECT {rot('id', k)}, source || '#{k}', title, format, content_hash, "
-                   "text, chars, n_chunks, size, mtime, ingested_at FROM documents WHERE id IN (SELECT id FROM od)")
-        db.execute(f"INSERT INTO chunks SELECT {rot('id', k)}, {rot('doc_id', k)}, ord, start, \"end\", heading, "
-                   "text, text_hash, tokens FROM chunks WHERE doc_id IN (SELECT id FROM od)")
+        db.execute(
+            f"INSERT INTO documents SELECT {rot('id', k)}, source || '#{k}', title, format, content_hash, "
+            "text, chars, n_chunks, size, mtime, ingested_at FROM documents WHERE id IN (SELECT id FROM od)"
+        )
+        db.execute(
+            f'INSERT INTO chunks SELECT {rot("id", k)}, {rot("doc_id", k)}, ord, start, "end", heading, '
+            "text, text_hash, tokens FROM chunks WHERE doc_id IN (SELECT id FROM od)"
+        )
         db.commit()
     n = db.execute("SELECT count(*) FROM chunks").fetchone()[0]
     db.execute("UPDATE meta SET value=? WHERE key='fingerprint'", (f"{n}:{copies}",))
@@ -89,11 +97,20 @@ def corpus_mem(kb_path: str) -> dict[str, object]:
             return sys.getsizeof(xs) + sum(sys.getsizeof(x) for x in xs)
 
         toks = getattr(c.tokens, "_joined", None)
-        parts = {"ids": size(c.ids), "texts": size(c.texts), "contexts": size(c.contexts),
-                 "hashes": size(c.text_hashes),
-                 "tokens": size(toks) if toks is not None else sys.getsizeof(c.tokens) + sum(size(t) for t in c.tokens)}
-        return {"chunks": len(c), "held_mb": round(held / 2**20, 1),
-                "bytes_per_chunk": {k: round(v / len(c)) for k, v in parts.items()}}
+        parts = {
+            "ids": size(c.ids),
+            "texts": size(c.texts),
+            "contexts": size(c.contexts),
+            "hashes": size(c.text_hashes),
+            "tokens": size(toks)
+            if toks is not None
+            else sys.getsizeof(c.tokens) + sum(size(t) for t in c.tokens),
+        }
+        return {
+            "chunks": len(c),
+            "held_mb": round(held / 2**20, 1),
+            "bytes_per_chunk": {k: round(v / len(c)) for k, v in parts.items()},
+        }
 
 
 def build(kb_path: str, method: str) -> dict[str, object]:
@@ -103,8 +120,12 @@ def build(kb_path: str, method: str) -> dict[str, object]:
         before = rss_mb()
         t0 = time.perf_counter()
         kb.build(names=[method], force=True)
-        return {"method": method, "build_s": round(time.perf_counter() - t0, 1), "rss_before_mb": before,
-                "max_rss_mb": rss_mb()}
+        return {
+            "method": method,
+            "build_s": round(time.perf_counter() - t0, 1),
+            "rss_before_mb": before,
+            "max_rss_mb": rss_mb(),
+        }
 
 
 def query(kb_path: str, names: str) -> dict[str, object]:
@@ -124,7 +145,11 @@ def query(kb_path: str, names: str) -> dict[str, object]:
                 t0 = time.perf_counter()
                 kb.search(q, 10, m)
                 ts.append((time.perf_counter() - t0) * 1000)
-            out[m] = {"load_and_first_s": round(first, 2), "p50": round(pct(ts, 50), 2), "p95": round(pct(ts, 95), 2)}
+            out[m] = {
+                "load_and_first_s": round(first, 2),
+                "p50": round(pct(ts, 50), 2),
+                "p95": round(pct(ts, 95), 2),
+            }
     out["max_rss_mb"] = rss_mb()  # a process holding the KB loaded, after warm-up and 200 queries
     return out
 

@@ -37,20 +37,46 @@ from sections import DATA, RESULTS, ROOT, commit, machine, md_table, replace_sec
 LAWS = DATA / "cn-laws-lawrefbook"
 
 QUERIES = [
-    "农业保险合同的赔偿期限是多久", "保险机构应当在多少日内支付保险金", "个人所得税的免征项目有哪些",
-    "企业所得税的税率是多少", "食品生产经营许可证如何申请", "外国人入境需要什么证件", "医疗事故的处理程序",
-    "道路交通事故的责任认定", "解除劳动合同的经济补偿", "消费者权益受到侵害如何投诉", "出口货物退税的条件",
-    "增值税一般纳税人的认定", "土地使用权出让的最高年限", "城市房地产抵押登记", "商标注册的申请程序",
-    "专利权的保护期限", "公司设立的条件", "合伙人对合伙企业债务的责任", "证券发行需要什么条件",
-    "银行业监督管理机构的职责", "建设项目环境影响评价的审批", "生产安全事故报告的时限",
+    "农业保险合同的赔偿期限是多久",
+    "保险机构应当在多少日内支付保险金",
+    "个人所得税的免征项目有哪些",
+    "企业所得税的税率是多少",
+    "食品生产经营许可证如何申请",
+    "外国人入境需要什么证件",
+    "医疗事故的处理程序",
+    "道路交通事故的责任认定",
+    "解除劳动合同的经济补偿",
+    "消费者权益受到侵害如何投诉",
+    "出口货物退税的条件",
+    "增值税一般纳税人的认定",
+    "土地使用权出让的最高年限",
+    "城市房地产抵押登记",
+    "商标注册的申请程序",
+    "专利权的保护期限",
+    "公司设立的条件",
+    "合伙人对合伙企业债务的责任",
+    "证券发行需要什么条件",
+    "银行业监督管理机构的职责",
+    "建设项目环境影响评价的审批",
+    "生产安全事故报告的时限",
     "林木采伐许可证的办理",
-    "渔业捕捞许可证", "北京市物业管理的规定", "广东省电动自行车的管理", "会计档案的保管期限",
-    "政府采购的方式有哪些", "招标投标的程序", "统计调查对象的义务", "农民专业合作社的设立",
-    "粮食收购的资格", "药品广告的审查", "特种设备的安全监督", "住房公积金的提取条件",
+    "渔业捕捞许可证",
+    "北京市物业管理的规定",
+    "广东省电动自行车的管理",
+    "会计档案的保管期限",
+    "政府采购的方式有哪些",
+    "招标投标的程序",
+    "统计调查对象的义务",
+    "农民专业合作社的设立",
+    "粮食收购的资格",
+    "药品广告的审查",
+    "特种设备的安全监督",
+    "住房公积金的提取条件",
 ]
 
 
 # -- setting up ----------------------------------------------------------------------------------------
+
 
 def build_kb(home: Path) -> dict[str, Any]:
     from zhiku.config import KBConfig, MethodConfig
@@ -73,8 +99,18 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "zhiku", "serve", "--home", str(home), "--port", str(port),
-           "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "zhiku",
+        "serve",
+        "--home",
+        str(home),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -107,6 +143,7 @@ def memory_mb(pid: int) -> tuple[float, float]:
 
 
 # -- load ----------------------------------------------------------------------------------------------
+
 
 def run_phase(port: int, path: str, body_for: Any, clients: int, seconds: float, pid: int) -> dict[str, Any]:
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -148,7 +185,9 @@ def run_phase(port: int, path: str, body_for: Any, clients: int, seconds: float,
     elapsed = time.perf_counter() - t0
     lat = np.array([x for per in latencies for x in per])
     return {
-        "requests": int(lat.size), "errors": len(errors), "first_errors": errors[:3],
+        "requests": int(lat.size),
+        "errors": len(errors),
+        "first_errors": errors[:3],
         "throughput_rps": round(lat.size / elapsed, 1),
         "p50_ms": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
         "p95_ms": round(float(np.percentile(lat, 95)), 1) if lat.size else None,
@@ -160,32 +199,53 @@ def run_phase(port: int, path: str, body_for: Any, clients: int, seconds: float,
 
 def render(result: dict[str, Any]) -> str:
     kb = result["kb"]
-    rows = [[name, str(p["requests"]), str(p["errors"]), f"{p['throughput_rps']:.1f}", f"{p['p50_ms']:.1f}",
-             f"{p['p95_ms']:.1f}", f"{p['p99_ms']:.1f}", f"{p['rss_mb_max']:.0f}"]
-            for name, p in result["phases"].items()]
+    rows = [
+        [
+            name,
+            str(p["requests"]),
+            str(p["errors"]),
+            f"{p['throughput_rps']:.1f}",
+            f"{p['p50_ms']:.1f}",
+            f"{p['p95_ms']:.1f}",
+            f"{p['p99_ms']:.1f}",
+            f"{p['rss_mb_max']:.0f}",
+        ]
+        for name, p in result["phases"].items()
+    ]
     mem = result["memory_mb"]
-    return "\n".join([
-        "## Serving under load (`benchmarks/serve.py`)", "",
-        f"`zhiku serve` on the laws KB ({kb['documents']} documents, {kb['chunks']} chunks, BM25 only), "
-        f"{result['clients']} concurrent keep-alive clients for {result['seconds']:g} s per phase, each "
-        "sending its next request when the last is answered. Measured on " + result["machine"]
-        + f", commit {result['commit']}.",
-        "",
-        md_table(["endpoint", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server RSS MB"],
-                 rows),
-        "",
-        f"Server memory: {mem['started']:.0f} MB after start, {mem['warm']:.0f} MB with the index loaded, "
-        f"peak {mem['peak']:.0f} MB.",
-        "", f"Command: `{result['command']}`",
-    ])
+    return "\n".join(
+        [
+            "## Serving under load (`benchmarks/serve.py`)",
+            "",
+            f"`zhiku serve` on the laws KB ({kb['documents']} documents, {kb['chunks']} chunks, BM25 only), "
+            f"{result['clients']} concurrent keep-alive clients for {result['seconds']:g} s per phase, each "
+            "sending its next request when the last is answered. Measured on "
+            + result["machine"]
+            + f", commit {result['commit']}.",
+            "",
+            md_table(
+                ["endpoint", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "server RSS MB"],
+                rows,
+            ),
+            "",
+            f"Server memory: {mem['started']:.0f} MB after start, {mem['warm']:.0f} MB with the index loaded, "  # noqa: E501
+            f"peak {mem['peak']:.0f} MB.",
+            "",
+            f"Command: `{result['command']}`",
+        ]
+    )
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clients", type=int, default=8)
     p.add_argument("--seconds", type=float, default=20.0, help="per phase")
-    p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "zhiku-bench-serve",
-                   help="where the laws KB is kept between runs")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "zhiku-bench-serve",
+        help="where the laws KB is kept between runs",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-markdown", action="store_true", help="do not update BENCHMARKS.md")
     args = p.parse_args()
@@ -220,8 +280,14 @@ def main() -> int:
         proc.wait(timeout=30)
 
     result = {
-        "command": command, "machine": machine(), "commit": commit(), "kb": kb, "clients": args.clients,
-        "seconds": args.seconds, "first_search_ms": round(first_ms, 1), "phases": phases,
+        "command": command,
+        "machine": machine(),
+        "commit": commit(),
+        "kb": kb,
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "first_search_ms": round(first_ms, 1),
+        "phases": phases,
         "memory_mb": {"started": round(started, 1), "warm": round(warm, 1), "peak": round(peak, 1)},
     }
     args.out.mkdir(parents=True, exist_ok=True)

@@ -133,8 +133,12 @@ def hnsw_vs_exact(vectors_dir: Path, kb: Any, queries: list[str]) -> dict[str, A
         recall = float(np.mean([len(t & g) / max(1, len(t)) for t, g in zip(truth, got, strict=True)]))
         out["sweep"].append({"ef_search": ef, "p50_ms": p50, "p95_ms": p95, "recall_at_10": round(recall, 4)})
     best = next((r for r in out["sweep"] if r["recall_at_10"] >= 0.95), out["sweep"][-1])
-    out.update(ef_search=best["ef_search"], hnsw_p50_ms=best["p50_ms"], hnsw_p95_ms=best["p95_ms"],
-               recall_at_10=best["recall_at_10"])
+    out.update(
+        ef_search=best["ef_search"],
+        hnsw_p50_ms=best["p50_ms"],
+        hnsw_p95_ms=best["p95_ms"],
+        recall_at_10=best["recall_at_10"],
+    )
     return out
 
 
@@ -144,19 +148,27 @@ def one_size(chunks: int, n_queries: int, hnsw: bool = True) -> dict[str, Any]:
 
     tmp = Path(tempfile.mkdtemp(prefix="zhiku-speed-"))
     docs, chars = write_corpus(tmp / "docs", chunks)
-    config = KBConfig(methods={
-        "bm25": MethodConfig(kind="bm25"),
-        "vectors": MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 384}),
-        "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "vectors"]}),
-    })
+    config = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "vectors": MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 384}),
+            "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "vectors"]}),
+        }
+    )
     out: dict[str, Any] = {"target_chunks": chunks, "documents": docs}
     with KnowledgeBase.open(str(tmp / "kb"), config=config) as kb:
         t0 = time.perf_counter()
         report, _ = kb.ingest([tmp / "docs"], build=False)
         secs = time.perf_counter() - t0
-        out.update(chunks=report.chunks, chars=report.chars, ingest_s=round(secs, 2),
-                   docs_per_s=round(docs / secs, 1), chunks_per_s=round(report.chunks / secs, 1),
-                   chars_per_s=round(report.chars / secs), rss_after_ingest_mb=round(rss_mb()))
+        out.update(
+            chunks=report.chunks,
+            chars=report.chars,
+            ingest_s=round(secs, 2),
+            docs_per_s=round(docs / secs, 1),
+            chunks_per_s=round(report.chunks / secs, 1),
+            chars_per_s=round(report.chars / secs),
+            rss_after_ingest_mb=round(rss_mb()),
+        )
         out["build_s"] = {}
         out["rss_after_mb"] = {"ingest": out["rss_after_ingest_mb"]}
         for name in ("bm25", "vectors"):
@@ -213,9 +225,13 @@ def minilm(sample: int, n_queries: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         emb.embed_queries([q])
         times.append((time.perf_counter() - t0) * 1000)
-    return {"chunks": len(chunks), "mean_chars": round(sum(map(len, chunks)) / len(chunks)),
-            "chunks_per_s": round(rate, 1), "query_ms_p50": round(pct(times, 50), 2),
-            "query_ms_p95": round(pct(times, 95), 2)}
+    return {
+        "chunks": len(chunks),
+        "mean_chars": round(sum(map(len, chunks)) / len(chunks)),
+        "chunks_per_s": round(rate, 1),
+        "query_ms_p50": round(pct(times, 50), 2),
+        "query_ms_p95": round(pct(times, 95), 2),
+    }
 
 
 def chart(rows: list[dict[str, Any]], path: Path) -> None:
@@ -248,42 +264,77 @@ def hnsw_cells(r: dict[str, Any]) -> list[str]:
     if "hnsw" not in r:
         return ["", "", "", ""]
     h, a = r["hnsw"], r["rss_after_mb"]
-    return [f"{a['ingest']:,} / {a['bm25']:,} / {a['vectors']:,}", f"{h['build_s']:.1f}",
-            f"{h['exact_p50_ms']:.2f} / {h['hnsw_p50_ms']:.2f}",
-            f"{h['recall_at_10']:.3f} (ef {h.get('ef_search', 64)})"]
+    return [
+        f"{a['ingest']:,} / {a['bm25']:,} / {a['vectors']:,}",
+        f"{h['build_s']:.1f}",
+        f"{h['exact_p50_ms']:.2f} / {h['hnsw_p50_ms']:.2f}",
+        f"{h['recall_at_10']:.3f} (ef {h.get('ef_search', 64)})",
+    ]
 
 
 def render(rows: list[dict[str, Any]], mini: dict[str, Any]) -> str:
-    headers = ["chunks", "docs", "ingest s", "docs/s", "chunks/s", "chars/s", "build bm25 s",
-               "build vectors s",
-               "bm25 p50/p95 ms", "vectors p50/p95 ms", "hybrid p50/p95 ms", "peak RSS MB", "index MB",
-               "RSS after ingest / bm25 / vectors MB", "HNSW build s", "index-only p50 exact / HNSW ms",
-               "HNSW recall@10"]
+    headers = [
+        "chunks",
+        "docs",
+        "ingest s",
+        "docs/s",
+        "chunks/s",
+        "chars/s",
+        "build bm25 s",
+        "build vectors s",
+        "bm25 p50/p95 ms",
+        "vectors p50/p95 ms",
+        "hybrid p50/p95 ms",
+        "peak RSS MB",
+        "index MB",
+        "RSS after ingest / bm25 / vectors MB",
+        "HNSW build s",
+        "index-only p50 exact / HNSW ms",
+        "HNSW recall@10",
+    ]
     table = []
     for r in rows:
         lat = r["latency_ms"]
-        table.append([f"{r['chunks']:,}", f"{r['documents']:,}", f"{r['ingest_s']:.1f}",
-                      f"{r['docs_per_s']:.0f}",
-                      f"{r['chunks_per_s']:,.0f}", f"{r['chars_per_s']:,.0f}", f"{r['build_s']['bm25']:.1f}",
-                      f"{r['build_s']['vectors']:.1f}",
-                      *[f"{lat[n]['p50']:.2f} / {lat[n]['p95']:.2f}" for n in ("bm25", "vectors", "hybrid")],
-                      f"{r['rss_peak_mb']:,}", " + ".join(f"{k} {v}" for k, v in r["index_mb"].items()),
-                      *hnsw_cells(r)])
+        table.append(
+            [
+                f"{r['chunks']:,}",
+                f"{r['documents']:,}",
+                f"{r['ingest_s']:.1f}",
+                f"{r['docs_per_s']:.0f}",
+                f"{r['chunks_per_s']:,.0f}",
+                f"{r['chars_per_s']:,.0f}",
+                f"{r['build_s']['bm25']:.1f}",
+                f"{r['build_s']['vectors']:.1f}",
+                *[f"{lat[n]['p50']:.2f} / {lat[n]['p95']:.2f}" for n in ("bm25", "vectors", "hybrid")],
+                f"{r['rss_peak_mb']:,}",
+                " + ".join(f"{k} {v}" for k, v in r["index_mb"].items()),
+                *hnsw_cells(r),
+            ]
+        )
     biggest = rows[-1]["chunks"] if rows else 0
-    return "\n".join([
-        "## Speed and scale (`benchmarks/speed.py`)", "",
-        f"Measured on {machine()}, commit `{commit()}`. Commands:", "", "```",
-        *dict.fromkeys(r.get("command", "") for r in rows), "```", "",
-        md_table(headers, table), "",
-        "![ingest, build, latency and memory against corpus size](benchmarks/results/speed.png)", "",
-        f"- MiniLM (all-MiniLM-L6-v2) on {mini['chunks']} real law chunks (mean {mini['mean_chars']} chars): "
-        f"{mini['chunks_per_s']} chunks/s, so embedding {biggest:,} chunks would take "
-        f"{biggest / mini['chunks_per_s'] / 60:.0f} min on this machine; one query embeds in "
-        f"{mini['query_ms_p50']} ms p50 / {mini['query_ms_p95']} ms p95, to add to the `vectors` latency "
-        "for a real dense query.",
-        "- `vectors` = the dense method with the hashing embedder (384 dims, exact Faiss index): "
-        "what the index costs, without a model.",
-    ])
+    return "\n".join(
+        [
+            "## Speed and scale (`benchmarks/speed.py`)",
+            "",
+            f"Measured on {machine()}, commit `{commit()}`. Commands:",
+            "",
+            "```",
+            *dict.fromkeys(r.get("command", "") for r in rows),
+            "```",
+            "",
+            md_table(headers, table),
+            "",
+            "![ingest, build, latency and memory against corpus size](benchmarks/results/speed.png)",
+            "",
+            f"- MiniLM (all-MiniLM-L6-v2) on {mini['chunks']} real law chunks (mean {mini['mean_chars']} chars): "  # noqa: E501
+            f"{mini['chunks_per_s']} chunks/s, so embedding {biggest:,} chunks would take "
+            f"{biggest / mini['chunks_per_s'] / 60:.0f} min on this machine; one query embeds in "
+            f"{mini['query_ms_p50']} ms p50 / {mini['query_ms_p95']} ms p95, to add to the `vectors` latency "
+            "for a real dense query.",
+            "- `vectors` = the dense method with the hashing embedder (384 dims, exact Faiss index): "
+            "what the index costs, without a model.",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,8 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     for size in (int(s) for s in args.sizes.split(",")):
         t0 = time.perf_counter()
         extra = ["--no-hnsw"] if args.no_hnsw else []
-        proc = subprocess.run([sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), *extra],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--one", str(size), "--queries", str(args.queries), *extra],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             return proc.returncode
@@ -322,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     # at a time; MiniLM is measured again only when asked (--minilm-sample > 0).
     old = json.loads((args.out / "speed.json").read_text()) if (args.out / "speed.json").exists() else {}
     done = {r["target_chunks"] for r in rows}
-    rows = sorted(rows + [r for r in old.get("sizes", []) if r["target_chunks"] not in done],
-                  key=lambda r: r["target_chunks"])
+    rows = sorted(
+        rows + [r for r in old.get("sizes", []) if r["target_chunks"] not in done],
+        key=lambda r: r["target_chunks"],
+    )
     mini = minilm(args.minilm_sample, 100) if args.minilm_sample > 0 else old["minilm"]
     args.out.mkdir(parents=True, exist_ok=True)
     data = {"sizes": rows, "minilm": mini}

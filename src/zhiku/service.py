@@ -376,7 +376,9 @@ class KnowledgeBase:
                     self.config.save(self.layout.config)
             return self._build_locked(wanted or None, force, progress)
 
-    def retrain(self, names: Sequence[str] | None = None, progress: BuildProgress | None = None) -> BuildReport:
+    def retrain(
+        self, names: Sequence[str] | None = None, progress: BuildProgress | None = None
+    ) -> BuildReport:
         """Train new models for the corpus-trained methods among ``names`` (default: those built)."""
         candidates: list[str] = []
         for n in names or [s.name for s in self.status() if s.built]:
@@ -534,8 +536,11 @@ class KnowledgeBase:
         ready: list[str] = []
         missing: list[str] = []
         for part in m.parts():
-            slow = [p for p in self.indexed_parts(part)
-                    if self.method(p).slow_to_build and not self._is_fresh(p, self.manifest(p))]
+            slow = [
+                p
+                for p in self.indexed_parts(part)
+                if self.method(p).slow_to_build and not self._is_fresh(p, self.manifest(p))
+            ]
             (missing if slow else ready).append(part)
         if not missing or not ready:
             return self.ready_method(name)
@@ -652,8 +657,11 @@ class KnowledgeBase:
             return None, cfg
         needs_llm = rerankers.get(cfg.kind).needs_generator
         key = json.dumps(
-            [cfg.model_dump(mode="json"), self.config.generator.model_dump(mode="json"),
-             id(generator) if needs_llm and generator is not None else None],
+            [
+                cfg.model_dump(mode="json"),
+                self.config.generator.model_dump(mode="json"),
+                id(generator) if needs_llm and generator is not None else None,
+            ],
             sort_keys=True,
             default=str,
         )
@@ -729,7 +737,8 @@ class KnowledgeBase:
         except LockedError as e:
             raise IndexError_(
                 f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
-                "changed by another process", "Try again when it is done: the index is then rebuilt"
+                "changed by another process",
+                "Try again when it is done: the index is then rebuilt",
             ) from e
         m.load(self.layout.index_dir(name))
 
@@ -777,7 +786,6 @@ def shared_cache() -> Path | None:
     folder = os.environ.get("ZHIKU_VECTOR_CACHE")
     return Path(folder).expanduser() if folder else None
 
-
     def _load_or_rebuild(self, name: str, m: Method) -> None:
         """Load an index whose manifest says it is fresh; rebuild it if its files cannot be read.
 
@@ -797,7 +805,8 @@ def shared_cache() -> Path | None:
         except LockedError as e:
             raise IndexError_(
                 f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
-                "changed by another process", "Try again when it is done: the index is then rebuilt"
+                "changed by another process",
+                "Try again when it is done: the index is then rebuilt",
             ) from e
         m.load(self.layout.index_dir(name))
 
@@ -848,4 +857,3 @@ def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayo
     if "/" in text or text.startswith("."):
         return KBLayout(Path(text).expanduser().resolve())
     return KBLayout((home or default_home()) / check_kb_name(text))
-

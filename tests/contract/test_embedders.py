@@ -42,9 +42,18 @@ def _tiny_causal_lm(folder: Path) -> Path:
         tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
     )
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=2, eos_token_id=3, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=2,
+        eos_token_id=3,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
@@ -70,7 +79,9 @@ FACTORIES: dict[str, Callable[[FakeLLMServer, Path], Embedder]] = {
     "openai": lambda s, d: embedders.get("openai")(model="text-embedding-3-small", base_url=s.url + "/v1"),
     "prompt-llm": lambda s, d: embedders.get("prompt-llm")(model=str(_tiny_causal_lm(d)), template="eol"),
     "prompt-llm-remote": lambda s, d: embedders.get("prompt-llm-remote")(
-        inner="ollama", inner_options={"model": "bge-m3", "base_url": s.url}, template="eol",
+        inner="ollama",
+        inner_options={"model": "bge-m3", "base_url": s.url},
+        template="eol",
         template_language="en",
     ),
     "word2vec": lambda s, d: _fitted("word2vec"),

@@ -29,8 +29,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "dense": {"embedder": "hashing", "dim": 128},
     "remote": {"embedder": "ollama", "model": "bge-m3", "base_url": SERVER},
     # PromptEOL through a server's embedding endpoint (the local-model path: tests/integration)
-    "prompt-llm": {"embedder": "openai", "model": "text-embedding-3-small", "base_url": SERVER + "/v1",
-                   "template": "eol"},
+    "prompt-llm": {
+        "embedder": "openai",
+        "model": "text-embedding-3-small",
+        "base_url": SERVER + "/v1",
+        "template": "eol",
+    },
     "tfidf": {},
     "w2v-cbow": FAST_TRAINING,
     "w2v-sg": FAST_TRAINING,

@@ -19,10 +19,22 @@ from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config, make_pdf 
 from tests.helpers.live_server import LiveServer, live_server, wait_job  # noqa: E402
 
 SETTINGS = fast_config().model_dump(mode="json", exclude_none=True)
-HIT_KEYS = {"rank", "score", "method", "chunk_id", "doc_id", "path", "title", "heading", "start", "end",
-            "text"}
-PRINTER = make_pdf(["Printer manual.", "Replace the toner cartridge when the red light blinks."],
-                   "Printer manual")
+HIT_KEYS = {
+    "rank",
+    "score",
+    "method",
+    "chunk_id",
+    "doc_id",
+    "path",
+    "title",
+    "heading",
+    "start",
+    "end",
+    "text",
+}
+PRINTER = make_pdf(
+    ["Printer manual.", "Replace the toner cartridge when the red light blinks."], "Printer manual"
+)
 JSON = {"Content-Type": "application/json"}
 
 
@@ -58,13 +70,15 @@ def error_of(r: Any) -> dict[str, str]:
 @pytest.fixture
 def kb(client: Any) -> str:
     create_kb(client)
-    r = upload(client, "docs", [("garden.md", EN_GUIDE.encode()),
-                                ("农业保险办法.md", ZH_REGULATION.encode())])
+    r = upload(
+        client, "docs", [("garden.md", EN_GUIDE.encode()), ("农业保险办法.md", ZH_REGULATION.encode())]
+    )
     assert r.status_code == 200 and r.json()["state"] == "done", r.text
     return "docs"
 
 
 # -- health, knowledge bases ------------------------------------------------------------------------
+
 
 def test_health_and_readiness(client: Any) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
@@ -100,6 +114,7 @@ def test_kb_lifecycle(client: Any) -> None:
 
 # -- documents ------------------------------------------------------------------------------------
 
+
 def test_upload_list_show_delete(client: Any, server: LiveServer) -> None:
     create_kb(client)
     r = upload(client, "docs", [("garden.md", EN_GUIDE.encode())], wait=False)
@@ -109,8 +124,11 @@ def test_upload_list_show_delete(client: Any, server: LiveServer) -> None:
     assert set(job["result"]["built"]) == {"bm25", "dense"}
 
     # Several files in one request; the same file again is "unchanged".
-    job = upload(client, "docs", [("manual.pdf", PRINTER), ("法规.md", ZH_REGULATION.encode()),
-                                  ("garden.md", EN_GUIDE.encode())]).json()
+    job = upload(
+        client,
+        "docs",
+        [("manual.pdf", PRINTER), ("法规.md", ZH_REGULATION.encode()), ("garden.md", EN_GUIDE.encode())],
+    ).json()
     assert job["state"] == "done"
     assert sorted(job["result"]["added"]) == ["manual.pdf", "法规.md"]
     assert job["result"]["unchanged"] == ["garden.md"]
@@ -121,9 +139,11 @@ def test_upload_list_show_delete(client: Any, server: LiveServer) -> None:
     shown = client.get(f"/kbs/docs/documents/{doc['id']}").json()
     assert shown["title"] == "示例农业保险办法" and len(shown["chunks"]) == doc["chunks"] >= 2
     c = shown["chunks"][1]
-    assert shown["text"][c["start"]:c["end"]] == c["text"]
-    marked = client.get(f"/kbs/docs/documents/{doc['id']}", params={"highlight": f"{c['start']}-{c['end']}",
-                                                                   "chunks": "false"}).json()
+    assert shown["text"][c["start"] : c["end"]] == c["text"]
+    marked = client.get(
+        f"/kbs/docs/documents/{doc['id']}",
+        params={"highlight": f"{c['start']}-{c['end']}", "chunks": "false"},
+    ).json()
     assert marked["highlight"]["text"] == c["text"] and marked["chunks"] == []
     r = client.get(f"/kbs/docs/documents/{doc['id']}", params={"highlight": "5-999999"})
     assert r.status_code == 400 and "outside the document" in error_of(r)["message"]
@@ -156,6 +176,7 @@ def test_job_progress_as_server_sent_events(client: Any) -> None:
 
 
 # -- search and ask -------------------------------------------------------------------------------
+
 
 def test_search_methods_and_filters(client: Any, kb: str) -> None:
     r = client.post(f"/kbs/{kb}/search", json={"query": "tomatoes sunlight", "k": 3, "method": "bm25"})
@@ -221,6 +242,7 @@ def test_ask_whole_and_streamed(client: Any, kb: str) -> None:
 
 # -- bad input --------------------------------------------------------------------------------------
 
+
 def test_bad_json_unknown_routes_and_methods(client: Any, kb: str) -> None:
     r = client.post(f"/kbs/{kb}/search", content=b'{"query": "x",', headers=JSON)
     assert r.status_code == 400 and error_of(r)["code"] == "bad_json"
@@ -252,11 +274,17 @@ def test_upload_names_are_sanitised(client: Any, server: LiveServer, tmp_path: P
 
     # A NUL byte and control characters in the name (sent raw: clients would escape them).
     boundary = "zhikuboundary"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a\x00b\x07.md\"\r\n"
-            "Content-Type: text/markdown\r\n\r\n# NUL\n\nA name with a NUL byte.\r\n"
-            f"--{boundary}--\r\n").encode()
-    r = client.post("/kbs/docs/documents", params={"wait": "true"}, content=body,
-                    headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a\x00b\x07.md"\r\n'
+        "Content-Type: text/markdown\r\n\r\n# NUL\n\nA name with a NUL byte.\r\n"
+        f"--{boundary}--\r\n"
+    ).encode()
+    r = client.post(
+        "/kbs/docs/documents",
+        params={"wait": "true"},
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert r.status_code == 200 and r.json()["result"]["added"] == ["ab.md"], r.text
 
     r = upload(client, "docs", [("../../etc/passwd", b"root:x:0:0")])
@@ -269,9 +297,16 @@ def test_safe_filename() -> None:
     from zhiku.api.uploads import MAX_NAME_BYTES, safe_filename
     from zhiku.errors import UsageError
 
-    cases = {"../../etc/passwd": "passwd", "C:\\Users\\x\\报告.docx": "报告.docx", "/abs/a.md": "a.md",
-             "a\x00b\x1f.txt": "ab.txt", "..hidden.md": "hidden.md", ' <a>:"b"|?*.md ': "ab.md",
-             "ｆｕｌｌ.md": "ｆｕｌｌ.md", "e\u0301.md": "\u00e9.md"}
+    cases = {
+        "../../etc/passwd": "passwd",
+        "C:\\Users\\x\\报告.docx": "报告.docx",
+        "/abs/a.md": "a.md",
+        "a\x00b\x1f.txt": "ab.txt",
+        "..hidden.md": "hidden.md",
+        ' <a>:"b"|?*.md ': "ab.md",
+        "ｆｕｌｌ.md": "ｆｕｌｌ.md",
+        "e\u0301.md": "\u00e9.md",
+    }
     for raw, safe in cases.items():
         assert safe_filename(raw) == safe, raw
     long = safe_filename("长" * 300 + ".pdf")
@@ -283,8 +318,10 @@ def test_safe_filename() -> None:
 
 
 def test_wrong_type_and_oversized_uploads_store_nothing(tmp_path: Path) -> None:
-    with live_server(tmp_path / "home", max_upload_mb=0.05) as server, \
-            httpx.Client(base_url=server.url, timeout=60) as client:
+    with (
+        live_server(tmp_path / "home", max_upload_mb=0.05) as server,
+        httpx.Client(base_url=server.url, timeout=60) as client,
+    ):
         create_kb(client)
         before = _listing(server)
         # Only bad files: the request is refused, nothing stored (a mix is tested in test_api_product).
@@ -298,13 +335,16 @@ def test_wrong_type_and_oversized_uploads_store_nothing(tmp_path: Path) -> None:
 
         # Without a Content-Length (chunked), the body is counted as it arrives.
         def chunks() -> Iterator[bytes]:
-            yield b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.md\"\r\n\r\n"
+            yield b'--b\r\nContent-Disposition: form-data; name="files"; filename="big.md"\r\n\r\n'
             for _ in range(20):
                 yield b"word " * 1000
             yield b"\r\n--b--\r\n"
 
-        r = client.post("/kbs/docs/documents", content=chunks(),
-                        headers={"Content-Type": "multipart/form-data; boundary=b"})
+        r = client.post(
+            "/kbs/docs/documents",
+            content=chunks(),
+            headers={"Content-Type": "multipart/form-data; boundary=b"},
+        )
         assert r.status_code == 413 and error_of(r)["code"] == "too_large"
         assert _listing(server) == before
         assert client.get("/kbs/docs/documents").json() == []
@@ -341,9 +381,12 @@ def test_failed_ingest_leaves_nothing_half_done(client: Any, server: LiveServer)
 
 # -- auth -------------------------------------------------------------------------------------------
 
+
 def test_api_key_guards_writes_and_optionally_reads(tmp_path: Path) -> None:
-    with live_server(tmp_path / "home", api_key="s3cret") as server, \
-            httpx.Client(base_url=server.url) as client:
+    with (
+        live_server(tmp_path / "home", api_key="s3cret") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         r = client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
         assert r.status_code == 401 and error_of(r)["code"] == "unauthorized"
         assert "Authorization: Bearer" in error_of(r)["message"] and r.headers["www-authenticate"] == "Bearer"
@@ -359,8 +402,10 @@ def test_api_key_guards_writes_and_optionally_reads(tmp_path: Path) -> None:
         assert client.post("/kbs/docs/search", json={"query": "alpha"}).status_code == 200
         assert client.delete("/kbs/docs").status_code == 401
 
-    with live_server(tmp_path / "home", api_key="s3cret", auth_reads=True) as server, \
-            httpx.Client(base_url=server.url) as client:
+    with (
+        live_server(tmp_path / "home", api_key="s3cret", auth_reads=True) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         assert client.get("/kbs").status_code == 401
         assert client.post("/kbs/docs/search", json={"query": "alpha"}).status_code == 401
         assert client.get("/v1/models").status_code == 401
@@ -369,8 +414,9 @@ def test_api_key_guards_writes_and_optionally_reads(tmp_path: Path) -> None:
         assert client.get("/").status_code == 200  # the page itself; it asks for the key
 
 
-def test_serve_refuses_open_non_loopback(capsys: pytest.CaptureFixture[str],
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_refuses_open_non_loopback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from zhiku.cli.app import main
     from zhiku.cli.serve import is_loopback
 
@@ -385,8 +431,10 @@ def test_serve_refuses_open_non_loopback(capsys: pytest.CaptureFixture[str],
 
 # -- one writer, many readers -------------------------------------------------------------------------
 
-def test_searches_keep_working_during_an_ingest(client: Any, kb: str, server: LiveServer,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+
+def test_searches_keep_working_during_an_ingest(
+    client: Any, kb: str, server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Readers see the old state or the new one while a writer changes the KB, never an error."""
     from zhiku.service import KnowledgeBase
     from zhiku.store.catalog import Catalog
@@ -406,9 +454,19 @@ def test_searches_keep_working_during_an_ingest(client: Any, kb: str, server: Li
     monkeypatch.setattr(Catalog, "put_document", slow_put)
     monkeypatch.setattr(KnowledgeBase, "_build_locked", slow_build)
     old = client.post(f"/kbs/{kb}/search", json={"query": "tomatoes", "method": "hybrid"}).json()["hits"]
-    batch = [(f"report-{i:02d}.md", (f"# Report {i}\n\n" + "".join(
-        f"Paragraph {j} of report {i} about tomatoes, roses and insurance number {i * 100 + j}.\n\n"
-        for j in range(40))).encode()) for i in range(40)]
+    batch = [
+        (
+            f"report-{i:02d}.md",
+            (
+                f"# Report {i}\n\n"
+                + "".join(
+                    f"Paragraph {j} of report {i} about tomatoes, roses and insurance number {i * 100 + j}.\n\n"  # noqa: E501
+                    for j in range(40)
+                )
+            ).encode(),
+        )
+        for i in range(40)
+    ]
     job = upload(client, kb, batch, wait=False).json()
     results: list[tuple[int, int]] = []
     errors: list[str] = []
@@ -456,7 +514,10 @@ def test_one_writer_at_a_time(client: Any, kb: str, server: LiveServer) -> None:
         job = upload(client, kb, [("queued.md", b"# Queued\n\nwaits for the writer")], wait=False).json()
         # Wait for the job to start (not a fixed sleep): it must then sit in "running", waiting for the lock.
         deadline = time.monotonic() + 20
-        while client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "queued" and time.monotonic() < deadline:
+        while (
+            client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "queued"
+            and time.monotonic() < deadline
+        ):
             time.sleep(0.02)
         assert client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "running"  # waiting for the lock
         # Readers go on meanwhile.
@@ -472,14 +533,25 @@ def test_one_writer_at_a_time(client: Any, kb: str, server: LiveServer) -> None:
 
 # -- evaluation -------------------------------------------------------------------------------------
 
+
 def test_eval_on_an_uploaded_qa_file(client: Any, kb: str) -> None:
-    qa = "\n".join(json.dumps(row, ensure_ascii=False) for row in [
-        {"question": "保险金应当在几日内支付？", "evidence": "十日内，将应赔偿的保险金支付给被保险人"},
-        {"question": "How often should tomatoes be watered?", "evidence": "Water them deeply twice a week."},
-        {"question": "When should roses be pruned?", "evidence": "Prune roses in late winter"},
-    ])
-    r = client.post(f"/kbs/{kb}/eval", params={"wait": "true"}, files={"file": ("qa.jsonl", qa.encode())},
-                    data={"methods": "bm25,dense", "k": "5"})
+    qa = "\n".join(
+        json.dumps(row, ensure_ascii=False)
+        for row in [
+            {"question": "保险金应当在几日内支付？", "evidence": "十日内，将应赔偿的保险金支付给被保险人"},
+            {
+                "question": "How often should tomatoes be watered?",
+                "evidence": "Water them deeply twice a week.",
+            },
+            {"question": "When should roses be pruned?", "evidence": "Prune roses in late winter"},
+        ]
+    )
+    r = client.post(
+        f"/kbs/{kb}/eval",
+        params={"wait": "true"},
+        files={"file": ("qa.jsonl", qa.encode())},
+        data={"methods": "bm25,dense", "k": "5"},
+    )
     job = r.json()
     assert r.status_code == 200 and job["state"] == "done", job
     result = job["result"]

@@ -44,8 +44,11 @@ def test_models_are_knowledge_bases(client: Any) -> None:
 
 def test_chat_completion_cites_its_sources(client: Any) -> None:
     reply = client.chat.completions.create(
-        model="docs", messages=[{"role": "system", "content": "You are helpful."},
-                                {"role": "user", "content": "How much sunlight do tomatoes need?"}],
+        model="docs",
+        messages=[
+            {"role": "system", "content": "You are helpful."},
+            {"role": "user", "content": "How much sunlight do tomatoes need?"},
+        ],
     )
     text = reply.choices[0].message.content
     assert reply.object == "chat.completion" and reply.choices[0].finish_reason == "stop"

@@ -170,12 +170,16 @@ def test_chinese_kb_skips_english_only_dense_and_says_why(
     assert code == 5 and "method 'dense' is not built" in err and "zhiku build --method dense" in err
 
 
-def test_identical_files_at_two_paths_are_two_documents(capsys: pytest.CaptureFixture[str], kb_dir: Path, tmp_path: Path) -> None:
+def test_identical_files_at_two_paths_are_two_documents(
+    capsys: pytest.CaptureFixture[str], kb_dir: Path, tmp_path: Path
+) -> None:
     docs = tmp_path / "dups"
     (docs / "a").mkdir(parents=True)
     (docs / "b").mkdir()
     for sub in ("a", "b"):
-        (docs / sub / "same.txt").write_text("Lighthouses use Fresnel lenses to focus light.", encoding="utf-8")
+        (docs / sub / "same.txt").write_text(
+            "Lighthouses use Fresnel lenses to focus light.", encoding="utf-8"
+        )
     code, out, _ = run(capsys, "ingest", str(docs), "--kb", str(kb_dir))
     assert code == 0 and "2 added" in out
     code, out, _ = run(capsys, "search", "Fresnel lenses", "--kb", str(kb_dir), "--method", "bm25", "--json")

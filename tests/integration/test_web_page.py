@@ -24,15 +24,23 @@ from tests.helpers.corpus import EN_GUIDE, ZH_REGULATION, fast_config  # noqa: E
 from tests.helpers.live_server import LiveServer, home_with_docs_kb, live_server  # noqa: E402
 
 CHROMIUM = os.environ.get("ZHIKU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 if os.environ.get("ZHIKU_REQUIRE_BROWSER") and not Path(CHROMIUM).exists():
     # .ci/run installs Chromium and sets this: in CI a missing browser is a failure, not a skip.
     raise RuntimeError(f"ZHIKU_REQUIRE_BROWSER is set but there is no Chromium at {CHROMIUM}")
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason=f"no Chromium at {CHROMIUM}: install it with `apt-get install -y chromium` "
-           "(or set ZHIKU_CHROMIUM)",
+    "(or set ZHIKU_CHROMIUM)",
 )
 LAPTOP = {"width": 1366, "height": 768}
 TIMEOUT_MS = 30_000
@@ -85,18 +93,24 @@ def test_manage_create_kb_drop_and_upload_files(browser: Any, server: LiveServer
     expect(page.locator("#upload-kb")).to_have_text("→ garden")
 
     # The file chooser...
-    page.set_input_files("#file-input", files=[
-        {"name": "garden.md", "mimeType": "text/markdown", "buffer": EN_GUIDE.encode()},
-    ])
+    page.set_input_files(
+        "#file-input",
+        files=[
+            {"name": "garden.md", "mimeType": "text/markdown", "buffer": EN_GUIDE.encode()},
+        ],
+    )
     # ...and drag and drop, with a DataTransfer as a real drop carries it.
-    page.evaluate("""([name, text]) => {
+    page.evaluate(
+        """([name, text]) => {
         const dt = new DataTransfer();
         dt.items.add(new File([text], name, { type: "text/markdown" }));
         const zone = document.querySelector("#dropzone");
         for (const type of ["dragenter", "dragover", "drop"]) {
             zone.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
         }
-    }""", ["农业保险办法.md", ZH_REGULATION])
+    }""",
+        ["农业保险办法.md", ZH_REGULATION],
+    )
     expect(page.locator("#uploads .upload.done")).to_have_count(2)
     expect(page.locator("#uploads .upload.done").first).to_contain_text("Done: 1 added")
     rows = page.locator("#doc-table tbody tr")
@@ -105,8 +119,9 @@ def test_manage_create_kb_drop_and_upload_files(browser: Any, server: LiveServer
     expect(page.locator("#methods .method.fresh")).to_have_count(3)
 
     # A wrong type is refused with the server's message.
-    page.set_input_files("#file-input", files=[{"name": "tool.exe", "mimeType": "application/octet-stream",
-                                                "buffer": b"MZ"}])
+    page.set_input_files(
+        "#file-input", files=[{"name": "tool.exe", "mimeType": "application/octet-stream", "buffer": b"MZ"}]
+    )
     expect(page.locator("#uploads .upload.failed")).to_contain_text("unsupported file type .exe")
     page.screenshot(path=str(shots / "manage.png"), full_page=True)
 
@@ -121,8 +136,9 @@ def test_manage_create_kb_drop_and_upload_files(browser: Any, server: LiveServer
     assert page.errors == []
 
 
-def test_chat_streams_an_answer_and_a_citation_opens_the_passage(browser: Any, server: LiveServer,
-                                                                  shots: Path) -> None:
+def test_chat_streams_an_answer_and_a_citation_opens_the_passage(
+    browser: Any, server: LiveServer, shots: Path
+) -> None:
     page = open_page(browser, server)
     expect(page.locator("#kb-select")).to_have_value("docs")
     page.fill("#chat-input", "How much sunlight do tomatoes need?")

@@ -28,8 +28,9 @@ def run_fresh(code: str, env_path: str | None = None) -> subprocess.CompletedPro
     env = dict(os.environ)
     if env_path:
         env["PYTHONPATH"] = env_path + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 # -- 1. which backends exist never depends on import order ------------------------------------------
@@ -62,8 +63,8 @@ def test_w2v_method_on_a_non_faiss_index_in_a_fresh_process(tmp_path: Path) -> N
         f"""
         from zhiku.config import KBConfig, MethodConfig
         from zhiku.service import KnowledgeBase
-        cfg = KBConfig(methods={{"w": MethodConfig(kind="w2v-sg", enabled=True,
-                                 options={{"index": "flat", "dim": 8, "min_count": 1, "epochs": 1, "workers": 1}})}})
+        opts = {{"index": "flat", "dim": 8, "min_count": 1, "epochs": 1, "workers": 1}}
+        cfg = KBConfig(methods={{"w": MethodConfig(kind="w2v-sg", enabled=True, options=opts)}})
         with KnowledgeBase.open({str(tmp_path / "kb")!r}, config=cfg) as kb:
             kb.add_texts([("a.md", "a", "保险 理赔 保险公司"), ("b.md", "b", "cat kitten milk")])
             print(kb.search("保险", 1, "w")[0].doc.source)
@@ -112,7 +113,9 @@ def test_a_user_dictionary_changes_only_its_own_kb(tmp_path: Path) -> None:
     words.write_text("混合检索融合 100 n\n", encoding="utf-8")
     plain_cfg = KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
     with KnowledgeBase.open(str(tmp_path / "plain"), config=plain_cfg) as plain:
-        plain.add_texts([("guide.md", "指南", "我们使用混合检索融合多种方法的结果。"), ("x.md", "x", "无关的内容")])
+        plain.add_texts(
+            [("guide.md", "指南", "我们使用混合检索融合多种方法的结果。"), ("x.md", "x", "无关的内容")]
+        )
         before = plain.tokenizer("混合检索融合")
         assert len(before) > 1
         custom_cfg = plain_cfg.model_copy(update={"tokenizer": TokenizerConfig(user_dict=str(words))})
@@ -127,7 +130,9 @@ def test_a_user_dictionary_changes_only_its_own_kb(tmp_path: Path) -> None:
 def test_a_changed_dictionary_makes_the_index_stale(tmp_path: Path) -> None:
     words = tmp_path / "dict.txt"
     words.write_text("年休假 100 n\n", encoding="utf-8")
-    cfg = KBConfig(methods={"bm25": MethodConfig(kind="bm25")}, tokenizer=TokenizerConfig(user_dict=str(words)))
+    cfg = KBConfig(
+        methods={"bm25": MethodConfig(kind="bm25")}, tokenizer=TokenizerConfig(user_dict=str(words))
+    )
     with KnowledgeBase.open(str(tmp_path / "kb"), config=cfg) as kb:
         kb.add_texts([("a.md", "a", "职工的年休假天数。")])
         assert all(s.fresh for s in kb.status())
@@ -145,11 +150,13 @@ def _kb_with_words(tmp_path: Path) -> str:
     from tests.helpers.word_corpus import FAST_TRAINING, topic_documents
 
     root = tmp_path / "kb"
-    cfg = KBConfig(methods={
-        "bm25": MethodConfig(kind="bm25"),
-        "w2v-sg": MethodConfig(kind="w2v-sg", enabled=False, options=FAST_TRAINING),
-        "mix": MethodConfig(kind="hybrid", options={"of": ["bm25", "bm25-expand"]}),
-    })
+    cfg = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "w2v-sg": MethodConfig(kind="w2v-sg", enabled=False, options=FAST_TRAINING),
+            "mix": MethodConfig(kind="hybrid", options={"of": ["bm25", "bm25-expand"]}),
+        }
+    )
     with KnowledgeBase.open(str(root), config=cfg) as kb:
         kb.add_texts(topic_documents(per_topic=3, sentences=12))
     return str(root)
@@ -178,14 +185,21 @@ def test_building_a_composite_builds_its_parts(tmp_path: Path, capsys: pytest.Ca
         assert k.method_status("mix").fresh
         assert k.search("保险", 3, "mix")
     qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"question": "保险 理赔", "evidence": "保险"}, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert main(["eval", str(qa), "--kb", kb, "--methods", "bm25-expand,mix", "--out", str(tmp_path / "out")]) == 0
+    qa.write_text(
+        json.dumps({"question": "保险 理赔", "evidence": "保险"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    assert (
+        main(["eval", str(qa), "--kb", kb, "--methods", "bm25-expand,mix", "--out", str(tmp_path / "out")])
+        == 0
+    )
 
 
 def test_eval_on_a_user_kb_builds_nothing_there(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     kb = _kb_with_words(tmp_path)
     qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"question": "保险", "evidence": "保险"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    qa.write_text(
+        json.dumps({"question": "保险", "evidence": "保险"}, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     assert main(["eval", str(qa), "--kb", kb, "--methods", "tfidf", "--out", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err
     assert "not built" in err and "zhiku build" in err and "--method tfidf" in err

@@ -23,8 +23,11 @@ CORPUS = {
     "p3": Passage("p3", "The Sahara is the largest hot desert.", "Sahara"),
 }
 DS = Dataset(
-    "toy", CORPUS, {"q1": "longest river in Africa", "q2": "highest mountain", "q3": "largest hot desert"},
-    {"q1": {"p1": 1}, "q2": {"p2": 1}, "q3": {"p3": 1}}, format="squad",
+    "toy",
+    CORPUS,
+    {"q1": "longest river in Africa", "q2": "highest mountain", "q3": "largest hot desert"},
+    {"q1": {"p1": 1}, "q2": {"p2": 1}, "q3": {"p3": 1}},
+    format="squad",
 )
 
 
@@ -51,7 +54,9 @@ class Batched(Oracle):
 
 
 RANKS = {
-    "longest river in Africa": ["p1", "p2"], "highest mountain": ["p3", "p2"], "largest hot desert": ["p1"],
+    "longest river in Africa": ["p1", "p2"],
+    "highest mountain": ["p3", "p2"],
+    "largest hot desert": ["p1"],
 }
 
 
@@ -81,9 +86,15 @@ def test_evaluate_a_kb_method_and_a_zhiku_qa_set(tmp_path: Path) -> None:
         m = evaluate(KBRetriever(kb, "bm25"), DS).methods[0]
         assert m.method == "bm25" and m.metrics["hit@1"] == 1.0 and m.metrics["ndcg@10"] == 1.0
 
-        qa = Dataset("qa", {}, {"a": "highest mountain", "b": "desert"}, {},
-                     evidence={"a": ["highest  mountain"], "b": []}, doc_gold={"a": [], "b": ["p3"]},
-                     format="zhiku-qa")
+        qa = Dataset(
+            "qa",
+            {},
+            {"a": "highest mountain", "b": "desert"},
+            {},
+            evidence={"a": ["highest  mountain"], "b": []},
+            doc_gold={"a": [], "b": ["p3"]},
+            format="zhiku-qa",
+        )
         m = evaluate(KBRetriever(kb, "bm25"), qa).methods[0]  # the KB is scanned: full relevant sets
         assert m.metrics["hit@1"] == 1.0 and m.metrics["recall@10"] == 1.0
         assert m.per_query[1].relevant == ["p3"]  # judged by document
@@ -92,8 +103,15 @@ def test_evaluate_a_kb_method_and_a_zhiku_qa_set(tmp_path: Path) -> None:
 def test_partial_judge_reports_hit_and_mrr_only() -> None:
     doc = DocumentInfo("d", "laws/保险法.md", "保险法", "markdown", "h", 10, 1, 0.0)
     hit = Hit("c1", 1.0, "x", chunk=Chunk("c1", "d", 0, "投保人 可以解除合同", 0, 10), doc=doc)
-    qa = Dataset("qa", {}, {"a": "解除"}, {}, evidence={"a": ["投保人可以解除"]}, doc_gold={"a": ["保险法"]},
-                 format="zhiku-qa")
+    qa = Dataset(
+        "qa",
+        {},
+        {"a": "解除"},
+        {},
+        evidence={"a": ["投保人可以解除"]},
+        doc_gold={"a": ["保险法"]},
+        format="zhiku-qa",
+    )
 
     class One:
         def search(self, query: str, k: int) -> list[Hit]:
@@ -137,8 +155,9 @@ def test_overrides() -> None:
 
     assert parse_value("1000") == 1000 and parse_value("true") is True and parse_value("hashing") == "hashing"
     assert parse_value('["bm25", "dense"]') == ["bm25", "dense"]
-    cfg = apply_overrides(KBConfig(), ["chunking.size=800", "methods.dense.options.embedder=hashing",
-                                       "methods.tfidf.kind=bm25"])
+    cfg = apply_overrides(
+        KBConfig(), ["chunking.size=800", "methods.dense.options.embedder=hashing", "methods.tfidf.kind=bm25"]
+    )
     assert cfg.chunking.size == 800 and cfg.methods["dense"].options["embedder"] == "hashing"
     assert cfg.methods["tfidf"].kind == "bm25"
     with pytest.raises(ConfigError, match="chunking.size"):

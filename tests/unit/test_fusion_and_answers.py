@@ -70,11 +70,13 @@ def test_a_default_search_does_not_wait_for_an_unbuilt_embedding_index(tmp_path:
     from zhiku.config import KBConfig, MethodConfig
     from zhiku.service import KnowledgeBase
 
-    cfg = KBConfig(methods={
-        "bm25": MethodConfig(kind="bm25"),
-        "dense": MethodConfig(kind="dense", enabled=True, options={"embedder": "hashing", "dim": 64}),
-        "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "dense"], "weights": [1.0, 2.0]}),
-    })
+    cfg = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "dense": MethodConfig(kind="dense", enabled=True, options={"embedder": "hashing", "dim": 64}),
+            "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "dense"], "weights": [1.0, 2.0]}),
+        }
+    )
     with KnowledgeBase.open(str(tmp_path / "kb"), config=cfg) as kb:
         kb.add_texts([("a.md", "a", "保险公司应当及时赔付保险金。"), ("b.md", "b", "劳动者享有年休假。")])
         assert kb.search("保险金", 2)[0].method == "hybrid" and kb.notes == []

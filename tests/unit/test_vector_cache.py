@@ -41,10 +41,14 @@ def config() -> KBConfig:
 
 
 def docs(n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    return [(f"d{i}.md", f"d{i}", f"第{i}号文件讲的是主题{i}，内容各不相同。") for i in range(start, start + n)]
+    return [
+        (f"d{i}.md", f"d{i}", f"第{i}号文件讲的是主题{i}，内容各不相同。") for i in range(start, start + n)
+    ]
 
 
-def test_only_new_chunks_are_embedded_and_an_interrupted_build_resumes(tmp_path: Path, counted: list[int]) -> None:
+def test_only_new_chunks_are_embedded_and_an_interrupted_build_resumes(
+    tmp_path: Path, counted: list[int]
+) -> None:
     with KnowledgeBase.open(str(tmp_path / "kb"), config=config()) as kb:
         kb.add_texts(docs(10))
         assert counted[0] == 10

@@ -72,9 +72,11 @@ def operator_reason(error: ZhikuError, generator: Generator) -> str:
     and the server's environment, where keys live.
     """
     what = error.message.rstrip(".")
-    return (f"LLM {generator.describe()} failed ({what}); showing the retrieved passages. For the server's "
-            "operator: check the generator under Settings (zhiku.toml [generator]), that the LLM server is "
-            "up, and any key in the server's environment")
+    return (
+        f"LLM {generator.describe()} failed ({what}); showing the retrieved passages. For the server's "
+        "operator: check the generator under Settings (zhiku.toml [generator]), that the LLM server is "
+        "up, and any key in the server's environment"
+    )
 
 
 def passages_answer(question: str, hits: Sequence[Hit], generator: Generator, error: ZhikuError) -> Answer:
@@ -86,8 +88,16 @@ def passages_answer(question: str, hits: Sequence[Hit], generator: Generator, er
         for b in context_blocks(hits)
     )
     log.warning("LLM failed, answering with passages: %s", error.one_line())
-    return PassagesAnswer(question, "", citations, tuple(hits), False, generator.describe(), {},
-                          llm_error=operator_reason(error, generator))
+    return PassagesAnswer(
+        question,
+        "",
+        citations,
+        tuple(hits),
+        False,
+        generator.describe(),
+        {},
+        llm_error=operator_reason(error, generator),
+    )
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,9 @@ def answer(handle: KBHandle, question: str, hits: Sequence[Hit], generator: Gene
         return result
 
 
-def stream(handle: KBHandle, question: str, hits: Sequence[Hit], generator: Generator) -> Iterator[str | Answer]:
+def stream(
+    handle: KBHandle, question: str, hits: Sequence[Hit], generator: Generator
+) -> Iterator[str | Answer]:
     """The answer's text in pieces, then the ``Answer`` itself; raises what generating raised
     (except an LLM failure: then the ``Answer`` holds the passages and the reason)."""
     kb = _reader(handle)
@@ -151,7 +163,13 @@ def citation_json(kb: str, c: Citation) -> dict[str, Any]:
 def answer_json(kb: str, a: Answer, method: str) -> dict[str, Any]:
     """``llm_error``: when set, the language model failed and ``citations`` are the passages."""
     return {
-        "question": a.question, "answer": a.text, "found": a.found, "generator": a.generator,
-        "method": method, "llm_error": llm_error_of(a), "invalid_citations": list(a.invalid_citations),
-        "timings": a.timings, "citations": [citation_json(kb, c) for c in a.citations],
+        "question": a.question,
+        "answer": a.text,
+        "found": a.found,
+        "generator": a.generator,
+        "method": method,
+        "llm_error": llm_error_of(a),
+        "invalid_citations": list(a.invalid_citations),
+        "timings": a.timings,
+        "citations": [citation_json(kb, c) for c in a.citations],
     }

@@ -50,8 +50,9 @@ def create_app(
     from zhiku.config import default_home
 
     home = (home or default_home()).expanduser().resolve()
-    server = ServerSettings(home=home, api_key=api_key or None, auth_reads=auth_reads,
-                              max_upload_bytes=int(max_upload_mb * 2**20))
+    server = ServerSettings(
+        home=home, api_key=api_key or None, auth_reads=auth_reads, max_upload_bytes=int(max_upload_mb * 2**20)
+    )
     zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 
     @asynccontextmanager
@@ -62,8 +63,9 @@ def create_app(
         yield
         zhiku_state.kbs.close()
 
-    app = FastAPI(title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan,
-                  docs_url=None)
+    app = FastAPI(
+        title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None
+    )
     app.state.zhiku = zhiku_state
     install_error_handlers(app)
 
@@ -115,12 +117,17 @@ def install_docs(app: FastAPI) -> None:
             return HTMLResponse(
                 "<p>The API documentation needs the swagger-ui-bundle-v2 package: "
                 "<code>pip install 'zhiku[serve]'</code>. The schema itself is at "
-                "<a href='/openapi.json'>/openapi.json</a>.</p>", status_code=200)
+                "<a href='/openapi.json'>/openapi.json</a>.</p>",
+                status_code=200,
+            )
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json", title="zhiku API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js", swagger_css_url="/docs-assets/swagger-ui.css",
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="zhiku API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
             swagger_favicon_url="/docs-assets/favicon-32x32.png",
-            oauth2_redirect_url="/docs/oauth2-redirect")
+            oauth2_redirect_url="/docs/oauth2-redirect",
+        )
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     def docs_redirect() -> HTMLResponse:

@@ -93,8 +93,10 @@ class KBHandle:
         ``wait=False`` fails at once with 423 instead of queueing (for requests that answer inline).
         """
         if not self.write_lock.acquire(blocking=wait):
-            raise LockedError(f"knowledge base {self.name!r} is being changed by another request",
-                              f"Wait for the running ingest (GET /kbs/{self.name}/jobs) and try again")
+            raise LockedError(
+                f"knowledge base {self.name!r} is being changed by another request",
+                f"Wait for the running ingest (GET /kbs/{self.name}/jobs) and try again",
+            )
         try:
             kb = self.open_private()
             try:
@@ -135,8 +137,9 @@ class KBRegistry:
     def get(self, name: str) -> KBHandle:
         layout = self.home.layout(name)
         if not layout.exists():
-            raise NotFoundError(f"no knowledge base {name!r}",
-                                "Create it with POST /kbs, or see GET /kbs for the names")
+            raise NotFoundError(
+                f"no knowledge base {name!r}", "Create it with POST /kbs, or see GET /kbs for the names"
+            )
         with self._lock:
             handle = self._handles.get(name)
             if handle is None:
@@ -148,7 +151,9 @@ class KBRegistry:
             try:
                 self.home.create(name, config).close()
             except AlreadyExistsError as e:
-                raise AlreadyExistsError(e.message, "Pick another name, or delete it first with DELETE /kbs/{name}") from None
+                raise AlreadyExistsError(
+                    e.message, "Pick another name, or delete it first with DELETE /kbs/{name}"
+                ) from None
         return self.get(name)
 
     def delete(self, name: str) -> None:
@@ -184,7 +189,8 @@ def _check_key(request: Request) -> None:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), key.encode()):
         raise HTTPException(
-            401, "this endpoint needs the server's API key: send the header 'Authorization: Bearer <key>'",
+            401,
+            "this endpoint needs the server's API key: send the header 'Authorization: Bearer <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

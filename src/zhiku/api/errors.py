@@ -22,9 +22,20 @@ from zhiku.errors import ZhikuError
 log = logging.getLogger("zhiku.api")
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-    409: "conflict", 413: "too_large", 415: "unsupported_format", 422: "invalid_request", 423: "locked",
-    429: "too_many_requests", 500: "internal", 501: "not_implemented", 502: "backend_error",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_format",
+    422: "invalid_request",
+    423: "locked",
+    429: "too_many_requests",
+    500: "internal",
+    501: "not_implemented",
+    502: "backend_error",
     503: "unavailable",
 }
 
@@ -37,8 +48,9 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -62,8 +74,10 @@ def validation_message(exc: RequestValidationError) -> str:
 def too_large(limit: int | None) -> str:
     """The message of a 413 (the body limits are set in ``app.py``, enforced by ``limits.py``)."""
     over = f" of {limit / 2**20:.3g} MB" if isinstance(limit, int) else ""
-    return (f"the request body is over the limit{over}. Send smaller files (or fewer at once), or start "
-            "the server with a larger --max-upload-mb")
+    return (
+        f"the request body is over the limit{over}. Send smaller files (or fewer at once), or start "
+        "the server with a larger --max-upload-mb"
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

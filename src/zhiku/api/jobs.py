@@ -53,10 +53,21 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "id": self.id, "kb": self.kb, "kind": self.kind, "state": self.state, "phase": self.phase,
-            "done": self.done, "total": self.total, "chunks": self.chunks, "created": self.created,
-            "started": self.started, "finished": self.finished, "result": self.result, "error": self.error,
-            "phases": [dict(p) for p in self.phases], "progress": round(self.progress, 4),
+            "id": self.id,
+            "kb": self.kb,
+            "kind": self.kind,
+            "state": self.state,
+            "phase": self.phase,
+            "done": self.done,
+            "total": self.total,
+            "chunks": self.chunks,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "result": self.result,
+            "error": self.error,
+            "phases": [dict(p) for p in self.phases],
+            "progress": round(self.progress, 4),
         }
 
     def begin_phase(self, name: str, total: int) -> None:
@@ -116,18 +127,34 @@ class JobManager:
         try:
             result = work(job)
         except ZhikuError as e:
-            self.update(job, state="failed", phase="failed", finished=time.time(),
-                        error={"code": e.code, "message": e.one_line()})
+            self.update(
+                job,
+                state="failed",
+                phase="failed",
+                finished=time.time(),
+                error={"code": e.code, "message": e.one_line()},
+            )
         except Exception:  # a bug: keep the traceback in the log, tell the client only that it failed
             log.exception("job %s (%s) failed", job.id, job.kind)
-            self.update(job, state="failed", phase="failed", finished=time.time(),
-                        error={"code": "internal", "message": BUG})
+            self.update(
+                job,
+                state="failed",
+                phase="failed",
+                finished=time.time(),
+                error={"code": "internal", "message": BUG},
+            )
         else:
             failed = result.pop("_failed", None)
             with self._changed:
                 job.finish()
-            self.update(job, state="failed" if failed else "done", phase="failed" if failed else "done",
-                        finished=time.time(), result=result, error=failed)
+            self.update(
+                job,
+                state="failed" if failed else "done",
+                phase="failed" if failed else "done",
+                finished=time.time(),
+                result=result,
+                error=failed,
+            )
 
     def update(self, job: Job, **changes: Any) -> None:
         with self._changed:
@@ -139,8 +166,10 @@ class JobManager:
     def get(self, kb: str, job_id: str) -> Job:
         job = self._jobs.get(job_id)
         if job is None or job.kb != kb:
-            raise NotFoundError(f"no job {job_id!r} for knowledge base {kb!r}",
-                                "Jobs are kept in memory: a restarted server has forgotten them")
+            raise NotFoundError(
+                f"no job {job_id!r} for knowledge base {kb!r}",
+                "Jobs are kept in memory: a restarted server has forgotten them",
+            )
         return job
 
     def list(self, kb: str) -> list[Job]:

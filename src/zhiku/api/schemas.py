@@ -20,13 +20,16 @@ class CreateKB(_Strict):
     name: str = Field(min_length=1, max_length=64, examples=["laws"])
     settings: dict[str, Any] | None = Field(
         None,
-        description="zhiku.toml settings as JSON, e.g. {\"language\": \"zh\", \"chunking\": {\"size\": 300}}",
+        description='zhiku.toml settings as JSON, e.g. {"language": "zh", "chunking": {"size": 300}}',
     )
 
 
 class PathFilter(_Strict):
-    path_prefix: str | None = Field(None, description="keep hits whose document path starts with this "
-                                    "(the full path, or the name under the KB's uploads folder)")
+    path_prefix: str | None = Field(
+        None,
+        description="keep hits whose document path starts with this "
+        "(the full path, or the name under the KB's uploads folder)",
+    )
     path_contains: str | None = Field(None, description="keep hits whose document path contains this")
 
 
@@ -48,10 +51,15 @@ class AskRequest(_Strict):
     k: int = Field(5, ge=1, le=50)
     stream: bool = Field(False, description="server-sent events: token events, then one done event")
     filter: PathFilter | None = None
-    conversation: str | None = Field(None, description="a stored conversation's id: its turns are the "
-                                     "history, and this turn is added to it")
-    history: list[HistoryTurn] | None = Field(None, description="earlier turns, oldest first, for a client "
-                                              "that keeps its own conversation (ignored with conversation)")
+    conversation: str | None = Field(
+        None,
+        description="a stored conversation's id: its turns are the history, and this turn is added to it",
+    )
+    history: list[HistoryTurn] | None = Field(
+        None,
+        description="earlier turns, oldest first, for a client "
+        "that keeps its own conversation (ignored with conversation)",
+    )
 
 
 class CreateConversation(_Strict):

@@ -33,8 +33,10 @@ def safe_filename(name: str) -> str:
     # Leading dots would make hidden files (".bashrc") or the names "." and "..".
     name = name.strip().lstrip(".").strip()
     if not name:
-        raise UsageError(f"the file name {original!r} is empty once unsafe characters are removed",
-                         "Rename the file (letters, digits, Chinese characters, '-', '_', '.')")
+        raise UsageError(
+            f"the file name {original!r} is empty once unsafe characters are removed",
+            "Rename the file (letters, digits, Chinese characters, '-', '_', '.')",
+        )
     if len(name.encode()) > MAX_NAME_BYTES:  # file systems allow 255 bytes; keep the extension
         stem, dot, ext = name.rpartition(".")
         if not dot or len(ext) > 10:
@@ -69,8 +71,9 @@ class Refused:
     error: str  # one line: what is wrong and how to fix it
 
 
-def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]],
-          max_bytes: int) -> tuple[Path, list[Staged], list[Refused]]:
+def stage(
+    uploads: Path, files: Sequence[tuple[str, BinaryIO]], max_bytes: int
+) -> tuple[Path, list[Staged], list[Refused]]:
     """Copy the acceptable files into a fresh staging folder; refuse the others one by one.
 
     A file of an unsupported type, an empty one or a second file of the same name is refused with
@@ -88,8 +91,9 @@ def stage(uploads: Path, files: Sequence[tuple[str, BinaryIO]],
             name = safe_filename(raw or "")
             check_type(name)
             if name.lower() in seen:
-                raise UsageError(f"two uploaded files are both named {name!r}",
-                                 "Upload them separately or rename one")
+                raise UsageError(
+                    f"two uploaded files are both named {name!r}", "Upload them separately or rename one"
+                )
         except ZhikuError as e:
             refused.append(Refused(_shown(raw), e.one_line()))
             errors.append(e)
@@ -153,8 +157,10 @@ def _copy(src: BinaryIO, target: Path, max_bytes: int, name: str) -> int:
         while block := src.read(1 << 20):
             size += len(block)
             if size > max_bytes:
-                raise FileTooLargeError(f"{name} is over the upload limit of {max_bytes / 2**20:g} MB",
-                                        "Split the file, or start the server with a larger --max-upload-mb")
+                raise FileTooLargeError(
+                    f"{name} is over the upload limit of {max_bytes / 2**20:g} MB",
+                    "Split the file, or start the server with a larger --max-upload-mb",
+                )
             out.write(block)
     return size
 

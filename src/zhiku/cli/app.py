@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zhiku {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kb", default="default", help="knowledge base name or folder (default: default)")
-    common.add_argument("--home", default=None, help="where knowledge bases live (default: $ZHIKU_HOME or the user data dir)")
+    common.add_argument(
+        "--home", default=None, help="where knowledge bases live (default: $ZHIKU_HOME or the user data dir)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     documents.register(sub, common)
     query.register(sub, common)
@@ -55,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         print(
-            "\ninterrupted: whatever was stored is whole documents only; run the same command again to finish",
+            "\ninterrupted: whatever was stored is whole documents only; run the same command again to finish",  # noqa: E501
             file=sys.stderr,
         )
         return 130

@@ -66,7 +66,12 @@ class Turn:
 
 
 def answer_turn(
-    kb: KnowledgeBase, question: str, generator: Generator, k: int, method: str | None, stream: TextIO | None,
+    kb: KnowledgeBase,
+    question: str,
+    generator: Generator,
+    k: int,
+    method: str | None,
+    stream: TextIO | None,
     rerank: str | None = None,
 ) -> Turn:
     """Ask, writing pieces to ``stream`` as they arrive. Errors after retrieval come back in the turn
@@ -88,8 +93,15 @@ def answer_turn(
 
     turn = Turn(question)
     try:
-        turn.answer = kb.ask(question, k=k, method=method, generator=generator, on_token=on_token,
-                             on_hits=retrieved.append, rerank=rerank)
+        turn.answer = kb.ask(
+            question,
+            k=k,
+            method=method,
+            generator=generator,
+            on_token=on_token,
+            on_hits=retrieved.append,
+            rerank=rerank,
+        )
     except ZhikuError as e:
         if not retrieved:
             raise
@@ -184,7 +196,12 @@ def run_answer(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         generator = kb.generator(args.llm, args.base_url)
         turn = answer_turn(
-            kb, args.question, generator, args.k, args.method, None if args.json else sys.stdout,
+            kb,
+            args.question,
+            generator,
+            args.k,
+            args.method,
+            None if args.json else sys.stdout,
             rerank=getattr(args, "rerank", None),
         )
         if args.json:

@@ -69,7 +69,11 @@ class PhaseBar:
         from tqdm import tqdm
 
         self.bar = tqdm(
-            total=total, unit=self.unit, desc=self.prefix + label, file=sys.stderr, dynamic_ncols=True,
+            total=total,
+            unit=self.unit,
+            desc=self.prefix + label,
+            file=sys.stderr,
+            dynamic_ncols=True,
             leave=self.leave,
         )
 
@@ -81,7 +85,6 @@ class PhaseBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
 
 
 def hit_json(rank: int, h: Hit) -> dict[str, Any]:

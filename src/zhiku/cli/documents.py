@@ -126,7 +126,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                 print(f"  warning: {warning}")
             if report.skipped:
                 print(
-                    f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}"
+                    f"  skipped {len(report.skipped)} files of unsupported types, e.g. {Path(report.skipped[0][0]).name}"  # noqa: E501
                 )
             _print_build(built)
     return 1 if report.failed else 0
@@ -193,7 +193,9 @@ def run_status(args: argparse.Namespace) -> int:
             f"language {info['language']}, default method {info['default_method']}"
         )
         if info["chunking_stale"]:
-            print(f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`")
+            print(
+                f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`"
+            )
         for s in status:
             parts = kb.method(s.name).parts()
             if parts and s.built:
@@ -209,12 +211,16 @@ def run_status(args: argparse.Namespace) -> int:
                 print(f"  {s.name:<10} {s.kind:<8} not built: {s.reason}")
         route = kb.config.route
         if route:
-            print(f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
-                  f"{route.get('why', '')}")
+            print(
+                f"  route: {route.get('chosen')} (by `zhiku tune route`, {route.get('decided_at', '')}): "
+                f"{route.get('why', '')}"
+            )
             then = int(route.get("chunks") or 0)
             if then and abs(kb.chunk_count() - then) > ROUTE_RECHECK * then:
-                print(f"  route: decided on {then} chunks, the KB now has {kb.chunk_count()}: "
-                      f"re-check it with `zhiku tune route --kb {kb.name}`")
+                print(
+                    f"  route: decided on {then} chunks, the KB now has {kb.chunk_count()}: "
+                    f"re-check it with `zhiku tune route --kb {kb.name}`"
+                )
     return 0
 
 

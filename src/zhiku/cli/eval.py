@@ -43,15 +43,27 @@ examples:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     # Not built on `common`: there --kb defaults to "default", here its absence means "build a
     # temporary KB from the dataset".
-    p = sub.add_parser("eval", help="score retrieval methods on a dataset, side by side",
-                       description=_DESCRIPTION, epilog=_EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "eval",
+        help="score retrieval methods on a dataset, side by side",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("dataset", metavar="DATASET", help="dataset file or BEIR folder")
-    p.add_argument("--methods", "-m", default=None,
-                   help="comma-separated methods (default: each method the KB would build for this language)")
+    p.add_argument(
+        "--methods",
+        "-m",
+        default=None,
+        help="comma-separated methods (default: each method the KB would build for this language)",
+    )
     p.add_argument("--k", "-k", type=int, default=10, help="cut-off for MRR, nDCG and recall (default 10)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="where to write the report (default ./zhiku-eval-<dataset>-<timestamp>)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="where to write the report (default ./zhiku-eval-<dataset>-<timestamp>)",
+    )
     p.add_argument("--limit", type=int, default=None, metavar="N", help="evaluate N sampled queries")
     p.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
     p.add_argument("--split", default="test", help="BEIR qrels split (default test)")
@@ -59,17 +71,33 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--kb", default=None, help="evaluate a zhiku QA set against this existing knowledge base")
     p.add_argument("--home", default=None, help="where knowledge bases live (with --kb)")
     p.add_argument("--answers", action="store_true", help="also ask every question: EM, F1, citations")
-    p.add_argument("--answer-k", type=int, default=5, metavar="N",
-                   help="chunks of context per answer (default 5)")
-    p.add_argument("--config", default=None, metavar="TOML",
-                   help="settings of the temporary KB (a zhiku.toml)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="change one setting of the temporary KB (repeatable)")
-    p.add_argument("--workdir", default=None, metavar="DIR",
-                   help="build the temporary KB in DIR and keep it (default: a temp folder, removed)")
-    p.add_argument("--rerank", default=None, metavar="KIND[:MODEL_OR_URL]",
-                   help="also evaluate each method followed by this reranker (cross-encoder:/path, "
-                        "remote:URL, llm), as rows METHOD>KIND with the rerank stage's latency")
+    p.add_argument(
+        "--answer-k", type=int, default=5, metavar="N", help="chunks of context per answer (default 5)"
+    )
+    p.add_argument(
+        "--config", default=None, metavar="TOML", help="settings of the temporary KB (a zhiku.toml)"
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="change one setting of the temporary KB (repeatable)",
+    )
+    p.add_argument(
+        "--workdir",
+        default=None,
+        metavar="DIR",
+        help="build the temporary KB in DIR and keep it (default: a temp folder, removed)",
+    )
+    p.add_argument(
+        "--rerank",
+        default=None,
+        metavar="KIND[:MODEL_OR_URL]",
+        help="also evaluate each method followed by this reranker (cross-encoder:/path, "
+        "remote:URL, llm), as rows METHOD>KIND with the rerank stage's latency",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(run=run_eval_cmd)
 
@@ -99,8 +127,9 @@ def apply_overrides(config: KBConfig, assignments: list[str]) -> KBConfig:
         for part in path[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f"--set {key}: {part!r} is a value, not a table",
-                                  "Check the setting's path")
+                raise ConfigError(
+                    f"--set {key}: {part!r} is a value, not a table", "Check the setting's path"
+                )
             node = child
         node[path[-1]] = parse_value(raw.strip())
     return validated(KBConfig, data, "--set: ", "See zhiku.toml for the settings and their types")
@@ -130,10 +159,16 @@ def _command(args: argparse.Namespace) -> str:
     """The command that reproduces this run (options that differ from the defaults)."""
     parts = ["zhiku", "eval", args.dataset]
     for flag, value, default in (
-        ("--methods", args.methods, None), ("--k", args.k, 10), ("--limit", args.limit, None),
-        ("--seed", args.seed, 0), ("--split", args.split, "test"), ("--format", args.format, "auto"),
-        ("--kb", args.kb, None), ("--answer-k", args.answer_k if args.answers else 5, 5),
-        ("--config", args.config, None), ("--rerank", args.rerank, None),
+        ("--methods", args.methods, None),
+        ("--k", args.k, 10),
+        ("--limit", args.limit, None),
+        ("--seed", args.seed, 0),
+        ("--split", args.split, "test"),
+        ("--format", args.format, "auto"),
+        ("--kb", args.kb, None),
+        ("--answer-k", args.answer_k if args.answers else 5, 5),
+        ("--config", args.config, None),
+        ("--rerank", args.rerank, None),
     ):
         if value != default:
             parts += [flag, str(value)]
@@ -191,10 +226,20 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
         kb = KnowledgeBase.open(args.kb, home=Path(args.home) if args.home else None, create=False)
     try:
         report = run_eval(
-            dataset, methods, k=args.k, kb=kb, config=config, workdir=args.workdir, limit=args.limit,
-            seed=args.seed, answers=args.answers, answer_k=args.answer_k,
-            progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None, build_progress=PhaseBar() if bars else None,
-            command=_command(args), rerank=args.rerank,
+            dataset,
+            methods,
+            k=args.k,
+            kb=kb,
+            config=config,
+            workdir=args.workdir,
+            limit=args.limit,
+            seed=args.seed,
+            answers=args.answers,
+            answer_k=args.answer_k,
+            progress=PhaseBar(unit="item", prefix="", leave=False) if bars else None,
+            build_progress=PhaseBar() if bars else None,
+            command=_command(args),
+            rerank=args.rerank,
         )
     finally:
         if kb is not None:
@@ -202,12 +247,25 @@ def run_eval_cmd(args: argparse.Namespace) -> int:
     out = _out_dir(args, dataset.name)
     written = write_outputs(report, out)
     if args.json:
-        print_json({
-            "dataset": report.dataset, "k": report.k, "out": str(out), "files": [str(p) for p in written],
-            "methods": {m.method: {**m.metrics, "latency_ms_p50": m.latency_ms_p50,
-                                   "latency_ms_p95": m.latency_ms_p95, "build_seconds": m.build_seconds,
-                                   "index_bytes": m.index_bytes, **m.stages} for m in report.methods},
-        })
+        print_json(
+            {
+                "dataset": report.dataset,
+                "k": report.k,
+                "out": str(out),
+                "files": [str(p) for p in written],
+                "methods": {
+                    m.method: {
+                        **m.metrics,
+                        "latency_ms_p50": m.latency_ms_p50,
+                        "latency_ms_p95": m.latency_ms_p95,
+                        "build_seconds": m.build_seconds,
+                        "index_bytes": m.index_bytes,
+                        **m.stages,
+                    }
+                    for m in report.methods
+                },
+            }
+        )
         return 0
     queries = report.settings.get("queries", 0)
     print(f"{report.dataset}: {queries} queries, k = {report.k}")

@@ -26,8 +26,10 @@ def run_drop(args: argparse.Namespace) -> int:
     with open_kb(args) as kb:
         docs, chunks = len(kb.documents()), kb.catalog.chunk_count()
     size = sum(f.stat().st_size for f in layout.root.rglob("*") if f.is_file())
-    what = (f"knowledge base {layout.name!r} at {layout.root}: {docs} documents, {chunks} chunks, "
-            f"{size / 1e6:.1f} MB")
+    what = (
+        f"knowledge base {layout.name!r} at {layout.root}: {docs} documents, {chunks} chunks, "
+        f"{size / 1e6:.1f} MB"
+    )
     if not args.yes:
         raise UsageError(
             f"this would delete {what}", f"Run `zhiku drop --kb {layout.name} --yes` to delete it"

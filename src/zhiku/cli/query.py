@@ -20,12 +20,19 @@ RERANK_HELP = (
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("search", parents=[common], help="find the chunks that match a query")
     p.add_argument("query", nargs="?", help="the query (omit with --batch)")
-    p.add_argument("--method", "-m", default=None, help="bm25, dense, hybrid, … (default: hybrid when built, else bm25)")
+    p.add_argument(
+        "--method", "-m", default=None, help="bm25, dense, hybrid, … (default: hybrid when built, else bm25)"
+    )
     p.add_argument("-k", type=int, default=10, help="how many hits (default 10)")
     p.add_argument("--json", action="store_true", help="print hits as JSON")
-    p.add_argument("--batch", metavar="FILE", help="one query per line; writes JSON Lines, one hit list per query")
-    p.add_argument("--expand", action="store_true",
-                   help="bm25 plus the query words' nearest neighbours in the KB's Word2Vec (method bm25-expand)")
+    p.add_argument(
+        "--batch", metavar="FILE", help="one query per line; writes JSON Lines, one hit list per query"
+    )
+    p.add_argument(
+        "--expand",
+        action="store_true",
+        help="bm25 plus the query words' nearest neighbours in the KB's Word2Vec (method bm25-expand)",
+    )
     p.add_argument("--rerank", metavar="KIND[:MODEL_OR_URL]", default=None, help=RERANK_HELP)
     p.set_defaults(run=run_search)
 
@@ -55,7 +62,9 @@ def run_search(args: argparse.Namespace) -> int:
         except FileNotFoundError:
             raise NotFoundError(f"no such file: {args.batch}", "Check the path of --batch") from None
         except UnicodeDecodeError:
-            raise UsageError(f"{args.batch} is not UTF-8 text", "Save it as UTF-8, one query per line") from None
+            raise UsageError(
+                f"{args.batch} is not UTF-8 text", "Save it as UTF-8, one query per line"
+            ) from None
         with open_kb(args) as kb:
             found = kb.search_many(queries, k=args.k, method=args.method, rerank=args.rerank)
             for q, hits in zip(queries, found, strict=True):
@@ -78,7 +87,11 @@ def run_search(args: argparse.Namespace) -> int:
             if h.chunk is None or h.doc is None:
                 continue  # the facade only returns attached hits
             where = f"{h.doc.title}" + (f" › {h.chunk.heading}" if h.chunk.heading else "")
-            measure = f"L2 {h.distance:.3f}" if h.distance is not None and h.method and _is_l2(kb, h.method) else f"{h.score:.3f}"
+            measure = (
+                f"L2 {h.distance:.3f}"
+                if h.distance is not None and h.method and _is_l2(kb, h.method)
+                else f"{h.score:.3f}"
+            )
             print(f"{i:>2}. [{measure}] {where}")
             page = page_label(h.doc.format, h.chunk.page)
             print(f"    {h.doc.source}:{h.chunk.start}-{h.chunk.end}" + (f"  {page}" if page else ""))

@@ -223,8 +223,16 @@ class Doc2VecEmbedder(Embedder):
     ) -> None:
         self.tokenizer = tokenizer
         self.dm = dm
-        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
-                         "negative": negative, "sample": sample, "seed": seed, "dbow_words": dbow_words}
+        self.settings: dict[str, Any] = {
+            "dim": dim,
+            "window": window,
+            "min_count": min_count,
+            "epochs": epochs,
+            "negative": negative,
+            "sample": sample,
+            "seed": seed,
+            "dbow_words": dbow_words,
+        }
         self.workers, self.infer_epochs = workers, infer_epochs
         self.normalized = normalize
         self.dim = dim
@@ -237,8 +245,9 @@ class Doc2VecEmbedder(Embedder):
         import uuid
 
         self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
-        self.model = train_doc2vec(corpus.tokens, corpus.ids, dm=self.dm, workers=self.workers,
-                                   progress=progress, **self.settings)
+        self.model = train_doc2vec(
+            corpus.tokens, corpus.ids, dm=self.dm, workers=self.workers, progress=progress, **self.settings
+        )
 
     def save_model(self, directory: Path) -> None:
         self._model().save(directory)
@@ -249,7 +258,9 @@ class Doc2VecEmbedder(Embedder):
     def vocabulary_size(self) -> int:
         return int(self._model().vocabulary_size)
 
-    def embed_corpus(self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed_corpus(
+        self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         # The model was trained on exactly this corpus (same fingerprint), but look vectors up by
         # chunk id anyway: a paragraph vector must never land on another chunk.
         vectors = self._model().vectors_of(corpus.ids)

@@ -50,6 +50,7 @@ LANGUAGES = frozenset(
     "zh en ja ko fr de es pt it ru ar hi vi th id ms tr pl nl sv uk cs el he fa bn ur ta te".split()
 )
 
+
 def default_workers() -> int:
     try:
         return len(os.sched_getaffinity(0))

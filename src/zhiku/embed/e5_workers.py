@@ -165,4 +165,8 @@ if __name__ == "__main__":
     protocol = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    serve(sys.stdin.buffer, protocol)
+    try:
+        serve(sys.stdin.buffer, protocol)
+    except (BrokenPipeError, ConnectionResetError):
+        # The parent is gone (killed, or it stopped the build): nobody is left to tell.
+        os._exit(0)

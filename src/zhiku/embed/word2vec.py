@@ -337,8 +337,15 @@ class Word2VecEmbedder(Embedder):
     ) -> None:
         self.tokenizer = tokenizer
         self.sg = sg
-        self.settings: dict[str, Any] = {"dim": dim, "window": window, "min_count": min_count, "epochs": epochs,
-                         "negative": negative, "sample": sample, "seed": seed}
+        self.settings: dict[str, Any] = {
+            "dim": dim,
+            "window": window,
+            "min_count": min_count,
+            "epochs": epochs,
+            "negative": negative,
+            "sample": sample,
+            "seed": seed,
+        }
         self.workers, self.pooling, self.sif_a = workers, pooling, sif_a
         self.normalized = normalize
         self.dim = dim
@@ -352,8 +359,9 @@ class Word2VecEmbedder(Embedder):
         import uuid
 
         self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
-        self.model = train_word2vec(corpus.tokens, sg=self.sg, workers=self.workers, progress=progress,
-                                    **self.settings)
+        self.model = train_word2vec(
+            corpus.tokens, sg=self.sg, workers=self.workers, progress=progress, **self.settings
+        )
 
     def save_model(self, directory: Path) -> None:
         self._model().save(directory)
@@ -367,7 +375,9 @@ class Word2VecEmbedder(Embedder):
     def word_vectors(self) -> WordVectors:
         return self._model()
 
-    def embed_corpus(self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    def embed_corpus(
+        self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
         self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a)
         matrix = self.pooler.pool_corpus(corpus.tokens)
         if self.pooler.component is not None:
@@ -388,7 +398,9 @@ class Word2VecEmbedder(Embedder):
 
     def _model(self) -> WordVectors:
         if self.model is None:
-            raise IndexError_("the Word2Vec model is not trained yet", "Build the method first: `zhiku build`")
+            raise IndexError_(
+                "the Word2Vec model is not trained yet", "Build the method first: `zhiku build`"
+            )
         return self.model
 
 

@@ -42,8 +42,10 @@ class AnswerScores:
     def note(self, method: str, generator: str, k: int, reused: bool = False) -> str:
         lat = self.latencies_ms or [0.0]
         what = "answer (retrieval reused)" if reused else "ask"
-        return (f"answers of {method}: generator {generator}, {k} chunks of context, {what} p50 "
-                f"{percentile(lat, 50):.1f} ms / p95 {percentile(lat, 95):.1f} ms per question")
+        return (
+            f"answers of {method}: generator {generator}, {k} chunks of context, {what} p50 "
+            f"{percentile(lat, 50):.1f} ms / p95 {percentile(lat, 95):.1f} ms per question"
+        )
 
 
 def score_answer(answer: Answer, qid: str, dataset: Dataset, judge: Judge) -> dict[str, float]:
@@ -53,8 +55,11 @@ def score_answer(answer: Answer, qid: str, dataset: Dataset, judge: Judge) -> di
     if golds:
         text = strip_citations(answer.text) if answer.found else ""
         parts = dataset.answer_parts.get(qid) or [golds]
-        out.update(answer_em=exact_match(text, golds), answer_f1=token_f1(text, golds),
-                   answer_contains=contains_answer(text, parts))
+        out.update(
+            answer_em=exact_match(text, golds),
+            answer_f1=token_f1(text, golds),
+            answer_contains=contains_answer(text, parts),
+        )
     cited = {c.chunk_id for c in answer.citations}
     hits = [h for h in answer.hits if h.chunk_id in cited]
     units, relevant = judge.judge(qid, hits)

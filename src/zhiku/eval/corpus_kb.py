@@ -62,7 +62,7 @@ def plan_methods(config: KBConfig, names: Sequence[str], allow_new_indexes: bool
         if name in methods:
             raise UsageError(
                 f"method {name!r} is not configured in this knowledge base",
-                f"Add [methods.{name}] kind = \"{name}\" to its zhiku.toml and run "
+                f'Add [methods.{name}] kind = "{name}" to its zhiku.toml and run '
                 f"`zhiku build --method {name}`",
             )
         raise _unknown(name, config, methods.names())
@@ -156,8 +156,14 @@ def ingest_corpus(
     finally:
         if progress:
             progress.close()
-    info = {"passages": len(dataset.corpus), "documents": len(records), "chunks": chunks, "chars": chars,
-            "ingest_seconds": round(ingest_s, 3), "failed_passages": failed}
+    info = {
+        "passages": len(dataset.corpus),
+        "documents": len(records),
+        "chunks": chunks,
+        "chars": chars,
+        "ingest_seconds": round(ingest_s, 3),
+        "failed_passages": failed,
+    }
     return kb, aliases, info
 
 
@@ -188,8 +194,9 @@ def auto_methods(kb: KnowledgeBase, existing: bool) -> tuple[list[str], list[str
         if kb.method_config(name).enabled is False:
             notes.append(f"{name}: disabled in the configuration")
             continue
-        why = next((w for p in kb.indexed_parts(name) for ok, w in [kb.method(p).applicable(language)]
-                    if not ok), "")
+        why = next(
+            (w for p in kb.indexed_parts(name) for ok, w in [kb.method(p).applicable(language)] if not ok), ""
+        )
         if why:
             notes.append(f"{name}: left out ({why.split(';')[0]}); name it in --methods to run it anyway")
         else:

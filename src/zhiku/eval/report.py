@@ -94,8 +94,15 @@ def _table(report: Report) -> tuple[list[str], list[list[str]]]:
     keys = _metric_keys(report)
     # The rerank stage's own latency gets a column only in runs that rerank.
     rerank = any("rerank_ms_p50" in m.stages for m in report.methods)
-    headers = ["method", *map(_label, keys), "p50 ms", "p95 ms", *(["rerank ms"] if rerank else []),
-               "build s", "size MB"]
+    headers = [
+        "method",
+        *map(_label, keys),
+        "p50 ms",
+        "p95 ms",
+        *(["rerank ms"] if rerank else []),
+        "build s",
+        "size MB",
+    ]
     rows = []
     for m in report.methods:
         cells = [m.method]

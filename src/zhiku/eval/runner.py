@@ -207,18 +207,29 @@ def score_hits(
         # Texts only where something else came first: that is what a reader looks at, and it keeps
         # results.json of a 10,000-question run in tens of megabytes rather than hundreds.
         show = rank != 1
-        per_query.append(QueryResult(
-            query_id=qid, query=query, relevant=list(relevant)[:KEEP_IDS], retrieved=ranked[:KEEP_IDS],
-            snippets=[_short(judge.snippet(u, hits)) for u in ranked[:KEEP_SNIPPETS]] if show else [],
-            first_rank=rank, hit=rank is not None,
-            gold_snippet=_short(judge.gold_snippet(qid)) if show else "",
-            scores={key: round(v, 4) for key, v in scores.items()},
-        ))
+        per_query.append(
+            QueryResult(
+                query_id=qid,
+                query=query,
+                relevant=list(relevant)[:KEEP_IDS],
+                retrieved=ranked[:KEEP_IDS],
+                snippets=[_short(judge.snippet(u, hits)) for u in ranked[:KEEP_SNIPPETS]] if show else [],
+                first_rank=rank,
+                hit=rank is not None,
+                gold_snippet=_short(judge.gold_snippet(qid)) if show else "",
+                scores={key: round(v, 4) for key, v in scores.items()},
+            )
+        )
     lat = fetched.latencies_ms or [0.0]
     n = len(per_query)
     return MethodResult(
-        method=name, metrics=mean_metrics(rows), latency_ms_p50=percentile(lat, 50),
-        latency_ms_p95=percentile(lat, 95), build_seconds=0.0, index_bytes=0, per_query=per_query,
+        method=name,
+        metrics=mean_metrics(rows),
+        latency_ms_p50=percentile(lat, 50),
+        latency_ms_p95=percentile(lat, 95),
+        build_seconds=0.0,
+        index_bytes=0,
+        per_query=per_query,
         queries_per_second=n / fetched.seconds if fetched.seconds > 0 else 0.0,
     )
 
@@ -266,8 +277,14 @@ def evaluate(
 
         raise DatasetError(f"dataset {dataset.name!r} has no queries", "Load a dataset with questions")
     judge = judge or default_judge(dataset, retriever)
-    fetched = fetch_hits(retriever, list(dataset.queries.values()), depth or 3 * k,
-                         latency_sample=latency_sample, seed=seed, progress=progress)
+    fetched = fetch_hits(
+        retriever,
+        list(dataset.queries.values()),
+        depth or 3 * k,
+        latency_sample=latency_sample,
+        seed=seed,
+        progress=progress,
+    )
     label = name or getattr(retriever, "method", None) or type(retriever).__name__
     result = score_hits(str(label), dataset, judge, fetched, k=k, ks=ks)
     settings = {"queries": len(dataset.queries), "chunks fetched per query": depth or 3 * k}
@@ -291,8 +308,10 @@ def _language_notes(kb: KnowledgeBase, name: str) -> list[str]:
         if not ok:
             # The reason reads "...; embedding would take long for nothing. Build it anyway ...":
             # only the first clause describes the situation.
-            notes.append(f"{part}: {why.split(';')[0]}; it was built because it was asked for, so its "
-                         f"scores here say little about {part} retrieval with a model made for this language")
+            notes.append(
+                f"{part}: {why.split(';')[0]}; it was built because it was asked for, so its "
+                f"scores here say little about {part} retrieval with a model made for this language"
+            )
     return notes
 
 
@@ -359,8 +378,10 @@ def run_eval(
     if limit is not None:
         dataset = dataset.sample(limit, seed)
     if not dataset.corpus and kb is None:
-        raise UsageError(f"{dataset.name} is a zhiku QA set: it has no corpus of its own",
-                         "Evaluate it against a knowledge base with --kb NAME")
+        raise UsageError(
+            f"{dataset.name} is a zhiku QA set: it has no corpus of its own",
+            "Evaluate it against a knowledge base with --kb NAME",
+        )
     if dataset.corpus and kb is not None:
         raise UsageError(
             f"--kb is for zhiku QA sets; {dataset.name} ({dataset.format}) brings its own corpus",
@@ -393,8 +414,7 @@ def run_eval(
             check_built(kb, names)
         evidence = EvidenceJudge(dataset, kb_chunks(kb))
         judge = evidence
-        info = {"documents": len(kb.documents()), "chunks": kb.chunk_count(),
-                "kb": str(kb.layout.root)}
+        info = {"documents": len(kb.documents()), "chunks": kb.chunk_count(), "kb": str(kb.layout.root)}
         if evidence.unanswerable:
             # Evidence that no chunk contains (split by chunking, or a document not ingested): these
             # questions cannot be hit by any method, which the reader must know.
@@ -419,8 +439,16 @@ def run_eval(
             name = retriever.method
             reranked = isinstance(retriever, RerankedRetriever)
             label = retriever.label if isinstance(retriever, RerankedRetriever) else name
-            fetched = fetch_hits(retriever, queries, depth, batched=retriever.batched, seed=seed,
-                                 latency_sample=latency_sample, progress=progress, label=label)
+            fetched = fetch_hits(
+                retriever,
+                queries,
+                depth,
+                batched=retriever.batched,
+                seed=seed,
+                latency_sample=latency_sample,
+                progress=progress,
+                label=label,
+            )
             result = score_hits(label, dataset, judge, fetched, k=k, ks=cutoffs)
             result.build_seconds, result.index_bytes = index_cost(kb, name)
             result.notes += _language_notes(kb, name)
@@ -441,14 +469,23 @@ def run_eval(
                 result.notes.append(scored.note(label, kb.config.generator.kind, answer_k, reused=reuse))
             results.append(result)
         settings: dict[str, Any] = {
-            "format": dataset.format, "queries": len(queries), "limit": limit, "seed": seed, "k": k,
-            "chunks fetched per query": depth, "latency sample": latency_sample,
-            "chunking": kb.config.chunking.model_dump(), "tokenizer": kb.config.tokenizer.model_dump(),
-            "language": kb.language(), **info, **_method_settings(kb, names),
+            "format": dataset.format,
+            "queries": len(queries),
+            "limit": limit,
+            "seed": seed,
+            "k": k,
+            "chunks fetched per query": depth,
+            "latency sample": latency_sample,
+            "chunking": kb.config.chunking.model_dump(),
+            "tokenizer": kb.config.tokenizer.model_dump(),
+            "language": kb.language(),
+            **info,
+            **_method_settings(kb, names),
             **({"methods left out": "; ".join(skipped)} if skipped else {}),
             **({"rerank": kb.reranker(rerank)[1].model_dump(mode="json")} if reranking else {}),
-            "zhiku": VERSION, "python": platform.python_version(), "machine": f"{platform.machine()}, "
-            f"{_cpus()} CPUs",
+            "zhiku": VERSION,
+            "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {_cpus()} CPUs",
         }
         return Report(dataset.name, results, k=k, command=command, settings=settings)
     finally:

@@ -30,9 +30,22 @@ def context_blocks(hits: Sequence[Hit]) -> list[ContextBlock]:
     for n, h in enumerate(hits, start=1):
         if h.chunk is None or h.doc is None:
             raise ValueError("hits must be attached to the catalog")  # a bug, not user input
-        blocks.append(ContextBlock(n, h.chunk_id, h.doc.id, h.chunk.text, h.doc.source, h.doc.title, h.chunk.heading,
-                                   h.chunk.start, h.chunk.end, h.score, h.chunk.page,
-                                   page_label(h.doc.format, h.chunk.page)))
+        blocks.append(
+            ContextBlock(
+                n,
+                h.chunk_id,
+                h.doc.id,
+                h.chunk.text,
+                h.doc.source,
+                h.doc.title,
+                h.chunk.heading,
+                h.chunk.start,
+                h.chunk.end,
+                h.score,
+                h.chunk.page,
+                page_label(h.doc.format, h.chunk.page),
+            )
+        )
     return blocks
 
 
@@ -58,8 +71,18 @@ def answer_question(
             on_token(piece)
     raw = "".join(pieces)
     text, citations, invalid = resolve_citations(raw, blocks)
-    return Answer(question, text, tuple(citations), tuple(hits), bool(citations), generator.describe(), {},
-                  invalid_citations=tuple(invalid), raw_text=raw, method=method)
+    return Answer(
+        question,
+        text,
+        tuple(citations),
+        tuple(hits),
+        bool(citations),
+        generator.describe(),
+        {},
+        invalid_citations=tuple(invalid),
+        raw_text=raw,
+        method=method,
+    )
 
 
 def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[Citation], list[int]]:
@@ -78,8 +101,9 @@ def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, l
 
     text = _CITE.sub(keep, text)
     citations = [
-        Citation(n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text,
-                 b.page, b.location)
+        Citation(
+            n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text, b.page, b.location
+        )
         for n in sorted(used)
         for b in [by_n[n]]
     ]

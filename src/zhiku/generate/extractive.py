@@ -26,11 +26,33 @@ NOT_FOUND = {
 
 #: words of asking rather than of the subject ("可以随便解除吗", "how much … need"): a sentence
 #: containing them is no closer to an answer (the tokenizer's stopwords keep them, as search should)
-ASKING_WORDS = frozenset({
-    "可以", "能", "能否", "能够", "可否", "是否", "会", "要", "需要", "应该", "有没有", "怎样", "怎么样",
-    "一下",
-    "can", "could", "should", "would", "need", "much", "many", "way", "possibl",
-})
+ASKING_WORDS = frozenset(
+    {
+        "可以",
+        "能",
+        "能否",
+        "能够",
+        "可否",
+        "是否",
+        "会",
+        "要",
+        "需要",
+        "应该",
+        "有没有",
+        "怎样",
+        "怎么样",
+        "一下",
+        "can",
+        "could",
+        "should",
+        "would",
+        "need",
+        "much",
+        "many",
+        "way",
+        "possibl",
+    }
+)
 
 
 def _weight(token: str) -> float:
@@ -64,8 +86,12 @@ class ExtractiveGenerator(Generator):
     name = "extractive"
 
     def __init__(
-        self, max_sentences: int = 3, min_coverage: float = 0.34, max_chars: int = 500,
-        relative: float = 0.75, **_: Any
+        self,
+        max_sentences: int = 3,
+        min_coverage: float = 0.34,
+        max_chars: int = 500,
+        relative: float = 0.75,
+        **_: Any,
     ) -> None:
         self.max_sentences = max_sentences
         self.min_coverage = min_coverage
@@ -104,8 +130,13 @@ class ExtractiveGenerator(Generator):
         # sentence's coverage alike instead of swamping it.
         weight = {t: _weight(t) * math.log((n + 1) / (max(df[t], 1) + 0.5)) for t in q}
         total = sum(weight.values()) or 1.0
-        scored = sorted(((sum(weight[t] for t in q & toks) / total + 0.05 / bn, bn, pos, sent)
-                         for bn, pos, sent, toks in candidates), key=lambda s: -s[0])
+        scored = sorted(
+            (
+                (sum(weight[t] for t in q & toks) / total + 0.05 / bn, bn, pos, sent)
+                for bn, pos, sent, toks in candidates
+            ),
+            key=lambda s: -s[0],
+        )
         if scored[0][0] < self.min_coverage:
             return []
         best = scored[0][0]

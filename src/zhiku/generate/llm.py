@@ -113,7 +113,9 @@ def register_backend(cls: type[ChatBackend]) -> type[ChatBackend]:
 def parse_options(kind: str, options: Mapping[str, Any] | LLMOptions) -> LLMOptions:
     if isinstance(options, LLMOptions):
         return options
-    return validated(LLMOptions, dict(options), f"{kind} generator: option ", "Fix [generator.options] in zhiku.toml")
+    return validated(
+        LLMOptions, dict(options), f"{kind} generator: option ", "Fix [generator.options] in zhiku.toml"
+    )
 
 
 def make_backend(kind: str, options: Mapping[str, Any] | LLMOptions) -> ChatBackend:

@@ -83,7 +83,9 @@ class Method(ABC):
             yield self.search(q, k)
 
     # -- indexed methods ------------------------------------------------------------------------
-    def build(self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def build(
+        self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
         """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record."""
         raise NotImplementedError(f"{self.kind} has no index to build")
 

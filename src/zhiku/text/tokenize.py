@@ -96,12 +96,19 @@ class Tokenizer:
         self.fold_traditional = fold_traditional
 
     def _segmenter(self) -> Any:
-        return _jieba_with(self.user_dict, self.dictionary) if self.user_dict and self.dictionary else _jieba()
+        return (
+            _jieba_with(self.user_dict, self.dictionary) if self.user_dict and self.dictionary else _jieba()
+        )
 
     def describe(self) -> dict[str, Any]:
         """What an index built from these tokens depends on (recorded in its manifest)."""
-        return {"stopwords": bool(self.stopwords), "stem_english": self.stem_english, "mode": self.mode,
-                "user_dict": self.dictionary, "fold_traditional": self.fold_traditional}
+        return {
+            "stopwords": bool(self.stopwords),
+            "stem_english": self.stem_english,
+            "mode": self.mode,
+            "user_dict": self.dictionary,
+            "fold_traditional": self.fold_traditional,
+        }
 
     def __call__(self, text: str) -> list[str]:
         seg = self._segmenter()

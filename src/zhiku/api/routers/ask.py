@@ -26,12 +26,15 @@ router = APIRouter(tags=["ask"])
 log = logging.getLogger("zhiku.api")
 
 
-STREAMED = ("JSON; or with stream=true, `token` events ({\"text\"}) then one `done` event with the whole "
-            "answer and its citations (or an `error` event)")
+STREAMED = (
+    'JSON; or with stream=true, `token` events ({"text"}) then one `done` event with the whole '
+    "answer and its citations (or an `error` event)"
+)
 
 
-@router.post("/kbs/{kb}/ask",
-             responses={200: {"content": {"text/event-stream": {}}, "description": STREAMED}})
+@router.post(
+    "/kbs/{kb}/ask", responses={200: {"content": {"text/event-stream": {}}, "description": STREAMED}}
+)
 def ask(body: AskRequest, handle: KBDep) -> Any:
     # Retrieval happens before the response starts, so a bad method or an unknown KB is still a
     # plain JSON error with its status code, streaming or not.
@@ -54,10 +57,14 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
         out.update(question=body.question, query=follow.query)
         if store is not None and body.conversation:
             names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
-            cites = [{**c, "name": names.get(c["doc_id"]) or display_name(c["source"], handle.uploads)}
-                     for c in out["citations"]]
-            c = store.add_turn(body.conversation, StoredTurn(body.question, follow.query, result.text, cites,
-                                                             out["llm_error"], method))
+            cites = [
+                {**c, "name": names.get(c["doc_id"]) or display_name(c["source"], handle.uploads)}
+                for c in out["citations"]
+            ]
+            c = store.add_turn(
+                body.conversation,
+                StoredTurn(body.question, follow.query, result.text, cites, out["llm_error"], method),
+            )
             out["conversation"] = c.to_json()
         return out
 

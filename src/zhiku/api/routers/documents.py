@@ -20,8 +20,14 @@ router = APIRouter(tags=["documents"])
 
 def doc_json(d: DocumentInfo, uploads: Path, root: str = "") -> dict[str, Any]:
     return {
-        "id": d.id, "path": d.source, "name": display_name(d.source, uploads, root), "title": d.title,
-        "format": d.format, "chars": d.chars, "chunks": d.n_chunks, "ingested_at": d.ingested_at,
+        "id": d.id,
+        "path": d.source,
+        "name": display_name(d.source, uploads, root),
+        "title": d.title,
+        "format": d.format,
+        "chars": d.chars,
+        "chunks": d.n_chunks,
+        "ingested_at": d.ingested_at,
     }
 
 
@@ -30,9 +36,9 @@ def display_name(source: str, uploads: Path, root: str = "") -> str:
     by its path under that folder (``root``: see ``ingest_root``), not the server's full path."""
     prefix = str(uploads) + "/"
     if source.startswith(prefix):
-        return source[len(prefix):]
+        return source[len(prefix) :]
     if root and source.startswith(root + "/"):
-        return source[len(root) + 1:]
+        return source[len(root) + 1 :]
     return source
 
 
@@ -72,8 +78,10 @@ def matching(rows: list[dict[str, Any]], q: str) -> list[dict[str, Any]]:
 def list_documents(
     handle: KBDep,
     response: Response,
-    q: Annotated[str | None, Query(max_length=500, description="only documents whose name or title "
-                                   "contains this (any case)")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=500, description="only documents whose name or title contains this (any case)"),
+    ] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=10_000, description="at most this many")] = None,
 ) -> list[dict[str, Any]]:
@@ -82,11 +90,15 @@ def list_documents(
     if q and q.strip():
         rows = matching(rows, q)
     response.headers["X-Total-Count"] = str(len(rows))
-    return rows[offset: None if limit is None else offset + limit]
+    return rows[offset : None if limit is None else offset + limit]
 
 
-@router.post("/kbs/{kb}/documents", status_code=202, dependencies=[Depends(require_write)],
-             responses={202: {"description": "the ingest job, to follow at /kbs/{kb}/jobs/{id}"}})
+@router.post(
+    "/kbs/{kb}/documents",
+    status_code=202,
+    dependencies=[Depends(require_write)],
+    responses={202: {"description": "the ingest job, to follow at /kbs/{kb}/jobs/{id}"}},
+)
 def upload_documents(
     request: Request,
     handle: KBDep,
@@ -97,24 +109,38 @@ def upload_documents(
     sent = [(f.filename or "", f.file) for f in files]
     folder, staged, refused = stage(handle.uploads, sent, st.settings.max_upload_bytes)
     refusals = [{"file": r.name, "error": r.error} for r in refused]
-    job = st.jobs.submit(handle.name, "ingest",
-                         lambda job: _ingest(st.jobs, handle, folder, staged, job, refusals))
+    job = st.jobs.submit(
+        handle.name, "ingest", lambda job: _ingest(st.jobs, handle, folder, staged, job, refusals)
+    )
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
     # The refused files are known before the job starts: say so at once, and again in its result.
-    return JSONResponse({**job.to_json(), "refused": refusals}, status_code=202,
-                        headers={"Location": job_location(handle.name, job.id)})
+    return JSONResponse(
+        {**job.to_json(), "refused": refusals},
+        status_code=202,
+        headers={"Location": job_location(handle.name, job.id)},
+    )
 
 
-def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Staged],
-            job: Job, refused: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def _ingest(
+    jobs: JobManager,
+    handle: KBHandle,
+    folder: Path,
+    staged: list[Staged],
+    job: Job,
+    refused: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     try:
         with handle.write() as kb:
             placed = place(handle.uploads, staged)
             try:
-                report, built = kb.ingest([p.final for p in placed], progress=FileProgress(jobs, job),
-                                          prune=False, build_progress=PhaseProgress(jobs, job))
+                report, built = kb.ingest(
+                    [p.final for p in placed],
+                    progress=FileProgress(jobs, job),
+                    prune=False,
+                    build_progress=PhaseProgress(jobs, job),
+                )
             except BaseException:
                 # Whatever the catalog did not take in whole is taken out of uploads/ again.
                 settle(placed, ingested_now(kb, placed))
@@ -132,11 +158,14 @@ def _ingest(jobs: JobManager, handle: KBHandle, folder: Path, staged: list[Stage
         return error.replace(source, named(source)).replace(str(Path(source).parent) + "/", "")
 
     result: dict[str, Any] = {
-        "added": [named(s) for s in report.added], "updated": [named(s) for s in report.updated],
+        "added": [named(s) for s in report.added],
+        "updated": [named(s) for s in report.updated],
         "unchanged": [named(s) for s in report.unchanged],
         "failed": [{"file": named(s), "error": message(s, e)} for s, e in report.failed],
-        "chunks": report.chunks, "seconds": round(report.seconds, 3),
-        "built": dict(built.built), "not_built": dict(built.skipped),
+        "chunks": report.chunks,
+        "seconds": round(report.seconds, 3),
+        "built": dict(built.built),
+        "not_built": dict(built.skipped),
         "refused": refused or [],
     }
     if report.failed and not (report.added or report.updated or report.unchanged):
@@ -157,8 +186,10 @@ def show_document(
     doc_id: str,
     handle: KBDep,
     chunks: Annotated[bool, Query(description="include the chunks with their offsets")] = True,
-    highlight: Annotated[str | None, Query(pattern=r"^\d+-\d+$", description="a span START-END to mark, "
-                                           "as in a citation's start and end")] = None,
+    highlight: Annotated[
+        str | None,
+        Query(pattern=r"^\d+-\d+$", description="a span START-END to mark, as in a citation's start and end"),
+    ] = None,
 ) -> dict[str, Any]:
     with handle.read() as kb:
         d = _document(kb, doc_id)
@@ -167,13 +198,25 @@ def show_document(
     out = next((r for r in named_documents(handle) if r["id"] == d.id), doc_json(d, handle.uploads))
     out["text"] = text
     out["chunk_count"] = d.n_chunks
-    out["chunks"] = [{"id": c.id, "ord": c.ord, "start": c.start, "end": c.end, "heading": c.heading,
-                      "page": c.page, "text": c.text} for c in parts]
+    out["chunks"] = [
+        {
+            "id": c.id,
+            "ord": c.ord,
+            "start": c.start,
+            "end": c.end,
+            "heading": c.heading,
+            "page": c.page,
+            "text": c.text,
+        }
+        for c in parts
+    ]
     if highlight:
         start, end = (int(x) for x in highlight.split("-"))
         if start > end or end > len(text):
-            raise UsageError(f"highlight {highlight} is outside the document ({len(text)} characters)",
-                             "Use the start and end of a citation or hit")
+            raise UsageError(
+                f"highlight {highlight} is outside the document ({len(text)} characters)",
+                "Use the start and end of a citation or hit",
+            )
         out["highlight"] = {"start": start, "end": end, "text": text[start:end]}
     return out
 
@@ -202,8 +245,10 @@ def delete_documents(body: DeleteDocuments, handle: KBDep) -> dict[str, Any]:
     rows = {r["id"]: r for r in named_documents(handle)}
     missing = [i for i in body.ids if i not in rows]
     if missing:
-        raise NotFoundError(f"no document {missing[0]!r} in knowledge base {handle.name!r}",
-                            f"See GET /kbs/{handle.name}/documents for the ids")
+        raise NotFoundError(
+            f"no document {missing[0]!r} in knowledge base {handle.name!r}",
+            f"See GET /kbs/{handle.name}/documents for the ids",
+        )
     with handle.write(wait=False) as kb:
         kb.delete_documents_by_id(body.ids)
     for i in body.ids:

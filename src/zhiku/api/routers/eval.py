@@ -35,25 +35,32 @@ def _runs(handle: KBHandle) -> Path:
 def _run_dir(handle: KBHandle, run_id: str) -> Path:
     folder = _runs(handle) / run_id
     if not _RUN_ID.match(run_id) or not (folder / "results.json").exists():
-        raise NotFoundError(f"no finished evaluation {run_id!r} in knowledge base {handle.name!r}",
-                            f"See GET /kbs/{handle.name}/evals, or the job's state at "
-                            f"GET /kbs/{handle.name}/jobs/{run_id}")
+        raise NotFoundError(
+            f"no finished evaluation {run_id!r} in knowledge base {handle.name!r}",
+            f"See GET /kbs/{handle.name}/evals, or the job's state at GET /kbs/{handle.name}/jobs/{run_id}",
+        )
     return folder
 
 
-@router.post("/kbs/{kb}/eval", status_code=202, dependencies=[Depends(require_write)],
-             responses={202: {"description": "the evaluation job; when done, its result links report and "
-                                             "chart"}})
+@router.post(
+    "/kbs/{kb}/eval",
+    status_code=202,
+    dependencies=[Depends(require_write)],
+    responses={202: {"description": "the evaluation job; when done, its result links report and chart"}},
+)
 def start_eval(
     request: Request,
     handle: KBDep,
-    file: Annotated[UploadFile, File(description="zhiku QA, JSON Lines: "
-                                     "{\"question\", \"answer\"|\"evidence\"|\"doc\"}")],
-    methods: Annotated[str | None, Form(description="comma-separated, e.g. bm25,dense,hybrid "
-                                        "(default: what the KB has)")] = None,
+    file: Annotated[
+        UploadFile, File(description='zhiku QA, JSON Lines: {"question", "answer"|"evidence"|"doc"}')
+    ],
+    methods: Annotated[
+        str | None, Form(description="comma-separated, e.g. bm25,dense,hybrid (default: what the KB has)")
+    ] = None,
     k: Annotated[int, Form(ge=1, le=100)] = 10,
-    limit: Annotated[int | None, Form(ge=1, description="evaluate a seeded sample of this many "
-                                      "questions")] = None,
+    limit: Annotated[
+        int | None, Form(ge=1, description="evaluate a seeded sample of this many questions")
+    ] = None,
     answers: Annotated[bool, Form(description="also generate and score an answer per question")] = False,
     wait: Annotated[bool, Query(description="answer when the evaluation is done")] = False,
 ) -> JSONResponse:
@@ -61,9 +68,10 @@ def start_eval(
     if Path(name).suffix.lower() not in DATASET_TYPES:
         from zhiku.errors import UnsupportedFormatError
 
-        raise UnsupportedFormatError(f"{name}: an evaluation set must be a .jsonl (or .json) file",
-                                     "Upload zhiku QA as JSON Lines, one {\"question\", \"evidence\"} "
-                                     "per line")
+        raise UnsupportedFormatError(
+            f"{name}: an evaluation set must be a .jsonl (or .json) file",
+            'Upload zhiku QA as JSON Lines, one {"question", "evidence"} per line',
+        )
     st = state(request)
     data = file.file.read(st.settings.max_upload_bytes + 1)
     if not data.strip():
@@ -77,12 +85,22 @@ def start_eval(
     if wait:
         st.jobs.join(job)
         return JSONResponse(job.to_json(), status_code=200)
-    return JSONResponse(job.to_json(), status_code=202,
-                        headers={"Location": job_location(handle.name, job.id)})
+    return JSONResponse(
+        job.to_json(), status_code=202, headers={"Location": job_location(handle.name, job.id)}
+    )
 
 
-def _run(jobs: JobManager, handle: KBHandle, job: Job, name: str, data: bytes, methods: list[str], k: int,
-         limit: int | None, answers: bool) -> dict[str, Any]:
+def _run(
+    jobs: JobManager,
+    handle: KBHandle,
+    job: Job,
+    name: str,
+    data: bytes,
+    methods: list[str],
+    k: int,
+    limit: int | None,
+    answers: bool,
+) -> dict[str, Any]:
     from zhiku.eval.datasets import load_dataset
     from zhiku.eval.report import write_chart_png, write_report_md, write_results_json
     from zhiku.eval.runner import run_eval
@@ -97,8 +115,17 @@ def _run(jobs: JobManager, handle: KBHandle, job: Job, name: str, data: bytes, m
         try:
             progress = PhaseProgress(jobs, job, prefix="eval")
             command = f"POST /kbs/{handle.name}/eval ({name}, methods={','.join(methods) or 'auto'}, k={k})"
-            report = run_eval(dataset, methods or None, k=k, kb=kb, limit=limit, answers=answers,
-                              progress=progress, build_progress=PhaseProgress(jobs, job), command=command)
+            report = run_eval(
+                dataset,
+                methods or None,
+                k=k,
+                kb=kb,
+                limit=limit,
+                answers=answers,
+                progress=progress,
+                build_progress=PhaseProgress(jobs, job),
+                command=command,
+            )
         finally:
             kb.close()
         chart = True
@@ -117,26 +144,45 @@ def _run(jobs: JobManager, handle: KBHandle, job: Job, name: str, data: bytes, m
 def _summary(handle: KBHandle, run_id: str, report: Any, chart: bool) -> dict[str, Any]:
     base = f"/kbs/{handle.name}/evals/{run_id}"
     return {
-        "id": run_id, "dataset": report.dataset, "k": report.k,
-        "methods": [{"method": m.method, "metrics": {key: round(v, 4) for key, v in m.metrics.items()},
-                     "latency_ms_p50": round(m.latency_ms_p50, 3),
-                     "latency_ms_p95": round(m.latency_ms_p95, 3),
-                     "notes": m.notes} for m in report.methods],
-        "results": base, "report": f"{base}/report", "chart": f"{base}/chart" if chart else None,
+        "id": run_id,
+        "dataset": report.dataset,
+        "k": report.k,
+        "methods": [
+            {
+                "method": m.method,
+                "metrics": {key: round(v, 4) for key, v in m.metrics.items()},
+                "latency_ms_p50": round(m.latency_ms_p50, 3),
+                "latency_ms_p95": round(m.latency_ms_p95, 3),
+                "notes": m.notes,
+            }
+            for m in report.methods
+        ],
+        "results": base,
+        "report": f"{base}/report",
+        "chart": f"{base}/chart" if chart else None,
     }
 
 
 @router.get("/kbs/{kb}/evals")
 def list_evals(handle: KBDep) -> list[dict[str, Any]]:
     root = _runs(handle)
-    runs = sorted((p for p in root.glob("*/results.json")), key=lambda p: p.stat().st_mtime, reverse=True) \
-        if root.is_dir() else []
+    runs = (
+        sorted((p for p in root.glob("*/results.json")), key=lambda p: p.stat().st_mtime, reverse=True)
+        if root.is_dir()
+        else []
+    )
     out = []
     for p in runs:
         results = json.loads(p.read_text(encoding="utf-8"))
-        out.append({"id": p.parent.name, "dataset": results.get("dataset"), "created": results.get("created"),
-                    "methods": [m.get("method") for m in results.get("methods", [])],
-                    "report": f"/kbs/{handle.name}/evals/{p.parent.name}/report"})
+        out.append(
+            {
+                "id": p.parent.name,
+                "dataset": results.get("dataset"),
+                "created": results.get("created"),
+                "methods": [m.get("method") for m in results.get("methods", [])],
+                "report": f"/kbs/{handle.name}/evals/{p.parent.name}/report",
+            }
+        )
     return out
 
 
@@ -157,6 +203,7 @@ def eval_report(run_id: str, handle: KBDep) -> PlainTextResponse:
 def eval_chart(run_id: str, handle: KBDep) -> FileResponse:
     chart = _run_dir(handle, run_id) / "chart.png"
     if not chart.exists():
-        raise NotFoundError(f"evaluation {run_id} has no chart",
-                            "Install matplotlib on the server for charts")
+        raise NotFoundError(
+            f"evaluation {run_id} has no chart", "Install matplotlib on the server for charts"
+        )
     return FileResponse(chart, media_type="image/png")

@@ -25,11 +25,19 @@ def show_job(job_id: str, request: Request, handle: KBDep) -> dict[str, Any]:
     return state(request).jobs.get(handle.name, job_id).to_json()
 
 
-@router.get("/kbs/{kb}/jobs/{job_id}/events", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
-                             "description": "progress events, then one `done` event with the final job"}})
-def job_events(job_id: str, request: Request, handle: KBDep,
-               timeout: Annotated[float, Query(gt=0, le=86400)] = 3600) -> StreamingResponse:
+@router.get(
+    "/kbs/{kb}/jobs/{job_id}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "progress events, then one `done` event with the final job",
+        }
+    },
+)
+def job_events(
+    job_id: str, request: Request, handle: KBDep, timeout: Annotated[float, Query(gt=0, le=86400)] = 3600
+) -> StreamingResponse:
     jobs = state(request).jobs
     job = jobs.get(handle.name, job_id)
 

@@ -19,10 +19,15 @@ def kb_info(handle: KBHandle) -> dict[str, Any]:
     with handle.read() as kb:
         docs = kb.documents()
         return {
-            "name": kb.name, "documents": len(docs), "chunks": kb.chunk_count(),
-            "characters": sum(d.chars for d in docs), "language": kb.language(),
-            "default_method": kb.default_method(), "methods": [s.__dict__ for s in kb.status()],
-            "generator": kb.config.generator.kind, "settings": public_settings(kb.config),
+            "name": kb.name,
+            "documents": len(docs),
+            "chunks": kb.chunk_count(),
+            "characters": sum(d.chars for d in docs),
+            "language": kb.language(),
+            "default_method": kb.default_method(),
+            "methods": [s.__dict__ for s in kb.status()],
+            "generator": kb.config.generator.kind,
+            "settings": public_settings(kb.config),
         }
 
 
@@ -33,8 +38,7 @@ def list_kbs(request: Request) -> list[dict[str, Any]]:
         try:
             handle = state(request).kbs.get(name)
             with handle.read() as kb:
-                out.append({"name": name, "documents": len(kb.documents()),
-                            "chunks": kb.chunk_count()})
+                out.append({"name": name, "documents": len(kb.documents()), "chunks": kb.chunk_count()})
         except ZhikuError as e:  # one broken KB (a bad zhiku.toml) must not hide the others
             out.append({"name": name, "error": e.one_line()})
     return out
@@ -44,7 +48,9 @@ def list_kbs(request: Request) -> list[dict[str, Any]]:
 def create_kb(body: CreateKB, request: Request) -> dict[str, Any]:
     from zhiku.config import KBConfig, validated
 
-    config = validated(KBConfig, body.settings or {}, "settings.", "See the zhiku.toml settings in the README")
+    config = validated(
+        KBConfig, body.settings or {}, "settings.", "See the zhiku.toml settings in the README"
+    )
     handle = state(request).kbs.create(body.name, config)
     return kb_info(handle)
 

@@ -36,12 +36,13 @@ PREFIX = "zhiku:"
 
 
 def _handle(request: Request, model: str) -> KBHandle:
-    name = model[len(PREFIX):] if model.startswith(PREFIX) else model
+    name = model[len(PREFIX) :] if model.startswith(PREFIX) else model
     try:
         return state(request).kbs.get(name)
     except (NotFoundError, UsageError) as e:
-        raise NotFoundError(f"no model {model!r}: each knowledge base is a model",
-                            "See GET /v1/models") from e
+        raise NotFoundError(
+            f"no model {model!r}: each knowledge base is a model", "See GET /v1/models"
+        ) from e
 
 
 def _model(name: str, created: float) -> dict[str, Any]:
@@ -51,8 +52,10 @@ def _model(name: str, created: float) -> dict[str, Any]:
 @router.get("/models")
 def list_models(request: Request) -> dict[str, Any]:
     registry = state(request).kbs
-    return {"object": "list",
-            "data": [_model(n, registry.home.layout(n).catalog.stat().st_mtime) for n in registry.names()]}
+    return {
+        "object": "list",
+        "data": [_model(n, registry.home.layout(n).catalog.stat().st_mtime) for n in registry.names()],
+    }
 
 
 @router.get("/models/{model}")
@@ -75,8 +78,9 @@ def question_of(messages: list[ChatMessage]) -> str:
     for m in reversed(messages):
         if m.role == "user" and text_of(m).strip():
             return text_of(m).strip()
-    raise UsageError("the conversation has no user message with text",
-                     "End messages with {\"role\": \"user\", \"content\": …}")
+    raise UsageError(
+        "the conversation has no user message with text", 'End messages with {"role": "user", "content": …}'
+    )
 
 
 def sources_text(answer: Answer) -> str:
@@ -89,8 +93,13 @@ def sources_text(answer: Answer) -> str:
     lines = ["", "", "来源：" if zh else "Sources:"]
     for c in answer.citations:
         # The heading path usually starts with the title ("Guide > Tomatoes"): say it once.
-        where = c.title if not c.heading else c.heading if c.heading.startswith(c.title) else \
-            f"{c.title} › {c.heading}"
+        where = (
+            c.title
+            if not c.heading
+            else c.heading
+            if c.heading.startswith(c.title)
+            else f"{c.title} › {c.heading}"
+        )
         lines.append(f"[{c.n}] {where}")
     return "\n".join(lines)
 
@@ -112,11 +121,19 @@ def usage(messages: list[ChatMessage], a: Answer, content: str) -> dict[str, Any
     """OpenAI's ``usage``, counted in characters: the backends do not report their tokenizer's
     counts, and a guess in "tokens" would look exact. ``unit`` says so; the prompt is the messages
     plus the passages given to the generator."""
-    sent = sum(len(m.content) if isinstance(m.content, str) else
-               sum(len(str(p.get("text", ""))) for p in (m.content or [])) for m in messages)
+    sent = sum(
+        len(m.content)
+        if isinstance(m.content, str)
+        else sum(len(str(p.get("text", ""))) for p in (m.content or []))
+        for m in messages
+    )
     prompt = sent + sum(len(h.chunk.text) for h in a.hits if h.chunk is not None)
-    return {"prompt_tokens": prompt, "completion_tokens": len(content), "total_tokens": prompt + len(content),
-            "unit": "characters"}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": len(content),
+        "total_tokens": prompt + len(content),
+        "unit": "characters",
+    }
 
 
 @router.post("/chat/completions")
@@ -139,18 +156,34 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
         a = answering.answer(handle, question, hits, generator)
         content = reply_text(a)
         return {
-            "id": reply_id, "object": "chat.completion", "created": created, "model": body.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop", "logprobs": None}],
-            "citations": citations(a), "llm_error": answering.llm_error_of(a),
+            "id": reply_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "citations": citations(a),
+            "llm_error": answering.llm_error_of(a),
             "usage": usage(body.messages, a, content),
         }
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-        return sse.event({
-            "id": reply_id, "object": "chat.completion.chunk", "created": created, "model": body.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra,
-        })
+        return sse.event(
+            {
+                "id": reply_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                **extra,
+            }
+        )
 
     def events() -> Iterator[str]:
         yield chunk({"role": "assistant", "content": ""})
@@ -163,8 +196,13 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
                     tail = reply_text(item) if reason else sources_text(item)
                     if tail:
                         yield chunk({"content": tail})
-                    yield chunk({}, "stop", citations=citations(item), llm_error=reason,
-                                usage=usage(body.messages, item, reply_text(item)))
+                    yield chunk(
+                        {},
+                        "stop",
+                        citations=citations(item),
+                        llm_error=reason,
+                        usage=usage(body.messages, item, reply_text(item)),
+                    )
         except ZhikuError as e:
             yield sse.event(zhiku_error_body(e))
         except Exception:
@@ -180,7 +218,7 @@ def _dense_method(kb: Any) -> str:
     if not names:
         raise ConfigError(
             f"knowledge base {kb.name!r} has no dense method, so it has no embedding model",
-            "Use a KB with a dense method, or add [methods.dense] kind = \"dense\" to its zhiku.toml",
+            'Use a KB with a dense method, or add [methods.dense] kind = "dense" to its zhiku.toml',
         )
     return "dense" if "dense" in names else names[0]
 
@@ -190,8 +228,9 @@ def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     handle = _handle(request, body.model)
     texts = [body.input] if isinstance(body.input, str) else list(body.input)
     if not texts or any(not t.strip() for t in texts):
-        raise UsageError("input must be a non-empty text or a list of non-empty texts",
-                         "Remove the empty ones")
+        raise UsageError(
+            "input must be a non-empty text or a list of non-empty texts", "Remove the empty ones"
+        )
     if len(texts) > 2048:
         raise UsageError(f"{len(texts)} inputs in one request; the limit is 2048", "Send them in batches")
     with handle.read() as kb:
@@ -199,8 +238,9 @@ def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
         tokens = sum(len(kb.tokenizer(t)) for t in texts)
     dimensions = getattr(body, "dimensions", None)
     if dimensions is not None and dimensions != embedder.dim:
-        raise UsageError(f"this model's vectors have {embedder.dim} dimensions, not {dimensions}",
-                         "Leave out dimensions")
+        raise UsageError(
+            f"this model's vectors have {embedder.dim} dimensions, not {dimensions}", "Leave out dimensions"
+        )
     # Outside the reader lock: embedding a batch can take a while and searches need not wait.
     vectors = np.asarray(embedder.embed(texts), dtype="<f4")
     if body.encoding_format == "base64":
@@ -208,7 +248,8 @@ def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     else:
         data = [v.tolist() for v in vectors]
     return {
-        "object": "list", "model": body.model,
+        "object": "list",
+        "model": body.model,
         "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }

@@ -12,8 +12,15 @@ from zhiku.types import Hit, Where
 
 router = APIRouter(tags=["search"])
 
-def search_hits(handle: KBHandle, query: str, k: int, method: str | None,
-                where: PathFilter | None, notes: list[str] | None = None) -> tuple[str, list[Hit]]:
+
+def search_hits(
+    handle: KBHandle,
+    query: str,
+    k: int,
+    method: str | None,
+    where: PathFilter | None,
+    notes: list[str] | None = None,
+) -> tuple[str, list[Hit]]:
     """(the method used, its hits): the one search path of search, ask and chat. ``notes`` receives
     what the reader should know (a part of the default method not built yet)."""
     with handle.read() as kb:
@@ -28,5 +35,10 @@ def search_hits(handle: KBHandle, query: str, k: int, method: str | None,
 def search(body: SearchRequest, handle: KBDep) -> dict[str, Any]:
     notes: list[str] = []
     method, hits = search_hits(handle, body.query, body.k, body.method, body.filter, notes)
-    return {"kb": handle.name, "query": body.query, "method": method, "notes": notes,
-            "hits": [h.to_json(i) for i, h in enumerate(hits, start=1)]}
+    return {
+        "kb": handle.name,
+        "query": body.query,
+        "method": method,
+        "notes": notes,
+        "hits": [h.to_json(i) for i, h in enumerate(hits, start=1)],
+    }

@@ -77,8 +77,10 @@ def read_checked(path: Path, max_bytes: int) -> bytes:
         raise NotFoundError(f"file not found: {path}", "check the path") from None
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise IngestError(f"{path} is a symbolic link loop (it leads back to itself)",
-                              "remove the link or point it at a real file") from e
+            raise IngestError(
+                f"{path} is a symbolic link loop (it leads back to itself)",
+                "remove the link or point it at a real file",
+            ) from e
         raise IngestError(f"cannot access {path}: {e.strerror or e}", "check the file's permissions") from e
     if stat.S_ISDIR(info.st_mode):
         raise NotFoundError(f"{path} is a directory, not a file", "pass a file, or ingest the folder")

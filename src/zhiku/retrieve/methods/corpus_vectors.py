@@ -61,7 +61,6 @@ class Doc2VecOptions(CorpusVectorOptions):
     dbow_words: bool = Field(False, description="PV-DBOW only: also train word vectors (slower)")
 
 
-
 class Word2VecMethod(VectorMethod):
     Options: ClassVar[type[MethodOptions]] = Word2VecOptions
     options: Word2VecOptions

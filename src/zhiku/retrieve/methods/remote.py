@@ -89,8 +89,14 @@ class PromptLLMMethod(VectorMethod):
         o = self.options
         common = {"template": o.template, "template_language": self._template_language(index_dir)}
         if o.embedder == "local":
-            return "prompt-llm", {**common, "model": o.model, "batch_size": o.batch_size,
-                                  "max_seq_length": o.max_seq_length, "device": o.device, "languages": o.languages}
+            return "prompt-llm", {
+                **common,
+                "model": o.model,
+                "batch_size": o.batch_size,
+                "max_seq_length": o.max_seq_length,
+                "device": o.device,
+                "languages": o.languages,
+            }
         # a server's embedding endpoint fed prompted text (see TemplatedEmbedder)
         return "prompt-llm-remote", {**common, "inner": o.embedder, "inner_options": _server_kwargs(o)}
 

@@ -26,7 +26,6 @@ class TfidfOptions(MethodOptions):
     max_df: float = Field(1.0, gt=0, le=1, description="ignore words found in more than this share of chunks")
 
 
-
 @methods.register("tfidf")
 class TfidfMethod(Method):
     kind = "tfidf"

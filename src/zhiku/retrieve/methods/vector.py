@@ -36,7 +36,9 @@ class VectorOptions(MethodOptions):
 
     metric: Metric = "cosine"
     index: str = "faiss-flat"
-    index_options: dict[str, Any] = Field(default_factory=dict, description="e.g. m, ef_search for faiss-hnsw")
+    index_options: dict[str, Any] = Field(
+        default_factory=dict, description="e.g. m, ef_search for faiss-hnsw"
+    )
 
 
 class DenseOptions(VectorOptions):
@@ -45,8 +47,12 @@ class DenseOptions(VectorOptions):
     batch_size: int = Field(32, ge=1)
     max_seq_length: int | None = 256
     languages: list[str] | None = Field(None, description="languages the model understands; guessed if unset")
-    query_prefix: str | None = Field(None, description="text put before each query (None: the embedder's default)")
-    doc_prefix: str | None = Field(None, description="text put before each chunk (None: the embedder's default)")
+    query_prefix: str | None = Field(
+        None, description="text put before each query (None: the embedder's default)"
+    )
+    doc_prefix: str | None = Field(
+        None, description="text put before each chunk (None: the embedder's default)"
+    )
     dim: int | None = Field(None, description="only for embedders whose size is chosen (hashing)")
     embedder_options: dict[str, Any] = Field(
         default_factory=dict, description="further options of the embedder (e.g. workers for e5)"
@@ -125,7 +131,9 @@ class VectorMethod(Method):
         )
 
     # -- building ---------------------------------------------------------------------------------
-    def build(self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    def build(
+        self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None
+    ) -> dict[str, Any]:
         self._embedder = emb = self.make_embedder()
         details: dict[str, Any]
         if emb.trainable:
@@ -133,14 +141,23 @@ class VectorMethod(Method):
 
             passes = int(emb.training_settings().get("epochs", 0)) + 1
             manifest, trained = ensure_model(
-                emb, corpus, self.ctx.models_dir, method=self.name, retrain=self._retrain, passes=passes,
+                emb,
+                corpus,
+                self.ctx.models_dir,
+                method=self.name,
+                retrain=self._retrain,
+                passes=passes,
                 progress=progress,
             )
             self._retrain = False
             self.model_manifest = manifest
             matrix = emb.embed_corpus(corpus, out_dir)
-            details = {"model_id": manifest["model_id"], "vocabulary": manifest["vocabulary"], "trained": trained,
-                       "training_seconds": manifest["training_seconds"]}
+            details = {
+                "model_id": manifest["model_id"],
+                "vocabulary": manifest["vocabulary"],
+                "trained": trained,
+                "training_seconds": manifest["training_seconds"],
+            }
         else:
             matrix, embedded = self._cached_vectors(emb, corpus, progress)
             details = {"embedded": embedded, "reused": len(corpus) - embedded}
