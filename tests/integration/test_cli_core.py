@@ -161,6 +161,22 @@ def test_chinese_kb_skips_english_only_dense_and_says_why(
     docs = tmp_path / "zh"
     docs.mkdir()
     (docs / "a.md").write_text("# 标题\n\n" + "农业保险合同的订立与解除。" * 20, encoding="utf-8")
+    # By default a Chinese KB gets semantic retrieval: the default dense method is e5.
+    code, out, _ = run(capsys, "ingest", str(docs), "--kb", "zhdefault")
+    assert code == 0 and "built dense" in out
+    code, out, _ = run(capsys, "search", "种庄稼的保险合同能不能随便退", "--kb", "zhdefault", "--json")
+    assert json.loads(out)[0]["method"] == "hybrid"
+    # A dense method with an English-only model is not built for a Chinese KB, and says why.
+    from zhiku.config import KBConfig, MethodConfig
+
+    minilm = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "dense": MethodConfig(kind="dense"),
+            "hybrid": MethodConfig(kind="hybrid", options={"of": ["bm25", "dense"]}),
+        }
+    )
+    KnowledgeBase.open("zhkb", config=minilm).close()
     code, out, _ = run(capsys, "ingest", str(docs), "--kb", "zhkb")
     assert code == 0
     assert "skipped dense: the KB is mostly Chinese and the model all-MiniLM-L6-v2 only understands en" in out

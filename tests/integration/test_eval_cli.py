@@ -211,7 +211,14 @@ def test_default_methods_leave_out_an_english_model_on_chinese(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     ds = write(tmp_path / "zh.json", squad(ZH_PARAGRAPHS))
-    code, out, err = run(capsys, "eval", str(ds), "--out", str(tmp_path / "o"))
+    # The default dense method is e5, which reads Chinese: it is evaluated with its hybrid.
+    code, out, err = run(capsys, "eval", str(ds), "--out", str(tmp_path / "e5"))
+    assert code == 0, err
+    assert [m["method"] for m in results(tmp_path / "e5")["methods"]] == ["bm25", "dense", "hybrid"]
+    # A dense method with an English-only model is left out of a Chinese evaluation, and says why.
+    code, out, err = run(
+        capsys, "eval", str(ds), "--out", str(tmp_path / "o"), "--set", "methods.dense.options.embedder=sbert"
+    )
     assert code == 0, err
     data = results(tmp_path / "o")
     assert [m["method"] for m in data["methods"]] == ["bm25"]  # MiniLM is English-only: dense, hybrid out

@@ -111,13 +111,15 @@ def test_upload_refuses_bad_files_and_progress_only_moves_forward(
                     "buffer": make_docx(tmp_path / "coffee.docx").read_bytes(),
                 },
                 {"name": "笔记.md", "mimeType": "text/markdown", "buffer": notes.encode()},
-                {"name": "t.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"},
+                {"name": "t.numbers", "mimeType": "application/octet-stream", "buffer": b"PK\x03\x04"},
             ],
         )
         row = page.locator("#uploads .upload").first
         expect(row).to_have_class("upload done")
         expect(row.locator(".upload-label")).to_contain_text("Done: 2 added")
-        expect(row.locator(".upload-label")).to_contain_text("refused: t.csv: unsupported file type .csv")
+        expect(row.locator(".upload-label")).to_contain_text(
+            "refused: t.numbers: unsupported file type .numbers"
+        )
         assert row.locator("progress").get_attribute("value") is not None
         assert page.evaluate("document.querySelector('#uploads progress').value") == 100
         values = page.evaluate("window.barValues")

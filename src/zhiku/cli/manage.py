@@ -24,7 +24,7 @@ def run_drop(args: argparse.Namespace) -> int:
     if not layout.exists():
         raise NotFoundError(f"no knowledge base {layout.name!r} in {layout.root.parent}", "See `zhiku kbs`")
     with open_kb(args) as kb:
-        docs, chunks = len(kb.documents()), kb.catalog.chunk_count()
+        docs, chunks = len(kb.documents()), kb.chunk_count()
     size = sum(f.stat().st_size for f in layout.root.rglob("*") if f.is_file())
     what = (
         f"knowledge base {layout.name!r} at {layout.root}: {docs} documents, {chunks} chunks, "

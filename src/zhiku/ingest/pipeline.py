@@ -286,7 +286,7 @@ def ingest_paths(
 def _record_settings(catalog: Catalog, config: KBConfig, report: IngestReport) -> None:
     # The settings the catalog is chunked with, so a later change of them shows as stale.
     if report.added or report.updated:
-        from zhiku.ingest.rechunk import record_first
+        from zhiku.ingest.chunk_settings import record_first
 
         record_first(catalog, config)
 
