@@ -40,8 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     with KnowledgeBase.open(args.kb, create=False) as kb:
         chunks, docs = kb.chunk_count(), len(kb.documents())
         report = run_eval(ds, args.methods.split(","), kb=kb, k=10, latency_sample=20)
-    out: dict[str, object] = {"kb": args.kb, "documents": docs, "chunks": chunks, "note": args.note,
-                              "machine": machine(), "queries": len(ds.queries), "methods": {}}
+    out: dict[str, object] = {
+        "kb": args.kb,
+        "documents": docs,
+        "chunks": chunks,
+        "note": args.note,
+        "machine": machine(),
+        "queries": len(ds.queries),
+        "methods": {},
+    }
     for m in report.methods:
         rows: dict[str, dict[str, float]] = {}
         for kind in ("all", "direct", "paraphrase"):
@@ -55,8 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                 "mrr@10": sum(1 / r for r in ranks if r and r <= 10) / n,
             }
         out["methods"][m.method] = {**rows, "p50_ms": m.latency_ms_p50}  # type: ignore[index]
-        print(f"{m.method:<10}", "  ".join(f"{k} h1 {v['hit@1']:.3f} h5 {v['hit@5']:.3f} mrr {v['mrr@10']:.3f}"
-                                           for k, v in rows.items()))
+        cells = [
+            f"{k} h1 {v['hit@1']:.3f} h5 {v['hit@5']:.3f} mrr {v['mrr@10']:.3f}" for k, v in rows.items()
+        ]
+        print(f"{m.method:<10}", "  ".join(cells))
     args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False), encoding="utf-8")
     return 0
 
