@@ -82,6 +82,7 @@ class KnowledgeBase:
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded
         self._language: tuple[str, str] | None = None  # (fingerprint, language)
+        self._rerankers: dict[str, Any] = {}  # per setting: a model loads once, an LLM cache lives on
         #: what the last search wants its reader to know (a part left out because it is not built)
         self.notes: list[str] = []
 
@@ -665,7 +666,7 @@ class KnowledgeBase:
             sort_keys=True,
             default=str,
         )
-        cache: dict[str, Any] = self.__dict__.setdefault("_rerankers", {})
+        cache = self._rerankers
         if key not in cache:
             cache[key] = make_reranker(cfg, (lambda: generator) if generator is not None else self.generator)
         return cache[key], cfg

@@ -19,7 +19,7 @@ from tests.integration.fake_llm_server import FakeLLMServer
 from tests.integration.fake_rerank_server import MODEL, FakeRerankServer
 
 from zhiku.config import GeneratorConfig, RerankConfig
-from zhiku.retrieve.rerank import load_builtin_rerankers, make_reranker, rerankers
+from zhiku.retrieve.rerank import make_reranker, rerankers
 from zhiku.retrieve.rerank.base import Reranker
 from zhiku.types import Hit
 
@@ -92,7 +92,6 @@ def hits_for(texts: list[str]) -> list[Hit]:
 
 
 def test_every_registered_kind_is_in_this_suite() -> None:
-    load_builtin_rerankers()
     assert set(rerankers.names()) <= {kind for kind, _ in CASES.values()}, "add the new kind to CASES"
 
 

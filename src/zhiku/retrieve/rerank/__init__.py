@@ -18,19 +18,12 @@ from zhiku.retrieve.rerank.base import Reranker, RerankOptions, rerankers
 __all__ = [
     "Reranker",
     "RerankOptions",
-    "load_builtin_rerankers",
     "make_reranker",
     "rerank_config",
     "rerankers",
 ]
 
 _OFF = ("off", "none", "no", "false")
-
-
-def load_builtin_rerankers() -> None:
-    """Import the built-in kinds (listed in ``zhiku.builtins``) and plugins; the registry also does
-    this on its first lookup. torch and httpx2 load only when a kind first scores."""
-    rerankers.load()
 
 
 def rerank_config(spec: str | None, current: RerankConfig) -> RerankConfig:
@@ -51,7 +44,6 @@ def rerank_config(spec: str | None, current: RerankConfig) -> RerankConfig:
             f"--rerank {spec!r} names no reranker",
             "Use e.g. --rerank cross-encoder:/models/bge-reranker-base, remote:http://127.0.0.1:8000, llm",
         )
-    load_builtin_rerankers()
     cls = rerankers.get(kind)  # an unknown kind fails here, listing the registered ones
     if current.kind == kind:
         options = dict(current.options)
@@ -78,7 +70,6 @@ def make_reranker(
     """
     if config.kind is None:
         return None
-    load_builtin_rerankers()
     cls = rerankers.get(config.kind)
     options = cls.parse_options(config.options)
     if cls.needs_generator:
