@@ -97,7 +97,7 @@ def hnsw_vs_exact(vectors_dir: Path, kb: Any, queries: list[str]) -> dict[str, A
     second embedding), against the exact Faiss index on the same query vectors: index-only latency
     for both (the crossover), and HNSW's recall@10 against exact."""
     import numpy as np
-    from zhiku.retrieve.vector_build import fill_index
+    from zhiku.index.base import fill_index
 
     import zhiku.index.faiss  # noqa: F401  (registers faiss-flat and faiss-hnsw)
     from zhiku.index.base import indexes
