@@ -555,6 +555,13 @@ async function loadSettings() {
       m.built ? t("rebuild") : t("build"))))));
 }
 
+// How a hit's place changed in the rerank stage: moved from the first stage's rank, or beyond the
+// depth the reranker judged (its score is then the method's own, on another scale).
+function rerankLabel(h) {
+  if (h.reranked === false) return `${t("not_reranked")} · `;
+  return h.reranked && h.first_rank !== h.rank ? `${t("was_n", h.first_rank)} · ` : "";
+}
+
 // The reranker ([rerank]): one form for every kind, fields shown for the chosen one.
 const RERANK_LABELS = { none: "rr_none", "cross-encoder": "rr_cross_encoder", remote: "rr_remote", llm: "rr_llm" };
 
@@ -735,7 +742,7 @@ async function compare(event) {
             place(h.title, h.heading, h.location)),
           el("span", { class: "score", title: t("score") + (h.distance !== undefined ? ` (distance ${h.distance.toFixed(4)})` : "") +
             (h.reranked ? ` — ${t("was_rank", h.first_rank)}` : "") },
-            h.reranked && h.first_rank !== h.rank ? `#${h.first_rank}→ ` : "", h.score.toFixed(4))),
+            rerankLabel(h), h.score.toFixed(4))),
         el("div", { class: "snippet" }, h.text.length > 220 ? h.text.slice(0, 220) + "…" : h.text))));
     } catch (e) {
       list.replaceChildren(el("li", { class: "error" }, e.message));

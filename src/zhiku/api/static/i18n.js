@@ -43,7 +43,8 @@ const I18N = {
     rr_model_dir: "Model folder on the server", rr_base_url: "Rerank server URL", rr_api: "API format",
     rr_mode: "How the LLM judges", rr_pointwise: "each passage scored 0–10", rr_listwise: "the passages ordered in one prompt",
     rr_depth: "Depth", rr_top_n: "Hits reranked", rr_threshold: "Drop below score (empty: keep all)",
-    reranked_by: "reranked by {0}", was_rank: "before reranking: #{0}",
+    reranked_by: "reranked by {0}", was_rank: "before reranking: #{0}", was_n: "was #{0}",
+    not_reranked: "not reranked",
   },
   zh: {
     tab_chat: "问答", tab_manage: "管理", tab_lab: "检索实验室", knowledge_base: "知识库",
@@ -84,6 +85,7 @@ const I18N = {
     rr_model_dir: "服务器上的模型文件夹", rr_base_url: "重排序服务地址", rr_api: "接口格式",
     rr_mode: "大模型的评判方式", rr_pointwise: "逐段打分（0–10）", rr_listwise: "在一个提示里给各段排序",
     rr_depth: "深度", rr_top_n: "重排的结果数", rr_threshold: "低于此分数的丢弃（留空：全部保留）",
-    reranked_by: "已由 {0} 重排序", was_rank: "重排前：第 {0} 名",
+    reranked_by: "已由 {0} 重排序", was_rank: "重排前：第 {0} 名", was_n: "原第 {0}",
+    not_reranked: "未重排",
   },
 };
