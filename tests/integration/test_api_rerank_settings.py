@@ -196,3 +196,15 @@ def test_a_cross_encoder_folder_set_through_the_api_reranks(client: Any, tmp_pat
     assert res["reranker"] == f"cross-encoder:{model}"
     assert all(h["reranked"] for h in res["hits"]) and len(res["hits"]) == 3
     assert [h["score"] for h in res["hits"]] == sorted((h["score"] for h in res["hits"]), reverse=True)
+
+
+def test_an_llm_reranker_follows_the_generator(client: Any) -> None:
+    llm = {"kind": "ollama", "model": "qwen2.5:7b", "base_url": "http://127.0.0.1:9"}
+    r = client.put("/kbs/docs/settings", json={"generator": llm, "rerank": {"kind": "llm", "top_n": 8}})
+    assert r.status_code == 200 and r.json()["rerank"]["kind"] == "llm"
+    # Back to the extractive answerer while the llm reranker is on: refused, with what to do.
+    r = client.put("/kbs/docs/settings", json={"generator": {"kind": "extractive"}})
+    assert r.status_code == 400 and "the generator is extractive" in r.json()["error"]["message"]
+    # Other settings still save while it stays as it is.
+    r = client.put("/kbs/docs/settings", json={"default_method": "bm25"})
+    assert r.status_code == 200 and r.json()["default_method"] == "bm25"

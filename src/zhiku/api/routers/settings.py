@@ -182,7 +182,9 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
             from zhiku.generate.llm import parse_options
 
             parse_options(new.generator.kind, new.generator.options)  # a bad option fails now
-        check_reranker(new)
+        if body.rerank is not None or (body.generator is not None and new.rerank.kind == "llm"):
+            # Only what this request changes: a reranker broken by hand does not block other settings.
+            check_reranker(new)
         new.save(kb.layout.config)
     return settings_json(handle)
 
