@@ -135,6 +135,17 @@ def test_a_remote_reranker_set_through_the_api_reranks_search_and_ask(
     assert r.status_code == 200 and r.json()["rerank"]["kind"] == "none"
     assert search(client)["reranker"] is None
     assert KBConfig.load(toml_of(server)).rerank.options["base_url"] == rr.url
+    # An option the page does not show, set by hand while off, survives turning it back on; the
+    # fields the page shows are what it sent (empty ones dropped).
+    cfg = KBConfig.load(toml_of(server))
+    cfg.updated(rerank={**cfg.rerank.model_dump(), "options": {**cfg.rerank.options, "timeout": 5.0}}).save(
+        toml_of(server)
+    )
+    r = client.put(
+        "/kbs/docs/settings", json={"rerank": {"kind": "remote", "base_url": rr.url, "api": "tei"}}
+    )
+    assert r.status_code == 200, r.text
+    assert KBConfig.load(toml_of(server)).rerank.options == {"api": "tei", "base_url": rr.url, "timeout": 5.0}
 
 
 def test_bad_reranker_settings_fail_with_one_line_and_leave_zhiku_toml_alone(

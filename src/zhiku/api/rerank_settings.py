@@ -74,7 +74,13 @@ def rerank_section(current: KBConfig, body: RerankSettings) -> dict[str, Any]:
         raise ConfigError(
             f"settings.rerank.kind: unknown reranker {kind!r}", f"Choose one of: {', '.join(rerank_kinds())}"
         )
-    options = dict(old.options) if old.kind == kind else {}
+    if old.kind == kind:
+        options = dict(old.options)
+    elif old.kind is None:  # turned back on: what was kept while off, where this kind has it
+        fields = rerankers.get(kind).Options.model_fields
+        options = {k: v for k, v in old.options.items() if k in fields}
+    else:
+        options = {}
     for key in EDITABLE.get(kind, ()):
         value = (getattr(body, key) or "").strip()
         if value:
