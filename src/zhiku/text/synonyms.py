@@ -70,9 +70,9 @@ def _parse(path: str, data: bytes, traditional: bool) -> Synonyms:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
+        bad = data[: e.start].count(b"\n") + 1
         raise ConfigError(
-            f"synonyms file {path}, line {line}: not UTF-8", "Save the file as UTF-8 (一行一组同义词)"
+            f"synonyms file {path}, line {bad}: not UTF-8", "Save the file as UTF-8 (一行一组同义词)"
         ) from e
     groups: list[tuple[str, ...]] = []
     seen: dict[str, int] = {}  # folded word -> the line of its group
