@@ -116,14 +116,6 @@ class QueryTerms:
     plain: list[str]
     groups: list[tuple[tuple[str, ...], ...]]
 
-    def own_tokens(self) -> list[str]:
-        """The query's tokens as typed (what a method without synonyms would score)."""
-        return self.plain + [t for g in self.groups for t in g[0]]
-
-    def expansion(self) -> list[str]:
-        """The words the synonyms add (for showing to the user)."""
-        return [" ".join(alt) for g in self.groups for alt in g[1:]]
-
 
 class SynonymMatcher:
     """Finds group words in a token list: the longest match first, left to right."""
