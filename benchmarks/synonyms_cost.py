@@ -76,7 +76,7 @@ def main() -> None:
                     if expanded:
                         tok.__dict__.pop("query_terms", None)
                     else:  # the same tokens, their alternatives dropped
-                        tok.query_terms = lambda q: QueryTerms(tok(q), [])  # type: ignore[method-assign]
+                        tok.query_terms = lambda q: QueryTerms(tok(q), [])  # type: ignore[method-assign, assignment]
                     method.search(queries[0], 10)
                     times = []
                     for q in queries:
