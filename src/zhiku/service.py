@@ -70,14 +70,9 @@ class KnowledgeBase:
         self.layout = layout
         self.config = config
         self.catalog = Catalog(layout.catalog)
-        tok = config.tokenizer
-        user_dict = tok.user_dict
-        if user_dict and not Path(user_dict).expanduser().is_absolute():
-            user_dict = str(layout.root / user_dict)  # relative to the KB folder, wherever zhiku runs
-        self.tokenizer: Tokenizer = make_tokenizer(
-            stopwords=tok.stopwords, stem_english=tok.stem_english, user_dict=user_dict
-        )
-        self._ingest_config = config.updated(tokenizer={**tok.model_dump(), "user_dict": user_dict})
+        tok = config.tokenizer.under(layout.root)  # its files relative to the KB folder
+        self.tokenizer: Tokenizer = make_tokenizer(**tok.model_dump())
+        self._ingest_config = config.updated(tokenizer=tok.model_dump())
         self._methods: dict[str, Method] = {}
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded
@@ -763,7 +758,7 @@ class KnowledgeBase:
         """Why the stored chunks no longer match zhiku.toml's chunking/tokenizer settings, or None."""
         from zhiku.ingest.chunk_settings import stale_reason
 
-        return stale_reason(self.catalog, self.config)
+        return stale_reason(self.catalog, self._ingest_config)  # the tokenizer's files resolved
 
     def rechunk(
         self, progress: IngestProgress | None = None, build_progress: BuildProgress | None = None
