@@ -61,8 +61,8 @@ class KnowledgeBase:
         self._ingest_config = config.updated(tokenizer={**tok.model_dump(), "user_dict": user_dict})
         # The facade's parts (zhiku/kb/): each holds this KB and reaches the others through it.
         self._method_set = MethodSet(self)  # names -> configs -> method instances, and their status
-        self._indexes = IndexKeeper(self)  # indexes/<method>/: fresh, built, loaded
-        self._searcher = Searcher(self)  # search, rerank, answer
+        self._indexes = IndexKeeper(self, self._method_set)  # indexes/<method>/: built, loaded
+        self._searcher = Searcher(self, self._method_set)  # search, rerank, answer
         #: what the last search wants its reader to know (a part left out because it is not built)
         self.notes: list[str] = []
 
@@ -187,7 +187,7 @@ class KnowledgeBase:
     def last_runs(self, n: int = 5) -> list[tuple[int, float, float | None, str, str | None]]:
         return self.catalog.last_runs(n)
 
-    # -- method names (kb/methods.py) ----------------------------------------------------------
+    # -- methods: names, instances, status (kb/methods.py) --------------------------------------
     def method_names(self) -> list[str]:
         return self._method_set.names()
 
@@ -211,9 +211,6 @@ class KnowledgeBase:
     def language(self) -> str:
         return self._method_set.language()
 
-    def _wanted(self, name: str) -> tuple[bool, str]:
-        return self._method_set.wanted(name)
-
     def status(self) -> list[MethodStatus]:
         return [self.method_status(name) for name in self.method_names()]
 
@@ -222,6 +219,13 @@ class KnowledgeBase:
 
     def default_method(self) -> str:
         return self._method_set.default()
+
+    def manifest(self, name: str) -> dict[str, Any] | None:
+        """What the index of method ``name`` records about its build, or None if it is not built."""
+        return self._method_set.manifest(name)
+
+    def index_bytes(self, name: str) -> int:
+        return self._method_set.size(name)
 
     def word_vectors(self, method: str) -> WordVectors:
         """The word vectors of a Word2Vec-backed method (built if needed)."""
@@ -232,15 +236,6 @@ class KnowledgeBase:
         return [s.name for s in self.status() if s.built and self.method(s.name).has_word_vectors]
 
     # -- indexes (kb/indexes.py) -----------------------------------------------------------------
-    def manifest(self, name: str) -> dict[str, Any] | None:
-        return self._indexes.manifest(name)
-
-    def index_bytes(self, name: str) -> int:
-        return self._indexes.size(name)
-
-    def _is_fresh(self, name: str, manifest: dict[str, Any] | None) -> bool:
-        return self._indexes.is_fresh(name, manifest)
-
     def ready_method(self, name: str) -> Method:
         """A method ready to search: built, fresh and loaded (rebuilt first if it is stale)."""
         return self._indexes.ready(name)
@@ -264,11 +259,8 @@ class KnowledgeBase:
     def _build_locked(
         self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
     ) -> BuildReport:
-        # Every build under the writer lock passes here (ingest, delete, build): one place to hook.
+        # The writers here (ingest, add_texts, delete, rechunk) bring the indexes up to date through this.
         return self._indexes.build_locked(names, force, progress)
-
-    def _build_one(self, name: str, progress: BuildProgress | None) -> float:
-        return self._indexes.build_one(name, progress)
 
     def corpus(self) -> Corpus:
         return self._indexes.corpus()

@@ -7,11 +7,10 @@ is written last (into a staged folder moved into place), so a manifest vouches f
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from zhiku.errors import IndexError_, LockedError, ZhikuError
 from zhiku.progress import Progress
@@ -22,6 +21,7 @@ from zhiku.types import Corpus
 from zhiku.version import __version__
 
 if TYPE_CHECKING:
+    from zhiku.kb.methods import MethodSet
     from zhiku.service import KnowledgeBase
 
 VERSION = __version__
@@ -40,34 +40,15 @@ class BuildReport:
 class IndexKeeper:
     """The indexes of one KB under ``indexes/<method>/``, and which of them are loaded."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, methods: MethodSet) -> None:
         self.kb = kb
+        self.methods = methods
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded
-
-    def manifest(self, name: str) -> dict[str, Any] | None:
-        path = self.kb.layout.index_dir(name) / "manifest.json"
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
-    def size(self, name: str) -> int:
-        folder = self.kb.layout.index_dir(name)
-        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
-
-    def is_fresh(self, name: str, manifest: dict[str, Any] | None) -> bool:
-        kb = self.kb
-        return bool(
-            manifest
-            and manifest.get("fingerprint") == kb.catalog.fingerprint()
-            and manifest.get("settings") == kb.method(name).describe()
-            and manifest.get("tokenizer") == kb.tokenizer.describe()
-        )
 
     # -- reading ----------------------------------------------------------------------------------
     def ready(self, name: str) -> Method:
         kb = self.kb
-        m = kb.method(name)
+        m = self.methods.get(name)
         if not m.indexed:
             return m
         name = m.name
@@ -79,10 +60,10 @@ class IndexKeeper:
         fp = kb.catalog.fingerprint()
         if self._loaded.get(name) == fp:
             return m
-        manifest = self.manifest(name)
-        if not self.is_fresh(name, manifest):
+        manifest = self.methods.manifest(name)
+        if not self.methods.is_fresh(name, manifest):
             if manifest is None:
-                wanted, why = kb._wanted(name)
+                wanted, why = self.methods.wanted(name)
                 if not wanted:
                     raise IndexError_(
                         f"method {name!r} is not built: {why}", f"Build it with `zhiku build --method {name}`"
@@ -136,7 +117,7 @@ class IndexKeeper:
         kb = self.kb
         wanted: list[str] = []
         for n in names or ():
-            wanted += [p for p in kb.indexed_parts(n) if p not in wanted]
+            wanted += [p for p in self.methods.indexed_parts(n) if p not in wanted]
         if names and kb.catalog.chunk_count() == 0:
             # An index of nothing is of no use, and libraries warn about empty means while building it.
             raise IndexError_(
@@ -148,24 +129,23 @@ class IndexKeeper:
             if wanted:
                 # An explicit build is a decision: record it so later ingests keep the index current.
                 changed = {
-                    n: kb.method_config(n).model_copy(update={"enabled": True})
+                    n: self.methods.config(n).model_copy(update={"enabled": True})
                     for n in wanted
-                    if kb.method_config(n).enabled is not True
+                    if self.methods.config(n).enabled is not True
                 }
                 if changed:
                     kb.config = kb.config.updated(methods={**kb.config.methods, **changed})
                     kb.config.save(kb.layout.config)
-            return kb._build_locked(wanted or None, force, progress)
+            return self.build_locked(wanted or None, force, progress)
 
     def retrain(self, names: Sequence[str] | None, progress: BuildProgress | None) -> BuildReport:
-        kb = self.kb
         candidates: list[str] = []
-        for n in names or [s.name for s in kb.status() if s.built]:
-            candidates += [p for p in kb.indexed_parts(n) if p not in candidates]
-        chosen = [n for n in candidates if kb.method(n).trainable]
+        for n in names or [n for n in self.methods.names() if self.methods.status(n).built]:
+            candidates += [p for p in self.methods.indexed_parts(n) if p not in candidates]
+        chosen = [n for n in candidates if self.methods.get(n).trainable]
         for n in chosen:
-            kb.method(n).request_retrain()
-        return kb.build(chosen, force=True, progress=progress) if chosen else BuildReport()
+            self.methods.get(n).request_retrain()
+        return self.build(chosen, True, progress) if chosen else BuildReport()
 
     def build_locked(
         self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
@@ -174,19 +154,19 @@ class IndexKeeper:
         kb = self.kb
         report = BuildReport()
         if kb.catalog.chunk_count() == 0:  # an index of nothing: skip (bm25s warns on empty means)
-            indexed = [n for n in names or kb.method_names() if kb.method(n).indexed]
+            indexed = [n for n in names or self.methods.names() if self.methods.get(n).indexed]
             report.skipped = [(n, "the knowledge base is empty") for n in indexed]
             return report
-        for name in names or kb.method_names():
-            m = kb.method(name)
+        for name in names or self.methods.names():
+            m = self.methods.get(name)
             if not m.indexed:
                 continue
             if not names:
-                wanted, why = kb._wanted(name)
+                wanted, why = self.methods.wanted(name)
                 if not wanted:
                     report.skipped.append((name, why))
                     continue
-            if not force and self.is_fresh(name, self.manifest(name)):
+            if not force and self.methods.is_fresh(name, self.methods.manifest(name)):
                 report.fresh.append(name)
                 continue
             report.built.append((name, self.build_one(name, progress)))
@@ -194,7 +174,7 @@ class IndexKeeper:
 
     def build_one(self, name: str, progress: BuildProgress | None) -> float:
         kb = self.kb
-        m = kb.method(name)
+        m = self.methods.get(name)
         t0 = time.perf_counter()
         corpus = self.corpus()
         final = kb.layout.index_dir(name)
@@ -235,5 +215,5 @@ class IndexKeeper:
             hashes.append(th)
             tokens.append(toks)  # split on use (JoinedTokens): 150 str objects a chunk was most of the RAM
             contexts.append(ctx)
-        fingerprint = catalog.fingerprint()
-        return Corpus(ids, texts, contexts, hashes, JoinedTokens(tokens), fingerprint, self.kb.language())
+        fingerprint, language = catalog.fingerprint(), self.methods.language()
+        return Corpus(ids, texts, contexts, hashes, JoinedTokens(tokens), fingerprint, language)

@@ -1,4 +1,5 @@
-"""A KB's methods by name: the one resolver of method names, their instances, and their status.
+"""A KB's methods by name: the one resolver of method names, their instances, and their status
+(whether each one's index is built and fresh).
 
 A name is a configured method, a registered kind with default options (``w2v-sg``), or a fusion of
 methods joined by '+' (``bm25+dense``); every command resolves names here.
@@ -6,10 +7,11 @@ methods joined by '+' (``bm25+dense``); every command resolves names here.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zhiku.config import MethodConfig
 from zhiku.errors import NotFoundError, UsageError
@@ -123,35 +125,55 @@ class MethodSet:
             return False, "the knowledge base is empty"
         return self.get(name).applicable(self.language())
 
-    # -- status ---------------------------------------------------------------------------------
-    def status(self, name: str) -> MethodStatus:
+    # -- status: is each method's index built, and fresh? -------------------------------------------
+    def manifest(self, name: str) -> dict[str, Any] | None:
+        path = self.kb.layout.index_dir(name) / "manifest.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def size(self, name: str) -> int:
+        folder = self.kb.layout.index_dir(name)
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+    def is_fresh(self, name: str, manifest: dict[str, Any] | None) -> bool:
+        """The index on disk was built from this catalog, with these settings and this tokenizer."""
         kb = self.kb
+        return bool(
+            manifest
+            and manifest.get("fingerprint") == kb.catalog.fingerprint()
+            and manifest.get("settings") == self.get(name).describe()
+            and manifest.get("tokenizer") == kb.tokenizer.describe()
+        )
+
+    def status(self, name: str) -> MethodStatus:
         cfg = self.config(name)
         m = self.get(name)
         if not m.indexed:
-            manifests = {p: kb.manifest(p) for p in self.indexed_parts(name)}
+            manifests = {p: self.manifest(p) for p in self.indexed_parts(name)}
             ok = all(manifests.values())
             missing = [p for p, man in manifests.items() if not man]
             return MethodStatus(
                 name,
                 cfg.kind,
                 ok,
-                ok and all(kb._is_fresh(p, man) for p, man in manifests.items()),
+                ok and all(self.is_fresh(p, man) for p, man in manifests.items()),
                 cfg.enabled,
                 "" if ok else f"needs {', '.join(missing)}",
             )
-        man = kb.manifest(name)
+        man = self.manifest(name)
         wanted, why = self.wanted(name)
         return MethodStatus(
             name,
             cfg.kind,
             man is not None,
-            kb._is_fresh(name, man),
+            self.is_fresh(name, man),
             cfg.enabled,
             "" if man or wanted else why,
             (man or {}).get("chunks", 0),
             (man or {}).get("seconds", 0.0),
-            kb.index_bytes(name) if man else 0,
+            self.size(name) if man else 0,
             (man or {}).get("built_at", 0.0),
         )
 
@@ -159,7 +181,7 @@ class MethodSet:
         """The KB's default method: as configured, else hybrid or bm25 if built, else the first built."""
         if self.kb.config.default_method:
             return self.kb.config.default_method
-        status = {s.name: s for s in self.kb.status()}
+        status = {n: self.status(n) for n in self.names()}
         for name in ("hybrid", "bm25"):
             if name in status and status[name].built:
                 return name

@@ -18,6 +18,7 @@ from zhiku.types import Answer, Hit, Where
 
 if TYPE_CHECKING:
     from zhiku.generate.base import Generator
+    from zhiku.kb.methods import MethodSet
     from zhiku.service import KnowledgeBase
 
 #: how many hits a filtered search fetches before filtering (it keeps the best k that pass)
@@ -27,8 +28,9 @@ FILTER_DEPTH = 200
 class Searcher:
     """Searches and answers over one KB; keeps its rerankers (a model loads once per setting)."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: KnowledgeBase, methods: MethodSet) -> None:
         self.kb = kb
+        self.methods = methods
         self._rerankers: dict[str, Any] = {}  # per setting: a model loads once, an LLM cache lives on
 
     def search(
@@ -46,9 +48,9 @@ class Searcher:
 
     def _default_searchable(self) -> Method:
         """The default method, or the fusion of its parts that are fresh while a slow part is not."""
-        kb = self.kb
-        name = kb.default_method()
-        m = kb.method(name)
+        kb, methods = self.kb, self.methods
+        name = methods.default()
+        m = methods.get(name)
         if m.kind != "hybrid":
             return kb.ready_method(name)
         ready: list[str] = []
@@ -56,8 +58,8 @@ class Searcher:
         for part in m.parts():
             slow = [
                 p
-                for p in kb.indexed_parts(part)
-                if kb.method(p).slow_to_build and not kb._is_fresh(p, kb.manifest(p))
+                for p in self.methods.indexed_parts(part)
+                if methods.get(p).slow_to_build and not methods.is_fresh(p, methods.manifest(p))
             ]
             (missing if slow else ready).append(part)
         if not missing or not ready:
@@ -68,12 +70,12 @@ class Searcher:
         )
         if len(ready) == 1:
             return kb.ready_method(ready[0])
-        opts = dict(kb.method_config(name).options)
+        opts = dict(self.methods.config(name).options)
         weights = opts.get("weights")
         if weights:
             opts["weights"] = [w for p, w in zip(m.parts(), weights, strict=True) if p in ready]
         adhoc = f"{name}[{'+'.join(ready)}]"
-        kb._method_set.add_adhoc(adhoc, MethodConfig(kind="hybrid", options={**opts, "of": ready}))
+        self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options={**opts, "of": ready}))
         return kb.ready_method(adhoc)
 
     def search_many(
@@ -82,7 +84,7 @@ class Searcher:
         kb = self.kb
         for q in queries:
             check_query(q, k)
-        m = kb.ready_method(method or kb.default_method())
+        m = kb.ready_method(method or self.methods.default())
         if rerank is not None or kb.config.rerank.kind is not None:
             return self._search_many_reranked(queries, k, m, rerank)
         return [self.attach(h) for h in m.search_many(list(queries), k)]
@@ -135,18 +137,18 @@ class Searcher:
     ) -> Answer:
         kb = self.kb
         t0 = time.perf_counter()
-        name = method or kb.default_method()
+        name = method or self.methods.default()
         if rerank is not None or kb.config.rerank.kind is not None:
             # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
             kb.notes = []
             m = kb.ready_method(name)
             hits = self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
         else:
-            hits = kb.search(question, k=k, method=name, where=where)
+            hits = self.search(question, k, name, where, None)
         retrieve_s = round(time.perf_counter() - t0, 4)
         if on_hits:
             on_hits(hits)
-        answer = kb.answer(question, hits, generator, on_token, name)
+        answer = self.answer(question, hits, generator, on_token, name)
         answer.timings["retrieve_s"] = retrieve_s
         return answer
 
@@ -176,7 +178,7 @@ class Searcher:
     def rerank_hits(
         self, query: str, hits: list[Hit], k: int, rerank: str | None, generator: Generator | None
     ) -> list[Hit]:
-        reranker, cfg = self.kb.reranker(rerank, generator)
+        reranker, cfg = self.reranker(rerank, generator)
         if reranker is None:
             return hits[:k]
         texts = [h.chunk.text if h.chunk is not None else "" for h in hits]
@@ -192,8 +194,7 @@ class Searcher:
         where: Where | None,
         generator: Generator | None = None,
     ) -> list[Hit]:
-        kb = self.kb
-        reranker, cfg = kb.reranker(rerank, generator)
+        reranker, cfg = self.reranker(rerank, generator)
         depth = max(k, FILTER_DEPTH) if where else k
         if reranker is not None:
             depth = max(depth, cfg.top_n)
@@ -202,18 +203,18 @@ class Searcher:
         hits = self.attach(m.search(query, depth))
         if where:
             hits = self._filtered(hits, where)
-        return kb.rerank_hits(query, hits, k, rerank, generator) if reranker is not None else hits[:k]
+        return self.rerank_hits(query, hits, k, rerank, generator) if reranker is not None else hits[:k]
 
     def _search_many_reranked(
         self, queries: Sequence[str], k: int, m: Method, rerank: str | None
     ) -> list[list[Hit]]:
-        kb = self.kb
-        reranker, cfg = kb.reranker(rerank)
+        reranker, cfg = self.reranker(rerank, None)
         if reranker is None:
             return [self.attach(h) for h in m.search_many(list(queries), k)]
         lists = m.search_many(list(queries), max(k, cfg.top_n))  # the first stage still batches
         return [
-            kb.rerank_hits(q.strip(), self.attach(h), k, rerank) for q, h in zip(queries, lists, strict=True)
+            self.rerank_hits(q.strip(), self.attach(h), k, rerank, None)
+            for q, h in zip(queries, lists, strict=True)
         ]
 
 
