@@ -159,43 +159,75 @@ def one_size(chunks: int, n_queries: int, hnsw: bool = True) -> dict[str, Any]:
         t0 = time.perf_counter()
         report, _ = kb.ingest([tmp / "docs"], build=False)
         secs = time.perf_counter() - t0
-        out.update(
-            chunks=report.chunks,
-            chars=report.chars,
-            ingest_s=round(secs, 2),
-            docs_per_s=round(docs / secs, 1),
-            chunks_per_s=round(report.chunks / secs, 1),
-            chars_per_s=round(report.chars / secs),
-            rss_after_ingest_mb=round(rss_mb()),
-        )
-        out["build_s"] = {}
-        out["rss_after_mb"] = {"ingest": out["rss_after_ingest_mb"]}
-        for name in ("bm25", "vectors"):
-            t0 = time.perf_counter()
-            kb.build(names=[name])
-            out["build_s"][name] = round(time.perf_counter() - t0, 2)
-            out["rss_after_mb"][name] = round(rss_mb())
-        out["rss_after_build_mb"] = round(rss_mb())
-        if hnsw:
-            out["hnsw"] = hnsw_vs_exact(kb.layout.index_dir("vectors"), kb, make_queries(n_queries))
-            out["build_s"]["hnsw"] = out["hnsw"]["build_s"]
-            out["rss_after_mb"]["hnsw"] = round(rss_mb())
-        out["index_mb"] = {s.name: round(s.bytes / 2**20, 1) for s in kb.status() if s.bytes}
-        queries = make_queries(n_queries)
-        out["latency_ms"] = {}
-        for name in ("bm25", "vectors", "hybrid"):
-            kb.search(queries[0], 10, name)  # warm: loaded and answered once before timing
-            times = []
-            for q in queries:
-                t0 = time.perf_counter()
-                kb.search(q, 10, name)
-                times.append((time.perf_counter() - t0) * 1000)
-            out["latency_ms"][name] = {"p50": round(pct(times, 50), 2), "p95": round(pct(times, 95), 2)}
-        out["rss_peak_mb"] = round(rss_mb())
+        out.update(ingest_figures(docs, report.chunks, report.chars, secs))
+        measure(kb, out, n_queries, hnsw)
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def ingest_figures(docs: int, chunks: int, chars: int, secs: float) -> dict[str, Any]:
+    return dict(
+        chunks=chunks,
+        chars=chars,
+        ingest_s=round(secs, 2),
+        docs_per_s=round(docs / secs, 1),
+        chunks_per_s=round(chunks / secs, 1),
+        chars_per_s=round(chars / secs),
+        rss_after_ingest_mb=round(rss_mb()),
+    )
+
+
+def resume(kb_dir: Path, target: int, n_queries: int, hnsw: bool) -> dict[str, Any]:
+    """Finish a size whose ingest completed but whose process died after it (the first 1M run
+    died on an import error right after its last document was stored): the ingest figures come
+    from the catalog's own records (the run's start, each document's ``ingested_at``); the build
+    and query stages run here as in ``one_size``. ``rss_after_ingest_mb`` is then unknown (the
+    dead process's peak is in the log of the run)."""
+    import sqlite3
+
+    from zhiku.service import KnowledgeBase
+
+    db = sqlite3.connect(f"file:{kb_dir / 'catalog.sqlite'}?mode=ro", uri=True)
+    started = db.execute("SELECT min(started) FROM runs").fetchone()[0]
+    docs, last, chars, chunks = db.execute(
+        "SELECT count(*), max(ingested_at), sum(chars), sum(n_chunks) FROM documents"
+    ).fetchone()
+    db.close()
+    out: dict[str, Any] = {"target_chunks": target, "documents": docs, "resumed": str(kb_dir)}
+    out.update(ingest_figures(docs, chunks, chars, last - started))
+    out["rss_after_ingest_mb"] = None
+    with KnowledgeBase.open(str(kb_dir), create=False) as kb:
+        measure(kb, out, n_queries, hnsw)
+    return out
+
+
+def measure(kb: Any, out: dict[str, Any], n_queries: int, hnsw: bool) -> None:
+    out["build_s"] = {}
+    out["rss_after_mb"] = {"ingest": out["rss_after_ingest_mb"]}
+    for name in ("bm25", "vectors"):
+        t0 = time.perf_counter()
+        kb.build(names=[name])
+        out["build_s"][name] = round(time.perf_counter() - t0, 2)
+        out["rss_after_mb"][name] = round(rss_mb())
+    out["rss_after_build_mb"] = round(rss_mb())
+    if hnsw:
+        out["hnsw"] = hnsw_vs_exact(kb.layout.index_dir("vectors"), kb, make_queries(n_queries))
+        out["build_s"]["hnsw"] = out["hnsw"]["build_s"]
+        out["rss_after_mb"]["hnsw"] = round(rss_mb())
+    out["index_mb"] = {s.name: round(s.bytes / 2**20, 1) for s in kb.status() if s.bytes}
+    queries = make_queries(n_queries)
+    out["latency_ms"] = {}
+    for name in ("bm25", "vectors", "hybrid"):
+        kb.search(queries[0], 10, name)  # warm: loaded and answered once before timing
+        times = []
+        for q in queries:
+            t0 = time.perf_counter()
+            kb.search(q, 10, name)
+            times.append((time.perf_counter() - t0) * 1000)
+        out["latency_ms"][name] = {"p50": round(pct(times, 50), 2), "p95": round(pct(times, 95), 2)}
+    out["rss_peak_mb"] = round(rss_mb())
 
 
 def minilm(sample: int, n_queries: int) -> dict[str, Any]:
@@ -345,12 +377,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-markdown", action="store_true")
     p.add_argument("--no-hnsw", action="store_true", help="skip the HNSW-against-exact measurement")
+    p.add_argument("--resume", type=Path, default=None, help=argparse.SUPPRESS)  # with --one: see resume()
     p.add_argument("--render-only", action="store_true", help="redraw the chart and section from speed.json")
     args = p.parse_args(argv)
     if args.render_only:
         data = json.loads((args.out / "speed.json").read_text())
         chart(data["sizes"], args.out / "speed.png")
         replace_section("speed", render(data["sizes"], data["minilm"]))
+        return 0
+    if args.one and args.resume:
+        print(json.dumps(resume(args.resume, args.one, args.queries, not args.no_hnsw)))
         return 0
     if args.one:
         print(json.dumps(one_size(args.one, args.queries, not args.no_hnsw)))
