@@ -67,12 +67,17 @@ def _load(model_path: Path, max_length: int) -> Any:
         )
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         from sentence_transformers import CrossEncoder
+        from transformers.utils import logging as hf_logging
     except ImportError as e:
         raise DependencyMissingError(
             "sentence-transformers is not installed", "pip install sentence-transformers"
         ) from e
+    # Loading and saving draw progress bars of their own, which would interleave with zhiku's lines.
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     return CrossEncoder(str(model_path), device="cpu", local_files_only=True, max_length=max_length)
 
 
