@@ -41,6 +41,23 @@ def _quiet(_msg: str) -> None:
     pass
 
 
+class Prefixed:
+    """``steps`` with every phase label prefixed ("validate dense"), for the evaluation's phases."""
+
+    def __init__(self, steps: Progress | None, prefix: str) -> None:
+        self.steps = steps or NoProgress()
+        self.prefix = prefix
+
+    def start(self, label: str, total: int) -> None:
+        self.steps.start(f"{self.prefix} {label}", total)
+
+    def advance(self, n: int) -> None:
+        self.steps.advance(n)
+
+    def close(self) -> None:
+        self.steps.close()
+
+
 def questions_path(kb: KnowledgeBase, given: str | Path | None) -> Path:
     return Path(given) if given else kb.layout.root / "tune" / "questions.jsonl"
 
@@ -147,19 +164,22 @@ def validate(
     out: Path,
     eval_file: str | Path | None = None,
     command: str = "",
+    steps: Progress | None = None,
 ) -> tuple[Report, Report | None, Comparison]:
     """Before/after on validation (and ``eval_file``), reports written, and the default changed only
     if the tuned method beats the current default by more than noise."""
     from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
 
     names = list(dict.fromkeys([base, name, incumbent]))
-    report = evaluate_methods(kb, val_path, names, command=command)
+    report = evaluate_methods(kb, val_path, names, command=command, progress=Prefixed(steps, "validate"))
     verdict = compare(report, name, incumbent)
     outcome = ("made " + name) if verdict.significant else ("kept " + incumbent)
     write_report(report, out / "validation", [*notes, f"default: {outcome}: {verdict.why}"])
     extra = None
     if eval_file:
-        extra = evaluate_methods(kb, Path(eval_file), names, command=command)
+        extra = evaluate_methods(
+            kb, Path(eval_file), names, command=command, progress=Prefixed(steps, "eval")
+        )
         write_report(extra, out / "eval", [f"{eval_file}: real questions, never tuned on"])
     if verdict.significant:
         save_config(kb, default_method=name)
@@ -249,8 +269,9 @@ def run_adapter(
         f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s"
     ]
     out = out or kb.layout.root / "tune" / name
-    (steps or NoProgress()).start("validate", 1)
-    report, extra, verdict = validate(kb, name, base, incumbent, val_path, notes, out, eval_file, command)
+    report, extra, verdict = validate(
+        kb, name, base, incumbent, val_path, notes, out, eval_file, command, steps
+    )
     manifest["decision"] = verdict.to_json()
     save_adapter(folder, result, manifest)
     info = {
@@ -348,7 +369,9 @@ def run_reranker(
         incumbent = f"{method}>{current.kind} (current)"
         rows[incumbent] = None
     say(f"validating: {', '.join(rows)}")
-    report = evaluate_rerankers(kb, val_path, method, rows, command=command, progress=steps)
+    report = evaluate_rerankers(
+        kb, val_path, method, rows, command=command, progress=Prefixed(steps, "validate")
+    )
     verdict = compare(report, tuned_label, incumbent)
     out = out or kb.layout.root / "tune" / name
     enabled = rerank_config(f"cross-encoder:{folder}", current)
@@ -366,7 +389,9 @@ def run_reranker(
     write_report(report, out / "validation", notes)
     extra = None
     if eval_file:
-        extra = evaluate_rerankers(kb, Path(eval_file), method, rows, command=command)
+        extra = evaluate_rerankers(
+            kb, Path(eval_file), method, rows, command=command, progress=Prefixed(steps, "eval")
+        )
         write_report(extra, out / "eval", [f"{eval_file}: real questions, never tuned on"])
     if verdict.significant:
         save_config(kb, rerank=enabled.model_dump(mode="json"))

@@ -70,11 +70,14 @@ function setTuneButtons(s) {
   $("#tune-route-run").disabled = !ready;
 }
 
+// "tune validate dense" → "Validating dense"; "tune filter (bm25)" → "Filtering (bm25)".
 function tunePhase(phase) {
   const name = phase.startsWith("tune ") ? phase.slice(5) : phase;
-  const key = `tune_phase_${name.split(" ")[0]}`;
+  const [first, ...rest] = name.split(" ");
+  const key = `tune_phase_${first}`;
   const text = t(key);
-  return text === key ? (name === "queued" || name === "waiting" ? t("waiting") : name) : text;
+  if (text !== key) return [text, ...rest].join(" ");
+  return name === "queued" || name === "waiting" ? t("waiting") : name;
 }
 
 async function runTune(step, body, title) {
