@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.helpers.law_corpus import law_documents, tune_config
@@ -99,3 +100,42 @@ def test_a_tuned_reranker_that_loses_is_not_enabled(
     with KnowledgeBase.open(str(root), create=False) as kb:
         assert kb.search("保险 理赔", 3, rerank=f"cross-encoder:{folder}")
         assert kb.search("保险 理赔", 3)[0].extra.get("reranker") is None  # the KB's search: no rerank
+
+
+def _report(tuned_rr: list[float], incumbent_rr: list[float]) -> Any:
+    from zhiku.eval.report import MethodResult, QueryResult, Report
+
+    def row(name: str, rr: list[float]) -> MethodResult:
+        per = [
+            QueryResult(f"q{i}", "?", [], [], [], None, bool(v), scores={"mrr@10": v})
+            for i, v in enumerate(rr)
+        ]
+        return MethodResult(name, {"mrr@10": sum(rr) / len(rr)}, 0.0, 0.0, 0.0, 0, per)
+
+    return Report("validation", [row("hybrid", incumbent_rr), row("hybrid>tuned", tuned_rr)], k=10)
+
+
+def test_the_kb_reranker_switches_only_on_a_win_keeping_its_other_settings(tmp_path: Path) -> None:
+    """The decision on validation rows, through the real paired test and the real zhiku.toml: a win
+    makes the tuned folder the KB's [rerank] (top_n, threshold and cross-encoder options kept, as
+    the rows were scored with them); a loss, or a gain within noise, leaves [rerank] as it was."""
+    from zhiku.tune.runs import adopt_reranker
+
+    root = tmp_path / "kb"
+    rerank = {"kind": "cross-encoder", "top_n": 12, "options": {"model": "/m/base", "max_length": 128}}
+    with KnowledgeBase.open(str(root), config=tune_config().updated(rerank=rerank)) as kb:
+        folder = kb.layout.models / "base-tuned" / "model"
+        within_noise = adopt_reranker(
+            kb, _report([1.0] * 2 + [0.5] * 38, [0.5] * 40), "hybrid>tuned", "hybrid", folder
+        )
+        assert not within_noise.significant and "within noise" in within_noise.why
+        loses = adopt_reranker(kb, _report([0.25] * 40, [0.5] * 40), "hybrid>tuned", "hybrid", folder)
+        assert not loses.significant and "does not beat" in loses.why
+        assert KBConfig.load(root / "zhiku.toml").rerank.options["model"] == "/m/base"
+        wins = adopt_reranker(
+            kb, _report([1.0] * 30 + [0.5] * 10, [0.5] * 40), "hybrid>tuned", "hybrid", folder
+        )
+        assert wins.significant
+    cfg = KBConfig.load(root / "zhiku.toml").rerank
+    assert cfg.kind == "cross-encoder" and cfg.top_n == 12
+    assert cfg.options == {"model": str(folder), "max_length": 128}

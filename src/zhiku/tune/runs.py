@@ -330,11 +330,10 @@ def run_reranker(
     method alone, followed by ``model``, and followed by the tuned model (and by the KB's current
     ``[rerank]`` if it is something else). The tuned one becomes the KB's ``[rerank]`` only if it
     beats the current setting by more than noise."""
-    from zhiku.retrieve.rerank import rerank_config
     from zhiku.service import VERSION
     from zhiku.store.files import atomic_write_json
     from zhiku.tune import questions as tq
-    from zhiku.tune.compare import compare, save_config, write_report
+    from zhiku.tune.compare import write_report
     from zhiku.tune.reranker import RerankerSettings, evaluate_rerankers, finetune_reranker
 
     say = say or _quiet
@@ -372,9 +371,8 @@ def run_reranker(
     report = evaluate_rerankers(
         kb, val_path, method, rows, command=command, progress=Prefixed(steps, "validate")
     )
-    verdict = compare(report, tuned_label, incumbent)
+    verdict = adopt_reranker(kb, report, tuned_label, incumbent, folder)
     out = out or kb.layout.root / "tune" / name
-    enabled = rerank_config(f"cross-encoder:{folder}", current)
     outcome = (
         f"[rerank] is now {folder}"
         if verdict.significant
@@ -393,8 +391,6 @@ def run_reranker(
             kb, Path(eval_file), method, rows, command=command, progress=Prefixed(steps, "eval")
         )
         write_report(extra, out / "eval", [f"{eval_file}: real questions, never tuned on"])
-    if verdict.significant:
-        save_config(kb, rerank=enabled.model_dump(mode="json"))
     manifest = {
         "name": name,
         "kind": "cross-encoder",
@@ -422,3 +418,18 @@ def run_reranker(
         "eval_table": table(extra),
     }
     return Outcome(info, report, extra, verdict, notes)
+
+
+def adopt_reranker(kb: KnowledgeBase, report: Report, tuned: str, incumbent: str, folder: Path) -> Comparison:
+    """The paired test of the row ``tuned`` (the default method followed by the tuned model in
+    ``folder``) against ``incumbent`` (the current setting's row); only if it wins by more than noise
+    does the KB's ``[rerank]`` become that model. The rest of ``[rerank]`` is kept (``top_n``,
+    ``threshold``, and a cross-encoder's options), as the validation rows were scored with it."""
+    from zhiku.retrieve.rerank import rerank_config
+    from zhiku.tune.compare import compare, save_config
+
+    verdict = compare(report, tuned, incumbent)
+    if verdict.significant:
+        enabled = rerank_config(f"cross-encoder:{folder}", kb.config.rerank)
+        save_config(kb, rerank=enabled.model_dump(mode="json"))
+    return verdict
