@@ -160,7 +160,6 @@ def run_questions(args: argparse.Namespace) -> int:
             raw=_llm_questions(kb, args, out) if args.llm else None,
         )
     info = outcome.info
-    counts = info
     train_path, val_path = Path(info["files"]["train"]), Path(info["files"]["validation"])
     by_kind = info["by_generator"]
     if args.json:
@@ -175,8 +174,8 @@ def run_questions(args: argparse.Namespace) -> int:
         f"top {args.depth}, {info['ambiguous']} ambiguous ({args.max_ties}+ chunks tie with the source)"
     )
     print(
-        f"  kept {counts['all']}: train {counts['train']} ({counts['train_docs']} documents), validation "
-        f"{counts['validation']} ({counts['validation_docs']} documents, none of them in train)"
+        f"  kept {info['all']}: train {info['train']} ({info['train_docs']} documents), validation "
+        f"{info['validation']} ({info['validation_docs']} documents, none of them in train)"
     )
     print("  by generator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
     for note in info["notes"]:
