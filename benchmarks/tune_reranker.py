@@ -82,6 +82,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-train", type=int, default=300)
     ap.add_argument("--max-validation", type=int, default=80)
+    ap.add_argument("--patience", type=int, default=1)
+    ap.add_argument("--lr", default="5e-5")
     args = ap.parse_args()
 
     from zhiku.cli.app import main as zhiku
@@ -111,7 +113,7 @@ def main() -> int:
         [
             "tune", "reranker", "--kb", str(root), "--model", str(model), "--epochs", str(args.epochs),
             "--max-train", str(args.max_train), "--max-validation", str(args.max_validation),
-            "--max-length", "128", "--lr", "5e-5",
+            "--max-length", "128", "--lr", args.lr, "--patience", str(args.patience),
         ]
     )  # fmt: skip
     return rc

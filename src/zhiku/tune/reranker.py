@@ -177,11 +177,13 @@ def finetune_reranker(
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))  # epoch 0 stands until an epoch beats it
     best_epoch, epochs_run, step_count, last = 0, 0, 0, 0.0
+    epoch_loss: list[float] = []  # mean training loss per epoch: whether it learns at all
     steps.start("train", settings.epochs)
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
         rng.shuffle(pairs)
         model.train()
+        total, batches = 0.0, 0
         for start in range(0, len(pairs), settings.batch_size):
             batch = pairs[start : start + settings.batch_size]
             labels = torch.tensor([label for _, _, label in batch])
@@ -191,10 +193,15 @@ def finetune_reranker(
             opt.step()
             step_count += 1
             last = float(loss.item())
+            total, batches = total + last, batches + 1
+        epoch_loss.append(round(total / max(1, batches), 4))
         score = validate()
         history.append(round(score, 4))
         steps.advance(1)
-        say(f"epoch {epoch}: {step_count} steps, last loss {last:.4f}, validation MRR@10 {score:.4f}")
+        say(
+            f"epoch {epoch}: {step_count} steps, mean loss {epoch_loss[-1]:.4f}, "
+            f"validation MRR@10 {score:.4f}"
+        )
         if score > best + 1e-6:
             best, best_epoch = score, epoch
             model.save(str(out_dir))
@@ -210,6 +217,7 @@ def finetune_reranker(
         "negatives": negatives,
         "steps": step_count,
         "last_loss": round(last, 4),
+        "epoch_loss": epoch_loss,
         "validation_mrr@10": {
             "first_stage": round(first_stage, 4),
             "before": round(before, 4),
