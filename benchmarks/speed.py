@@ -97,10 +97,9 @@ def hnsw_vs_exact(vectors_dir: Path, kb: Any, queries: list[str]) -> dict[str, A
     second embedding), against the exact Faiss index on the same query vectors: index-only latency
     for both (the crossover), and HNSW's recall@10 against exact."""
     import numpy as np
-    from zhiku.retrieve.vector_build import fill_index
 
     import zhiku.index.faiss  # noqa: F401  (registers faiss-flat and faiss-hnsw)
-    from zhiku.index.base import indexes
+    from zhiku.index.base import fill_index, indexes
 
     matrix = np.load(vectors_dir / "embeddings.npy", mmap_mode="r")
     ids = [str(i) for i in range(len(matrix))]

@@ -46,9 +46,25 @@ class TokenizerConfig(_Frozen):
     stopwords: bool = True
     stem_english: bool = True
     user_dict: str | None = Field(None, description="a jieba user dictionary file, one word per line")
+    synonyms: str | None = Field(
+        None, description="a synonyms file: one group of interchangeable words a line (query time)"
+    )
     fold_traditional: bool = Field(
         True, description="match Traditional and Simplified Chinese alike (OpenCC t2s before jieba)"
     )
+
+    def under(self, root: Path) -> TokenizerConfig:
+        """These settings with relative file paths made absolute under ``root`` (the KB folder), so
+        they mean the same wherever zhiku runs and in ingest worker processes."""
+
+        def resolve(path: str | None) -> str | None:
+            if not path or Path(path).expanduser().is_absolute():
+                return path and str(Path(path).expanduser())
+            return str(root / path)
+
+        return self.model_copy(
+            update={"user_dict": resolve(self.user_dict), "synonyms": resolve(self.synonyms)}
+        )
 
 
 class IngestConfig(_Frozen):

@@ -93,6 +93,12 @@ class Hit:
         }
         if self.distance is not None:
             out["distance"] = round(self.distance, 6)
+        if "reranked" in self.extra:
+            # What the reranker changed: its verdict and the first stage's place and score.
+            out["reranked"] = self.extra["reranked"]
+            out["first_rank"] = self.extra.get("first_rank")
+            if "first_score" in self.extra:
+                out["first_score"] = round(self.extra["first_score"], 6)
         return out
 
 

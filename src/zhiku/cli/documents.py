@@ -31,10 +31,25 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_ingest)
 
-    p = sub.add_parser("delete", parents=[common], help="remove a document from the catalog and every index")
-    p.add_argument(
-        "doc", metavar="DOC", help="path as shown by `zhiku list`, a path suffix, or the document id"
+    p = sub.add_parser(
+        "delete",
+        parents=[common],
+        help="remove documents from the catalog and every index (by file or by title)",
+        description="Delete one document by its path or id, or every document whose title contains "
+        "TEXT (--title): the matches are listed and you are asked to confirm.",
     )
+    p.add_argument(
+        "doc",
+        nargs="?",
+        metavar="DOC",
+        help="path as shown by `zhiku list`, a path suffix, or the document id",
+    )
+    p.add_argument(
+        "--title",
+        metavar="TEXT",
+        help="delete the documents whose title contains TEXT (any case), after confirming",
+    )
+    p.add_argument("--yes", action="store_true", help="with --title: delete without asking")
     p.set_defaults(run=run_delete)
 
     p = sub.add_parser("list", parents=[common], help="list the documents of a knowledge base")
@@ -133,6 +148,17 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_delete(args: argparse.Namespace) -> int:
+    from zhiku.errors import UsageError
+
+    if (args.doc is None) == (args.title is None):
+        raise UsageError(
+            "give a document (path or id) or --title TEXT, not both or neither",
+            "e.g. `zhiku delete notes/a.md` or `zhiku delete --title 保险法`",
+        )
+    if args.title is not None:
+        from zhiku.cli.delete_title import run_delete_title
+
+        return run_delete_title(args)
     with open_kb(args) as kb:
         for d in kb.delete(args.doc):
             print(f"deleted {d.source} ({d.n_chunks} chunks)")

@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from zhiku.embed.base import Embedder, embedders
-from zhiku.embed.word2vec import PassCounter, finish, stable_hash
-from zhiku.errors import IndexError_
+from zhiku.embed.base import embedders
+from zhiku.embed.gensim_training import (
+    GensimEmbedder,
+    PassCounter,
+    finish,
+    gensim_options,
+    stable_hash,
+    train_passes,
+)
+from zhiku.types import Corpus
 
 
 class Doc2VecModel:
@@ -130,63 +137,29 @@ class Doc2VecModel:
 def _untrained(s: dict[str, Any]) -> Any:
     from gensim.models.doc2vec import Doc2Vec
 
-    return Doc2Vec(
-        vector_size=s["dim"],
-        dm=int(s["dm"]),
-        window=s["window"],
-        min_count=s["min_count"],
-        negative=s["negative"],
-        hs=0,
-        sample=s["sample"],
-        workers=s["workers"],
-        seed=s["seed"],
-        epochs=s["epochs"],
-        dbow_words=int(s["dbow_words"]),
-        hashfxn=stable_hash,
-    )
+    return Doc2Vec(dm=int(s["dm"]), dbow_words=int(s["dbow_words"]), **gensim_options(s, s["workers"]))
 
 
 def train_doc2vec(
     sentences: Sequence[list[str]],
     tags: Sequence[str],
+    settings: Mapping[str, Any],
     *,
     dm: bool,
-    dim: int,
-    window: int,
-    min_count: int,
-    epochs: int,
-    negative: int,
-    sample: float,
     workers: int,
-    seed: int,
-    dbow_words: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> Doc2VecModel:
-    """Train on token lists, one document each, named by ``tags``; ``progress`` as for ``train_word2vec``."""
+    """Train on token lists, one document each, named by ``tags``, with ``settings``
+    (``model_settings`` and ``dbow_words``); ``progress`` as for ``train_word2vec``."""
     from gensim.models.doc2vec import TaggedDocument
 
-    settings = {
-        "dm": dm,
-        "dim": dim,
-        "window": window,
-        "min_count": min_count,
-        "epochs": epochs,
-        "negative": negative,
-        "sample": sample,
-        "workers": workers,
-        "seed": seed,
-        "dbow_words": dbow_words,
-    }
+    settings = {"dm": dm, "dbow_words": False, **settings, "workers": workers}
     model = _untrained(settings)
     corpus = PassCounter([TaggedDocument(words, [i]) for i, words in enumerate(sentences)], progress)
-    model.build_vocab(corpus)
-    if len(model.wv):
-        model.train(corpus, total_examples=model.corpus_count, epochs=epochs)
+    if train_passes(model, corpus, settings["epochs"], progress):
         docs = np.asarray(model.dv.vectors, dtype=np.float32)
     else:
-        if progress:
-            progress(len(sentences) * epochs)
-        docs = np.zeros((len(sentences), dim), dtype=np.float32)
+        docs = np.zeros((len(sentences), settings["dim"]), dtype=np.float32)
     # A chunk whose words are all rarer than min_count trained nothing: a zero vector says "no idea"
     # rather than its random starting point.
     known = set(model.wv.key_to_index)
@@ -196,86 +169,47 @@ def train_doc2vec(
     return Doc2VecModel(model, list(tags), docs, settings)
 
 
-class Doc2VecEmbedder(Embedder):
+class Doc2VecEmbedder(GensimEmbedder[Doc2VecModel]):
     """Doc2Vec trained on the KB's chunks: a chunk's vector is its trained paragraph vector, a
     query's is inferred (deterministically) against the frozen model."""
 
     name = "doc2vec"
-    trainable = True
+    title = "Doc2Vec"
 
     def __init__(
         self,
         *,
         tokenizer: Callable[[str], list[str]],
         dm: bool = True,
-        dim: int = 100,
-        window: int = 5,
-        min_count: int = 3,
         epochs: int = 20,
-        negative: int = 5,
-        sample: float = 1e-3,
-        workers: int = 2,
-        seed: int = 1,
         dbow_words: bool = False,
         infer_epochs: int | None = None,
-        normalize: bool = True,
-        **_: Any,
+        **options: Any,
     ) -> None:
-        self.tokenizer = tokenizer
-        self.dm = dm
-        self.settings: dict[str, Any] = {
-            "dim": dim,
-            "window": window,
-            "min_count": min_count,
-            "epochs": epochs,
-            "negative": negative,
-            "sample": sample,
-            "seed": seed,
-            "dbow_words": dbow_words,
-        }
-        self.workers, self.infer_epochs = workers, infer_epochs
-        self.normalized = normalize
-        self.dim = dim
-        self.model: Doc2VecModel | None = None
+        """``options``: the model's settings (``model_settings``: dim, window, min_count, …),
+        ``workers`` and ``normalize``."""
+        super().__init__(tokenizer, "d2v-dm" if dm else "d2v-dbow", epochs=epochs, **options)
+        self.settings["dbow_words"] = dbow_words
+        self.dm, self.infer_epochs = dm, infer_epochs
 
-    def training_settings(self) -> dict[str, Any]:
-        return {"kind": "d2v-dm" if self.dm else "d2v-dbow", **self.settings}
-
-    def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
-        import uuid
-
-        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
-        self.model = train_doc2vec(
-            corpus.tokens, corpus.ids, dm=self.dm, workers=self.workers, progress=progress, **self.settings
+    def train(self, corpus: Corpus, progress: Callable[[int], None] | None) -> Doc2VecModel:
+        return train_doc2vec(
+            corpus.tokens, corpus.ids, self.settings, dm=self.dm, workers=self.workers, progress=progress
         )
 
-    def save_model(self, directory: Path) -> None:
-        self._model().save(directory)
-
-    def load_model(self, directory: Path) -> None:
-        self.model = Doc2VecModel.load(directory)
-
-    def vocabulary_size(self) -> int:
-        return int(self._model().vocabulary_size)
+    def read_model(self, directory: Path) -> Doc2VecModel:
+        return Doc2VecModel.load(directory)
 
     def embed_corpus(
-        self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None
+        self, corpus: Corpus, index_dir: Path, progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
         # The model was trained on exactly this corpus (same fingerprint), but look vectors up by
         # chunk id anyway: a paragraph vector must never land on another chunk.
-        vectors = self._model().vectors_of(corpus.ids)
-        if progress:
-            progress(len(corpus))
-        return finish(vectors, self.normalized)
+        return self.finished(self.trained().vectors_of(corpus.ids), progress, len(corpus))
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         tokens = [self.tokenizer(t) for t in texts]
-        return finish(self._model().infer_many(tokens, self.infer_epochs), self.normalized)
-
-    def _model(self) -> Doc2VecModel:
-        if self.model is None:
-            raise IndexError_("the Doc2Vec model is not trained yet", "Build the method first: `zhiku build`")
-        return self.model
+        return finish(self.trained().infer_many(tokens, self.infer_epochs), self.normalized)
 
 
 embedders.add("doc2vec", Doc2VecEmbedder)

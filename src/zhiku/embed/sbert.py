@@ -8,7 +8,6 @@ here instead of a download attempt.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 
 from zhiku.embed.base import Embedder, embedders
 from zhiku.errors import DependencyMissingError, NotFoundError
+from zhiku.huggingface import offline_and_quiet
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 #: models we know to be English-only, so a Chinese KB does not build a useless dense index
@@ -66,15 +66,9 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            offline_and_quiet("the sbert embedder")
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            # Library progress bars and notices would interleave with zhiku's own output.
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
             self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             if self.max_seq_length:
                 self._model.max_seq_length = self.max_seq_length

@@ -14,56 +14,18 @@ from __future__ import annotations
 
 import difflib
 import json
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from zhiku.embed.base import Embedder, embedders
-from zhiku.errors import IndexError_
+from zhiku.embed.base import embedders
+from zhiku.embed.gensim_training import GensimEmbedder, PassCounter, finish, gensim_options, train_passes
+from zhiku.types import Corpus
 
 Pooling = Literal["mean", "tfidf", "sif"]
-
-
-def stable_hash(text: str) -> int:
-    """gensim seeds every word's starting vector with ``hashfxn(word + seed)``.
-
-    Its default is Python's ``hash``, which changes with PYTHONHASHSEED in every process, so even
-    ``workers=1`` and a fixed seed would train a different model each run. crc32 does not.
-    """
-    return zlib.crc32(text.encode("utf-8"))
-
-
-class PassCounter:
-    """The training corpus as a re-iterable that reports progress.
-
-    gensim reads the corpus once to build the vocabulary and once per epoch; ``progress`` receives
-    the number of sentences read since its last call, so a caller can map ``passes * len`` to a bar.
-    """
-
-    def __init__(
-        self, sentences: Sequence[Any], progress: Callable[[int], None] | None, every: int = 1000
-    ) -> None:
-        self.sentences = sentences
-        self.progress = progress
-        self.every = every
-
-    def __len__(self) -> int:
-        return len(self.sentences)
-
-    def __iter__(self) -> Iterator[Any]:
-        pending = 0
-        for s in self.sentences:
-            yield s
-            pending += 1
-            if self.progress and pending >= self.every:
-                self.progress(pending)
-                pending = 0
-        if self.progress and pending:
-            self.progress(pending)
 
 
 def document_frequencies(tokens: Sequence[Sequence[str]], index: dict[str, int]) -> np.ndarray:
@@ -100,6 +62,10 @@ class WordVectors:
 
     def __contains__(self, word: object) -> bool:
         return word in self.index
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.words)
 
     # -- storage (plain .npy + .json) -------------------------------------------------------------
     def save(self, directory: Path) -> None:
@@ -176,42 +142,20 @@ class WordVectors:
 
 def train_word2vec(
     sentences: Sequence[list[str]],
+    settings: Mapping[str, Any],
     *,
     sg: bool,
-    dim: int,
-    window: int,
-    min_count: int,
-    epochs: int,
-    negative: int,
-    sample: float,
     workers: int,
-    seed: int,
     progress: Callable[[int], None] | None = None,
 ) -> WordVectors:
-    """Train Word2Vec on token lists; ``progress`` gets sentences read, over (1 + epochs) passes."""
+    """Train Word2Vec on token lists with ``settings`` (``model_settings``); ``progress`` gets
+    sentences read, over (1 + epochs) passes."""
     from gensim.models import Word2Vec
 
-    corpus = PassCounter(sentences, progress)
-    model = Word2Vec(
-        vector_size=dim,
-        window=window,
-        min_count=min_count,
-        sg=int(sg),
-        hs=0,
-        negative=negative,
-        sample=sample,
-        workers=workers,
-        seed=seed,
-        epochs=epochs,
-        hashfxn=stable_hash,
-    )
-    model.build_vocab(corpus)
+    model = Word2Vec(sg=int(sg), **gensim_options(settings, workers))
+    train_passes(model, PassCounter(sentences, progress), settings["epochs"], progress)
     words = list(model.wv.index_to_key)
-    if words:
-        model.train(corpus, total_examples=model.corpus_count, epochs=epochs)
-    elif progress:
-        progress(len(sentences) * epochs)  # nothing to learn: finish the bar anyway
-    vectors = np.asarray(model.wv.vectors, dtype=np.float32).reshape(len(words), dim)
+    vectors = np.asarray(model.wv.vectors, dtype=np.float32).reshape(len(words), settings["dim"])
     counts = np.asarray([model.wv.get_vecattr(w, "count") for w in words], dtype=np.int64)
     index = {w: i for i, w in enumerate(words)}
     return WordVectors(words, vectors, counts, document_frequencies(sentences, index), len(sentences))
@@ -295,17 +239,7 @@ class SentencePooler:
         return self.component
 
 
-def finish(vectors: np.ndarray, normalize: bool) -> np.ndarray:
-    """float32, and unit length when asked (a zero row, "no known word", stays zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if normalize:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        vectors = vectors / norms
-    return vectors
-
-
-class Word2VecEmbedder(Embedder):
+class Word2VecEmbedder(GensimEmbedder[WordVectors]):
     """Word2Vec trained on the KB's tokens; a text's vector pools its words' vectors.
 
     Chunks are pooled from the catalog's cached tokens; queries go through the KB's tokenizer, then
@@ -314,7 +248,7 @@ class Word2VecEmbedder(Embedder):
     """
 
     name = "word2vec"
-    trainable = True
+    title = "Word2Vec"
     has_word_vectors = True
 
     def __init__(
@@ -322,86 +256,46 @@ class Word2VecEmbedder(Embedder):
         *,
         tokenizer: Callable[[str], list[str]],
         sg: bool = True,
-        dim: int = 100,
-        window: int = 5,
-        min_count: int = 3,
         epochs: int = 10,
-        negative: int = 5,
-        sample: float = 1e-3,
-        workers: int = 2,
-        seed: int = 1,
         pooling: Pooling = "sif",
         sif_a: float = 1e-3,
-        normalize: bool = True,
-        **_: Any,
+        **options: Any,
     ) -> None:
-        self.tokenizer = tokenizer
-        self.sg = sg
-        self.settings: dict[str, Any] = {
-            "dim": dim,
-            "window": window,
-            "min_count": min_count,
-            "epochs": epochs,
-            "negative": negative,
-            "sample": sample,
-            "seed": seed,
-        }
-        self.workers, self.pooling, self.sif_a = workers, pooling, sif_a
-        self.normalized = normalize
-        self.dim = dim
-        self.model: WordVectors | None = None
+        """``options``: the model's settings (``model_settings``: dim, window, min_count, …),
+        ``workers`` and ``normalize``."""
+        super().__init__(tokenizer, "w2v-sg" if sg else "w2v-cbow", epochs=epochs, **options)
+        self.sg, self.pooling, self.sif_a = sg, pooling, sif_a
         self.pooler: SentencePooler | None = None
 
-    def training_settings(self) -> dict[str, Any]:
-        return {"kind": "w2v-sg" if self.sg else "w2v-cbow", **self.settings}
-
-    def fit(self, corpus: Any, progress: Callable[[int], None] | None = None) -> None:
-        import uuid
-
-        self.model_id = uuid.uuid4().hex  # a new model: indexes built with another one are stale
-        self.model = train_word2vec(
-            corpus.tokens, sg=self.sg, workers=self.workers, progress=progress, **self.settings
+    def train(self, corpus: Corpus, progress: Callable[[int], None] | None) -> WordVectors:
+        return train_word2vec(
+            corpus.tokens, self.settings, sg=self.sg, workers=self.workers, progress=progress
         )
 
-    def save_model(self, directory: Path) -> None:
-        self._model().save(directory)
-
-    def load_model(self, directory: Path) -> None:
-        self.model = WordVectors.load(directory)
-
-    def vocabulary_size(self) -> int:
-        return len(self._model())
+    def read_model(self, directory: Path) -> WordVectors:
+        return WordVectors.load(directory)
 
     def word_vectors(self) -> WordVectors:
-        return self._model()
+        return self.trained()
 
     def embed_corpus(
-        self, corpus: Any, index_dir: Path, progress: Callable[[int], None] | None = None
+        self, corpus: Corpus, index_dir: Path, progress: Callable[[int], None] | None = None
     ) -> np.ndarray:
-        self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a)
+        self.pooler = SentencePooler(self.trained(), self.pooling, self.sif_a)
         matrix = self.pooler.pool_corpus(corpus.tokens)
         if self.pooler.component is not None:
             np.save(index_dir / "sif_component.npy", self.pooler.component)
-        if progress:
-            progress(len(corpus))
-        return finish(matrix, self.normalized)
+        return self.finished(matrix, progress, len(corpus))
 
     def attach(self, index_dir: Path) -> None:
         path = index_dir / "sif_component.npy"
         component = np.load(path, allow_pickle=False) if path.exists() else None
-        self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a, component)
+        self.pooler = SentencePooler(self.trained(), self.pooling, self.sif_a, component)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         if self.pooler is None:
-            self.pooler = SentencePooler(self._model(), self.pooling, self.sif_a)
+            self.pooler = SentencePooler(self.trained(), self.pooling, self.sif_a)
         return finish(self.pooler.pool([self.tokenizer(t) for t in texts]), self.normalized)
-
-    def _model(self) -> WordVectors:
-        if self.model is None:
-            raise IndexError_(
-                "the Word2Vec model is not trained yet", "Build the method first: `zhiku build`"
-            )
-        return self.model
 
 
 embedders.add("word2vec", Word2VecEmbedder)

@@ -11,7 +11,6 @@ has one (instruction-tuned models: Qwen2.5-Instruct, Llama-3-Instruct, ChatGLMâ€
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
@@ -19,8 +18,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from zhiku.errors import BackendError, DependencyMissingError, NotFoundError
+from zhiku.errors import BackendError, NotFoundError
 from zhiku.generate.llm import ChatBackend, LLMOptions, Message, register_backend
+from zhiku.huggingface import offline_and_quiet
 
 #: used when the model's config states no window
 DEFAULT_WINDOW = 2048
@@ -50,25 +50,10 @@ def model_window(path: Path) -> int:
     return DEFAULT_WINDOW
 
 
-def _quiet_transformers() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError as e:
-        raise DependencyMissingError(
-            "the local LLM backend needs transformers", "pip install transformers"
-        ) from e
-    # Library progress bars and notices would interleave with zhiku's own output.
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-
-
 @lru_cache(maxsize=2)
 def load_causal_lm(path: str, device: str = "cpu") -> tuple[Any, Any]:
     """(tokenizer, model) from a local folder, in eval mode; cached per process."""
-    _quiet_transformers()
+    offline_and_quiet("the local LLM backend")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:

@@ -40,10 +40,10 @@ import numpy as np
 
 from zhiku.errors import BackendError, ConfigError, DependencyMissingError
 from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.pending import PendingRows, batches
 
 # Cosine vectors are normalised by ``prepare`` for every backend, so inner product is cosine.
 _METRIC = {"ip": "IP", "cosine": "IP", "l2": "L2"}
-_BATCH = 1000
 _CONSISTENCY = "Strong"
 _SEARCH_CONSISTENCY = "Eventually"  # safe after ``_barrier``; see the module docstring
 # Milvus accepts letters, digits and '_' in a collection name, starting with a letter or '_'.
@@ -145,8 +145,7 @@ class MilvusIndex(VectorIndex):
         self._chosen = collection  # the option; ``collection`` becomes the name ``save`` created
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         # Vectors wait here until ``save`` knows where the database lives (the index folder).
-        self._ids: list[str] = []
-        self._vectors: list[np.ndarray] = []
+        self._pending = PendingRows(dim)
         self._db: Any = None
         self._path = ""
         self._count = 0
@@ -157,16 +156,12 @@ class MilvusIndex(VectorIndex):
             self._insert(list(ids), v)
             self._barrier()
         else:
-            self._ids.extend(ids)
-            self._vectors.append(v)
+            self._pending.add(ids, v)
         self._count += len(ids)
 
     def _insert(self, ids: list[str], v: np.ndarray) -> None:
-        for i in range(0, len(ids), _BATCH):
-            rows = [
-                {"id": cid, "vector": vec.tolist()}
-                for cid, vec in zip(ids[i : i + _BATCH], v[i : i + _BATCH], strict=True)
-            ]
+        for part, vectors in batches(ids, v):
+            rows = [{"id": cid, "vector": vec.tolist()} for cid, vec in zip(part, vectors, strict=True)]
             self._db.insert(self.collection, rows)
 
     def _create(self) -> None:
@@ -223,10 +218,10 @@ class MilvusIndex(VectorIndex):
         self._db = _client(uri)
         self.collection = self._name_for(directory)
         self._create()
-        if self._ids:
-            self._insert(self._ids, np.vstack(self._vectors))
+        if self._pending:
+            self._insert(self._pending.ids, self._pending.matrix())
         self._barrier()
-        self._ids, self._vectors = [], []
+        self._pending.clear()
         (directory / "milvus.json").write_text(
             json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}),
             encoding="utf-8",
@@ -250,11 +245,8 @@ class MilvusIndex(VectorIndex):
 
     def remove(self, ids: Sequence[str]) -> None:
         if self._db is None:
-            drop = set(ids)
-            keep = [i for i, x in enumerate(self._ids) if x not in drop]
-            matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, self.dim), np.float32)
-            self._ids, self._vectors = [self._ids[i] for i in keep], [matrix[keep]]
-            self._count = len(self._ids)
+            self._pending.remove(ids)
+            self._count = len(self._pending)
             return
         self._db.delete(self.collection, ids=list(ids))
         self._barrier()

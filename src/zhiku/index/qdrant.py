@@ -27,9 +27,9 @@ import numpy as np
 
 from zhiku.errors import BackendError, DependencyMissingError
 from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.pending import PendingRows, batches
 
 _NAMESPACE = uuid.UUID("6c1e8a52-3f4b-5d0e-9a57-7a686b69a0f1")  # fixed: ids must map the same forever
-_BATCH = 1000
 #: local folder -> the client this process has open on it (local mode allows one per folder)
 _LOCAL_CLIENTS: dict[str, Any] = {}
 
@@ -112,8 +112,7 @@ class QdrantIndex(VectorIndex):
         self.url, self.api_key, self.collection = url, api_key, collection
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         # Vectors wait here until ``save`` knows where the local folder is (the index folder).
-        self._ids: list[str] = []
-        self._vectors: list[np.ndarray] = []
+        self._pending = PendingRows(dim)
         self._db: Any = None
         self._path = ""
         self._count = 0
@@ -124,18 +123,14 @@ class QdrantIndex(VectorIndex):
         if self._db is not None:
             self._upsert(list(ids), v)
         else:
-            self._ids.extend(ids)
-            self._vectors.append(v)
+            self._pending.add(ids, v)
         self._count += len(ids)
 
     def _upsert(self, ids: list[str], v: np.ndarray) -> None:
         models = _models()
-        for i in range(0, len(ids), _BATCH):
-            part = ids[i : i + _BATCH]
+        for part, vectors in batches(ids, v):
             batch = models.Batch(
-                ids=[point_id(c) for c in part],
-                vectors=v[i : i + _BATCH].tolist(),
-                payloads=[{"id": c} for c in part],
+                ids=[point_id(c) for c in part], vectors=vectors.tolist(), payloads=[{"id": c} for c in part]
             )
             self._db.upsert(self.collection, points=batch, wait=True)
 
@@ -155,9 +150,9 @@ class QdrantIndex(VectorIndex):
         self._path = str(directory / "qdrant")
         self._db = _open(self.url, self._path, self.api_key)
         self._create()
-        if self._ids:
-            self._upsert(self._ids, np.vstack(self._vectors))
-        self._ids, self._vectors = [], []
+        if self._pending:
+            self._upsert(self._pending.ids, self._pending.matrix())
+        self._pending.clear()
         (directory / "qdrant.json").write_text(
             json.dumps({"url": self.url, "collection": self.collection, "count": self._count}),
             encoding="utf-8",
@@ -175,11 +170,8 @@ class QdrantIndex(VectorIndex):
 
     def remove(self, ids: Sequence[str]) -> None:
         if self._db is None:
-            drop = set(ids)
-            keep = [i for i, x in enumerate(self._ids) if x not in drop]
-            matrix = np.vstack(self._vectors) if self._vectors else np.zeros((0, self.dim), np.float32)
-            self._ids, self._vectors = [self._ids[i] for i in keep], [matrix[keep]]
-            self._count = len(self._ids)
+            self._pending.remove(ids)
+            self._count = len(self._pending)
             return
         models = _models()
         selector = models.PointIdsList(points=[point_id(c) for c in ids])

@@ -16,10 +16,22 @@ META_KEY = "chunk_settings"
 
 
 def chunk_settings(config: KBConfig) -> dict[str, Any]:
-    """Everything that decides a chunk's span and its index tokens."""
+    """Everything that decides a chunk's span and its index tokens.
+
+    The tokenizer's files count by content (the user dictionary's hash, the words a synonyms file
+    adds to jieba), not by path: the catalog caches each chunk's tokens, so an edited dictionary
+    needs a re-chunk, which an index rebuild alone (from the cached tokens) would not do. ``config``
+    has its paths resolved (``TokenizerConfig.under``).
+    """
+    from zhiku.text.tokenize import tokenizer_identity
+
+    tok = config.tokenizer
     return {
         "chunking": config.chunking.model_dump(mode="json"),
-        "tokenizer": config.tokenizer.model_dump(mode="json"),
+        "tokenizer": {
+            **tok.model_dump(mode="json"),
+            **tokenizer_identity(tok.user_dict, tok.synonyms, tok.fold_traditional),
+        },
     }
 
 

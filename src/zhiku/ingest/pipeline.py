@@ -236,36 +236,28 @@ def ingest_paths(
     progress = progress or _Silent()
     files, report.skipped, folders = walk(paths)
 
-    todo: list[tuple[Path, bytes, str, KBConfig]] = []
     max_bytes = int(config.ingest.max_file_mb * 1024 * 1024)
     progress.start(len(files))
-    for f in files:
-        try:
-            data = read_checked(f, max_bytes)
-        except ZhikuError as e:
-            report.failed.append((str(f), e.one_line()))
-            progress.advance()
-            continue
-        digest = content_hash(data)
-        if catalog.content_hash_of(str(f)) == digest:
-            report.unchanged.append(str(f))
-            progress.advance()
-            continue
-        todo.append((f, data, digest, config))
-
-    for item, parsed in zip(todo, _parse_all(todo, config, progress), strict=True):
-        source = str(item[0])
-        if isinstance(parsed, ZhikuError):
-            report.failed.append((source, parsed.one_line()))
-            progress.advance()
-            continue
-        report.warnings.extend(parsed.warnings)
-        existed = catalog.content_hash_of(source) is not None
-        catalog.put_document(parsed.doc, parsed.chunks)
-        (report.updated if existed else report.added).append(source)
-        report.chunks += len(parsed.chunks)
-        report.chars += len(parsed.doc.text)
-        progress.advance(chunks=len(parsed.chunks))
+    # Files are read, parsed and stored a batch at a time, so a million-chunk folder never sits in
+    # memory as bytes (about 1 GB at 1M chunks) before the first document is stored.
+    with _Parser(config, progress, _bytes_on_disk(files)) as parse:
+        for start in range(0, len(files), BATCH_FILES):
+            todo: list[tuple[Path, bytes, str, KBConfig]] = []
+            for f in files[start : start + BATCH_FILES]:
+                try:
+                    data = read_checked(f, max_bytes)
+                except ZhikuError as e:
+                    report.failed.append((str(f), e.one_line()))
+                    progress.advance()
+                    continue
+                digest = content_hash(data)
+                if catalog.content_hash_of(str(f)) == digest:
+                    report.unchanged.append(str(f))
+                    progress.advance()
+                    continue
+                todo.append((f, data, digest, config))
+            for item, parsed in zip(todo, parse(todo), strict=True):
+                _store(catalog, report, progress, str(item[0]), parsed)
 
     if prune and folders:
         # A file that was ingested from a folder and is gone from it now is gone from the KB too:
@@ -295,23 +287,75 @@ def _under(source: str, folder: Path) -> bool:
     return source.startswith(str(folder) + os.sep)
 
 
-def _parse_all(
-    todo: list[tuple[Path, bytes, str, KBConfig]], config: KBConfig, progress: IngestProgress
-) -> Iterator[_Parsed | ZhikuError]:
-    total = sum(len(t[1]) for t in todo)
-    workers = config.ingest.workers or (os.cpu_count() or 1)
-    # Worker processes pay for themselves only on large runs (jieba's dictionary loads per process).
-    if workers <= 1 or len(todo) < 8 or total < 2_000_000:
-        for job in todo:
-            yield _parse_job(job, functools.partial(progress.pages, str(job[0])))
-        return
-    from zhiku.text.tokenize import make_tokenizer, warm
+#: files read and parsed per batch (also bounds what waits in the worker pool's queue)
+BATCH_FILES = 256
 
-    warm(make_tokenizer(**config.tokenizer.model_dump()))  # load jieba once, before fork: workers inherit it
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=get_context("fork"), initializer=_worker_init, initargs=(os.getpid(),)
-    ) as pool:
-        yield from pool.map(_parse_job, todo, chunksize=4)
+
+def _bytes_on_disk(files: Sequence[Path]) -> int:
+    total = 0
+    for f in files:
+        try:
+            total += f.stat().st_size
+        except OSError:
+            pass  # reported when the file is read
+    return total
+
+
+def _store(
+    catalog: Catalog,
+    report: IngestReport,
+    progress: IngestProgress,
+    source: str,
+    parsed: _Parsed | ZhikuError,
+) -> None:
+    if isinstance(parsed, ZhikuError):
+        report.failed.append((source, parsed.one_line()))
+        progress.advance()
+        return
+    report.warnings.extend(parsed.warnings)
+    existed = catalog.content_hash_of(source) is not None
+    catalog.put_document(parsed.doc, parsed.chunks)
+    (report.updated if existed else report.added).append(source)
+    report.chunks += len(parsed.chunks)
+    report.chars += len(parsed.doc.text)
+    progress.advance(chunks=len(parsed.chunks))
+
+
+class _Parser:
+    """Parses batches of files, in worker processes on large runs (one pool for the whole ingest)."""
+
+    def __init__(self, config: KBConfig, progress: IngestProgress, total_bytes: int) -> None:
+        self.config = config
+        self.progress = progress
+        workers = config.ingest.workers or (os.cpu_count() or 1)
+        # Worker processes pay for themselves only on large runs (jieba's dictionary loads per process).
+        self.workers = workers if workers > 1 and total_bytes >= 2_000_000 else 1
+        self.pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Parser:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def __call__(self, todo: list[tuple[Path, bytes, str, KBConfig]]) -> Iterator[_Parsed | ZhikuError]:
+        if self.workers <= 1 or len(todo) < 8:
+            for job in todo:
+                yield _parse_job(job, functools.partial(self.progress.pages, str(job[0])))
+            return
+        if self.pool is None:
+            from zhiku.text.tokenize import make_tokenizer, warm
+
+            # load jieba once, before fork: workers inherit it
+            warm(make_tokenizer(**self.config.tokenizer.model_dump()))
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=get_context("fork"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
+            )
+        yield from self.pool.map(_parse_job, todo, chunksize=4)
 
 
 def _worker_init(parent_pid: int) -> None:

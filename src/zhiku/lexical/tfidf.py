@@ -35,13 +35,23 @@ def count_matrix(tokens: Sequence[Sequence[str]], vocab: dict[str, int]) -> Any:
     return m
 
 
-def weigh(counts: Any, idf: np.ndarray, sublinear_tf: bool) -> Any:
-    """TF(-IDF) weights, rows scaled to unit L2 norm (an all-zero row stays zero)."""
+def tf_idf(counts: Any, idf: np.ndarray, sublinear_tf: bool) -> Any:
+    """TF(-IDF) weights, not normalised."""
     m = counts.astype(np.float32, copy=True)
     if sublinear_tf:
         m.data = 1.0 + np.log(m.data)
-    m = m.multiply(idf[None, :]).tocsr()
-    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    return m.multiply(idf[None, :]).tocsr()
+
+
+def row_norms(m: Any) -> np.ndarray:
+    """L2 norm of each row of a sparse matrix."""
+    return np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+
+
+def weigh(counts: Any, idf: np.ndarray, sublinear_tf: bool) -> Any:
+    """TF(-IDF) weights, rows scaled to unit L2 norm (an all-zero row stays zero)."""
+    m = tf_idf(counts, idf, sublinear_tf)
+    norms = row_norms(m)
     norms[norms == 0] = 1.0
     from scipy import sparse
 

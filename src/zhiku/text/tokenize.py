@@ -7,6 +7,11 @@ Each KB with a user dictionary gets its own ``jieba.Tokenizer`` instance: jieba'
 ``load_userdict`` changes how *every* KB in the process splits text (a server holds many), so it
 is never called. The dictionary's content hash is part of ``Tokenizer.describe()``, which index
 manifests record: a changed dictionary makes the indexes stale.
+
+A KB's synonyms file (``zhiku.text.synonyms``) works through the same segmenter: its Chinese words
+are added to it (so ``加班工资`` stays one token), and ``query_terms`` gives the lexical methods a
+query's tokens with each group word's alternatives. Only the added words are part of
+``describe()``: the groups themselves are applied at query time and change no index.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zhiku.text.normalise import fold
+from zhiku.text.synonyms import QueryTerms, SynonymMatcher, Synonyms, load_synonyms
 
 _CJK_RUN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+"
 # Words of other scripts: letters/digits that are not CJK; "2.13.0" and "gb18030" stay whole.
@@ -41,14 +47,20 @@ def _jieba() -> Any:
 
 
 @lru_cache(maxsize=16)
-def _jieba_with(path: str, digest: str) -> Any:
-    """A segmenter of its own with a user dictionary (keyed by content, so an edit reloads it)."""
+def _jieba_with(path: str | None, digest: str | None, synonyms: Synonyms | None) -> Any:
+    """A segmenter of its own with a user dictionary and/or the words of a synonyms file (keyed by
+    content, so an edit reloads it)."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     seg = jieba.Tokenizer()
     seg.initialize()
-    seg.load_userdict(path)
+    if path:
+        seg.load_userdict(path)
+    for word in synonyms.dictionary_words() if synonyms else ():
+        # No frequency: jieba suggests one just high enough to keep the word whole, as it does for a
+        # user-dictionary line without one; a higher frequency from the user dictionary is kept.
+        seg.add_word(word)
     return seg
 
 
@@ -87,6 +99,7 @@ class Tokenizer:
         mode: Mode = "precise",
         user_dict: str | None = None,
         fold_traditional: bool = True,
+        synonyms: str | None = None,
     ) -> None:
         self.stopwords = frozenset(stopwords)
         self.stem_english = stem_english
@@ -94,21 +107,39 @@ class Tokenizer:
         self.user_dict = user_dict
         self.dictionary = dictionary_digest(user_dict) if user_dict else None
         self.fold_traditional = fold_traditional
+        self.synonyms = load_synonyms(synonyms, fold_traditional) if synonyms else None
+        self._matcher: SynonymMatcher | None = None
 
     def _segmenter(self) -> Any:
-        return (
-            _jieba_with(self.user_dict, self.dictionary) if self.user_dict and self.dictionary else _jieba()
-        )
+        if self.dictionary or (self.synonyms and self.synonyms.dictionary_words()):
+            return _jieba_with(self.user_dict, self.dictionary, self.synonyms)
+        return _jieba()
 
     def describe(self) -> dict[str, Any]:
         """What an index built from these tokens depends on (recorded in its manifest)."""
-        return {
+        out = {
             "stopwords": bool(self.stopwords),
             "stem_english": self.stem_english,
             "mode": self.mode,
             "user_dict": self.dictionary,
             "fold_traditional": self.fold_traditional,
         }
+        words = self.synonyms.words_digest() if self.synonyms else None
+        if words:  # only then, so the indexes of KBs without synonyms stay fresh across upgrades
+            out["synonyms"] = words
+        return out
+
+    def query_terms(self, query: str) -> QueryTerms:
+        """The query's tokens with the alternatives its synonym-group words bring (lexical methods)."""
+        tokens = self(query)
+        if not self.synonyms or not self.synonyms.groups:
+            return QueryTerms(tokens, [])
+        if self._matcher is None:
+            # Each group word tokenized as the text will be (stemmed, stop words out), once per KB.
+            self._matcher = SynonymMatcher(
+                [[tuple(self(w)) for w in group] for group in self.synonyms.groups]
+            )
+        return self._matcher.match(tokens)
 
     def __call__(self, text: str) -> list[str]:
         seg = self._segmenter()
@@ -131,6 +162,7 @@ def make_tokenizer(
     mode: Mode = "precise",
     user_dict: str | None = None,
     fold_traditional: bool = True,
+    synonyms: str | None = None,
 ) -> Tokenizer:
     from zhiku.text.stopwords import stopwords as load_stopwords
 
@@ -140,7 +172,15 @@ def make_tokenizer(
         mode=mode,
         user_dict=user_dict,
         fold_traditional=fold_traditional,
+        synonyms=synonyms,
     )
+
+
+def tokenizer_identity(user_dict: str | None, synonyms: str | None, traditional: bool) -> dict[str, Any]:
+    """What the tokenizer's files add to its settings, by content (paths resolved): a catalog's
+    recorded chunk settings use it, so editing a file shows as a needed re-chunk, moving it does not."""
+    words = load_synonyms(synonyms, traditional).words_digest() if synonyms else None
+    return {"user_dict": dictionary_digest(user_dict) if user_dict else None, "synonyms": words}
 
 
 def warm(tokenizer: Tokenizer) -> None:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from zhiku.api import answering, sse
 from zhiku.api.deps import KBDep
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
+from zhiku.api.rerank_settings import reranker_of
 from zhiku.api.routers.conversations import store_of
 from zhiku.api.routers.documents import display_name, named_documents
 from zhiku.api.routers.search import search_hits
@@ -54,7 +55,7 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
     def finished(result: Answer) -> dict[str, Any]:
         result.timings["retrieve_s"] = retrieve_s
         out = answering.answer_json(handle.name, result, method)
-        out.update(question=body.question, query=follow.query)
+        out.update(question=body.question, query=follow.query, reranker=reranker_of(hits))
         if store is not None and body.conversation:
             names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
             cites = [

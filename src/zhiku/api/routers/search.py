@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from zhiku.api.deps import KBDep, KBHandle
+from zhiku.api.rerank_settings import reranker_of
 from zhiku.api.schemas import PathFilter, SearchRequest
 from zhiku.types import Hit, Where
 
@@ -40,5 +41,6 @@ def search(body: SearchRequest, handle: KBDep) -> dict[str, Any]:
         "query": body.query,
         "method": method,
         "notes": notes,
+        "reranker": reranker_of(hits),
         "hits": [h.to_json(i) for i, h in enumerate(hits, start=1)],
     }

@@ -1,7 +1,8 @@
 """A knowledge base's settings (``zhiku.toml``) from the page, and building a method as a job.
 
 What a user may change here: the generator (extractive, Ollama, an OpenAI-compatible server: its
-model and base URL), which methods are enabled and the default one, and chunking. API keys are
+model and base URL), which methods are enabled and the default one, the reranker
+(``api/rerank_settings.py``), and chunking. API keys are
 never read or written through the API: the server takes them from its own environment
 (``api_key_env`` names the variable), and a key written in zhiku.toml is shown only as "set".
 The server rereads zhiku.toml when its modification time changes (``deps.KBHandle.read``), so an
@@ -19,6 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
 from zhiku.api.jobs import Job, PhaseProgress, job_location
+from zhiku.api.rerank_settings import (
+    RerankSettings,
+    check_reranker,
+    public_rerank,
+    rerank_kinds,
+    rerank_section,
+)
 from zhiku.config import ChunkingConfig, KBConfig
 from zhiku.errors import ConfigError, UsageError
 
@@ -57,6 +65,7 @@ class SettingsUpdate(_Strict):
     )
     methods: dict[str, MethodSwitch] | None = None
     chunking: ChunkingConfig | None = None
+    rerank: RerankSettings | None = None
 
 
 def public_generator(config: KBConfig) -> dict[str, Any]:
@@ -109,6 +118,8 @@ def settings_json(handle: KBHandle) -> dict[str, Any]:
             for n, c in config.methods.items()
         ],
         "generator_kinds": list(GENERATOR_KINDS),
+        "rerank": public_rerank(config),  # flat, as the page's form and PUT's body
+        "rerank_kinds": rerank_kinds(),
         "chunking_stale": stale,
     }
 
@@ -158,6 +169,8 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
             data["methods"][name]["enabled"] = switch.enabled
         if body.chunking is not None:
             data["chunking"] = body.chunking.model_dump()
+        if body.rerank is not None:
+            data["rerank"] = rerank_section(config, body.rerank)
         try:
             new = KBConfig.model_validate({k: v for k, v in data.items() if v is not None})
         except ValidationError as e:
@@ -169,6 +182,9 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
             from zhiku.generate.llm import parse_options
 
             parse_options(new.generator.kind, new.generator.options)  # a bad option fails now
+        if body.rerank is not None or (body.generator is not None and new.rerank.kind == "llm"):
+            # Only what this request changes: a reranker broken by hand does not block other settings.
+            check_reranker(new)
         new.save(kb.layout.config)
     return settings_json(handle)
 

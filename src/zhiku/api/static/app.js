@@ -388,7 +388,8 @@ function renderTurn(msg, text, kb, turn) {
     renderAnswer(text, turn.answer, turn.citations, kb);
   }
   if (turn.citations.length) {
-    sources.before(el("div", { class: "sources-title" }, turn.llm_error ? t("passages") : t("sources")));
+    sources.before(el("div", { class: "sources-title" }, turn.llm_error ? t("passages") : t("sources"),
+      turn.reranker ? el("span", { class: "reranked-inline" }, ` · ${t("reranked_by", turn.reranker)}`) : ""));
     sources.replaceChildren(...sourceList(kb, turn.citations, Boolean(turn.llm_error)));
   }
 }
@@ -545,12 +546,64 @@ async function loadSettings() {
   $("#rechunk-reason").textContent = s.chunking_stale ? `${t("chunks_stale")}: ${s.chunking_stale}. ` : "";
   $("#chunk-size").value = s.settings.chunking.size;
   $("#chunk-overlap").value = s.settings.chunking.overlap;
+  loadRerank(s);
   $("#method-table tbody").replaceChildren(...s.methods.map((m) => el("tr", { "data-method": m.name },
     el("td", {}, m.name), el("td", {}, m.kind),
     el("td", { class: m.built ? (m.fresh ? "ok" : "stale") : "muted" },
       m.built ? (m.fresh ? t("fresh") : t("stale")) : t("not_built")),
     el("td", {}, el("button", { class: "small", onclick: () => buildMethod(m.name, m.built) },
       m.built ? t("rebuild") : t("build"))))));
+}
+
+// How a hit's place changed in the rerank stage: moved from the first stage's rank, or beyond the
+// depth the reranker judged (its score is then the method's own, on another scale).
+function rerankLabel(h) {
+  if (h.reranked === false) return `${t("not_reranked")} · `;
+  return h.reranked && h.first_rank !== h.rank ? `${t("was_n", h.first_rank)} · ` : "";
+}
+
+// The reranker ([rerank]): one form for every kind, fields shown for the chosen one.
+const RERANK_LABELS = { none: "rr_none", "cross-encoder": "rr_cross_encoder", remote: "rr_remote", llm: "rr_llm" };
+
+function loadRerank(s) {
+  const r = s.rerank;
+  $("#rr-kind").replaceChildren(...s.rerank_kinds.map((k) =>
+    el("option", { value: k }, RERANK_LABELS[k] ? t(RERANK_LABELS[k]) : k)));
+  $("#rr-kind").value = r.kind;
+  $("#rr-model-dir").value = r.kind === "cross-encoder" ? r.model : "";
+  $("#rr-model").value = r.kind === "remote" ? r.model : "";
+  $("#rr-base-url").value = r.base_url || "";
+  $("#rr-api").value = r.api || "cohere";
+  $("#rr-key-env").value = r.api_key_env || "";
+  $("#rr-key-state").textContent = r.api_key_env ? `${t("key_state")}: ${r.key}` : "";
+  $("#rr-mode").value = r.mode || "pointwise";
+  $("#rr-top-n").value = r.top_n;
+  $("#rr-threshold").value = r.threshold ?? "";
+  showRerankFields();
+}
+
+function showRerankFields() {
+  const kind = $("#rr-kind").value;
+  document.querySelectorAll("#rerank-form .rr-field").forEach((n) => {
+    n.hidden = !n.dataset.kinds.split(" ").includes(kind);
+  });
+}
+
+async function saveRerank(event) {
+  event.preventDefault();
+  const kind = $("#rr-kind").value;
+  const threshold = $("#rr-threshold").value.trim();
+  const rerank = { kind, top_n: Number($("#rr-top-n").value) || null, threshold: threshold === "" ? null : Number(threshold) };
+  if (kind === "cross-encoder") rerank.model = $("#rr-model-dir").value.trim();
+  if (kind === "remote") Object.assign(rerank, { base_url: $("#rr-base-url").value.trim(), api: $("#rr-api").value,
+    model: $("#rr-model").value.trim(), api_key_env: $("#rr-key-env").value.trim() || null });
+  if (kind === "llm") rerank.mode = $("#rr-mode").value;
+  try {
+    const res = await (await api(`/kbs/${enc(state.kb)}/settings`, { method: "PUT", json: { rerank } })).json();
+    state.settings = res;
+    loadRerank(res);
+    notify(t("saved"));
+  } catch (e) { notify(e.message, "error"); }
 }
 
 function showLlmFields() {
@@ -680,13 +733,16 @@ async function compare(event) {
   await Promise.all(columns.map(async ({ m, list }) => {
     try {
       const res = await (await api(`/kbs/${enc(kb)}/search`, { method: "POST", json: { query, k, method: m } })).json();
+      list.parentNode.querySelector(".reranked-note")?.remove();
+      if (res.reranker) list.before(el("p", { class: "reranked-note" }, t("reranked_by", res.reranker)));
       if (!res.hits.length) { list.replaceChildren(el("li", { class: "muted" }, t("no_hits"))); return; }
-      list.replaceChildren(...res.hits.map((h) => el("li", { class: "hit" },
+      list.replaceChildren(...res.hits.map((h) => el("li", { class: "hit", "data-first-rank": h.first_rank },
         el("div", { class: "hit-head" },
           el("a", { href: `#doc/${enc(kb)}/${h.doc_id}/${h.start}-${h.end}`, onclick: (e) => { e.preventDefault(); openDocument(kb, h.doc_id, h.start, h.end); } },
             place(h.title, h.heading, h.location)),
-          el("span", { class: "score", title: t("score") + (h.distance !== undefined ? ` (distance ${h.distance.toFixed(4)})` : "") },
-            h.score.toFixed(4))),
+          el("span", { class: "score", title: t("score") + (h.distance !== undefined ? ` (distance ${h.distance.toFixed(4)})` : "") +
+            (h.reranked ? ` — ${t("was_rank", h.first_rank)}` : "") },
+            rerankLabel(h), h.score.toFixed(4))),
         el("div", { class: "snippet" }, h.text.length > 220 ? h.text.slice(0, 220) + "…" : h.text))));
     } catch (e) {
       list.replaceChildren(el("li", { class: "error" }, e.message));
@@ -738,6 +794,8 @@ async function start() {
   $("#conv-rename").addEventListener("click", renameConversation);
   $("#conv-delete").addEventListener("click", deleteConversation);
   $("#gen-form").addEventListener("submit", saveSettings);
+  $("#rerank-form").addEventListener("submit", saveRerank);
+  $("#rr-kind").addEventListener("change", showRerankFields);
   $("#gen-kind").addEventListener("change", showLlmFields);
   $("#rechunk").addEventListener("click", rechunkKb);
   $("#chat-input").addEventListener("keydown", (e) => {

@@ -7,7 +7,7 @@ come from the catalog, so a rebuild after an ingest never re-runs jieba.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,14 +67,40 @@ class BM25Method(Method):
         self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
         self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
 
-    def query_ids(self, query: str) -> list[int]:
-        return [self._vocab[t] for t in self.ctx.tokenizer(query) if t in self._vocab]
+    def _ids_of(self, tokens: Iterable[str]) -> list[int]:
+        return [self._vocab[t] for t in tokens if t in self._vocab]
+
+    def query_scores(self, query: str) -> np.ndarray | None:
+        """BM25 of every chunk for ``query``, or None when no query word is in the index.
+
+        A word of a synonym group (the KB's ``tokenizer.synonyms``) is scored as the group: each
+        chunk gets the best BM25 among the group's words, the typed one included, at full weight.
+        The file says the words are interchangeable, so a chunk that uses the other word matches as
+        if it used the typed one; taking the best (not the sum) counts the group once, so a chunk
+        that uses two of its words, or a group of many words, does not outweigh the rest of the query
+        (what Lucene's SynonymQuery does by treating synonyms as one term). bm25s sums the scores of
+        the token ids it is given, so each alternative is scored on its own.
+        """
+        terms = self.ctx.tokenizer.query_terms(query)
+        qids = self._ids_of(terms.plain)
+        scores = self._model.get_scores(qids) if qids else None
+        for alternatives in terms.groups:
+            best = None
+            for alt in alternatives:
+                ids = self._ids_of(alt)
+                if ids:
+                    s = self._model.get_scores(ids)
+                    best = s if best is None else np.maximum(best, s)
+            if best is not None:
+                scores = best if scores is None else scores + best
+        return scores
 
     def search(self, query: str, k: int) -> list[Hit]:
-        qids = self.query_ids(query)
-        if not qids or not self._ids:
+        if not self._ids:
             return []
-        scores = self._model.get_scores(qids)
+        scores = self.query_scores(query)
+        if scores is None:
+            return []
         return _top_hits(scores, self._ids, k, self.name)
 
     def search_expanded(self, query: str, extra: dict[str, float], k: int) -> list[Hit]:
@@ -84,8 +110,9 @@ class BM25Method(Method):
         """
         if not self._ids:
             return []
-        qids = self.query_ids(query)
-        scores = self._model.get_scores(qids) if qids else np.zeros(len(self._ids), dtype=np.float32)
+        scores = self.query_scores(query)
+        if scores is None:
+            scores = np.zeros(len(self._ids), dtype=np.float32)
         for term, weight in extra.items():
             if term in self._vocab:
                 scores = scores + weight * self._model.get_scores([self._vocab[term]])

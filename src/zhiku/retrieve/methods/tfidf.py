@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from zhiku.lexical.tfidf import count_matrix, weigh
+from zhiku.lexical.tfidf import count_matrix, row_norms, tf_idf, weigh
 from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
 from zhiku.types import Hit
 
@@ -76,18 +76,40 @@ class TfidfMethod(Method):
         self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
         self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
 
-    def query_vector(self, query: str) -> Any:
-        return weigh(
-            count_matrix([self.ctx.tokenizer(query)], self._vocab), self._idf, self.options.sublinear_tf
-        )
+    def query_scores(self, query: str) -> np.ndarray | None:
+        """Cosine similarity of every chunk with ``query``, or None when no query word is indexed.
+
+        A word of a synonym group (``tokenizer.synonyms``) counts as the group, as in ``bm25``: each
+        chunk gets the best of the group's words (each weighted by its own IDF), at full weight, once.
+        The query vector's norm is that of the query with each group's first indexed word (the typed
+        one when it is indexed), so without synonyms this is exactly the cosine similarity.
+        """
+        terms = self.ctx.tokenizer.query_terms(query)
+        indexed = [[alt for alt in alts if any(t in self._vocab for t in alt)] for alts in terms.groups]
+        indexed = [alts for alts in indexed if alts]
+        own = terms.plain + [t for alts in indexed for t in alts[0]]
+        rows = [own, terms.plain] + [list(alt) for alts in indexed for alt in alts]
+        weights = tf_idf(count_matrix(rows, self._vocab), self._idf, self.options.sublinear_tf)
+        norm = float(row_norms(weights[0])[0])
+        if norm == 0:
+            return None  # no query word occurs in the corpus: nothing is similar
+        if not indexed:
+            return np.asarray((self._matrix @ weights[0].T).todense()).ravel() / norm
+        # One sparse product for the plain words and every alternative: (chunks, 1 + alternatives).
+        dots = np.asarray((self._matrix @ weights[1:].T).todense())
+        scores = dots[:, 0].copy()
+        col = 1
+        for alts in indexed:
+            scores += dots[:, col : col + len(alts)].max(axis=1)
+            col += len(alts)
+        return scores / norm
 
     def search(self, query: str, k: int) -> list[Hit]:
         if not self._ids:
             return []
-        q = self.query_vector(query)
-        if q.nnz == 0:
-            return []  # no query word occurs in the corpus: nothing is similar
-        scores = np.asarray((self._matrix @ q.T).todense()).ravel()
+        scores = self.query_scores(query)
+        if scores is None:
+            return []
         k = min(k, len(self._ids))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]

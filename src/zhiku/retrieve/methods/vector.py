@@ -200,7 +200,7 @@ class VectorMethod(Method):
         )
         if not self.ctx.cache_shared:
             # The KB's own cache: keep exactly the current corpus. A shared cache (see
-            # service.shared_cache) serves other KBs too, so nothing is removed from it.
+            # kb/methods.shared_cache) serves other KBs too, so nothing is removed from it.
             unique = list(dict.fromkeys(corpus.text_hashes))
             cache.compact(unique, np.stack([have[h] for h in unique]) if unique else matrix)
         return matrix, len(todo)

@@ -14,7 +14,6 @@ sentence-transformers are imported on first use, not when the KB opens.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +21,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from zhiku.errors import NotFoundError
+from zhiku.huggingface import offline_and_quiet
 from zhiku.retrieve.rerank.base import Reranker, RerankOptions, rerankers
 
 
@@ -56,15 +56,9 @@ class CrossEncoderReranker(Reranker):
 
     def _load(self) -> Any:
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            offline_and_quiet("the cross-encoder reranker")
             from sentence_transformers import CrossEncoder
-            from transformers.utils import logging as hf_logging
 
-            # Library progress bars and notices would interleave with zhiku's own output.
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
             if self.options.threads:
                 import torch
 

@@ -1,0 +1,196 @@
+"""A KB's methods by name: the one resolver of method names, their instances, and their status
+(whether each one's index is built and fresh).
+
+A name is a configured method, a registered kind with default options (``w2v-sg``), or a fusion of
+methods joined by '+' (``bm25+dense``); every command resolves names here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zhiku.config import MethodConfig
+from zhiku.errors import NotFoundError, UsageError
+from zhiku.retrieve.base import Method, MethodContext, methods
+from zhiku.text.normalise import language_of
+
+if TYPE_CHECKING:
+    from zhiku.service import KnowledgeBase
+
+#: a method name made of several joined by '+' is their reciprocal-rank fusion (``bm25+dense``)
+FUSION_SEP = "+"
+
+
+@dataclass
+class MethodStatus:
+    name: str
+    kind: str
+    built: bool
+    fresh: bool
+    enabled: bool | str
+    reason: str = ""
+    chunks: int = 0
+    seconds: float = 0.0
+    bytes: int = 0
+    built_at: float = 0.0
+
+
+class MethodSet:
+    """The methods of one KB: configs resolved by name and instances made once, on first use."""
+
+    def __init__(self, kb: KnowledgeBase) -> None:
+        self.kb = kb
+        self._instances: dict[str, Method] = {}
+        self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
+        self._language: tuple[str, str] | None = None  # (fingerprint, language)
+
+    def names(self) -> list[str]:
+        return list(self.kb.config.methods)
+
+    def config(self, name: str) -> MethodConfig:
+        name = name.strip()
+        configured = self.kb.config.methods
+        if name in configured:
+            return configured[name]
+        if name in self._adhoc:
+            return self._adhoc[name]
+        if FUSION_SEP in name:
+            parts = [p.strip() for p in name.split(FUSION_SEP)]
+            if len(parts) < 2 or not all(parts):
+                raise UsageError(f"{name!r} is not a fusion of methods", "Write it like bm25+dense")
+            for part in parts:
+                self.config(part)
+            cfg = MethodConfig(kind="hybrid", options={"of": parts})
+        elif name in methods:
+            cfg = MethodConfig(kind=name)
+        else:
+            raise NotFoundError(
+                f"unknown method {name!r} in knowledge base {self.kb.name!r}",
+                f"Choose one of: {', '.join(configured)}, a kind: {', '.join(methods.names())}, "
+                "or fuse methods with '+', e.g. bm25+dense",
+            )
+        self.add_adhoc(name, cfg)
+        return cfg
+
+    def add_adhoc(self, name: str, cfg: MethodConfig) -> None:
+        """Resolve ``name`` to ``cfg`` from now on (a fusion of the parts of a method that are built)."""
+        self._adhoc[name] = cfg
+
+    def get(self, name: str) -> Method:
+        name = name.strip()
+        if name not in self._instances:
+            cfg = self.config(name)
+            kb = self.kb
+            ctx = MethodContext(
+                tokenizer=kb.tokenizer,
+                language=kb.language,
+                resolve=kb.ready_method,
+                models_dir=kb.layout.models / name,
+                cache_dir=shared_cache() or kb.layout.root / "cache",
+                cache_shared=shared_cache() is not None,
+            )
+            self._instances[name] = methods.get(cfg.kind)(name, cfg.options, ctx)
+        return self._instances[name]
+
+    def indexed_parts(self, name: str) -> list[str]:
+        m = self.get(name)
+        if m.indexed:
+            return [m.name]
+        out: list[str] = []
+        for part in m.parts():
+            out += [p for p in self.indexed_parts(part) if p not in out]
+        return out
+
+    def language(self) -> str:
+        kb = self.kb
+        if kb.config.language != "auto":
+            return kb.config.language
+        fp = kb.catalog.fingerprint()
+        if self._language is None or self._language[0] != fp:
+            self._language = (fp, language_of(kb.catalog.sample_text()))
+        return self._language[1]
+
+    def wanted(self, name: str) -> tuple[bool, str]:
+        """Whether a default build makes this method's index, and if not, why."""
+        cfg = self.config(name)
+        if cfg.enabled is False:
+            return False, "disabled in zhiku.toml"
+        if cfg.enabled is True:
+            return True, ""
+        if self.kb.catalog.chunk_count() == 0:
+            return False, "the knowledge base is empty"
+        return self.get(name).applicable(self.language())
+
+    # -- status: is each method's index built, and fresh? -------------------------------------------
+    def manifest(self, name: str) -> dict[str, Any] | None:
+        path = self.kb.layout.index_dir(name) / "manifest.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def size(self, name: str) -> int:
+        folder = self.kb.layout.index_dir(name)
+        return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) if folder.is_dir() else 0
+
+    def is_fresh(self, name: str, manifest: dict[str, Any] | None) -> bool:
+        """The index on disk was built from this catalog, with these settings and this tokenizer."""
+        kb = self.kb
+        return bool(
+            manifest
+            and manifest.get("fingerprint") == kb.catalog.fingerprint()
+            and manifest.get("settings") == self.get(name).describe()
+            and manifest.get("tokenizer") == kb.tokenizer.describe()
+        )
+
+    def status(self, name: str) -> MethodStatus:
+        cfg = self.config(name)
+        m = self.get(name)
+        if not m.indexed:
+            manifests = {p: self.manifest(p) for p in self.indexed_parts(name)}
+            ok = all(manifests.values())
+            missing = [p for p, man in manifests.items() if not man]
+            return MethodStatus(
+                name,
+                cfg.kind,
+                ok,
+                ok and all(self.is_fresh(p, man) for p, man in manifests.items()),
+                cfg.enabled,
+                "" if ok else f"needs {', '.join(missing)}",
+            )
+        man = self.manifest(name)
+        wanted, why = self.wanted(name)
+        return MethodStatus(
+            name,
+            cfg.kind,
+            man is not None,
+            self.is_fresh(name, man),
+            cfg.enabled,
+            "" if man or wanted else why,
+            (man or {}).get("chunks", 0),
+            (man or {}).get("seconds", 0.0),
+            self.size(name) if man else 0,
+            (man or {}).get("built_at", 0.0),
+        )
+
+    def default(self) -> str:
+        """The KB's default method: as configured, else hybrid or bm25 if built, else the first built."""
+        if self.kb.config.default_method:
+            return self.kb.config.default_method
+        status = {n: self.status(n) for n in self.names()}
+        for name in ("hybrid", "bm25"):
+            if name in status and status[name].built:
+                return name
+        built = [s.name for s in status.values() if s.built]
+        return built[0] if built else "bm25"
+
+
+def shared_cache() -> Path | None:
+    """``ZHIKU_VECTOR_CACHE``: one vector cache for every KB (benchmarks that rebuild KBs of the same
+    texts embed them once); by default each KB keeps its own in ``<kb>/cache``."""
+    folder = os.environ.get("ZHIKU_VECTOR_CACHE")
+    return Path(folder).expanduser() if folder else None

@@ -1,0 +1,226 @@
+"""The read path of a KB: search (filtered, reranked), then an answer with citations.
+
+Hits come back attached (chunk and document filled in); a hit whose chunk was deleted since its
+index was built is dropped, so nothing ever cites a ghost.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from zhiku.config import MethodConfig
+from zhiku.errors import UsageError
+from zhiku.retrieve.base import Method
+from zhiku.types import Answer, Hit, Where
+
+if TYPE_CHECKING:
+    from zhiku.generate.base import Generator
+    from zhiku.kb.methods import MethodSet
+    from zhiku.service import KnowledgeBase
+
+#: how many hits a filtered search fetches before filtering (it keeps the best k that pass)
+FILTER_DEPTH = 200
+
+
+class Searcher:
+    """Searches and answers over one KB; keeps its rerankers (a model loads once per setting)."""
+
+    def __init__(self, kb: KnowledgeBase, methods: MethodSet) -> None:
+        self.kb = kb
+        self.methods = methods
+        self._rerankers: dict[str, Any] = {}  # per setting: a model loads once, an LLM cache lives on
+
+    def search(
+        self, query: str, k: int, method: str | None, where: Where | None, rerank: str | None
+    ) -> list[Hit]:
+        kb = self.kb
+        query = check_query(query, k)
+        kb.notes = []
+        m = kb.ready_method(method) if method else self._default_searchable()
+        if rerank is not None or kb.config.rerank.kind is not None:
+            return self._search_reranked(query, k, m, rerank, where)
+        if not where:
+            return self.attach(m.search(query, k))
+        return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
+
+    def _default_searchable(self) -> Method:
+        """The default method, or the fusion of its parts that are fresh while a slow part is not."""
+        kb, methods = self.kb, self.methods
+        name = methods.default()
+        m = methods.get(name)
+        if m.kind != "hybrid":
+            return kb.ready_method(name)
+        ready: list[str] = []
+        missing: list[str] = []
+        for part in m.parts():
+            slow = [
+                p
+                for p in self.methods.indexed_parts(part)
+                if methods.get(p).slow_to_build and not methods.is_fresh(p, methods.manifest(p))
+            ]
+            (missing if slow else ready).append(part)
+        if not missing or not ready:
+            return kb.ready_method(name)
+        kb.notes.append(
+            f"{', '.join(missing)} is not built yet (still building, or interrupted): searched with "
+            f"{', '.join(ready)} only. `zhiku build --kb {kb.name}` finishes it"
+        )
+        if len(ready) == 1:
+            return kb.ready_method(ready[0])
+        opts = dict(self.methods.config(name).options)
+        weights = opts.get("weights")
+        if weights:
+            opts["weights"] = [w for p, w in zip(m.parts(), weights, strict=True) if p in ready]
+        adhoc = f"{name}[{'+'.join(ready)}]"
+        self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options={**opts, "of": ready}))
+        return kb.ready_method(adhoc)
+
+    def search_many(
+        self, queries: Sequence[str], k: int, method: str | None, rerank: str | None
+    ) -> list[list[Hit]]:
+        kb = self.kb
+        for q in queries:
+            check_query(q, k)
+        m = kb.ready_method(method or self.methods.default())
+        if rerank is not None or kb.config.rerank.kind is not None:
+            return self._search_many_reranked(queries, k, m, rerank)
+        return [self.attach(h) for h in m.search_many(list(queries), k)]
+
+    def _filtered(self, hits: list[Hit], where: Where) -> list[Hit]:
+        uploads = str(self.kb.layout.root.resolve() / "uploads") + "/"
+        prefix, contains = where.path_prefix, where.path_contains
+
+        def keep(h: Hit) -> bool:
+            source = h.doc.source if h.doc else ""
+            relative = source[len(uploads) :] if source.startswith(uploads) else source
+            if prefix and not (source.startswith(prefix) or relative.startswith(prefix)):
+                return False
+            return not contains or contains in source
+
+        return [h for h in hits if keep(h)]
+
+    def attach(self, hits: list[Hit]) -> list[Hit]:
+        found = self.kb.catalog.chunks([h.chunk_id for h in hits])
+        return [
+            h.with_(chunk=found[h.chunk_id][0], doc=found[h.chunk_id][1]) for h in hits if h.chunk_id in found
+        ]
+
+    # -- answering --------------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        generator: Generator | None,
+        on_token: Callable[[str], None] | None,
+        method: str,
+    ) -> Answer:
+        from zhiku.generate.answer import answer_question
+
+        t = time.perf_counter()
+        result = answer_question(question, hits, generator or self.kb.generator(), on_token, method)
+        result.timings["generate_s"] = round(time.perf_counter() - t, 4)
+        return result
+
+    def ask(
+        self,
+        question: str,
+        k: int,
+        method: str | None,
+        generator: Generator | None,
+        on_token: Callable[[str], None] | None,
+        on_hits: Callable[[list[Hit]], None] | None,
+        where: Where | None,
+        rerank: str | None,
+    ) -> Answer:
+        kb = self.kb
+        t0 = time.perf_counter()
+        name = method or self.methods.default()
+        if rerank is not None or kb.config.rerank.kind is not None:
+            # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
+            kb.notes = []
+            m = kb.ready_method(name)
+            hits = self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
+        else:
+            hits = self.search(question, k, name, where, None)
+        retrieve_s = round(time.perf_counter() - t0, 4)
+        if on_hits:
+            on_hits(hits)
+        answer = self.answer(question, hits, generator, on_token, name)
+        answer.timings["retrieve_s"] = retrieve_s
+        return answer
+
+    # -- reranking (issue 10) ---------------------------------------------------------------------
+    def reranker(self, rerank: str | None, generator: Generator | None) -> tuple[Any, Any]:
+        from zhiku.retrieve.rerank import make_reranker, rerank_config, rerankers
+
+        kb = self.kb
+        cfg = rerank_config(rerank, kb.config.rerank)
+        if cfg.kind is None:
+            return None, cfg
+        needs_llm = rerankers.get(cfg.kind).needs_generator
+        key = json.dumps(
+            [
+                cfg.model_dump(mode="json"),
+                kb.config.generator.model_dump(mode="json"),
+                id(generator) if needs_llm and generator is not None else None,
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        cache = self._rerankers
+        if key not in cache:
+            cache[key] = make_reranker(cfg, (lambda: generator) if generator is not None else kb.generator)
+        return cache[key], cfg
+
+    def rerank_hits(
+        self, query: str, hits: list[Hit], k: int, rerank: str | None, generator: Generator | None
+    ) -> list[Hit]:
+        reranker, cfg = self.reranker(rerank, generator)
+        if reranker is None:
+            return hits[:k]
+        texts = [h.chunk.text if h.chunk is not None else "" for h in hits]
+        out: list[Hit] = reranker.rerank(query, hits, texts, top_n=cfg.top_n, threshold=cfg.threshold)
+        return out[:k]
+
+    def _search_reranked(
+        self,
+        query: str,
+        k: int,
+        m: Method,
+        rerank: str | None,
+        where: Where | None,
+        generator: Generator | None = None,
+    ) -> list[Hit]:
+        reranker, cfg = self.reranker(rerank, generator)
+        depth = max(k, FILTER_DEPTH) if where else k
+        if reranker is not None:
+            depth = max(depth, cfg.top_n)
+        # Attach (and filter) before reranking: the reranker reads the chunk texts, never scores a
+        # chunk deleted since the index was built, and spends top_n on hits that can be returned.
+        hits = self.attach(m.search(query, depth))
+        if where:
+            hits = self._filtered(hits, where)
+        return self.rerank_hits(query, hits, k, rerank, generator) if reranker is not None else hits[:k]
+
+    def _search_many_reranked(
+        self, queries: Sequence[str], k: int, m: Method, rerank: str | None
+    ) -> list[list[Hit]]:
+        reranker, cfg = self.reranker(rerank, None)
+        if reranker is None:
+            return [self.attach(h) for h in m.search_many(list(queries), k)]
+        lists = m.search_many(list(queries), max(k, cfg.top_n))  # the first stage still batches
+        return [
+            self.rerank_hits(q.strip(), self.attach(h), k, rerank, None)
+            for q, h in zip(queries, lists, strict=True)
+        ]
+
+
+def check_query(query: str, k: int) -> str:
+    if not isinstance(query, str) or not query.strip():
+        raise UsageError("the query is empty", "Type a question or some keywords")
+    if k < 1:
+        raise UsageError(f"k must be at least 1, got {k}", "Use -k 10, for example")
+    return query.strip()
