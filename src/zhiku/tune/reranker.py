@@ -19,7 +19,6 @@ without improvement.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable
@@ -65,19 +64,15 @@ def _load(model_path: Path, max_length: int) -> Any:
             "Pass a local sentence-transformers CrossEncoder folder with --model "
             "(e.g. one downloaded with huggingface-cli download BAAI/bge-reranker-base --local-dir DIR)",
         )
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from zhiku.huggingface import offline_and_quiet
+
+    offline_and_quiet("tune reranker")  # before the import: the offline switches are read then
     try:
         from sentence_transformers import CrossEncoder
-        from transformers.utils import logging as hf_logging
     except ImportError as e:
         raise DependencyMissingError(
             "sentence-transformers is not installed", "pip install sentence-transformers"
         ) from e
-    # Loading and saving draw progress bars of their own, which would interleave with zhiku's lines.
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     return CrossEncoder(str(model_path), device="cpu", local_files_only=True, max_length=max_length)
 
 
