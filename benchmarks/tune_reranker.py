@@ -8,7 +8,13 @@ makes in Chinese), so the run needs no data folder. Offline pseudo-questions, th
 `zhiku tune reranker` through the CLI, whose before/after table is printed and written under
 <workdir>/kb/tune/<name>/.
 
-    python benchmarks/tune_reranker.py --workdir /tmp/tune-rr --docs 24 --epochs 2
+    python benchmarks/tune_reranker.py --workdir /tmp/tune-rr --docs 24 --epochs 3 --patience 3 \
+        --max-train 150 --max-validation 60 --lr 5e-5
+
+Measured (2 shared cores, load ~5; results/tune_reranker/): validation MRR@10 of hybrid's top 20
+reranked went 0.146 (untrained head) → 0.340, 0.347, 0.647 over three epochs (805 pairs, 153 steps,
+1361 s). The first stage alone scores 0.939 on these questions (verbatim-sentence pseudo-questions
+suit BM25), so the tuned reranker is kept and not enabled: the report says so.
 """
 
 from __future__ import annotations
