@@ -47,6 +47,7 @@ def create_app(
     """
     from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
+    from zhiku.api.routers import tune as tuning
     from zhiku.config import default_home
 
     home = (home or default_home()).expanduser().resolve()
@@ -80,7 +81,7 @@ def create_app(
 
     app.include_router(health.router)
     reads = [Depends(require_read)]
-    for module in (kbs, settings, documents, jobs, search, ask, conversations, evaluation, openai):
+    for module in (kbs, settings, documents, jobs, search, ask, conversations, evaluation, tuning, openai):
         app.include_router(module.router, dependencies=reads)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -3,6 +3,7 @@
 zhiku tune questions --kb laws                       # offline pseudo-questions, train/validation split
 zhiku tune questions --kb laws --llm ollama:qwen2.5:7b --sample 500 --per-chunk 3
 zhiku tune adapter --kb laws --base dense            # a method `dense-tuned`, default only if it wins
+zhiku tune reranker --kb laws --model ~/models/bge-reranker-base   # [rerank] only if it wins
 zhiku tune route --kb laws                           # default method / hybrid weights from validation
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,28 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     e.add_argument("--json", action="store_true")
     e.set_defaults(run=run_encoder)
 
+    rr = tsub.add_parser("reranker", parents=[common], help="fine-tune a local cross-encoder reranker")
+    rr.add_argument(
+        "--model", required=True, metavar="PATH", help="a local sentence-transformers CrossEncoder folder"
+    )
+    rr.add_argument("--name", default=None, help="the tuned reranker's name (default <model folder>-tuned)")
+    rr.add_argument("--questions", default=None, metavar="FILE", help="default <kb>/tune/questions.jsonl")
+    rr.add_argument("--eval", default=None, metavar="FILE", help="also compare on a real zhiku QA file")
+    rr.add_argument("--epochs", type=int, default=2, help="at most (default 2)")
+    rr.add_argument("--patience", type=int, default=1, help="stop after N epochs without a better validation")
+    rr.add_argument("--batch-size", type=int, default=16, help="(question, passage) pairs per step")
+    rr.add_argument("--lr", type=float, default=2e-5)
+    rr.add_argument(
+        "--hard-negatives", type=int, default=3, help="per question, from bm25 and the default each"
+    )
+    rr.add_argument("--max-train", type=int, default=1000, help="train questions used at most")
+    rr.add_argument("--max-validation", type=int, default=200, help="validation questions used at most")
+    rr.add_argument("--max-length", type=int, default=256, help="tokens per (question, passage) pair")
+    rr.add_argument("--out", default=None, metavar="DIR", help="report folder (default <kb>/tune/<name>)")
+    rr.add_argument("--seed", type=int, default=0)
+    rr.add_argument("--json", action="store_true")
+    rr.set_defaults(run=run_reranker)
+
     r = tsub.add_parser(
         "route", parents=[common], help="choose the default method or hybrid weights on validation"
     )
@@ -112,95 +134,34 @@ def _say(msg: str) -> None:
 
 
 def _questions_path(kb: KnowledgeBase, given: str | None) -> Path:
-    return Path(given) if given else kb.layout.root / "tune" / "questions.jsonl"
+    from zhiku.tune.runs import questions_path
+
+    return questions_path(kb, given)
 
 
 def run_questions(args: argparse.Namespace) -> int:
     from zhiku.errors import UsageError
-    from zhiku.tune import questions as tq
+    from zhiku.tune import runs
 
-    if args.sample is not None and args.sample < 1:
-        raise UsageError(f"--sample must be at least 1, got {args.sample}", "Use --sample 500, for example")
     if args.per_chunk < 1:
         raise UsageError(f"--per-chunk must be at least 1, got {args.per_chunk}", "Use --per-chunk 3")
     with open_kb(args) as kb:
         out = _questions_path(kb, args.out)
-        t0 = time.perf_counter()
-        chunks = tq.source_chunks(kb)
-        if not chunks:
-            raise UsageError(
-                f"knowledge base {kb.name!r} has no chunks",
-                f"Ingest documents first: zhiku ingest PATH --kb {kb.name}",
-            )
-        picked = tq.sample_chunks(chunks, args.sample, args.seed)
-        info: dict[str, Any] = {"kb": kb.name, "chunks": len(picked)}
-        if args.llm:
-            from zhiku.generate.llm import generator_config, make_backend
-            from zhiku.tune.llm_questions import generate
-
-            cfg = (
-                kb.config.generator
-                if args.llm == "kb"
-                else generator_config(args.llm, args.base_url, kb.config.generator)
-            )
-            if cfg.kind == "extractive":
-                raise UsageError(
-                    "the KB's generator is the extractive answerer, not an LLM",
-                    "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
-                )
-            backend = make_backend(cfg.kind, cfg.options)
-            raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
-            bar = _bar(len(picked), "questions")
-            try:
-                run = generate(
-                    backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None
-                )
-            finally:
-                if bar:
-                    bar.close()
-            info.update(
-                generator=f"llm:{backend.describe()}",
-                generated=run.generated,
-                chunks_done=run.chunks,
-                resumed=run.skipped,
-                unparsed_replies=run.unparsed,
-                failed_chunks=run.failed,
-            )
-            raw = tq.read_jsonl(raw_path)
-        else:
-            kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-            unknown = set(kinds) - {"ict", "keywords", "article"}
-            if unknown:
-                raise UsageError(
-                    f"unknown offline kinds: {', '.join(sorted(unknown))}", "Use ict, keywords, article"
-                )
-            raw = list(tq.offline_questions(picked, kinds, args.seed, all_chunks=chunks))
-            info.update(generator="offline", generated=len(raw))
-        stats, counts = tq.finish(
+        outcome = runs.run_questions(
             kb,
-            raw,
-            out,
+            out=out,
+            sample=args.sample,
+            kinds=tuple(k.strip() for k in args.kinds.split(",") if k.strip()),
             filter_method=None if args.filter == "none" else args.filter,
             depth=args.depth,
             max_ties=args.max_ties,
             validation=args.validation,
             seed=args.seed,
+            raw=_llm_questions(kb, args, out) if args.llm else None,
         )
-        train_path, val_path = tq.split_paths(out)
-        info.update(
-            duplicates=stats.duplicates,
-            not_found=stats.not_found,
-            ambiguous=stats.ambiguous,
-            kept=stats.kept,
-            **counts,
-            seconds=round(time.perf_counter() - t0, 1),
-            files={"all": str(out), "train": str(train_path), "validation": str(val_path)},
-            notes=stats.notes,
-        )
-        by_kind: dict[str, int] = {}
-        for q in tq.read_jsonl(out):
-            by_kind[q.generator] = by_kind.get(q.generator, 0) + 1
-        info["by_generator"] = by_kind
+    info = outcome.info
+    train_path, val_path = Path(info["files"]["train"]), Path(info["files"]["validation"])
+    by_kind = info["by_generator"]
     if args.json:
         print_json(info)
         return 0
@@ -209,18 +170,57 @@ def run_questions(args: argparse.Namespace) -> int:
         f"({info['generator']})"
     )
     print(
-        f"  dropped: {stats.duplicates} duplicates, {stats.not_found} not found by {args.filter} in its top "
-        f"{args.depth}, {stats.ambiguous} ambiguous ({args.max_ties}+ chunks tie with the source)"
+        f"  dropped: {info['duplicates']} duplicates, {info['not_found']} not found by {args.filter} in its "
+        f"top {args.depth}, {info['ambiguous']} ambiguous ({args.max_ties}+ chunks tie with the source)"
     )
     print(
-        f"  kept {counts['all']}: train {counts['train']} ({counts['train_docs']} documents), validation "
-        f"{counts['validation']} ({counts['validation_docs']} documents, none of them in train)"
+        f"  kept {info['all']}: train {info['train']} ({info['train_docs']} documents), validation "
+        f"{info['validation']} ({info['validation_docs']} documents, none of them in train)"
     )
     print("  by generator: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
-    for note in stats.notes:
+    for note in info["notes"]:
         print(f"note: {note}")
     print(f"wrote {out}, {train_path.name}, {val_path.name}")
     return 0
+
+
+def _llm_questions(kb: KnowledgeBase, args: argparse.Namespace, out: Path) -> Any:
+    """What makes the raw questions with an LLM (``--llm``), resumable from ``<out>.raw.jsonl``."""
+    from zhiku.errors import UsageError
+    from zhiku.generate.llm import generator_config, make_backend
+    from zhiku.tune import questions as tq
+    from zhiku.tune.llm_questions import generate
+
+    cfg = (
+        kb.config.generator
+        if args.llm == "kb"
+        else generator_config(args.llm, args.base_url, kb.config.generator)
+    )
+    if cfg.kind == "extractive":
+        raise UsageError(
+            "the KB's generator is the extractive answerer, not an LLM",
+            "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
+        )
+    backend = make_backend(cfg.kind, cfg.options)
+
+    def make(picked: list[Any]) -> tuple[list[Any], dict[str, Any]]:
+        raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
+        bar = _bar(len(picked), "questions")
+        try:
+            run = generate(backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None)
+        finally:
+            if bar:
+                bar.close()
+        return tq.read_jsonl(raw_path), {
+            "generator": f"llm:{backend.describe()}",
+            "generated": run.generated,
+            "chunks_done": run.chunks,
+            "resumed": run.skipped,
+            "unparsed_replies": run.unparsed,
+            "failed_chunks": run.failed,
+        }
+
+    return make
 
 
 def _bar(total: int, unit: str) -> Any:
@@ -232,100 +232,35 @@ def _bar(total: int, unit: str) -> Any:
 
 
 def run_adapter(args: argparse.Namespace) -> int:
-    from zhiku.config import MethodConfig
-    from zhiku.service import VERSION
-    from zhiku.tune import questions as tq
-    from zhiku.tune.adapter import AdapterSettings, data_hash, save_adapter, train_adapter
-    from zhiku.tune.compare import save_config
+    from zhiku.tune import runs
 
     with open_kb(args) as kb:
-        qpath = _questions_path(kb, args.questions)
-        train_path, val_path = tq.split_paths(qpath)
-        train, val = tq.read_jsonl(train_path), tq.read_jsonl(val_path)
-        name = args.name or f"{args.base}-tuned"
-        settings = AdapterSettings(
+        incumbent = kb.default_method()
+        outcome = runs.run_adapter(
+            kb,
+            args.base,
             kind=args.kind,
+            name=args.name,
+            questions=args.questions,
+            eval_file=args.eval,
             epochs=args.epochs,
             max_train=args.max_train,
             max_validation=args.max_validation,
+            out=Path(args.out) if args.out else None,
             seed=args.seed,
+            say=None if args.json else _say,
+            command=" ".join(sys.argv),
         )
-        result = train_adapter(kb, args.base, train, val, settings, progress=None if args.json else _say)
-        folder = kb.layout.models / name
-        incumbent = kb.default_method()
-        manifest: dict[str, Any] = {
-            "method": name,
-            "kind": "adapted",
-            "base": args.base,
-            "base_settings": kb.method(args.base).describe(),
-            "data_hash": data_hash(train, val),
-            "questions": str(qpath),
-            "settings": settings.__dict__,
-            "train_questions": result.train_questions,
-            "validation_questions": result.validation_questions,
-            "validation_mrr@10": {
-                "before": round(result.validation_before, 4),
-                "after": round(result.validation_after, 4),
-            },
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "history": result.history,
-            "training_seconds": round(result.seconds, 1),
-            "embed_seconds": round(result.embed_seconds, 1),
-            "zhiku_version": VERSION,
-            "created": time.time(),
-        }
-        save_adapter(folder, result, manifest)
-        save_config(kb, method=(name, MethodConfig(kind="adapted", options={"base": args.base})))
-        notes = [
-            f"adapter ({args.kind}) trained on {result.train_questions} train questions, best epoch "
-            f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f} s"
-        ]
-        report, extra, verdict, out = _validate(kb, args, name, args.base, incumbent, val_path, notes)
-        manifest["decision"] = verdict.to_json()
-        save_adapter(folder, result, manifest)
+    info = outcome.info
     if args.json:
-        print_json(
-            {
-                "method": name,
-                "manifest": manifest,
-                "out": str(out),
-                "validation": {m.method: m.metrics for m in report.methods},
-                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
-            }
-        )
+        print_json({k: info[k] for k in ("method", "manifest", "out", "validation", "eval")})
         return 0
-    _print_outcome(args, report, extra, verdict, name, incumbent)
-    print(f"method {name!r} added to zhiku.toml; adapter in {folder}; reports in {out}")
+    _print_outcome(args, outcome.report, outcome.extra, outcome.verdict, info["method"], incumbent)
+    print(
+        f"method {info['method']!r} added to zhiku.toml; adapter in {info['folder']}; "
+        f"reports in {info['out']}"
+    )
     return 0
-
-
-def _validate(
-    kb: KnowledgeBase,
-    args: argparse.Namespace,
-    name: str,
-    base: str,
-    incumbent: str,
-    val_path: Path,
-    notes: list[str],
-) -> tuple[Any, Any, Any, Path]:
-    """Before/after on validation (and --eval), reports written, and the default changed only if the
-    tuned method beats the current default by more than noise."""
-    from zhiku.tune.compare import compare, evaluate_methods, save_config, write_report
-
-    out = Path(args.out) if args.out else kb.layout.root / "tune" / name
-    names = list(dict.fromkeys([base, name, incumbent]))
-    report = evaluate_methods(kb, val_path, names, command=" ".join(sys.argv))
-    verdict = compare(report, name, incumbent)
-    outcome = ("made " + name) if verdict.significant else ("kept " + incumbent)
-    write_report(report, out / "validation", [*notes, f"default: {outcome}: {verdict.why}"])
-    extra = None
-    if args.eval:
-        extra = evaluate_methods(kb, Path(args.eval), names, command=" ".join(sys.argv))
-        write_report(extra, out / "eval", [f"{args.eval}: real questions, never tuned on"])
-    if verdict.significant:
-        save_config(kb, default_method=name)
-    return report, extra, verdict, out
 
 
 def _print_outcome(
@@ -348,6 +283,7 @@ def run_encoder(args: argparse.Namespace) -> int:
     from zhiku.tune import questions as tq
     from zhiku.tune.compare import save_config
     from zhiku.tune.encoder import EncoderSettings, finetune_encoder
+    from zhiku.tune.runs import validate
 
     model = Path(args.model).expanduser().resolve()
     with open_kb(args) as kb:
@@ -372,7 +308,10 @@ def run_encoder(args: argparse.Namespace) -> int:
             f"encoder fine-tuned from {model} on {manifest['pairs']} pairs "
             f"in {manifest['training_seconds']} s"
         ]
-        report, extra, verdict, out = _validate(kb, args, name, base, incumbent, val_path, notes)
+        out = Path(args.out) if args.out else kb.layout.root / "tune" / name
+        report, extra, verdict = validate(
+            kb, name, base, incumbent, val_path, notes, out, args.eval, " ".join(sys.argv)
+        )
         manifest = {"method": name, "base": base, **manifest, "decision": verdict.to_json()}
         atomic_write_json(kb.layout.models / name / "manifest.json", manifest)
     if args.json:
@@ -392,15 +331,69 @@ def run_encoder(args: argparse.Namespace) -> int:
 
 
 def run_route(args: argparse.Namespace) -> int:
-    from zhiku.tune.route import route
+    from zhiku.tune import runs
 
     with open_kb(args) as kb:
-        qpath = _questions_path(kb, args.questions)
         candidates = [m.strip() for m in args.methods.split(",")] if args.methods else None
-        out = Path(args.out) if args.out else kb.layout.root / "tune" / "route"
-        decision = route(kb, qpath, candidates, out, progress=None if args.json else _say)
+        outcome = runs.run_route(
+            kb,
+            methods=candidates,
+            questions=args.questions,
+            out=Path(args.out) if args.out else None,
+            say=None if args.json else _say,
+        )
+    decision = {k: v for k, v in outcome.info.items() if k not in ("table", "default_method")}
     if args.json:
         print_json(decision)
         return 0
     print(decision["summary"])
+    return 0
+
+
+def run_reranker(args: argparse.Namespace) -> int:
+    from zhiku.tune import runs
+    from zhiku.tune.reranker import RerankerSettings
+
+    settings = RerankerSettings(
+        epochs=args.epochs,
+        patience=args.patience,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        hard_negatives=args.hard_negatives,
+        max_train=args.max_train,
+        max_validation=args.max_validation,
+        max_length=args.max_length,
+        seed=args.seed,
+    )
+    with open_kb(args) as kb:
+        outcome = runs.run_reranker(
+            kb,
+            Path(args.model),
+            name=args.name,
+            questions=args.questions,
+            eval_file=args.eval,
+            settings=settings,
+            out=Path(args.out) if args.out else None,
+            say=None if args.json else _say,
+            command=" ".join(sys.argv),
+        )
+    info = outcome.info
+    if args.json:
+        print_json(
+            {k: info[k] for k in ("reranker", "model", "manifest", "out", "validation", "eval", "enabled")}
+        )
+        return 0
+    from zhiku.eval.report import format_table
+
+    assert outcome.report is not None  # run_reranker always evaluates
+    print(f"validation ({outcome.report.settings.get('questions')} questions from held-out documents):")
+    print(format_table(outcome.report))
+    if outcome.extra is not None:
+        print(f"{args.eval}:")
+        print(format_table(outcome.extra))
+    print(outcome.notes[-1])
+    print(
+        f"model in {info['model']} (use it with --rerank cross-encoder:{info['model']}); "
+        f"reports in {info['out']}"
+    )
     return 0

@@ -25,9 +25,11 @@ import numpy as np
 from zhiku.errors import ConfigError, UsageError
 from zhiku.eval.datasets import normalize_evidence, source_matches
 from zhiku.tune.adapter_model import Adapter, AdapterKind
+from zhiku.tune.negatives import searched_negatives
 from zhiku.tune.questions import Question, SourceChunk
 
 if TYPE_CHECKING:
+    from zhiku.progress import Progress
     from zhiku.service import KnowledgeBase
 
 
@@ -127,9 +129,12 @@ def train_adapter(
     val: list[Question],
     settings: AdapterSettings,
     progress: Callable[[str], None] | None = None,
+    steps: Progress | None = None,
 ) -> TrainResult:
+    """``progress`` gets one line per step; ``steps`` (a job's phases) one phase "train" of epochs."""
     import torch
 
+    from zhiku.progress import NoProgress
     from zhiku.tune.questions import source_chunks
 
     t0 = time.perf_counter()
@@ -161,21 +166,20 @@ def train_adapter(
     # Hard negatives: the base method's and BM25's best non-relevant chunks for each question.
     say("mining hard negatives")
     base_scores = (_normalize(Qt) if cosine else Qt) @ C.T
+    bm25 = searched_negatives(
+        kb,
+        [q.question for q in train],
+        rel_train,
+        "bm25",
+        settings.hard_negatives,
+        keep=position.__contains__,
+        say=say,
+    )
     hard: list[list[int]] = []
-    bm25: list[list[str]] = [[] for _ in train]
-    try:
-        bm25 = [
-            [h.chunk_id for h in hits]
-            for hits in kb.search_many(
-                [q.question for q in train], k=2 * settings.hard_negatives + 8, method="bm25"
-            )
-        ]
-    except Exception as e:  # noqa: BLE001  (no BM25 index: the base method's negatives still work)
-        say(f"no BM25 negatives ({e})")
     for i, rel in enumerate(rel_train):
         order = np.argsort(-base_scores[i])[: 4 * settings.hard_negatives + 8]
         mine = [int(j) for j in order if ids[j] not in rel][: settings.hard_negatives]
-        mine += [position[c] for c in bm25[i] if c in position and c not in rel][: settings.hard_negatives]
+        mine += [position[c] for c in bm25[i]]
         hard.append(list(dict.fromkeys(mine)))
 
     torch.manual_seed(settings.seed)
@@ -202,6 +206,8 @@ def train_adapter(
     before = best = validate(init)
     best_adapter, best_epoch, history, epochs_run = init, 0, [before], 0
     say(f"epoch 0 (no adapter): validation MRR@10 {before:.4f}")
+    steps = steps or NoProgress()
+    steps.start("train", settings.epochs)
     for epoch in range(1, settings.epochs + 1):
         epochs_run = epoch
         order = rng.permutation(len(train))
@@ -227,11 +233,13 @@ def train_adapter(
             opt.step()
         score = validate(snapshot())
         history.append(score)
+        steps.advance(1)
         say(f"epoch {epoch}: loss {loss.item():.4f}, validation MRR@10 {score:.4f}")
         if score > best + 1e-6:
             best, best_adapter, best_epoch = score, snapshot(), epoch
         elif epoch - best_epoch >= settings.patience:
             break
+    steps.close()
     return TrainResult(
         best_adapter,
         before,

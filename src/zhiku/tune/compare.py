@@ -116,12 +116,15 @@ def compare(report: Report, challenger: str, incumbent: str, alpha: float = ALPH
     )
 
 
-def evaluate_methods(kb: KnowledgeBase, dataset_path: Path, names: list[str], command: str = "") -> Report:
+def evaluate_methods(
+    kb: KnowledgeBase, dataset_path: Path, names: list[str], command: str = "", progress: Any = None
+) -> Report:
+    """``names`` on the questions of ``dataset_path``; ``progress``: one phase per method."""
     from zhiku.eval.datasets import load_dataset
     from zhiku.eval.runner import run_eval
 
     dataset = load_dataset(dataset_path, fmt="zhiku-qa")
-    return run_eval(dataset, list(dict.fromkeys(names)), kb=kb, command=command)
+    return run_eval(dataset, list(dict.fromkeys(names)), kb=kb, command=command, progress=progress)
 
 
 def write_report(report: Report, out: Path, notes: list[str]) -> list[Path]:

@@ -22,6 +22,7 @@ from zhiku.errors import UsageError
 from zhiku.eval.report import MethodResult, QueryResult, Report
 
 if TYPE_CHECKING:
+    from zhiku.progress import Progress
     from zhiku.service import KnowledgeBase
 
 DEPTH = 50
@@ -56,11 +57,15 @@ def route(
     candidates: list[str] | None,
     out: Path,
     progress: Callable[[str], None] | None = None,
+    steps: Progress | None = None,
 ) -> dict[str, Any]:
+    """``progress`` gets one line per step; ``steps`` (a job's phases) a phase "search" over the
+    candidates, then "fuse" over the fusion variants."""
     from zhiku.config import MethodConfig
     from zhiku.eval.datasets import load_dataset
     from zhiku.eval.judges import EvidenceJudge
     from zhiku.eval.runner import Fetched, KBRetriever, fetch_hits, kb_chunks, score_hits
+    from zhiku.progress import NoProgress
     from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
     from zhiku.retrieve.methods.routed import keyword_like
     from zhiku.tune.compare import compare, save_config, write_report
@@ -81,13 +86,17 @@ def route(
     k = 10
     results: dict[str, MethodResult] = {}
     lists: dict[str, list[list[Any]]] = {}
+    steps = steps or NoProgress()
+    steps.start("search", len(names))
     for name in names:
         say(f"searching {len(queries)} validation questions with {name}")
         r = KBRetriever(kb, name)
         fetched = fetch_hits(r, queries, DEPTH, batched=r.batched, latency_sample=20, label=name)
         lists[name] = fetched.hits
         results[name] = score_hits(name, dataset, judge, fetched, k=k)
+        steps.advance(1)
     singles = _singles(kb, names)
+    steps.start("fuse", len(singles) * (len(singles) - 1) // 2)
     variants: dict[str, dict[str, Any]] = {}
     for i, a in enumerate(singles):
         for b in singles[i + 1 :]:
@@ -108,6 +117,8 @@ def route(
                     )
                 results[label] = score_hits(label, dataset, judge, Fetched(fused, [], 0.0), k=k)
                 variants[label] = {"of": [a, b], "weights": [wa, wb], "fusion": fusion}
+            steps.advance(1)
+    steps.close()
     key = _key(k)
     ranked = sorted(results, key=lambda n: -results[n].metrics.get(key, 0.0))
     best = ranked[0]
