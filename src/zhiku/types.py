@@ -24,7 +24,11 @@ class Corpus:
     language: str
 
     def index_texts(self) -> list[str]:
-        return [f"{c}\n{t}" for c, t in zip(self.contexts, self.texts, strict=True)]
+        return [self.index_text(i) for i in range(len(self.ids))]
+
+    def index_text(self, i: int) -> str:
+        """What is embedded for chunk ``i``: its title + heading line, then its text."""
+        return f"{self.contexts[i]}\n{self.texts[i]}"
 
     def __len__(self) -> int:
         return len(self.ids)

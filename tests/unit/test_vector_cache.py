@@ -71,3 +71,18 @@ def test_only_new_chunks_are_embedded_and_an_interrupted_build_resumes(
         assert ids == {"d20.md"}
     shards = list((tmp_path / "kb" / "cache" / "vectors").rglob("*.json"))
     assert len(shards) == 1
+
+
+def test_chunks_with_the_same_text_are_embedded_once_and_each_gets_the_vector(
+    tmp_path: Path, counted: list[int]
+) -> None:
+    # Two documents with the same title and text give chunks with one text hash: one embedding,
+    # copied to both rows of the matrix (the build fills one preallocated matrix in place).
+    same = "同一段文字出现在两个文件里，内容完全一样。"
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=config()) as kb:
+        kb.add_texts([("a.md", "同名", same), ("b.md", "同名", same), ("c.md", "另一个", "别的内容。")])
+        assert counted[0] == 2
+        matrix = np.load(tmp_path / "kb" / "indexes" / "dense" / "embeddings.npy")
+        assert matrix.shape[0] == 3 and not (matrix == 0).all(axis=1).any()
+        hits = kb.search(same, 3, "dense")
+        assert len(hits) == 3 and hits[0].score == pytest.approx(hits[1].score)

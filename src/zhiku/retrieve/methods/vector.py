@@ -164,11 +164,15 @@ class VectorMethod(Method):
         desc = emb.describe()
         # A chunk with no known word (corpus-trained models) has no direction: it matches nothing
         # rather than anything.
+        matrix = np.asarray(matrix, dtype=np.float32)  # no copy when it is float32 already
         keep = np.abs(matrix).sum(1) > 0 if emb.trainable else np.ones(len(corpus), dtype=bool)
         index = indexes.get(self.options.index)(emb.dim, self.options.metric, **self.options.index_options)
-        fill_index(index, [cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
+        if keep.all():
+            fill_index(index, list(corpus.ids), matrix)  # no boolean-indexed copy of the matrix
+        else:
+            fill_index(index, [cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
         index.save(out_dir)
-        np.save(out_dir / "embeddings.npy", matrix.astype(np.float32))
+        np.save(out_dir / "embeddings.npy", matrix)
         (out_dir / "embedding_ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
         (out_dir / "embedder.json").write_text(json.dumps(desc, sort_keys=True), encoding="utf-8")
         self._index = index
@@ -177,32 +181,41 @@ class VectorMethod(Method):
     def _cached_vectors(
         self, emb: Embedder, corpus: Corpus, progress: Callable[[int], None] | None
     ) -> tuple[np.ndarray, int]:
-        """Vectors of every chunk: from the cache, the missing ones embedded and cached in batches."""
+        """Vectors of every chunk: from the cache, the missing ones embedded and cached in batches.
+
+        One float32 matrix is allocated up front and filled in place: at a million chunks each
+        extra copy (a dict of rows, a stack, a compacted copy) costs 1.5 GB."""
         cache = VectorCache(self.ctx.cache_dir / "vectors" / cache_key(emb.describe()), emb.dim)
-        have = cache.load(set(corpus.text_hashes))
-        texts = corpus.index_texts()
-        todo: dict[str, int] = {}
-        for i, h in enumerate(corpus.text_hashes):
-            if h not in have and h not in todo:
-                todo[h] = i
+        hashes = corpus.text_hashes
+        first: dict[str, int] = {}  # text hash -> first row with that text
+        for i, h in enumerate(hashes):
+            first.setdefault(h, i)
+        matrix = np.zeros((len(corpus), emb.dim), np.float32)
+        cached = cache.load(set(first))
+        for h, vector in cached.items():
+            matrix[first[h]] = vector
+        todo = [h for h in first if h not in cached]
+        del cached
         if progress and len(corpus) - len(todo):
             progress(len(corpus) - len(todo))
-        pending = list(todo.items())
-        for start in range(0, len(pending), CACHE_FLUSH):
-            batch = pending[start : start + CACHE_FLUSH]
-            vectors = emb.embed([texts[i] for _, i in batch], progress=progress)
-            cache.append([h for h, _ in batch], vectors)  # kept even if the build dies later
-            have.update(zip((h for h, _ in batch), vectors, strict=True))
-        matrix = (
-            np.stack([have[h] for h in corpus.text_hashes]).astype(np.float32)
-            if len(corpus)
-            else np.zeros((0, emb.dim), np.float32)
-        )
+        for start in range(0, len(todo), CACHE_FLUSH):
+            batch = todo[start : start + CACHE_FLUSH]
+            rows = [first[h] for h in batch]
+            texts = [corpus.index_text(i) for i in rows]
+            vectors = np.asarray(emb.embed(texts, progress=progress), dtype=np.float32)
+            cache.append(batch, vectors)  # kept even if the build dies later
+            matrix[rows] = vectors
+        if len(first) < len(corpus):  # the same text in several chunks: copy its row
+            for i, h in enumerate(hashes):
+                if first[h] != i:
+                    matrix[i] = matrix[first[h]]
         if not self.ctx.cache_shared:
             # The KB's own cache: keep exactly the current corpus. A shared cache (see
-            # kb/methods.shared_cache) serves other KBs too, so nothing is removed from it.
-            unique = list(dict.fromkeys(corpus.text_hashes))
-            cache.compact(unique, np.stack([have[h] for h in unique]) if unique else matrix)
+            # service.shared_cache) serves other KBs too, so nothing is removed from it.
+            if len(first) == len(corpus):
+                cache.compact(hashes, matrix)
+            else:
+                cache.compact(list(first), matrix[list(first.values())])
         return matrix, len(todo)
 
     def load(self, directory: Path) -> None:
