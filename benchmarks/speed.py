@@ -291,12 +291,18 @@ def chart(rows: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path)
 
 
+def rss_cell(r: dict[str, Any]) -> str:
+    a = r.get("rss_after_mb")
+    if not a:
+        return ""
+    return " / ".join("-" if a.get(k) is None else f"{a[k]:,}" for k in ("ingest", "bm25", "vectors"))
+
+
 def hnsw_cells(r: dict[str, Any]) -> list[str]:
     if "hnsw" not in r:
-        return ["", "", "", ""]
-    h, a = r["hnsw"], r["rss_after_mb"]
+        return ["", "", ""]
+    h = r["hnsw"]
     return [
-        f"{a['ingest']:,} / {a['bm25']:,} / {a['vectors']:,}",
         f"{h['build_s']:.1f}",
         f"{h['exact_p50_ms']:.2f} / {h['hnsw_p50_ms']:.2f}",
         f"{h['recall_at_10']:.3f} (ef {h.get('ef_search', 64)})",
@@ -339,6 +345,7 @@ def render(rows: list[dict[str, Any]], mini: dict[str, Any]) -> str:
                 *[f"{lat[n]['p50']:.2f} / {lat[n]['p95']:.2f}" for n in ("bm25", "vectors", "hybrid")],
                 f"{r['rss_peak_mb']:,}",
                 " + ".join(f"{k} {v}" for k, v in r["index_mb"].items()),
+                rss_cell(r),
                 *hnsw_cells(r),
             ]
         )

@@ -8,7 +8,6 @@ Same setup as test_web_page.py (Debian's Chromium driven by Playwright; skipped 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,23 +31,6 @@ from zhiku.config import KBConfig  # noqa: E402
 from zhiku.service import KnowledgeBase  # noqa: E402
 
 expect = sync_api.expect
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import os
-
-    out = Path(os.environ.get("ZHIKU_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    out.mkdir(parents=True, exist_ok=True)
-    return out
 
 
 def _home(tmp_path: Path) -> Path:
