@@ -179,3 +179,20 @@ def test_route_chooses_on_validation_and_records_evidence(
     assert cfg.route["scores"][cfg.route["best candidate"]] >= cfg.route["scores"]["bm25"]
     assert main(["status", "--kb", str(kb_root)]) == 0
     assert "route: " in capsys.readouterr().out
+
+
+def test_route_on_offline_questions_warns_that_they_favour_bm25(
+    kb_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The KB's questions are offline pseudo-questions (the fixture's `tune questions`): the choice is
+    # still made, but the output, the report and zhiku.toml say it should be checked on real questions.
+    if not (kb_root / "tune" / "questions.jsonl").exists():
+        assert main(["tune", "questions", "--kb", str(kb_root)]) == 0
+    capsys.readouterr()
+    assert main(["tune", "route", "--kb", str(kb_root), "--methods", "bm25,dense"]) == 0
+    out = capsys.readouterr().out
+    assert "offline pseudo-question" in out and "favours lexical methods" in out
+    route = KBConfig.load(kb_root / "zhiku.toml").route
+    assert route is not None and "offline pseudo-question" in route["warning"]
+    report = (kb_root / "tune" / "route" / "report.md").read_text(encoding="utf-8")
+    assert "offline pseudo-question" in report

@@ -32,6 +32,27 @@ SCORE_WEIGHTS = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0))
 SEARCHABLE_KINDS_SKIPPED = {"routed", "fusion", "bm25-expand"}
 
 
+#: measured on the laws sub-corpus (BENCHMARKS.md): a route chosen on offline questions made BM25 the
+#: default, the worst method on real everyday questions
+OFFLINE_WARNING = (
+    "warning: every validation question is an offline pseudo-question, which reuses the passage's own "
+    "words and so favours lexical methods (BM25); check this choice on LLM questions "
+    "(zhiku tune questions --llm ...) or on real ones (zhiku eval FILE --kb K) before trusting it"
+)
+
+
+def offline_only(path: Path) -> bool:
+    """True when every question of a zhiku QA file was generated offline (``generator`` offline:*)."""
+    import json
+
+    gens = {
+        str(json.loads(line).get("generator", ""))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
+    return bool(gens) and all(g.startswith("offline") for g in gens)
+
+
 def _key(report_k: int) -> str:
     return f"mrr@{report_k}"
 
@@ -208,6 +229,8 @@ def route(
         "test": "paired bootstrap on per-question reciprocal ranks, 10000 resamples, one-sided p < 0.05",
         "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if offline_only(val_path):
+        evidence["warning"] = OFFLINE_WARNING
     changes: dict[str, Any] = {"route": evidence}
     if chosen != incumbent:
         changes["default_method"] = chosen
@@ -218,6 +241,8 @@ def route(
         f"router (keyword-like → {picks.get('keyword')}, questions → {picks.get('question')}): "
         f"{router_verdict.why}",
     ]
+    if "warning" in evidence:
+        notes.append(OFFLINE_WARNING)
     written = write_report(report, out, notes)
     lines = [
         f"validation: {len(qids)} questions ({n_kw} keyword-like) from held-out documents, "
@@ -225,5 +250,5 @@ def route(
     ]
     lines += [f"  {n:<36} {key} {results[n].metrics.get(key, 0.0):.4f}" for n in ranked[:10]]
     lines += [f"  {'router (cross-fitted)':<36} {key} {router.metrics[key]:.4f}  picks {picks}"]
-    lines += [notes[0], notes[1], f"recorded in zhiku.toml [route]; wrote {len(written)} files to {out}"]
+    lines += [*notes, f"recorded in zhiku.toml [route]; wrote {len(written)} files to {out}"]
     return {**evidence, "summary": "\n".join(lines), "out": str(out)}
