@@ -23,8 +23,10 @@ demo: $(STAMP)
 	$(ZK) search "混合检索 融合" --kb demo -k 3
 	@while IFS= read -r q; do echo; echo "── $$q"; $(ZK) ask "$$q" --kb demo || exit 1; done < examples/questions.txt
 
+# One pytest worker per core (pytest-xdist); a file's tests stay on one worker, so module fixtures
+# (a built KB, a browser, a server) are made once. `pytest` alone runs them in one process.
 test: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto --dist loadfile
 
 # Lint and types are part of green: .ci/run runs this before the tests.
 lint: $(STAMP)

