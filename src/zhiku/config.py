@@ -117,8 +117,8 @@ def default_methods() -> dict[str, MethodConfig]:
     scores, each min-max normalised per query, e5 counting twice: chosen on two tuning splits, CMRC
     2018 *trial* (questions in the passage's words) and the laws development set (half of it in
     everyday words), as the weighting whose worst margin over its best single part was largest
-    (+0.006 MRR@10 on both; benchmarks/fusion_sweep.py). Equal weights lost to e5 alone on the
-    everyday questions (-0.010): a confident wrong BM25 hit outvoted e5.
+    (+0.006 and +0.009 MRR@10; benchmarks/fusion_sweep.py). Equal weights lost to e5 alone on the
+    laws development set (-0.034): on everyday wording a confident wrong BM25 hit outvoted e5.
     """
     return {
         "bm25": MethodConfig(kind="bm25"),
