@@ -43,6 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sections import DATA, RESULTS, commit, machine  # noqa: E402
 
 OUT = RESULTS / "tune" / "scifact"
+# A worktree sits one level deeper than the main checkout, where ../shared/data does not exist.
+SCIFACT = next(
+    (p for p in (DATA / "scifact-beir", Path("/work/shared/data/scifact-beir")) if p.is_dir()),
+    DATA / "scifact-beir",
+)
 KEYS = ("ndcg@10", "mrr@10", "recall@10")
 
 
@@ -179,7 +184,7 @@ def paired(per_query: dict[str, dict[str, float]], base: str, tuned: str) -> dic
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DATA / "scifact-beir")
+    ap.add_argument("--data", type=Path, default=SCIFACT)
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--sample", type=int, default=8000, help="chunks to make pseudo-questions from (0: all)")
     ap.add_argument("--max-train", type=int, default=3000, help="training pairs at most")
