@@ -24,9 +24,10 @@ demo: $(STAMP)
 	@while IFS= read -r q; do echo; echo "── $$q"; $(ZK) ask "$$q" --kb demo || exit 1; done < examples/questions.txt
 
 # One pytest worker per core (pytest-xdist); a file's tests stay on one worker, so module fixtures
-# (a built KB, a browser, a server) are made once. `pytest` alone runs them in one process.
+# (a built KB, a browser, a server) are made once; at most 4 workers (each loads torch and the
+# models). `pytest` alone runs them in one process.
 test: $(STAMP)
-	$(VENV)/bin/pytest -n auto --dist loadfile
+	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadfile
 
 # Lint and types are part of green: .ci/run runs this before the tests.
 lint: $(STAMP)
