@@ -58,7 +58,10 @@ def configs(n_parts: int) -> list[tuple[str, str, tuple[float, ...]]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--datasets", default=",".join(TUNING))
-    p.add_argument("--parts", default="bm25,e5", help="methods of the default config to fuse")
+    p.add_argument("--parts", default="bm25,e5", help="methods of the default config (or --config) to fuse")
+    p.add_argument(
+        "--config", type=Path, help="a zhiku.toml whose methods the KBs get (default: zhiku's defaults)"
+    )
     p.add_argument("--depth", type=int, default=50)
     p.add_argument("--out", type=Path, default=RESULTS / "fusion_sweep.json")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/zhiku-sweep"))
@@ -84,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             ds = load_dataset(DATA / rel, split=split)
             root = args.workdir / f"{key}-{int(time.time())}"
-            kb, aliases, info = ingest_corpus(ds, root, KBConfig())
+            config = KBConfig.load(args.config) if args.config else KBConfig()
+            kb, aliases, info = ingest_corpus(ds, root, config)
             t0 = time.perf_counter()
             kb.build(names=parts)
             build_s = time.perf_counter() - t0

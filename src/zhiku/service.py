@@ -203,6 +203,10 @@ class KnowledgeBase:
         """The indexed methods ``name`` needs: itself, or the parts of a composite (recursively)."""
         return self._method_set.indexed_parts(name)
 
+    def parts_in_use(self, name: str) -> list[str]:
+        """The parts a composite fuses here: those built or built by default (see ``MethodSet``)."""
+        return self._method_set.parts_in_use(name)
+
     def language(self) -> str:
         return self._method_set.language()
 

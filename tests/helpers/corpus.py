@@ -105,7 +105,11 @@ def write_corpus(root: Path) -> Path:
 
 
 def fast_config(**changes: object) -> KBConfig:
-    """A KB config whose dense method uses the deterministic hashing embedder (no model load)."""
+    """A KB config whose dense methods use the deterministic hashing embedder (no model load)."""
     methods = dict(default_methods())
     methods["dense"] = MethodConfig(kind="dense", enabled=True, options={"embedder": "hashing", "dim": 128})
+    # the defaults' English-only MiniLM, without loading it: built in English and mixed KBs only
+    methods["minilm"] = MethodConfig(
+        kind="dense", options={"embedder": "hashing", "dim": 64, "languages": ["en"]}
+    )
     return KBConfig(methods=methods, **changes)  # type: ignore[arg-type]

@@ -92,7 +92,7 @@ def test_kb_lifecycle(client: Any) -> None:
     info = create_kb(client, "notes", {**SETTINGS, "language": "en", "chunking": {"size": 300}})
     assert info["name"] == "notes" and info["documents"] == 0
     assert info["settings"]["chunking"]["size"] == 300 and info["language"] == "en"
-    assert {m["name"] for m in info["methods"]} == {"bm25", "dense", "hybrid"}
+    assert {m["name"] for m in info["methods"]} == {"bm25", "dense", "minilm", "hybrid"}
     assert [k["name"] for k in client.get("/kbs").json()] == ["notes"]
     assert client.get("/kbs/notes").json()["settings"]["language"] == "en"
 
@@ -121,7 +121,7 @@ def test_upload_list_show_delete(client: Any, server: LiveServer) -> None:
     assert r.status_code == 202 and r.headers["location"].startswith("/kbs/docs/jobs/")
     job = wait_job(client, "docs", r.json())
     assert job["state"] == "done" and job["result"]["added"] == ["garden.md"], job
-    assert set(job["result"]["built"]) == {"bm25", "dense"}
+    assert set(job["result"]["built"]) == {"bm25", "dense", "minilm"}  # English: MiniLM too
 
     # Several files in one request; the same file again is "unchanged".
     job = upload(

@@ -58,7 +58,9 @@ def test_invalid_kb_name(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_unknown_method_lists_the_configured_ones(capsys: pytest.CaptureFixture[str], kb: Path) -> None:
     code, _, err = run(capsys, "search", "roses", "--kb", str(kb), "--method", "magic")
-    assert code == 3 and "unknown method 'magic'" in one_error_line(err) and "bm25, dense, hybrid" in err
+    assert (
+        code == 3 and "unknown method 'magic'" in one_error_line(err) and "bm25, dense, minilm, hybrid" in err
+    )
 
 
 @pytest.mark.parametrize("query", ["", "   "])

@@ -129,7 +129,12 @@ def test_status_reports_methods_and_staleness(
     code, out, _ = run(capsys, "status", "--kb", str(kb_dir), "--json")
     st = json.loads(out)
     assert st["documents"] == 3 and st["language"] == "en" and st["default_method"] == "hybrid"
-    assert {m["name"]: m["fresh"] for m in st["methods"]} == {"bm25": True, "dense": True, "hybrid": True}
+    assert {m["name"]: m["fresh"] for m in st["methods"]} == {
+        "bm25": True,
+        "dense": True,
+        "minilm": True,  # an English KB builds the English-only model too
+        "hybrid": True,
+    }
     # Change the catalog behind the indexes' back (as an interrupted ingest would): status says stale,
     # and the next search rebuilds instead of answering from an index of another corpus.
     with KnowledgeBase.open(str(kb_dir)) as kb:

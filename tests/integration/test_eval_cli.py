@@ -214,7 +214,11 @@ def test_default_methods_leave_out_an_english_model_on_chinese(
     # The default dense method is e5, which reads Chinese: it is evaluated with its hybrid.
     code, out, err = run(capsys, "eval", str(ds), "--out", str(tmp_path / "e5"))
     assert code == 0, err
-    assert [m["method"] for m in results(tmp_path / "e5")["methods"]] == ["bm25", "dense", "hybrid"]
+    assert [m["method"] for m in results(tmp_path / "e5")["methods"]] == [
+        "bm25",
+        "dense",
+        "hybrid",
+    ]  # not minilm
     # A dense method with an English-only model is left out of a Chinese evaluation, and says why.
     code, out, err = run(
         capsys, "eval", str(ds), "--out", str(tmp_path / "o"), "--set", "methods.dense.options.embedder=sbert"

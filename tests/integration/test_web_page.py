@@ -101,7 +101,7 @@ def test_manage_create_kb_drop_and_upload_files(browser: Any, server: LiveServer
     rows = page.locator("#doc-table tbody tr")
     expect(rows).to_have_count(2)
     expect(page.locator("#kb-summary")).to_contain_text("2 documents")
-    expect(page.locator("#methods .method.fresh")).to_have_count(3)
+    expect(page.locator("#methods .method.fresh")).to_have_count(4)  # bm25, dense, minilm, hybrid
 
     # A wrong type is refused with the server's message.
     page.set_input_files(
@@ -153,13 +153,13 @@ def test_chat_streams_an_answer_and_a_citation_opens_the_passage(
 def test_retrieval_lab_compares_methods_side_by_side(browser: Any, server: LiveServer, shots: Path) -> None:
     page = open_page(browser, server)
     page.click("#tab-lab")
-    for name in ("bm25", "dense", "hybrid"):
+    for name in ("bm25", "dense", "minilm", "hybrid"):
         expect(page.locator(f"#lab-methods input[value='{name}']")).to_be_checked()
     page.fill("#lab-query", "tomatoes sunlight water")
     page.click("#lab-run")
     columns = page.locator(".lab-column")
-    expect(columns).to_have_count(3)
-    for name in ("bm25", "dense", "hybrid"):
+    expect(columns).to_have_count(4)
+    for name in ("bm25", "dense", "minilm", "hybrid"):
         column = page.locator(f".lab-column[data-method='{name}']")
         expect(column.locator("h3")).to_have_text(name)
         expect(column.locator(".hit").first).to_contain_text("Tomatoes")

@@ -39,8 +39,12 @@ def _home(tmp_path: Path, dense: bool = True, generator: dict[str, Any] | None =
     (docs / "农业保险办法.md").write_text(ZH_REGULATION, encoding="utf-8")
     config = fast_config()
     methods = dict(config.methods)
-    if not dense:
+    if not dense:  # no embedding at all: dense disabled, and no MiniLM in the fusion
         methods["dense"] = methods["dense"].model_copy(update={"enabled": False})
+        del methods["minilm"]
+        methods["hybrid"] = methods["hybrid"].model_copy(
+            update={"options": {**methods["hybrid"].options, "of": ["bm25", "dense"], "weights": [1.0, 2.0]}}
+        )
     config = config.updated(methods=methods, **({"generator": generator} if generator else {}))
     with KnowledgeBase.open("docs", home=home, config=config) as kb:
         kb.ingest([docs])

@@ -88,3 +88,62 @@ def test_a_default_search_does_not_wait_for_an_unbuilt_embedding_index(tmp_path:
         assert not kb.method_status("dense").fresh  # it was not rebuilt behind the user's back
         kb.build()
         assert kb.search("灯塔 航船", 2)[0].method == "hybrid" and kb.notes == []
+
+
+def _three_part_config() -> object:
+    from zhiku.config import KBConfig, MethodConfig
+
+    return KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "dense": MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 64}),
+            # stands in for the defaults' English-only MiniLM
+            "en-only": MethodConfig(
+                kind="dense", options={"embedder": "hashing", "dim": 32, "languages": ["en"]}
+            ),
+            "hybrid": MethodConfig(
+                kind="hybrid",
+                options={"of": ["bm25", "dense", "en-only"], "fusion": "score", "weights": [1.0, 2.0, 0.5]},
+            ),
+        }
+    )
+
+
+def test_a_fusion_leaves_out_a_part_the_kb_language_rules_out(tmp_path: Path) -> None:
+    from zhiku.service import KnowledgeBase
+
+    with KnowledgeBase.open(str(tmp_path / "zh"), config=_three_part_config()) as kb:  # type: ignore[arg-type]
+        kb.add_texts([("a.md", "a", "保险公司应当及时赔付保险金。"), ("b.md", "b", "劳动者享有年休假。")])
+        assert kb.parts_in_use("hybrid") == ["bm25", "dense"]
+        assert kb.indexed_parts("hybrid") == ["bm25", "dense"]
+        assert not kb.method_status("en-only").built  # a Chinese KB does not embed with it
+        assert kb.method_status("hybrid").built and kb.method_status("hybrid").fresh
+        hits = kb.search("保险金", 2)
+        assert hits[0].method == "hybrid" and hits[0].doc is not None and hits[0].doc.source == "a.md"
+        assert kb.notes == []  # nothing is missing: the part was never meant for this KB
+        assert set(hits[0].extra["ranks"]) <= {"bm25", "dense"}
+        # Built on purpose, it joins the fusion.
+        kb.build(["en-only"])
+        assert kb.parts_in_use("hybrid") == ["bm25", "dense", "en-only"]
+
+
+def test_a_fusion_leaves_out_a_part_that_cannot_read_the_query(tmp_path: Path) -> None:
+    from zhiku.retrieve.methods.hybrid import HybridMethod
+    from zhiku.service import KnowledgeBase
+
+    docs = [
+        ("a.md", "a", "The insurer pays the claim within ten days of the report."),
+        ("b.md", "b", "Workers are entitled to paid annual leave every year."),
+    ]
+    with KnowledgeBase.open(str(tmp_path / "en"), config=_three_part_config()) as kb:  # type: ignore[arg-type]
+        kb.add_texts(docs)
+        assert kb.parts_in_use("hybrid") == ["bm25", "dense", "en-only"]
+        assert kb.method_status("en-only").built
+        hybrid = kb.method("hybrid")
+        assert isinstance(hybrid, HybridMethod)
+        assert hybrid.parts_for("annual leave") == (["bm25", "dense", "en-only"], [1.0, 2.0, 0.5])
+        # A Chinese question in an English KB: the English-only model is left out, weights follow.
+        assert hybrid.parts_for("年休假") == (["bm25", "dense"], [1.0, 2.0])
+        hits = kb.search("paid annual leave", 2)
+        assert hits[0].doc is not None and hits[0].doc.source == "b.md"
+        assert set(hits[0].extra["ranks"]) == {"bm25", "dense", "en-only"}

@@ -20,10 +20,14 @@ from zhiku.text.normalise import fold
 class HashingEmbedder(Embedder):
     name = "hashing"
 
-    def __init__(self, dim: int = 256, ngram: int = 2, **_: Any) -> None:
+    def __init__(
+        self, dim: int = 256, ngram: int = 2, languages: Sequence[str] | None = None, **_: Any
+    ) -> None:
         self.dim = dim
         self.ngram = ngram
         self.model_id = f"hashing-{dim}-{ngram}"
+        if languages:  # tests stand it in for a one-language model (MiniLM reads only English)
+            self.languages = frozenset(languages)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

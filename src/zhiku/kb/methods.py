@@ -47,6 +47,7 @@ class MethodSet:
         self._instances: dict[str, Method] = {}
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._language: tuple[str, str] | None = None  # (fingerprint, language)
+        self._in_use: dict[str, tuple[tuple[str, int], list[str]]] = {}  # name -> (state, parts)
 
     def names(self) -> list[str]:
         return list(self.kb.config.methods)
@@ -89,6 +90,7 @@ class MethodSet:
                 tokenizer=kb.tokenizer,
                 language=kb.language,
                 resolve=kb.ready_method,
+                parts_in_use=self.parts_in_use,
                 models_dir=kb.layout.models / name,
                 cache_dir=shared_cache() or kb.layout.root / "cache",
                 cache_shared=shared_cache() is not None,
@@ -101,9 +103,33 @@ class MethodSet:
         if m.indexed:
             return [m.name]
         out: list[str] = []
-        for part in m.parts():
+        for part in self.parts_in_use(name):
             out += [p for p in self.indexed_parts(part) if p not in out]
         return out
+
+    def parts_in_use(self, name: str) -> list[str]:
+        """The parts a composite method fuses in this KB: those built, or that a default build makes.
+
+        A part the KB's language rules out (the English-only MiniLM of the defaults in a Chinese KB)
+        or that zhiku.toml disables is left out, so one default fusion serves every language. A
+        fusion of fewer than two parts is none: then all are kept, and searching says what to build.
+        """
+        parts = self.get(name).parts()
+        key = (self.kb.catalog.fingerprint(), id(self.kb.config))
+        cached = self._in_use.get(name)
+        if cached and cached[0] == key:
+            return cached[1]
+        used = [p for p in parts if self._usable(p)]
+        if len(used) < min(2, len(parts)):
+            used = parts
+        self._in_use[name] = (key, used)
+        return used
+
+    def _usable(self, name: str) -> bool:
+        m = self.get(name)
+        if not m.indexed:
+            return any(self._usable(p) for p in m.parts())
+        return self.manifest(name) is not None or self.wanted(name)[0]
 
     def language(self) -> str:
         kb = self.kb

@@ -55,7 +55,7 @@ class Searcher:
             return kb.ready_method(name)
         ready: list[str] = []
         missing: list[str] = []
-        for part in m.parts():
+        for part in methods.parts_in_use(name):
             slow = [
                 p
                 for p in self.methods.indexed_parts(part)

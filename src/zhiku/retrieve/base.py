@@ -50,6 +50,8 @@ class MethodContext:
     models_dir: Path  # models/<name>/: what this method trains on the corpus
     cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
     cache_shared: bool = False  # the cache serves other KBs too (nothing may be removed from it)
+    # a composite's parts that this KB fuses (those built or built by default; see MethodSet)
+    parts_in_use: Callable[[str], list[str]] | None = None
 
 
 class Method(ABC):

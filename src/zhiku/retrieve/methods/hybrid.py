@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from zhiku.retrieve.base import Method, MethodOptions, methods
 from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
+from zhiku.text.normalise import language_of
 from zhiku.types import Hit
 
 
@@ -42,7 +43,25 @@ class HybridMethod(Method):
         return list(self.options.of)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        return self.fuse([self.ctx.resolve(name).search(query, self.depth(k)) for name in self.options.of], k)
+        names, weights = self.parts_for(query)
+        return self.fuse([self.ctx.resolve(name).search(query, self.depth(k)) for name in names], k, weights)
+
+    def parts_for(self, query: str) -> tuple[list[str], list[float] | None]:
+        """The parts fused for ``query``, with their weights.
+
+        The parts this KB uses (``MethodContext.parts_in_use``: an English-only model of the
+        defaults is not built in a Chinese KB), less those whose model cannot read the query's
+        language: MiniLM ranks a Chinese question in a mixed KB at random, and min-max
+        normalisation would stretch that noise to full weight.
+        """
+        o = self.options
+        used = self.ctx.parts_in_use(self.name) if self.ctx.parts_in_use else list(o.of)
+        language = language_of(query)
+        readers = [n for n in used if self.ctx.resolve(n).applicable(language)[0]] or used
+        if readers == o.of:
+            return readers, o.weights
+        weights = [w for n, w in zip(o.of, o.weights, strict=True) if n in readers] if o.weights else None
+        return readers, weights
 
     def depth(self, k: int) -> int:
         return max(k, self.options.depth)
