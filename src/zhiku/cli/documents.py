@@ -223,7 +223,7 @@ def run_status(args: argparse.Namespace) -> int:
                 f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`"
             )
         for s in status:
-            parts = kb.parts_in_use(s.name) if kb.method(s.name).parts() else []
+            parts = kb.parts_in_use(s.name)  # [] for an indexed method
             if parts and s.built:
                 print(
                     f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts)}"

@@ -58,8 +58,6 @@ class HybridMethod(Method):
         used = self.ctx.parts_in_use(self.name) if self.ctx.parts_in_use else list(o.of)
         language = language_of(query)
         readers = [n for n in used if self.ctx.resolve(n).applicable(language)[0]] or used
-        if readers == o.of:
-            return readers, o.weights
         weights = [w for n, w in zip(o.of, o.weights, strict=True) if n in readers] if o.weights else None
         return readers, weights
 
