@@ -65,9 +65,15 @@ class IndexKeeper:
             if manifest is None:
                 wanted, why = self.methods.wanted(name)
                 if not wanted:
-                    raise IndexError_(
-                        f"method {name!r} is not built: {why}", f"Build it with `zhiku build --method {name}`"
+                    # A language reason carries its own advice after "; " (build anyway, or another
+                    # model): give it as the hint instead of repeating the build command.
+                    situation, _, advice = why.partition("; ")
+                    hint = (
+                        advice[:1].upper() + advice[1:]
+                        if advice
+                        else f"Build it with `zhiku build --method {name}`"
                     )
+                    raise IndexError_(f"method {name!r} is not built: {situation}", hint)
             # Stale (an interrupted ingest, changed settings): derived data, so rebuild it now
             # rather than answer from an index that disagrees with the catalog.
             try:
