@@ -141,9 +141,71 @@ def test_a_fusion_leaves_out_a_part_that_cannot_read_the_query(tmp_path: Path) -
         assert kb.method_status("en-only").built
         hybrid = kb.method("hybrid")
         assert isinstance(hybrid, HybridMethod)
-        assert hybrid.parts_for("annual leave") == (["bm25", "dense", "en-only"], [1.0, 2.0, 0.5])
+        plan = hybrid.plan("annual leave")
+        assert (plan.parts, plan.weights) == (["bm25", "dense", "en-only"], [1.0, 2.0, 0.5])
         # A Chinese question in an English KB: the English-only model is left out, weights follow.
-        assert hybrid.parts_for("年休假") == (["bm25", "dense"], [1.0, 2.0])
+        plan = hybrid.plan("年休假")
+        assert (plan.parts, plan.weights) == (["bm25", "dense"], [1.0, 2.0])
         hits = kb.search("paid annual leave", 2)
         assert hits[0].doc is not None and hits[0].doc.source == "b.md"
         assert set(hits[0].extra["ranks"]) == {"bm25", "dense", "en-only"}
+
+
+def _by_language_config(en: dict[str, object]) -> object:
+    from zhiku.config import KBConfig, MethodConfig
+
+    base = _three_part_config()
+    hybrid = base.methods["hybrid"]  # type: ignore[attr-defined]
+    options = {**hybrid.options, "by_language": {"en": en}}
+    return KBConfig(methods={**base.methods, "hybrid": MethodConfig(kind="hybrid", options=options)})  # type: ignore[attr-defined]
+
+
+def test_by_language_settings_fuse_a_question_of_that_language_their_way(tmp_path: Path) -> None:
+    from zhiku.retrieve.fusion import score_fusion
+    from zhiku.retrieve.methods.hybrid import HybridMethod
+    from zhiku.service import KnowledgeBase
+
+    docs = [
+        ("a.md", "a", "The insurer pays the claim within ten days of the report. 保险公司应当赔付。"),
+        ("b.md", "b", "Workers are entitled to paid annual leave every year. 劳动者享有年休假。"),
+        ("c.md", "c", "Annual reports of the insurer list every claim paid. 年度报告。"),
+    ]
+    en = {"normalize": "zscore", "weights": [1.0, 1.0, 0.25]}
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=_by_language_config(en)) as kb:  # type: ignore[arg-type]
+        kb.add_texts(docs)
+        hybrid = kb.method("hybrid")
+        assert isinstance(hybrid, HybridMethod)
+        plan = hybrid.plan("paid annual leave")
+        assert (plan.parts, plan.weights, plan.fusion, plan.normalize) == (
+            ["bm25", "dense", "en-only"],
+            [1.0, 1.0, 0.25],
+            "score",
+            "zscore",
+        )
+        # A Chinese question keeps the general settings (and leaves the English-only part out).
+        plan = hybrid.plan("年休假")
+        assert (plan.parts, plan.weights, plan.normalize) == (["bm25", "dense"], [1.0, 2.0], "minmax")
+        # The search itself fuses that way: the same scores as z-score fusion of the parts' lists.
+        query = "annual claim paid"
+        lists = [kb.method(n).search(query, 50) for n in ("bm25", "dense", "en-only")]
+        expected = score_fusion(lists, 3, "hybrid", [1.0, 1.0, 0.25], "zscore")
+        got = kb.search(query, 3, "hybrid")
+        assert [h.chunk_id for h in got] == [h.chunk_id for h in expected]
+        assert [round(h.score, 9) for h in got] == [round(h.score, 9) for h in expected]
+        minmax = score_fusion(lists, 3, "hybrid", [1.0, 2.0, 0.5], "minmax")
+        assert [round(h.score, 9) for h in got] != [round(h.score, 9) for h in minmax]
+
+
+def test_by_language_weights_must_match_the_parts(tmp_path: Path) -> None:
+    import pytest
+
+    from zhiku.errors import ConfigError
+    from zhiku.service import KnowledgeBase
+
+    for bad, said in (
+        ({"weights": [1.0, 1.0]}, "by_language.en.weights has 2 values for 3 methods"),
+        ({"normalize": "median"}, "normalize"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            with KnowledgeBase.open(str(tmp_path / "kb"), config=_by_language_config(bad)) as kb:  # type: ignore[arg-type]
+                kb.method("hybrid")

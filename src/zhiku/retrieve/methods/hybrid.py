@@ -1,35 +1,68 @@
 """Hybrid retrieval: fusion of other methods of the same KB.
 
 ``fusion = "rrf"`` (reciprocal rank fusion, the default) or ``"score"`` (scores normalised per
-method, then weighted and added); ``weights`` say how much each method counts. Which combination
-a KB uses by default is chosen from measurements (README, BENCHMARKS.md), never on a test split.
+method, then weighted and added); ``weights`` say how much each method counts. ``by_language``
+overrides these for questions in one language ("zh", "en" or "mixed", by ``language_of``): how
+much a model's ranking is worth depends on how well it reads that language (e5 is far ahead of
+BM25 on everyday Chinese wording, level with it on English). Which combination a KB uses by
+default is chosen from measurements (README, BENCHMARKS.md), never on a test split.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zhiku.retrieve.base import Method, MethodOptions, methods
 from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
 from zhiku.text.normalise import language_of
 from zhiku.types import Hit
 
+Fusion = Literal["rrf", "score"]
+Normalize = Literal["minmax", "zscore"]
+
+
+class LanguageFusion(BaseModel):
+    """``[methods.<name>.options.by_language.<language>]``: what changes for such questions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    weights: list[float] | None = None
+    fusion: Fusion | None = None
+    normalize: Normalize | None = None
+
 
 class HybridOptions(MethodOptions):
     of: list[str] = Field(default_factory=lambda: ["bm25", "dense"], min_length=1)
     weights: list[float] | None = None
-    fusion: Literal["rrf", "score"] = "rrf"
-    normalize: Literal["minmax", "zscore"] = Field("minmax", description="score fusion only")
+    fusion: Fusion = "rrf"
+    normalize: Normalize = Field("minmax", description="score fusion only")
     k_rrf: int = Field(60, ge=1)
     depth: int = Field(50, ge=1, description="how many hits of each method are fused")
+    by_language: dict[Literal["zh", "en", "mixed"], LanguageFusion] = Field(
+        default_factory=dict, description="weights, fusion or normalize for questions in one language"
+    )
 
     @model_validator(mode="after")
     def _weights_match(self) -> HybridOptions:
-        if self.weights is not None and len(self.weights) != len(self.of):
-            raise ValueError(f"weights has {len(self.weights)} values for {len(self.of)} methods")
+        tables = [("weights", self.weights)] + [
+            (f"by_language.{lang}.weights", s.weights) for lang, s in self.by_language.items()
+        ]
+        for where, weights in tables:
+            if weights is not None and len(weights) != len(self.of):
+                raise ValueError(f"{where} has {len(weights)} values for {len(self.of)} methods")
         return self
+
+
+@dataclass(frozen=True)
+class FusionPlan:
+    """How one question is fused: its parts (in ``of`` order), their weights, the fusion."""
+
+    parts: list[str]
+    weights: list[float] | None
+    fusion: Fusion
+    normalize: Normalize
 
 
 @methods.register("hybrid")
@@ -43,31 +76,41 @@ class HybridMethod(Method):
         return list(self.options.of)
 
     def search(self, query: str, k: int) -> list[Hit]:
-        names, weights = self.parts_for(query)
-        return self.fuse([self.ctx.resolve(name).search(query, self.depth(k)) for name in names], k, weights)
+        plan = self.plan(query)
+        lists = [self.ctx.resolve(name).search(query, self.depth(k)) for name in plan.parts]
+        return self.fuse(lists, k, plan)
 
-    def parts_for(self, query: str) -> tuple[list[str], list[float] | None]:
-        """The parts fused for ``query``, with their weights.
+    def plan(self, query: str) -> FusionPlan:
+        """The parts fused for ``query``, with their weights and fusion.
 
         The parts this KB uses (``MethodContext.parts_in_use``: an English-only model of the
         defaults is not built in a Chinese KB), less those whose model cannot read the query's
         language: MiniLM ranks a Chinese question in a mixed KB at random, and min-max
-        normalisation would stretch that noise to full weight.
+        normalisation would stretch that noise to full weight. ``by_language`` settings for the
+        query's language replace the general ones.
         """
         o = self.options
         used = self.ctx.parts_in_use(self.name) if self.ctx.parts_in_use else list(o.of)
         language = language_of(query)
         readers = [n for n in used if self.ctx.resolve(n).applicable(language)[0]] or used
-        weights = [w for n, w in zip(o.of, o.weights, strict=True) if n in readers] if o.weights else None
-        return readers, weights
+        own = o.by_language.get(language)  # type: ignore[call-overload]
+        all_weights = own.weights if own and own.weights is not None else o.weights
+        weights = [w for n, w in zip(o.of, all_weights, strict=True) if n in readers] if all_weights else None
+        return FusionPlan(
+            readers,
+            weights,
+            own.fusion if own and own.fusion else o.fusion,
+            own.normalize if own and own.normalize else o.normalize,
+        )
 
     def depth(self, k: int) -> int:
         return max(k, self.options.depth)
 
-    def fuse(self, lists: list[list[Hit]], k: int, weights: list[float] | None = None) -> list[Hit]:
-        """Fuse the parts' lists (in ``of`` order); ``weights`` overrides the configured ones."""
+    def fuse(self, lists: list[list[Hit]], k: int, plan: FusionPlan | None = None) -> list[Hit]:
+        """Fuse the parts' lists (in ``of`` order, or ``plan``'s parts and settings)."""
         o = self.options
-        w = weights if weights is not None else o.weights
-        if o.fusion == "score":
-            return score_fusion(lists, k, self.name, w, o.normalize)
+        w = plan.weights if plan else o.weights
+        fusion = plan.fusion if plan else o.fusion
+        if fusion == "score":
+            return score_fusion(lists, k, self.name, w, plan.normalize if plan else o.normalize)
         return reciprocal_rank_fusion(lists, k, self.name, w, o.k_rrf)
