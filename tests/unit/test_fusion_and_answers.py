@@ -209,3 +209,26 @@ def test_by_language_weights_must_match_the_parts(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=said):
             with KnowledgeBase.open(str(tmp_path / "kb"), config=_by_language_config(bad)) as kb:  # type: ignore[arg-type]
                 kb.method("hybrid")
+
+
+def test_a_default_fusion_missing_a_slow_part_keeps_its_language_settings(tmp_path: Path) -> None:
+    """e5 still building in an English KB: the default searches with BM25 + MiniLM, fused the way
+    English questions are (the English weights less e5's), and says so."""
+    from tests.helpers.corpus import fast_config
+
+    from zhiku.retrieve.methods.hybrid import HybridMethod
+    from zhiku.service import KnowledgeBase
+
+    with KnowledgeBase.open(str(tmp_path / "en"), config=fast_config()) as kb:
+        kb.add_texts([("a.md", "a", "The insurer pays the claim within ten days of the report.")])
+        # New documents: BM25 and MiniLM are rebuilt, e5 is not yet.
+        kb.add_texts([("b.md", "b", "Workers are entitled to paid annual leave every year.")], build=False)
+        kb.build(["bm25", "minilm"])
+        hits = kb.search("paid annual leave", 2)
+        assert hits[0].doc is not None and hits[0].doc.source == "b.md"
+        assert hits[0].method == "hybrid[bm25+minilm]"
+        assert kb.notes and kb.notes[0].startswith("dense is not built yet")
+        adhoc = kb.method("hybrid[bm25+minilm]")
+        assert isinstance(adhoc, HybridMethod)
+        plan = adhoc.plan("paid annual leave")
+        assert (plan.parts, plan.weights, plan.normalize) == (["bm25", "minilm"], [1.0, 0.5], "zscore")

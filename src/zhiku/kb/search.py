@@ -70,12 +70,11 @@ class Searcher:
         )
         if len(ready) == 1:
             return kb.ready_method(ready[0])
-        opts = dict(self.methods.config(name).options)
-        weights = opts.get("weights")
-        if weights:
-            opts["weights"] = [w for p, w in zip(m.parts(), weights, strict=True) if p in ready]
+        from zhiku.retrieve.methods.hybrid import HybridMethod
+
+        assert isinstance(m, HybridMethod)  # its kind is "hybrid"
         adhoc = f"{name}[{'+'.join(ready)}]"
-        self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options={**opts, "of": ready}))
+        self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options=m.options.only(ready)))
         return kb.ready_method(adhoc)
 
     def search_many(

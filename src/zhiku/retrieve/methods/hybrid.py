@@ -11,7 +11,7 @@ default is chosen from measurements (README, BENCHMARKS.md), never on a test spl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -53,6 +53,21 @@ class HybridOptions(MethodOptions):
             if weights is not None and len(weights) != len(self.of):
                 raise ValueError(f"{where} has {len(weights)} values for {len(self.of)} methods")
         return self
+
+    def only(self, keep: list[str]) -> dict[str, Any]:
+        """These options for a fusion of ``keep`` alone (parts of ``of``), every weight list following."""
+
+        def sub(weights: list[float]) -> list[float]:
+            return [w for p, w in zip(self.of, weights, strict=True) if p in keep]
+
+        data = self.model_dump(mode="json", exclude_none=True)
+        data["of"] = [p for p in self.of if p in keep]
+        if self.weights is not None:
+            data["weights"] = sub(self.weights)
+        for language, settings in self.by_language.items():
+            if settings.weights is not None:
+                data["by_language"][language]["weights"] = sub(settings.weights)
+        return data
 
 
 @dataclass(frozen=True)
