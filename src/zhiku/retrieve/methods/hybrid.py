@@ -121,11 +121,8 @@ class HybridMethod(Method):
     def depth(self, k: int) -> int:
         return max(k, self.options.depth)
 
-    def fuse(self, lists: list[list[Hit]], k: int, plan: FusionPlan | None = None) -> list[Hit]:
-        """Fuse the parts' lists (in ``of`` order, or ``plan``'s parts and settings)."""
-        o = self.options
-        w = plan.weights if plan else o.weights
-        fusion = plan.fusion if plan else o.fusion
-        if fusion == "score":
-            return score_fusion(lists, k, self.name, w, plan.normalize if plan else o.normalize)
-        return reciprocal_rank_fusion(lists, k, self.name, w, o.k_rrf)
+    def fuse(self, lists: list[list[Hit]], k: int, plan: FusionPlan) -> list[Hit]:
+        """Fuse the lists of ``plan``'s parts (in that order) its way."""
+        if plan.fusion == "score":
+            return score_fusion(lists, k, self.name, plan.weights, plan.normalize)
+        return reciprocal_rank_fusion(lists, k, self.name, plan.weights, self.options.k_rrf)
