@@ -26,6 +26,7 @@ from tests.integration.test_web_page import (  # noqa: E402, F401  (pytestmark: 
     pytestmark,
 )
 
+from zhiku.retrieve.methods.hybrid import HybridOptions  # noqa: E402
 from zhiku.service import KnowledgeBase  # noqa: E402
 
 expect = sync_api.expect
@@ -42,9 +43,8 @@ def _home(tmp_path: Path, dense: bool = True, generator: dict[str, Any] | None =
     if not dense:  # no embedding at all: dense disabled, and no MiniLM in the fusion
         methods["dense"] = methods["dense"].model_copy(update={"enabled": False})
         del methods["minilm"]
-        methods["hybrid"] = methods["hybrid"].model_copy(
-            update={"options": {**methods["hybrid"].options, "of": ["bm25", "dense"], "weights": [1.0, 2.0]}}
-        )
+        options = HybridOptions(**methods["hybrid"].options).only(["bm25", "dense"])
+        methods["hybrid"] = methods["hybrid"].model_copy(update={"options": options})
     config = config.updated(methods=methods, **({"generator": generator} if generator else {}))
     with KnowledgeBase.open("docs", home=home, config=config) as kb:
         kb.ingest([docs])
