@@ -1,16 +1,18 @@
 """Choose fusion settings on TUNING splits only: CMRC 2018 trial (zh), the laws development set (zh,
-everyday wording) and SciFact's train queries (en).
+everyday wording), SciFact's train queries (en) and SQuAD dev questions that no test run asks (en).
 
     ZHIKU_VECTOR_CACHE=/tmp/zhiku-vectors .venv/bin/python benchmarks/fusion_sweep.py \
-        [--datasets cmrc-trial,laws-dev,scifact-train] [--parts bm25,e5] [--laws-kb PATH]
+        [--datasets cmrc-trial,laws-dev,scifact-train,squad-tune] [--parts bm25,e5] [--laws-kb PATH]
 
-The test splits that README and BENCHMARKS.md report (CMRC dev, SciFact test, SQuAD dev, RGB, the
-laws QA set) are never read here. ``laws-dev`` (benchmarks/data/laws_dev.jsonl) asks about other
-documents than the laws QA test set, and is run against an existing laws KB (``--laws-kb``) whose
-methods are named like ``--parts``. Each part is searched once per query (depth 50); every fusion
-(RRF with weights, score fusion with min-max or z-score normalisation and weights) is then
-computed from those lists and scored by the same judge and metrics as ``zhiku eval``. Writes
-benchmarks/results/fusion_sweep.json; the chosen defaults live in ``config.default_methods``.
+The test splits that README and BENCHMARKS.md report (CMRC dev, SciFact test, the 3,000 SQuAD dev
+questions of ``zhiku eval --limit 3000``, RGB, the laws QA set) are never read here; ``squad-tune``
+is 3,000 of the other 7,570 SQuAD dev questions (same paragraphs). ``laws-dev``
+(benchmarks/data/laws_dev.jsonl) asks about other documents than the laws QA test set, and is
+run against an existing laws KB (``--laws-kb``) whose methods are named like ``--parts``. Each
+part is searched once per query (depth 50); every fusion (RRF with weights, score fusion with
+min-max or z-score normalisation and weights) is then computed from those lists and scored by the
+same judge and metrics as ``zhiku eval``. Writes benchmarks/results/fusion_sweep.json; the chosen
+defaults live in ``config.default_methods``.
 """
 
 from __future__ import annotations
