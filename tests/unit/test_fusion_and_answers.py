@@ -187,7 +187,7 @@ def test_by_language_settings_fuse_a_question_of_that_language_their_way(tmp_pat
         assert (plan.parts, plan.weights, plan.normalize) == (["bm25", "dense"], [1.0, 2.0], "minmax")
         # The search itself fuses that way: the same scores as z-score fusion of the parts' lists.
         query = "annual claim paid"
-        lists = [kb.method(n).search(query, 50) for n in ("bm25", "dense", "en-only")]
+        lists = [kb.ready_method(n).search(query, 50) for n in ("bm25", "dense", "en-only")]
         expected = score_fusion(lists, 3, "hybrid", [1.0, 1.0, 0.25], "zscore")
         got = kb.search(query, 3, "hybrid")
         assert [h.chunk_id for h in got] == [h.chunk_id for h in expected]

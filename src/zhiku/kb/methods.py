@@ -107,23 +107,28 @@ class MethodSet:
             out += [p for p in self.indexed_parts(part) if p not in out]
         return out
 
-    def parts_in_use(self, name: str) -> list[str]:
+    def parts_in_use(self, name: str, language: str | None = None) -> list[str]:
         """The parts a composite method fuses in this KB: those built, or that a default build makes.
 
         A part the KB's language rules out (the English-only MiniLM of the defaults in a Chinese KB)
         or that zhiku.toml disables is left out, so one default fusion serves every language. A
         fusion of fewer than two parts is none: then all are kept, and searching says what to build.
+        With a question's ``language``, the parts whose model cannot read it are left out too (if
+        any part can); asked of the configured method, so a part left out is never loaded.
         """
-        parts = self.get(name).parts()
         key = (self.kb.catalog.fingerprint(), id(self.kb.config))
         cached = self._in_use.get(name)
         if cached and cached[0] == key:
-            return cached[1]
-        used = [p for p in parts if self._usable(p)]
-        if len(used) < min(2, len(parts)):
-            used = parts
-        self._in_use[name] = (key, used)
-        return used
+            used = cached[1]
+        else:
+            parts = self.get(name).parts()
+            used = [p for p in parts if self._usable(p)]
+            if len(used) < min(2, len(parts)):
+                used = parts
+            self._in_use[name] = (key, used)
+        if language is None:
+            return used
+        return [p for p in used if self.get(p).applicable(language)[0]] or used
 
     def _usable(self, name: str) -> bool:
         m = self.get(name)

@@ -47,11 +47,12 @@ class MethodContext:
     tokenizer: Tokenizer
     language: Callable[[], str]  # the KB's language, "zh" | "en" | "mixed" (computed on demand)
     resolve: Callable[[str], Method]  # another method of the same KB, by name, ready to search
+    # a composite's parts that this KB fuses (built or built by default), for a question in a
+    # language if given (see MethodSet.parts_in_use)
+    parts_in_use: Callable[[str, str | None], list[str]]
     models_dir: Path  # models/<name>/: what this method trains on the corpus
     cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
     cache_shared: bool = False  # the cache serves other KBs too (nothing may be removed from it)
-    # a composite's parts that this KB fuses (those built or built by default; see MethodSet)
-    parts_in_use: Callable[[str], list[str]] | None = None
 
 
 class Method(ABC):

@@ -105,18 +105,12 @@ class HybridMethod(Method):
         query's language replace the general ones.
         """
         o = self.options
-        used = self.ctx.parts_in_use(self.name) if self.ctx.parts_in_use else list(o.of)
         language = language_of(query)
-        readers = [n for n in used if self.ctx.resolve(n).applicable(language)[0]] or used
-        own = o.by_language.get(language)  # type: ignore[call-overload]
-        all_weights = own.weights if own and own.weights is not None else o.weights
+        readers = self.ctx.parts_in_use(self.name, language)
+        own = o.by_language.get(language) or LanguageFusion()  # type: ignore[call-overload]
+        all_weights = o.weights if own.weights is None else own.weights
         weights = [w for n, w in zip(o.of, all_weights, strict=True) if n in readers] if all_weights else None
-        return FusionPlan(
-            readers,
-            weights,
-            own.fusion if own and own.fusion else o.fusion,
-            own.normalize if own and own.normalize else o.normalize,
-        )
+        return FusionPlan(readers, weights, own.fusion or o.fusion, own.normalize or o.normalize)
 
     def depth(self, k: int) -> int:
         return max(k, self.options.depth)
