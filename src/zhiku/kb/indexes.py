@@ -22,7 +22,7 @@ from zhiku.version import __version__
 
 if TYPE_CHECKING:
     from zhiku.kb.methods import MethodSet
-    from zhiku.service import KnowledgeBase
+    from zhiku.kb.core import Facade
 
 VERSION = __version__
 
@@ -40,7 +40,7 @@ class BuildReport:
 class IndexKeeper:
     """The indexes of one KB under ``indexes/<method>/``, and which of them are loaded."""
 
-    def __init__(self, kb: KnowledgeBase, methods: MethodSet) -> None:
+    def __init__(self, kb: Facade, methods: MethodSet) -> None:
         self.kb = kb
         self.methods = methods
         self._loaded: dict[str, str] = {}  # method -> fingerprint of the index it has loaded

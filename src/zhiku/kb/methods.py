@@ -19,7 +19,7 @@ from zhiku.retrieve.base import Method, MethodContext, methods
 from zhiku.text.normalise import language_of
 
 if TYPE_CHECKING:
-    from zhiku.service import KnowledgeBase
+    from zhiku.kb.core import Facade
 
 #: a method name made of several joined by '+' is their reciprocal-rank fusion (``bm25+dense``)
 FUSION_SEP = "+"
@@ -42,7 +42,7 @@ class MethodStatus:
 class MethodSet:
     """The methods of one KB: configs resolved by name and instances made once, on first use."""
 
-    def __init__(self, kb: KnowledgeBase) -> None:
+    def __init__(self, kb: Facade) -> None:
         self.kb = kb
         self._instances: dict[str, Method] = {}
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)

@@ -19,7 +19,7 @@ from zhiku.types import Answer, Hit, Where
 if TYPE_CHECKING:
     from zhiku.generate.base import Generator
     from zhiku.kb.methods import MethodSet
-    from zhiku.service import KnowledgeBase
+    from zhiku.kb.core import Facade
 
 #: how many hits a filtered search fetches before filtering (it keeps the best k that pass)
 FILTER_DEPTH = 200
@@ -28,7 +28,7 @@ FILTER_DEPTH = 200
 class Searcher:
     """Searches and answers over one KB; keeps its rerankers (a model loads once per setting)."""
 
-    def __init__(self, kb: KnowledgeBase, methods: MethodSet) -> None:
+    def __init__(self, kb: Facade, methods: MethodSet) -> None:
         self.kb = kb
         self.methods = methods
         self._rerankers: dict[str, Any] = {}  # per setting: a model loads once, an LLM cache lives on

@@ -1,0 +1,38 @@
+"""What the facade's parts may use of the facade: its settings, catalog and layout, and the few
+public calls that reach the other parts.
+
+The parts (``methods``, ``indexes``, ``search``, ``chat``) are handed the ``KnowledgeBase`` but name
+it by this protocol, so ``zhiku.kb`` never imports ``zhiku.service`` (the facade imports its parts,
+not the other way round: no import circle, even under TYPE_CHECKING).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from zhiku.config import KBConfig
+    from zhiku.generate.base import Generator
+    from zhiku.retrieve.base import Method
+    from zhiku.store.catalog import Catalog
+    from zhiku.store.layout import KBLayout
+    from zhiku.text.tokenize import Tokenizer
+
+
+class Facade(Protocol):
+    layout: KBLayout
+    config: KBConfig
+    catalog: Catalog
+    tokenizer: Tokenizer
+    notes: list[str]
+
+    @property
+    def name(self) -> str: ...
+
+    def language(self) -> str: ...
+
+    def generator(self, llm: str | None = None, base_url: str | None = None) -> Generator: ...
+
+    def ready_method(self, name: str) -> Method: ...
+
+    def recover(self) -> Any: ...
