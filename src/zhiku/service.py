@@ -29,7 +29,7 @@ from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 
 if TYPE_CHECKING:
-    from zhiku.embed.word2vec import WordVectors
+    from zhiku.embed.word_vectors import WordVectors
     from zhiku.generate.base import Generator
 
 # Re-exported: callers import these from the facade's module.

@@ -16,7 +16,7 @@ import numpy as np
 from zhiku.registry import Registry
 
 if TYPE_CHECKING:
-    from zhiku.embed.word2vec import WordVectors
+    from zhiku.embed.word_vectors import WordVectors
     from zhiku.types import Corpus
 
 

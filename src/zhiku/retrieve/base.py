@@ -29,7 +29,7 @@ from zhiku.text.tokenize import Tokenizer
 from zhiku.types import Corpus, Hit
 
 if TYPE_CHECKING:
-    from zhiku.embed.word2vec import WordVectors
+    from zhiku.embed.word_vectors import WordVectors
 
 __all__ = ["Corpus", "Method", "MethodContext", "MethodOptions", "methods"]
 
