@@ -13,9 +13,9 @@ from tests.helpers.law_corpus import law_documents, tune_config
 from zhiku.cli.app import main
 from zhiku.config import KBConfig
 from zhiku.eval.datasets import judge_zhiku_qa, load_dataset, normalize_evidence
+from zhiku.retrieve.adapter_model import Adapter
 from zhiku.service import KnowledgeBase
 from zhiku.tune import questions as tq
-from zhiku.tune.adapter_model import Adapter
 from zhiku.tune.compare import paired_bootstrap, sign_test
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from zhiku.errors import ConfigError, UsageError
 from zhiku.eval.datasets import normalize_evidence, source_matches
-from zhiku.tune.adapter_model import Adapter, AdapterKind
+from zhiku.retrieve.adapter_model import Adapter, AdapterKind
 from zhiku.tune.negatives import searched_negatives
 from zhiku.tune.questions import Question, SourceChunk
 

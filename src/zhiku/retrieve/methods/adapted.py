@@ -56,7 +56,7 @@ class AdaptedMethod(Method):
         return next(self.search_many([query], k))
 
     def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
-        from zhiku.tune.adapter_model import Adapter
+        from zhiku.retrieve.adapter_model import Adapter
 
         base = self._base()
         if self._adapter is None:
