@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from zhiku.config import KBConfig, MethodConfig
-from zhiku.lexical.tfidf import count_matrix, weigh
+from zhiku.retrieve.methods.tfidf import count_matrix, weigh
 from zhiku.service import KnowledgeBase
 
 DOCS = [
