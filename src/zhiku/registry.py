@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from zhiku.errors import UnknownNameError
+from zhiku.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -24,17 +24,28 @@ _plugins_loaded = False
 
 
 def load_plugins() -> None:
-    """Import every ``zhiku.plugins`` entry point once per process."""
+    """Import every ``zhiku.plugins`` entry point once per process.
+
+    Marked loaded only once every plugin imported: a failure is raised again on the next lookup,
+    never hidden behind a half-filled registry. A failing plugin is one error that names it.
+    """
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=PLUGIN_GROUP):
-        obj = ep.load()
-        if callable(obj) and not isinstance(obj, type):
-            obj()
+        try:
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
+        except Exception as e:
+            dist = ep.dist.name if ep.dist is not None else "its package"
+            raise ConfigError(
+                f"the zhiku plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}",
+                f"Fix or uninstall {dist} (entry point group {PLUGIN_GROUP!r})",
+            ) from e
+    _plugins_loaded = True
 
 
 class Registry(Generic[T]):
@@ -48,6 +59,7 @@ class Registry(Generic[T]):
         self.what = what or concept
         self._items: dict[str, T] = {}
         self._loaded = False
+        self._loading = False
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -64,16 +76,23 @@ class Registry(Generic[T]):
 
     def load(self) -> None:
         """Import the built-in modules of this concept, then the plugins (once)."""
-        if self._loaded:
+        # ``_loading`` guards re-entry (the modules imported below call add() on this registry and
+        # may look names up); ``_loaded`` is set only once every import succeeded, so a failed import
+        # is raised again on the next lookup instead of leaving a half-filled registry trusted.
+        if self._loaded or self._loading:
             return
-        self._loaded = True  # set first: the modules imported below call add() on this registry
+        self._loading = True
         from importlib import import_module
 
         from zhiku.builtins import BUILTINS
 
-        for module in BUILTINS.get(self.concept, ()):
-            import_module(module)
-        load_plugins()
+        try:
+            for module in BUILTINS.get(self.concept, ()):
+                import_module(module)  # a built-in failing to import is a bug: its traceback stays
+            load_plugins()
+            self._loaded = True
+        finally:
+            self._loading = False
 
     def get(self, name: str) -> T:
         self.load()

@@ -270,3 +270,30 @@ def test_no_import_cycle() -> None:
     for m in sorted(graph):
         if m not in state:
             visit(m, [])
+
+
+# -- issue 24: the registry trusts only a complete load ----------------------------------------------
+def test_a_failing_plugin_is_one_error_naming_it_and_the_registry_stays_unloaded(tmp_path: Path) -> None:
+    """Before: the registry marked itself loaded before importing, so after a plugin failed to import
+    the next lookup trusted a half-filled registry (and the error named no plugin)."""
+    (tmp_path / "zhiku_broken.py").write_text("raise RuntimeError('boom')\n", encoding="utf-8")
+    dist = tmp_path / "zhiku_broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zhiku-broken\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "entry_points.txt").write_text("[zhiku.plugins]\nbroken = zhiku_broken\n", encoding="utf-8")
+    p = run_fresh(
+        """
+        from zhiku.errors import ConfigError
+        from zhiku.embed.base import embedders
+        for _ in range(2):  # the second lookup fails again: nothing was marked loaded
+            try:
+                embedders.get("hashing")
+            except ConfigError as e:
+                print(e.one_line())
+        """,
+        env_path=str(tmp_path),
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 2, p.stdout
+    assert all("plugin 'broken'" in line and "boom" in line and "zhiku-broken" in line for line in lines)
