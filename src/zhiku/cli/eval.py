@@ -18,7 +18,7 @@ from zhiku.cli.common import PhaseBar, print_json, show_progress
 
 if TYPE_CHECKING:
     from zhiku.config import KBConfig
-    from zhiku.eval.report import Report
+    from zhiku.eval import Report
 
 _DESCRIPTION = """\
 Score retrieval methods (and answers) on a dataset, side by side, in one run: a table here, and
@@ -191,7 +191,7 @@ def write_outputs(report: Report, out: Path) -> list[Path]:
     """results.json, report.md and chart.png in ``out``; the chart is skipped (with a note on
     stderr) where matplotlib is missing, the rest is still written."""
     from zhiku.errors import DependencyMissingError
-    from zhiku.eval.report import write_chart_png, write_report_md, write_results_json
+    from zhiku.eval import write_chart_png, write_report_md, write_results_json
 
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "report.md"]
@@ -207,9 +207,7 @@ def write_outputs(report: Report, out: Path) -> list[Path]:
 
 def run_eval_cmd(args: argparse.Namespace) -> int:
     from zhiku.errors import UsageError
-    from zhiku.eval.datasets import load_dataset
-    from zhiku.eval.report import format_table
-    from zhiku.eval.runner import run_eval
+    from zhiku.eval import format_table, load_dataset, run_eval
 
     if args.limit is not None and args.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {args.limit}", "Use --limit 200, for example")

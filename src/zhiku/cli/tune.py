@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from zhiku.cli.common import open_kb, print_json, show_progress
 
 if TYPE_CHECKING:
-    from zhiku.service import KnowledgeBase
+    pass
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -133,21 +133,15 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _questions_path(kb: KnowledgeBase, given: str | None) -> Path:
-    from zhiku.tune.runs import questions_path
-
-    return questions_path(kb, given)
-
-
 def run_questions(args: argparse.Namespace) -> int:
+    from zhiku import tune
     from zhiku.errors import UsageError
-    from zhiku.tune import runs
 
     if args.per_chunk < 1:
         raise UsageError(f"--per-chunk must be at least 1, got {args.per_chunk}", "Use --per-chunk 3")
     with open_kb(args) as kb:
-        out = _questions_path(kb, args.out)
-        outcome = runs.run_questions(
+        out = tune.questions_path(kb, args.out)
+        outcome = tune.run_questions(
             kb,
             out=out,
             sample=args.sample,
@@ -157,7 +151,9 @@ def run_questions(args: argparse.Namespace) -> int:
             max_ties=args.max_ties,
             validation=args.validation,
             seed=args.seed,
-            raw=_llm_questions(kb, args, out) if args.llm else None,
+            raw=tune.llm_question_maker(kb, args.llm, args.base_url, out, args.per_chunk, _bar)
+            if args.llm
+            else None,
         )
     info = outcome.info
     train_path, val_path = Path(info["files"]["train"]), Path(info["files"]["validation"])
@@ -184,46 +180,7 @@ def run_questions(args: argparse.Namespace) -> int:
     return 0
 
 
-def _llm_questions(kb: KnowledgeBase, args: argparse.Namespace, out: Path) -> Any:
-    """What makes the raw questions with an LLM (``--llm``), resumable from ``<out>.raw.jsonl``."""
-    from zhiku.errors import UsageError
-    from zhiku.generate.llm import generator_config, make_backend
-    from zhiku.tune import questions as tq
-    from zhiku.tune.llm_questions import generate
-
-    cfg = (
-        kb.config.generator
-        if args.llm == "kb"
-        else generator_config(args.llm, args.base_url, kb.config.generator)
-    )
-    if cfg.kind == "extractive":
-        raise UsageError(
-            "the KB's generator is the extractive answerer, not an LLM",
-            "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
-        )
-    backend = make_backend(cfg.kind, cfg.options)
-
-    def make(picked: list[Any]) -> tuple[list[Any], dict[str, Any]]:
-        raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
-        bar = _bar(len(picked), "questions")
-        try:
-            run = generate(backend, picked, raw_path, args.per_chunk, progress=bar.update if bar else None)
-        finally:
-            if bar:
-                bar.close()
-        return tq.read_jsonl(raw_path), {
-            "generator": f"llm:{backend.describe()}",
-            "generated": run.generated,
-            "chunks_done": run.chunks,
-            "resumed": run.skipped,
-            "unparsed_replies": run.unparsed,
-            "failed_chunks": run.failed,
-        }
-
-    return make
-
-
-def _bar(total: int, unit: str) -> Any:
+def _bar(total: int, unit: str = "questions") -> Any:
     if not show_progress():
         return None
     from tqdm import tqdm
@@ -232,11 +189,11 @@ def _bar(total: int, unit: str) -> Any:
 
 
 def run_adapter(args: argparse.Namespace) -> int:
-    from zhiku.tune import runs
+    from zhiku import tune
 
     with open_kb(args) as kb:
         incumbent = kb.default_method()
-        outcome = runs.run_adapter(
+        outcome = tune.run_adapter(
             kb,
             args.base,
             kind=args.kind,
@@ -266,7 +223,7 @@ def run_adapter(args: argparse.Namespace) -> int:
 def _print_outcome(
     args: argparse.Namespace, report: Any, extra: Any, verdict: Any, name: str, incumbent: str
 ) -> None:
-    from zhiku.eval.report import format_table
+    from zhiku.eval import format_table
 
     print(f"validation ({report.settings.get('queries')} questions from held-out documents):")
     print(format_table(report))
@@ -278,64 +235,41 @@ def _print_outcome(
 
 
 def run_encoder(args: argparse.Namespace) -> int:
-    from zhiku.config import MethodConfig
-    from zhiku.store.files import atomic_write_json
-    from zhiku.tune import questions as tq
-    from zhiku.tune.compare import save_config
-    from zhiku.tune.encoder import EncoderSettings, finetune_encoder
-    from zhiku.tune.runs import validate
+    from zhiku import tune
 
-    model = Path(args.model).expanduser().resolve()
+    settings = tune.EncoderSettings(
+        epochs=args.epochs, batch_size=args.batch_size, max_train=args.max_train, seed=args.seed
+    )
     with open_kb(args) as kb:
-        qpath = _questions_path(kb, args.questions)
-        train_path, val_path = tq.split_paths(qpath)
-        train = tq.read_jsonl(train_path)
-        name = args.name or f"{model.name}-tuned"
-        base = args.base or f"{model.name}-base"
-        incumbent = kb.default_method()
-        settings = EncoderSettings(
-            epochs=args.epochs, batch_size=args.batch_size, max_train=args.max_train, seed=args.seed
+        outcome = tune.run_encoder(
+            kb,
+            Path(args.model).expanduser().resolve(),
+            settings=settings,
+            name=args.name,
+            base=args.base,
+            questions=args.questions,
+            eval_file=args.eval,
+            out=Path(args.out) if args.out else None,
+            say=None if args.json else _say,
+            command=" ".join(sys.argv),
         )
-        folder = kb.layout.models / name / "model"
-        manifest = finetune_encoder(kb, model, train, folder, settings, progress=None if args.json else _say)
-        if not args.base:
-            opts = {"embedder": "sbert", "model": str(model)}
-            save_config(kb, method=(base, MethodConfig(kind="dense", enabled=True, options=opts)))
-        opts = {"embedder": "sbert", "model": str(folder)}
-        save_config(kb, method=(name, MethodConfig(kind="dense", enabled=True, options=opts)))
-        kb.build([base, name])  # the corpus embedded by the tuned model (and by the original, to compare)
-        notes = [
-            f"encoder fine-tuned from {model} on {manifest['pairs']} pairs "
-            f"in {manifest['training_seconds']} s"
-        ]
-        out = Path(args.out) if args.out else kb.layout.root / "tune" / name
-        report, extra, verdict = validate(
-            kb, name, base, incumbent, val_path, notes, out, args.eval, " ".join(sys.argv)
-        )
-        manifest = {"method": name, "base": base, **manifest, "decision": verdict.to_json()}
-        atomic_write_json(kb.layout.models / name / "manifest.json", manifest)
+    info = outcome.info
     if args.json:
-        print_json(
-            {
-                "method": name,
-                "manifest": manifest,
-                "out": str(out),
-                "validation": {m.method: m.metrics for m in report.methods},
-                "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
-            }
-        )
+        print_json({k: info[k] for k in ("method", "manifest", "out", "validation", "eval")})
         return 0
-    _print_outcome(args, report, extra, verdict, name, incumbent)
-    print(f"method {name!r} added to zhiku.toml; model in {folder}; reports in {out}")
+    _print_outcome(args, outcome.report, outcome.extra, outcome.verdict, info["method"], info["incumbent"])
+    print(
+        f"method {info['method']!r} added to zhiku.toml; model in {info['folder']}; reports in {info['out']}"
+    )
     return 0
 
 
 def run_route(args: argparse.Namespace) -> int:
-    from zhiku.tune import runs
+    from zhiku import tune
 
     with open_kb(args) as kb:
         candidates = [m.strip() for m in args.methods.split(",")] if args.methods else None
-        outcome = runs.run_route(
+        outcome = tune.run_route(
             kb,
             methods=candidates,
             questions=args.questions,
@@ -351,10 +285,9 @@ def run_route(args: argparse.Namespace) -> int:
 
 
 def run_reranker(args: argparse.Namespace) -> int:
-    from zhiku.tune import runs
-    from zhiku.tune.reranker import RerankerSettings
+    from zhiku import tune
 
-    settings = RerankerSettings(
+    settings = tune.RerankerSettings(
         epochs=args.epochs,
         patience=args.patience,
         batch_size=args.batch_size,
@@ -366,7 +299,7 @@ def run_reranker(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     with open_kb(args) as kb:
-        outcome = runs.run_reranker(
+        outcome = tune.run_reranker(
             kb,
             Path(args.model),
             name=args.name,
@@ -383,7 +316,7 @@ def run_reranker(args: argparse.Namespace) -> int:
             {k: info[k] for k in ("reranker", "model", "manifest", "out", "validation", "eval", "enabled")}
         )
         return 0
-    from zhiku.eval.report import format_table
+    from zhiku.eval import format_table
 
     assert outcome.report is not None  # run_reranker always evaluates
     print(f"validation ({outcome.report.settings.get('questions')} questions from held-out documents):")

@@ -65,10 +65,8 @@ class TrainResult:
 
 def base_vectors(kb: KnowledgeBase, base: str) -> tuple[list[str], np.ndarray, Any]:
     """(chunk ids, chunk vectors, the loaded base method) of a built vector method."""
-    from zhiku.retrieve.methods.vector import VectorMethod
-
     method = kb.ready_method(base)  # rebuilt first if stale: vectors must match the catalog
-    if not isinstance(method, VectorMethod):
+    if not method.vectors:
         raise ConfigError(
             f"{base!r} is a {method.kind} method, not a vector method",
             "Use a dense, remote or w2v method as --base (see `zhiku status`)",

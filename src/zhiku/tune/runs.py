@@ -433,3 +433,124 @@ def adopt_reranker(kb: KnowledgeBase, report: Report, tuned: str, incumbent: str
         enabled = rerank_config(f"cross-encoder:{folder}", kb.config.rerank)
         save_config(kb, rerank=enabled.model_dump(mode="json"))
     return verdict
+
+
+def run_encoder(
+    kb: KnowledgeBase,
+    model: Path,
+    *,
+    settings: Any,
+    name: str | None = None,
+    base: str | None = None,
+    questions: str | Path | None = None,
+    eval_file: str | Path | None = None,
+    out: Path | None = None,
+    say: Say | None = None,
+    command: str = "",
+) -> Outcome:
+    """Fine-tune a sentence encoder on the train questions, add it (and its base, unless named) as
+    dense methods, build both, and keep it as the default only if it wins on validation."""
+    from zhiku.config import MethodConfig
+    from zhiku.store.files import atomic_write_json
+    from zhiku.tune import questions as tq
+    from zhiku.tune.compare import save_config
+    from zhiku.tune.encoder import finetune_encoder
+
+    qpath = questions_path(kb, questions)
+    train_path, val_path = tq.split_paths(qpath)
+    train = tq.read_jsonl(train_path)
+    name = name or f"{model.name}-tuned"
+    given_base = base
+    base = base or f"{model.name}-base"
+    incumbent = kb.default_method()
+    folder = kb.layout.models / name / "model"
+    manifest = finetune_encoder(kb, model, train, folder, settings, progress=say)
+    if not given_base:
+        opts = {"embedder": "sbert", "model": str(model)}
+        save_config(kb, method=(base, MethodConfig(kind="dense", enabled=True, options=opts)))
+    opts = {"embedder": "sbert", "model": str(folder)}
+    save_config(kb, method=(name, MethodConfig(kind="dense", enabled=True, options=opts)))
+    kb.build([base, name])  # the corpus embedded by the tuned model (and by the original, to compare)
+    notes = [
+        f"encoder fine-tuned from {model} on {manifest['pairs']} pairs in {manifest['training_seconds']} s"
+    ]
+    out = out or kb.layout.root / "tune" / name
+    report, extra, verdict = validate(kb, name, base, incumbent, val_path, notes, out, eval_file, command)
+    manifest = {"method": name, "base": base, **manifest, "decision": verdict.to_json()}
+    atomic_write_json(kb.layout.models / name / "manifest.json", manifest)
+    info = {
+        "method": name,
+        "manifest": manifest,
+        "out": str(out),
+        "folder": str(folder),
+        "incumbent": incumbent,
+        "validation": {m.method: m.metrics for m in report.methods},
+        "eval": {m.method: m.metrics for m in extra.methods} if extra else None,
+    }
+    return Outcome(info, report, extra, verdict)
+
+
+def llm_question_maker(
+    kb: KnowledgeBase,
+    llm: str,
+    base_url: str | None,
+    out: Path,
+    per_chunk: int,
+    bar: Callable[[int], Any] | None = None,
+) -> Callable[[list[Any]], tuple[list[Question], dict[str, Any]]]:
+    """What makes the raw questions with an LLM (``llm``: BACKEND:MODEL, or "kb" for the KB's
+    generator), resumable from ``<out>.raw.jsonl``; ``bar(total)`` makes a progress bar (update, close)."""
+    from zhiku.generate.llm import generator_config, make_backend
+    from zhiku.tune import questions as tq
+    from zhiku.tune.llm_questions import generate
+
+    cfg = kb.config.generator if llm == "kb" else generator_config(llm, base_url, kb.config.generator)
+    if cfg.kind == "extractive":
+        raise UsageError(
+            "the KB's generator is the extractive answerer, not an LLM",
+            "Name one: --llm ollama:qwen2.5:7b (or openai:MODEL, local:PATH)",
+        )
+    backend = make_backend(cfg.kind, cfg.options)
+
+    def make(picked: list[Any]) -> tuple[list[Question], dict[str, Any]]:
+        raw_path = out.with_name(out.name.replace(".jsonl", "") + ".raw.jsonl")
+        progress = bar(len(picked)) if bar else None
+        try:
+            run = generate(
+                backend, picked, raw_path, per_chunk, progress=progress.update if progress else None
+            )
+        finally:
+            if progress:
+                progress.close()
+        return tq.read_jsonl(raw_path), {
+            "generator": f"llm:{backend.describe()}",
+            "generated": run.generated,
+            "chunks_done": run.chunks,
+            "resumed": run.skipped,
+            "unparsed_replies": run.unparsed,
+            "failed_chunks": run.failed,
+        }
+
+    return make
+
+
+def question_files(kb: KnowledgeBase) -> tuple[Path, Path, Path]:
+    """(questions file, its train split, its validation split) at the KB's default place."""
+    from zhiku.tune.questions import split_paths
+
+    qpath = questions_path(kb, None)
+    return (qpath, *split_paths(qpath))
+
+
+def adapter_bases(kb: KnowledgeBase) -> list[dict[str, Any]]:
+    """The configured methods a query adapter can start from (those searching vectors), built or not."""
+    status = {s.name: s for s in kb.status()}
+    bases = []
+    for name in kb.config.methods:
+        try:
+            vector = kb.method(name).vectors
+        except Exception:  # noqa: BLE001  (a method that cannot even be described is no base)
+            vector = False
+        if vector:
+            bases.append({"name": name, "built": bool(status.get(name) and status[name].built)})
+    return bases

@@ -101,9 +101,7 @@ def _run(
     limit: int | None,
     answers: bool,
 ) -> dict[str, Any]:
-    from zhiku.eval.datasets import load_dataset
-    from zhiku.eval.report import write_chart_png, write_report_md, write_results_json
-    from zhiku.eval.runner import run_eval
+    from zhiku.eval import load_dataset, run_eval, write_chart_png, write_report_md, write_results_json
 
     folder = _runs(handle) / job.id
     folder.mkdir(parents=True)

@@ -110,7 +110,7 @@ def tune_questions(
     body: QuestionsRequest, request: Request, handle: KBDep, wait: _WAIT = False
 ) -> JSONResponse:
     """Offline pseudo-questions for the KB's chunks (``zhiku tune questions``)."""
-    from zhiku.tune.runs import run_questions
+    from zhiku.tune import run_questions
 
     def work(jobs: JobManager, job: Job) -> dict[str, Any]:
         with handle.write() as kb:
@@ -135,7 +135,7 @@ def tune_questions(
 )
 def tune_adapter(body: AdapterRequest, request: Request, handle: KBDep, wait: _WAIT = False) -> JSONResponse:
     """A query adapter on a built vector method (``zhiku tune adapter``); default only if it wins."""
-    from zhiku.tune.runs import run_adapter
+    from zhiku.tune import run_adapter
 
     def work(jobs: JobManager, job: Job) -> dict[str, Any]:
         with handle.write() as kb:
@@ -163,7 +163,7 @@ def tune_adapter(body: AdapterRequest, request: Request, handle: KBDep, wait: _W
 )
 def tune_route(body: RouteRequest, request: Request, handle: KBDep, wait: _WAIT = False) -> JSONResponse:
     """The KB's default method, hybrid weights or a query router, chosen on validation."""
-    from zhiku.tune.runs import run_route
+    from zhiku.tune import run_route
 
     def work(jobs: JobManager, job: Job) -> dict[str, Any]:
         with handle.write() as kb:
@@ -182,13 +182,10 @@ def tune_route(body: RouteRequest, request: Request, handle: KBDep, wait: _WAIT 
 def tune_status(handle: KBDep) -> dict[str, Any]:
     """What the Tune panel shows: the questions there are, the methods an adapter can start from,
     the default and the route's evidence, and earlier runs."""
-    from zhiku.retrieve.methods.vector import VectorMethod
-    from zhiku.tune.questions import split_paths
-    from zhiku.tune.runs import questions_path
+    from zhiku.tune import adapter_bases, question_files
 
     with handle.read() as kb:
-        qpath = questions_path(kb, None)
-        train, val = split_paths(qpath)
+        qpath, train, val = question_files(kb)
         questions = None
         if train.is_file() and val.is_file():
             questions = {
@@ -196,15 +193,7 @@ def tune_status(handle: KBDep) -> dict[str, Any]:
                 "train": _lines(train),
                 "validation": _lines(val),
             }
-        status = {s.name: s for s in kb.status()}
-        bases = []
-        for name in kb.config.methods:
-            try:
-                vector = isinstance(kb.method(name), VectorMethod)
-            except Exception:  # noqa: BLE001  (a method that cannot even be described is no base)
-                vector = False
-            if vector:
-                bases.append({"name": name, "built": bool(status.get(name) and status[name].built)})
+        bases = adapter_bases(kb)
         default, route = kb.default_method(), kb.config.route
     runs = []
     root = _runs(handle)
