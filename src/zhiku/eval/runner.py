@@ -35,7 +35,55 @@ KEEP_IDS, KEEP_SNIPPETS, SNIPPET_CHARS = 10, 3, 240
 EvalProgress = Progress
 
 
-class KBRetriever:
+class Retriever:
+    """What a run scores: ``search`` (and ``search_many`` when ``batched``), after ``warm``.
+
+    Declared, not probed: anything else with ``search(query, k)`` (a ``KnowledgeBase``, a loaded
+    method) is wrapped by ``as_retriever``, which says what it can do once.
+    """
+
+    @property
+    def batched(self) -> bool:
+        return False
+
+    def warm(self) -> None:
+        """Load what the first search would (models, indexes): not a user's latency."""
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        raise NotImplementedError
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        return [self.search(q, k) for q in queries]
+
+
+class Searchable(Retriever):
+    """Any object with ``search(query, k)`` (and perhaps ``search_many``) as a ``Retriever``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        many = getattr(inner, "search_many", None)  # the one place an outside object is asked
+        self._batched = bool(getattr(inner, "batched", many is not None))
+        self._many = many
+
+    @property
+    def batched(self) -> bool:
+        return self._batched
+
+    def search(self, query: str, k: int) -> list[Hit]:
+        result: list[Hit] = self.inner.search(query, k)
+        return result
+
+    def search_many(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        if self._many is None:
+            return super().search_many(queries, k)
+        return list(self._many(list(queries), k))
+
+
+def as_retriever(obj: Any) -> Retriever:
+    return obj if isinstance(obj, Retriever) else Searchable(obj)
+
+
+class KBRetriever(Retriever):
     """One method of a knowledge base as a retriever: ``evaluate(KBRetriever(kb, "bm25"), ds)``."""
 
     def __init__(self, kb: KnowledgeBase, method: str | None = None) -> None:
@@ -140,19 +188,19 @@ def fetch_hits(
 ) -> Fetched:
     """Every query's hits, plus warm single-query latencies (all queries, or a sample if batched)."""
     progress = progress or NoProgress()
+    retriever = as_retriever(retriever)
     search: Callable[[str, int], list[Hit]] = retriever.search
-    search_many = getattr(retriever, "search_many", None)
+    search_many = retriever.search_many
     if batched is None:
-        batched = bool(getattr(retriever, "batched", search_many is not None))
-    if hasattr(retriever, "warm"):
-        retriever.warm()
+        batched = retriever.batched
+    retriever.warm()
     search(queries[0], depth)  # the first call loads models and indexes: not a user's latency
     hits: list[list[Hit]] = []
     latencies: list[float] = []
     progress.start(label, len(queries))
     try:
         t0 = time.perf_counter()
-        if batched and search_many is not None:
+        if batched:
             n = min(latency_sample, len(queries))
             sample = sorted(random.Random(seed).sample(range(len(queries)), n))
             timed_s = 0.0

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from zhiku.config import validated
+from zhiku.config import MethodConfig, validated
 from zhiku.errors import ConfigError
 from zhiku.registry import Registry
 from zhiku.text.tokenize import Tokenizer
@@ -65,6 +65,13 @@ class Method(ABC):
     #: building takes minutes on a large KB (embedding, training): a default search does not wait
     #: for it, it searches with what is fresh and says so
     slow_to_build: ClassVar[bool] = False
+    #: searches one embedder's chunk vectors in a vector index (``embedder``, ``search_vectors``,
+    #: ``embeddings.npy``): a query adapter can be trained on it, ``/v1/embeddings`` can use it
+    vectors: ClassVar[bool] = False
+    #: fuses the ranked lists of its parts (``hybrid``, an ad-hoc ``a+b``): ``fusing_only`` applies
+    fuses: ClassVar[bool] = False
+    #: asks an LLM at query time (RAG-Fusion's query variants): slow, and needs a generator
+    needs_llm: ClassVar[bool] = False
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name
@@ -106,6 +113,10 @@ class Method(ABC):
     def parts(self) -> list[str]:
         """The other methods of the KB this one searches through (none for an indexed method)."""
         return []
+
+    def fusing_only(self, parts: list[str]) -> MethodConfig:
+        """This fusion's config with only ``parts`` (the others not built yet); ``fuses`` methods."""
+        raise ConfigError(f"method {self.name!r} ({self.kind}) fuses no parts", "Name a hybrid method")
 
     # -- capabilities ---------------------------------------------------------------------------
     @property

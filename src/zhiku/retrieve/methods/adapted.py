@@ -42,10 +42,8 @@ class AdaptedMethod(Method):
         return Path(self.options.model).expanduser() if self.options.model else self.ctx.models_dir
 
     def _base(self) -> Any:
-        from zhiku.retrieve.methods.vector import VectorMethod
-
         base = self.ctx.resolve(self.options.base)
-        if not isinstance(base, VectorMethod):
+        if not base.vectors:
             raise ConfigError(
                 f"method {self.name!r}: base {self.options.base!r} is not a vector method",
                 f"Set [methods.{self.name}.options] base to a dense, remote or w2v method",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from zhiku.config import MethodConfig
 from zhiku.retrieve.base import Method, MethodOptions, methods
 from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
 from zhiku.text.normalise import language_of
@@ -86,6 +87,10 @@ class HybridMethod(Method):
     Options = HybridOptions
     options: HybridOptions
     indexed = False
+    fuses = True
+
+    def fusing_only(self, parts: list[str]) -> MethodConfig:
+        return MethodConfig(kind=self.kind, options=self.options.only(parts))
 
     def parts(self) -> list[str]:
         return list(self.options.of)

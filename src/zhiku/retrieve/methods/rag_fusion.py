@@ -68,6 +68,7 @@ def parse_queries(reply: str, n: int, original: str) -> list[str]:
 @methods.register("fusion")
 class RagFusionMethod(Method):
     kind = "fusion"
+    needs_llm = True
     Options = FusionOptions
     options: FusionOptions
     indexed = False

@@ -66,6 +66,7 @@ class VectorMethod(Method):
     """
 
     Options: ClassVar[type[MethodOptions]] = VectorOptions
+    vectors: ClassVar[bool] = True
     options: VectorOptions
     slow_to_build = True
 
