@@ -18,22 +18,36 @@ from typing import TYPE_CHECKING, Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
 from zhiku.errors import NotFoundError, UsageError
+from zhiku.generate.conversation import history_from_messages
 from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
+from zhiku.kb.chat import LLM_FAILURES, Chat, Retrieved, llm_error_of
 from zhiku.kb.indexes import VERSION, BuildProgress, BuildReport, IndexKeeper
 from zhiku.kb.methods import FUSION_SEP, MethodSet, MethodStatus, shared_cache
 from zhiku.kb.search import FILTER_DEPTH, Searcher
 from zhiku.retrieve.base import Method
 from zhiku.store.catalog import Catalog
 from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 
 if TYPE_CHECKING:
     from zhiku.embed.word_vectors import WordVectors
-    from zhiku.generate.base import Generator
+    from zhiku.generate.base import ContextBlock, Generator
+    from zhiku.store.conversations import ConversationStore
 
 # Re-exported: callers import these from the facade's module.
 __all__ = [
+    "LLM_FAILURES",
+    "Chat",
+    "ContextBlock",
+    "Generator",
+    "IngestProgress",
+    "Retrieved",
+    "WordVectors",
+    "history_from_messages",
+    "language_of",
+    "llm_error_of",
     "FILTER_DEPTH",
     "FUSION_SEP",
     "VERSION",
@@ -321,6 +335,37 @@ class KnowledgeBase:
         """Retrieve, then answer with numbered citations. ``on_hits`` sees the retrieved passages
         before generation starts, so a caller can still show them if the LLM fails."""
         return self._searcher.ask(question, k, method, generator, on_token, on_hits, where, rerank)
+
+    def retrieve(
+        self,
+        question: str,
+        k: int = 5,
+        method: str | None = None,
+        where: Where | None = None,
+        rerank: str | None = None,
+        generator: Generator | None = None,
+    ) -> tuple[str, list[Hit]]:
+        """(the method used, the passages an answer draws on): ``search``, with an llm reranker
+        judging with ``generator`` (the one that answers)."""
+        return self._searcher.retrieve(question, k, method, where, rerank, generator)
+
+    def chat(
+        self,
+        generator: Generator | None = None,
+        *,
+        conversation: str | None = None,
+        history: Sequence[tuple[str, str]] = (),
+        keep_passages: bool = False,
+    ) -> Chat:
+        """A conversation: condense the follow-up → retrieve → answer → store the turn (``kb/chat.py``),
+        for ``zhiku chat``/``ask`` and the API's ask and chat completions alike."""
+        return Chat(self, generator, conversation=conversation, history=history, keep_passages=keep_passages)
+
+    def conversations(self) -> ConversationStore:
+        """The KB's stored conversations (list, create, rename, delete, export)."""
+        from zhiku.store.conversations import ConversationStore
+
+        return ConversationStore.of_kb(self.layout.root)
 
     def reranker(self, rerank: str | None = None, generator: Generator | None = None) -> tuple[Any, Any]:
         """``(reranker or None, its RerankConfig)``: the KB's ``[rerank]`` with ``rerank`` applied.

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,9 +22,8 @@ from zhiku.cli.common import open_kb, print_json
 
 if TYPE_CHECKING:
     from zhiku.errors import ZhikuError
-    from zhiku.generate.base import ContextBlock, Generator
-    from zhiku.service import KnowledgeBase
-    from zhiku.types import Answer, Hit
+    from zhiku.service import Chat, ContextBlock, Generator, Retrieved
+    from zhiku.types import Answer
 
 LLM_HELP = (
     "answer with BACKEND:MODEL: ollama:qwen2.5:7b, openai:deepseek-chat, local:/path/to/model, "
@@ -50,6 +50,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     add_llm_arguments(p)
     p.add_argument("--method", "-m", default=None, help="retrieval method (default as for search)")
     p.add_argument("-k", type=int, default=5, help="how many chunks each answer may draw on (default 5)")
+    p.add_argument(
+        "--conversation",
+        metavar="ID",
+        default=None,
+        help="continue a stored conversation (as listed on the web page) and store the new turns there",
+    )
     p.set_defaults(run=run_chat)
 
 
@@ -66,22 +72,21 @@ class Turn:
 
 
 def answer_turn(
-    kb: KnowledgeBase,
+    chat: Chat,
     question: str,
-    generator: Generator,
     k: int,
     method: str | None,
     stream: TextIO | None,
     rerank: str | None = None,
+    on_retrieved: Callable[[Retrieved], None] | None = None,
 ) -> Turn:
-    """Ask, writing pieces to ``stream`` as they arrive. Errors after retrieval come back in the turn
-    (with the passages); an error in retrieval itself is raised (there is nothing to show)."""
+    """One turn of ``chat``, writing pieces to ``stream`` as they arrive. Errors after retrieval come
+    back in the turn (with the passages); an error in retrieval itself is raised (nothing to show)."""
     from zhiku.errors import ZhikuError
-    from zhiku.generate.answer import context_blocks
 
     t0 = time.perf_counter()
     first: list[float] = []
-    retrieved: list[list[Hit]] = []
+    retrieved: list[Retrieved] = []
 
     def on_token(piece: str) -> None:
         if not first:
@@ -91,25 +96,22 @@ def answer_turn(
             stream.write(piece)
             stream.flush()
 
+    def seen(r: Retrieved) -> None:
+        retrieved.append(r)
+        if on_retrieved is not None:
+            on_retrieved(r)
+
     turn = Turn(question)
     try:
-        turn.answer = kb.ask(
-            question,
-            k=k,
-            method=method,
-            generator=generator,
-            on_token=on_token,
-            on_hits=retrieved.append,
-            rerank=rerank,
-        )
+        _, turn.answer = chat.turn(question, k, method, rerank=rerank, on_token=on_token, on_retrieved=seen)
     except ZhikuError as e:
         if not retrieved:
             raise
         turn.error = e
-    for note in kb.notes:
-        print(f"note: {note}", file=sys.stderr)
     if retrieved:
-        turn.contexts = context_blocks(retrieved[0])
+        for note in retrieved[0].notes:
+            print(f"note: {note}", file=sys.stderr)
+        turn.contexts = retrieved[0].contexts()
     if turn.answer is not None:
         turn.invalid = list(turn.answer.invalid_citations)
         turn.timings = {**turn.answer.timings}
@@ -194,18 +196,17 @@ def print_turn(turn: Turn, out: TextIO, err: TextIO) -> None:
 def run_answer(args: argparse.Namespace) -> int:
     """``zhiku ask``: stream the answer, then its sources (or JSON with citations and timings)."""
     with open_kb(args) as kb:
-        generator = kb.generator(args.llm, args.base_url)
+        chat = kb.chat(kb.generator(args.llm, args.base_url))
         turn = answer_turn(
-            kb,
+            chat,
             args.question,
-            generator,
             args.k,
             args.method,
             None if args.json else sys.stdout,
             rerank=getattr(args, "rerank", None),
         )
         if args.json:
-            print_json(turn_json(turn, generator))
+            print_json(turn_json(turn, chat.generator))
         else:
             print_turn(turn, sys.stdout, sys.stderr)
     if turn.error is not None:
@@ -219,22 +220,25 @@ COMMANDS_EXIT = {"/exit", "/quit", "/q", "exit", "quit", "退出"}
 
 def run_chat(args: argparse.Namespace) -> int:
     from zhiku.errors import ZhikuError
-    from zhiku.generate.conversation import follow_up_query
-    from zhiku.generate.llm import LLMGenerator
 
     stdin, out, err = sys.stdin, sys.stdout, sys.stderr
     interactive = stdin.isatty()
     status = 0
+
+    def searching(r: Retrieved) -> None:
+        if r.warning:
+            print(f"warning: {r.warning}", file=err)
+        if r.rewritten:
+            print(f"(searching for: {r.query})", file=err)
+
     with open_kb(args) as kb:
-        generator = kb.generator(args.llm, args.base_url)
-        rewriter = generator if isinstance(generator, LLMGenerator) else None
+        chat = kb.chat(kb.generator(args.llm, args.base_url), conversation=args.conversation)
         if interactive:
             print(
-                f"zhiku chat — knowledge base {kb.name!r}, answers by {generator.describe()}. "
+                f"zhiku chat — knowledge base {kb.name!r}, answers by {chat.generator.describe()}. "
                 "/reset forgets the conversation, /exit ends it.",
                 file=err,
             )
-        history: list[tuple[str, str]] = []
         while True:
             if interactive:
                 err.write("\n» ")
@@ -248,17 +252,11 @@ def run_chat(args: argparse.Namespace) -> int:
             if question in COMMANDS_EXIT:
                 break
             if question == "/reset":
-                history.clear()
+                chat.reset()
                 print("(conversation forgotten)", file=err)
                 continue
-            follow = follow_up_query(rewriter, question, history)
-            query = follow.query
-            if follow.warning:
-                print(f"warning: {follow.warning}", file=err)
-            if follow.rewritten:
-                print(f"(searching for: {query})", file=err)
             try:
-                turn = answer_turn(kb, query, generator, args.k, args.method, out)
+                turn = answer_turn(chat, question, args.k, args.method, out, on_retrieved=searching)
             except ZhikuError as e:
                 print(f"error: {e.one_line()}", file=err)
                 status = e.exit_code
@@ -268,7 +266,5 @@ def run_chat(args: argparse.Namespace) -> int:
                 print(f"error: {turn.error.one_line()}", file=err)
                 status = turn.error.exit_code
                 continue
-            assert turn.answer is not None
             status = 0
-            history.append((query, turn.answer.text))
     return status

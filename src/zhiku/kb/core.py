@@ -8,6 +8,7 @@ not the other way round: no import circle, even under TYPE_CHECKING).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from zhiku.store.catalog import Catalog
     from zhiku.store.layout import KBLayout
     from zhiku.text.tokenize import Tokenizer
+    from zhiku.types import Answer, Hit, Where
 
 
 class Facade(Protocol):
@@ -36,3 +38,22 @@ class Facade(Protocol):
     def ready_method(self, name: str) -> Method: ...
 
     def recover(self) -> Any: ...
+
+    def retrieve(
+        self,
+        question: str,
+        k: int = ...,
+        method: str | None = ...,
+        where: Where | None = ...,
+        rerank: str | None = ...,
+        generator: Generator | None = ...,
+    ) -> tuple[str, list[Hit]]: ...
+
+    def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        generator: Generator | None = ...,
+        on_token: Callable[[str], None] | None = ...,
+        method: str = ...,
+    ) -> Answer: ...

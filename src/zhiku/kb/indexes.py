@@ -21,8 +21,8 @@ from zhiku.types import Corpus
 from zhiku.version import __version__
 
 if TYPE_CHECKING:
-    from zhiku.kb.methods import MethodSet
     from zhiku.kb.core import Facade
+    from zhiku.kb.methods import MethodSet
 
 VERSION = __version__
 

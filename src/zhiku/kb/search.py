@@ -11,15 +11,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from zhiku.config import MethodConfig
 from zhiku.errors import UsageError
 from zhiku.retrieve.base import Method
 from zhiku.types import Answer, Hit, Where
 
 if TYPE_CHECKING:
     from zhiku.generate.base import Generator
-    from zhiku.kb.methods import MethodSet
     from zhiku.kb.core import Facade
+    from zhiku.kb.methods import MethodSet
 
 #: how many hits a filtered search fetches before filtering (it keeps the best k that pass)
 FILTER_DEPTH = 200
@@ -51,7 +50,7 @@ class Searcher:
         kb, methods = self.kb, self.methods
         name = methods.default()
         m = methods.get(name)
-        if m.kind != "hybrid":
+        if not m.fuses:
             return kb.ready_method(name)
         ready: list[str] = []
         missing: list[str] = []
@@ -70,11 +69,8 @@ class Searcher:
         )
         if len(ready) == 1:
             return kb.ready_method(ready[0])
-        from zhiku.retrieve.methods.hybrid import HybridMethod
-
-        assert isinstance(m, HybridMethod)  # its kind is "hybrid"
         adhoc = f"{name}[{'+'.join(ready)}]"
-        self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options=m.options.only(ready)))
+        self.methods.add_adhoc(adhoc, m.fusing_only(ready))
         return kb.ready_method(adhoc)
 
     def search_many(
@@ -123,6 +119,27 @@ class Searcher:
         result.timings["generate_s"] = round(time.perf_counter() - t, 4)
         return result
 
+    def retrieve(
+        self,
+        question: str,
+        k: int,
+        method: str | None,
+        where: Where | None,
+        rerank: str | None,
+        generator: Generator | None,
+    ) -> tuple[str, list[Hit]]:
+        """(the method used, the passages to answer from): as ``search``, except that an llm
+        reranker judges with the LLM that answers (--llm), not only the KB's default. The one
+        retrieval of ``ask`` and of every chat turn (CLI and API alike)."""
+        kb = self.kb
+        name = method or self.methods.default()
+        if rerank is not None or kb.config.rerank.kind is not None:
+            kb.notes = []
+            m = kb.ready_method(name)
+            return name, self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
+        # ``method`` as given: the default searches with its fresh parts while a slow one builds
+        return name, self.search(question, k, method, where, None)
+
     def ask(
         self,
         question: str,
@@ -134,16 +151,8 @@ class Searcher:
         where: Where | None,
         rerank: str | None,
     ) -> Answer:
-        kb = self.kb
         t0 = time.perf_counter()
-        name = method or self.methods.default()
-        if rerank is not None or kb.config.rerank.kind is not None:
-            # An llm reranker judges with the LLM that answers (--llm), not only the KB's default.
-            kb.notes = []
-            m = kb.ready_method(name)
-            hits = self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
-        else:
-            hits = self.search(question, k, name, where, None)
+        name, hits = self.retrieve(question, k, method, where, rerank, generator)
         retrieve_s = round(time.perf_counter() - t0, 4)
         if on_hits:
             on_hits(hits)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,13 +13,9 @@ from zhiku.api import answering, sse
 from zhiku.api.deps import KBDep
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.rerank_settings import reranker_of
-from zhiku.api.routers.conversations import store_of
 from zhiku.api.routers.documents import display_name, named_documents
-from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import AskRequest
 from zhiku.errors import ZhikuError
-from zhiku.generate.conversation import follow_up_query
-from zhiku.store.conversations import Turn as StoredTurn
 from zhiku.types import Answer
 
 router = APIRouter(tags=["ask"])
@@ -39,44 +34,33 @@ STREAMED = (
 def ask(body: AskRequest, handle: KBDep) -> Any:
     # Retrieval happens before the response starts, so a bad method or an unknown KB is still a
     # plain JSON error with its status code, streaming or not.
-    store = store_of(handle) if body.conversation else None
-    if store is not None and body.conversation:
-        history = store.history(body.conversation)  # 404 for an unknown conversation, before anything
-    else:
-        history = [(t.question, t.answer) for t in body.history or []]
-    generator = answering.make_generator(handle)
-    follow = follow_up_query(generator, body.question, history)
-    if follow.warning:
-        log.warning("%s", follow.warning)
-    t0 = time.perf_counter()
-    method, hits = search_hits(handle, follow.query, body.k, body.method, body.filter)
-    retrieve_s = round(time.perf_counter() - t0, 4)
+    history = [(t.question, t.answer) for t in body.history or []]
+    chat = answering.open_chat(handle, body.conversation, history)  # 404 for an unknown conversation
+    turn = answering.retrieve(handle, chat, body.question, body.k, body.method, body.filter)
 
     def finished(result: Answer) -> dict[str, Any]:
-        result.timings["retrieve_s"] = retrieve_s
-        out = answering.answer_json(handle.name, result, method)
-        out.update(question=body.question, query=follow.query, reranker=reranker_of(hits))
-        if store is not None and body.conversation:
+        out = answering.answer_json(handle.name, result, turn.method)
+        out.update(question=body.question, query=turn.query, reranker=reranker_of(turn.hits))
+        cites = None
+        if body.conversation:
             names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
             cites = [
                 {**c, "name": names.get(c["doc_id"]) or display_name(c["source"], handle.uploads)}
                 for c in out["citations"]
             ]
-            c = store.add_turn(
-                body.conversation,
-                StoredTurn(body.question, follow.query, result.text, cites, out["llm_error"], method),
-            )
+        c = chat.record(turn, result, cites)
+        if c is not None:
             out["conversation"] = c.to_json()
         return out
 
     if not body.stream:
-        return JSONResponse(finished(answering.answer(handle, follow.query, hits, generator)))
+        return JSONResponse(finished(answering.answer(chat, turn)))
 
     def events() -> Iterator[str]:
-        if follow.rewritten:
-            yield sse.event({"query": follow.query}, "query")
+        if turn.rewritten:
+            yield sse.event({"query": turn.query}, "query")
         try:
-            for item in answering.stream(handle, follow.query, hits, generator):
+            for item in answering.stream(chat, turn):
                 if isinstance(item, str):
                     yield sse.event({"text": item}, "token")
                 else:

@@ -23,10 +23,9 @@ from fastapi.responses import StreamingResponse
 from zhiku.api import answering, sse
 from zhiku.api.deps import KBHandle, state
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
-from zhiku.api.routers.search import search_hits
 from zhiku.api.schemas import ChatMessage, ChatRequest, EmbeddingsRequest
 from zhiku.errors import ConfigError, NotFoundError, UsageError, ZhikuError
-from zhiku.generate.conversation import follow_up_query, history_from_messages
+from zhiku.service import history_from_messages, language_of
 from zhiku.types import Answer
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -87,8 +86,6 @@ def sources_text(answer: Answer) -> str:
     """The numbered source list appended to the answer for clients that ignore ``citations``."""
     if not answer.citations:
         return ""
-    from zhiku.text.normalise import language_of
-
     zh = language_of(answer.question) != "en"
     lines = ["", "", "来源：" if zh else "Sources:"]
     for c in answer.citations:
@@ -143,17 +140,15 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
     # The messages are the conversation: earlier turns are the history a follow-up is rewritten
     # with (by an LLM generator, as `zhiku chat` does), so "and roses?" finds what it refers to.
     history, asked = history_from_messages([(m.role, text_of(m)) for m in body.messages])
-    generator = answering.make_generator(handle)
-    follow = follow_up_query(generator, asked, history)
-    question = follow.query
-    _, hits = search_hits(handle, question, body.k, body.method, None)
+    chat = answering.open_chat(handle, history=history)
+    turn = answering.retrieve(handle, chat, asked, body.k, body.method, None)
     reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
 
     def citations(a: Answer) -> list[dict[str, Any]]:
         return [answering.citation_json(handle.name, c) for c in a.citations]
 
     if not body.stream:
-        a = answering.answer(handle, question, hits, generator)
+        a = answering.answer(chat, turn)
         content = reply_text(a)
         return {
             "id": reply_id,
@@ -188,7 +183,7 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
     def events() -> Iterator[str]:
         yield chunk({"role": "assistant", "content": ""})
         try:
-            for item in answering.stream(handle, question, hits, generator):
+            for item in answering.stream(chat, turn):
                 if isinstance(item, str):
                     yield chunk({"content": item})
                 else:
