@@ -13,6 +13,10 @@ from typing import TYPE_CHECKING
 from zhiku.config import KBConfig, default_home
 from zhiku.errors import AlreadyExistsError, ConfigError, NotFoundError, UnknownNameError, ZhikuError
 from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.store.recover import OWNER_FILE, recover_home
+
+# Re-exported for the faces: a KB's folder layout, and crash recovery of a whole home.
+__all__ = ["OWNER_FILE", "Home", "KBLayout", "recover_home"]
 
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase

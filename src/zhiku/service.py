@@ -19,11 +19,14 @@ from typing import TYPE_CHECKING, Any
 from zhiku.config import KBConfig, MethodConfig, default_home
 from zhiku.errors import NotFoundError, UsageError
 from zhiku.generate.conversation import history_from_messages
+from zhiku.ids import content_hash
+from zhiku.ingest.loaders import supported_extensions
 from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
 from zhiku.kb.chat import LLM_FAILURES, Chat, Retrieved, llm_error_of
 from zhiku.kb.indexes import VERSION, BuildProgress, BuildReport, IndexKeeper
 from zhiku.kb.methods import FUSION_SEP, MethodSet, MethodStatus, shared_cache
 from zhiku.kb.search import FILTER_DEPTH, Searcher
+from zhiku.kb.settings import check_generator, check_reranker, reranker_fields, reranker_names
 from zhiku.retrieve.base import Method
 from zhiku.store.catalog import Catalog
 from zhiku.store.layout import KBLayout, check_kb_name
@@ -45,6 +48,14 @@ __all__ = [
     "IngestProgress",
     "Retrieved",
     "WordVectors",
+    "check_generator",
+    "check_reranker",
+    "content_hash",
+    "conversation_store",
+    "reranker_fields",
+    "reranker_names",
+    "supported_extensions",
+    "ConversationStore",
     "history_from_messages",
     "language_of",
     "llm_error_of",
@@ -363,9 +374,7 @@ class KnowledgeBase:
 
     def conversations(self) -> ConversationStore:
         """The KB's stored conversations (list, create, rename, delete, export)."""
-        from zhiku.store.conversations import ConversationStore
-
-        return ConversationStore.of_kb(self.layout.root)
+        return conversation_store(self.layout.root)
 
     def reranker(self, rerank: str | None = None, generator: Generator | None = None) -> tuple[Any, Any]:
         """``(reranker or None, its RerankConfig)``: the KB's ``[rerank]`` with ``rerank`` applied.
@@ -421,6 +430,13 @@ class KnowledgeBase:
             report = rechunk(self.catalog, self._ingest_config, progress)
             built = self._build_locked(None, True, build_progress)
         return report, built
+
+
+def conversation_store(kb_root: Path) -> ConversationStore:
+    """The stored conversations of the KB in ``kb_root`` (without opening its catalog)."""
+    from zhiku.store.conversations import ConversationStore
+
+    return ConversationStore.of_kb(kb_root)
 
 
 def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayout:

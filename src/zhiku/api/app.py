@@ -58,7 +58,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from zhiku.store.recover import recover_home
+        from zhiku.home import recover_home
 
         recover_home(home)  # a server killed mid-upload left staging folders, stray files, runs
         yield

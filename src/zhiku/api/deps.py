@@ -30,7 +30,7 @@ from fastapi import Depends, HTTPException, Request
 from zhiku.api.jobs import JobManager
 from zhiku.config import KBConfig
 from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
-from zhiku.store.layout import KBLayout
+from zhiku.home import KBLayout
 
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase

@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 from zhiku.api.errors import BUG
 from zhiku.errors import NotFoundError, ZhikuError
-from zhiku.ingest.pipeline import IngestProgress
 from zhiku.progress import Progress
+from zhiku.service import IngestProgress
 
 log = logging.getLogger("zhiku.api")
 

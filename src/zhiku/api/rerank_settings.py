@@ -19,7 +19,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.config import KBConfig
-from zhiku.errors import ConfigError, NotFoundError
+from zhiku.errors import ConfigError
+from zhiku.service import reranker_fields, reranker_names
 
 NONE = "none"
 #: per kind, the options the page edits (a registered plugin kind gets top_n and threshold only)
@@ -51,15 +52,11 @@ class RerankSettings(BaseModel):
 
 
 def rerank_kinds() -> list[str]:
-    from zhiku.retrieve.rerank import rerankers
-
-    return [NONE, *rerankers.names()]
+    return [NONE, *reranker_names()]
 
 
 def rerank_section(current: KBConfig, body: RerankSettings) -> dict[str, Any]:
     """The new ``[rerank]`` table (a dict, validated with the rest of the settings)."""
-    from zhiku.retrieve.rerank import rerankers
-
     old = current.rerank
     out: dict[str, Any] = {"top_n": old.top_n if body.top_n is None else body.top_n}
     # Only a threshold the body names changes it: null clears it, a missing field keeps it.
@@ -70,14 +67,14 @@ def rerank_section(current: KBConfig, body: RerankSettings) -> dict[str, Any]:
     if kind.lower() == NONE or not kind:
         out["options"] = dict(old.options)  # turning reranking off keeps the choice for later
         return out
-    if kind not in rerankers:
+    if kind not in reranker_names():
         raise ConfigError(
             f"settings.rerank.kind: unknown reranker {kind!r}", f"Choose one of: {', '.join(rerank_kinds())}"
         )
     if old.kind == kind:
         options = dict(old.options)
     elif old.kind is None:  # turned back on: what was kept while off, where this kind has it
-        fields = rerankers.get(kind).Options.model_fields
+        fields = reranker_fields(kind)
         options = {k: v for k, v in old.options.items() if k in fields}
     else:
         options = {}
@@ -89,28 +86,6 @@ def rerank_section(current: KBConfig, body: RerankSettings) -> dict[str, Any]:
             options.pop(key, None)
     out.update(kind=kind, options=options)
     return out
-
-
-def check_reranker(config: KBConfig) -> None:
-    """Build the reranker ``config`` describes (no model loads, nothing is contacted), so a bad
-    setting fails now, as a 400 with one line."""
-    if config.rerank.kind is None:
-        return
-    from zhiku.retrieve.rerank import make_reranker, rerankers
-
-    if rerankers.get(config.rerank.kind).needs_generator and config.generator.kind == "extractive":
-        raise ConfigError(
-            "the llm reranker judges passages with the KB's LLM, and the generator is extractive",
-            "Pick an LLM generator (Ollama or OpenAI-compatible) first, or another reranker",
-        )
-
-    def no_llm() -> Any:  # never called: an llm reranker makes its generator on first use
-        raise RuntimeError("check_reranker must not contact an LLM")
-
-    try:
-        make_reranker(config.rerank, no_llm)
-    except NotFoundError as e:  # a missing model folder is a bad setting here, not a missing route
-        raise ConfigError(e.message, e.hint) from e
 
 
 def public_rerank(config: KBConfig) -> dict[str, Any]:

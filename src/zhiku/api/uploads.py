@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from zhiku.errors import FileTooLargeError, UnsupportedFormatError, UsageError, ZhikuError
-from zhiku.ids import content_hash
+from zhiku.service import content_hash, supported_extensions
 
 _FORBIDDEN = set('<>:"|?*')
 MAX_NAME_BYTES = 200
@@ -48,8 +48,6 @@ def safe_filename(name: str) -> str:
 
 
 def check_type(name: str) -> None:
-    from zhiku.ingest.loaders import supported_extensions
-
     suffix = Path(name).suffix.lower()
     if suffix not in supported_extensions():
         raise UnsupportedFormatError(
@@ -102,7 +100,7 @@ def stage(
         named.append((name, fileobj))
     if not named:
         raise errors[0] if errors else UsageError("no files in the upload", "Send one or more files")
-    from zhiku.store.recover import OWNER_FILE
+    from zhiku.home import OWNER_FILE
 
     folder = uploads / ".staging" / uuid.uuid4().hex
     folder.mkdir(parents=True)

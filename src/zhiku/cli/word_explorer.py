@@ -12,11 +12,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zhiku.embed.word2vec import WordVectors
 from zhiku.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from zhiku.service import WordVectors
 
 
 def resolve_word(wv: WordVectors, word: str, tokenizer: Callable[[str], list[str]], method: str) -> str:

@@ -7,7 +7,7 @@ follow-up is rewritten with, and the new turn is stored (``store/conversations.p
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
@@ -15,13 +15,16 @@ from fastapi.responses import Response
 
 from zhiku.api.deps import KBDep, KBHandle, require_write
 from zhiku.api.schemas import CreateConversation, RenameConversation
-from zhiku.store.conversations import ConversationStore
+from zhiku.service import conversation_store
+
+if TYPE_CHECKING:
+    from zhiku.service import ConversationStore
 
 router = APIRouter(tags=["conversations"])
 
 
 def store_of(handle: KBHandle) -> ConversationStore:
-    return ConversationStore.of_kb(handle.layout.root)
+    return conversation_store(handle.layout.root)
 
 
 @router.get("/kbs/{kb}/conversations")

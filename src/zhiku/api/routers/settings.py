@@ -22,13 +22,13 @@ from zhiku.api.deps import KBDep, KBHandle, require_write, state
 from zhiku.api.jobs import Job, PhaseProgress, job_location
 from zhiku.api.rerank_settings import (
     RerankSettings,
-    check_reranker,
     public_rerank,
     rerank_kinds,
     rerank_section,
 )
 from zhiku.config import ChunkingConfig, KBConfig
 from zhiku.errors import ConfigError, UsageError
+from zhiku.service import check_generator, check_reranker
 
 router = APIRouter(tags=["settings"])
 
@@ -178,10 +178,7 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
             raise ConfigError(
                 f"settings.{'.'.join(str(p) for p in first['loc'])}: {first['msg']}", "Correct that value"
             ) from e
-        if new.generator.kind != "extractive":
-            from zhiku.generate.llm import parse_options
-
-            parse_options(new.generator.kind, new.generator.options)  # a bad option fails now
+        check_generator(new)  # a bad option fails now
         if body.rerank is not None or (body.generator is not None and new.rerank.kind == "llm"):
             # Only what this request changes: a reranker broken by hand does not block other settings.
             check_reranker(new)
