@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MILVUS_VENV := .milvus-venv
 MILVUS_STAMP := $(MILVUS_VENV)/.installed
 
-.PHONY: demo test lint install lock bench clean milvus-server
+.PHONY: demo test test-all lint install lock bench clean milvus-server
 
 install: $(STAMP)
 
@@ -29,11 +29,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadfile
 
-# Lint and types are part of green: .ci/run runs this before the tests.
+# Every test, the slow ones too (a wheel build, a Milvus server, a browser): what .ci/run runs.
+test-all: $(STAMP)
+	$(VENV)/bin/pytest -n auto --maxprocesses 4 --dist loadfile -m "" --durations=25
+
+# Lint and types are part of green: .ci/run runs this before the tests. lint-imports checks the
+# layers of CONTRIBUTING.md ([tool.importlinter] in pyproject.toml): a reach-in past the facade fails.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # A real Milvus standalone server for the tests (ZHIKU_MILVUS_SERVER=1 runs them; .ci/run does).
 # Its own venv: PyPI's `milvus` only bundles the server binary, and its optional client extra pins

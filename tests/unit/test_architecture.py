@@ -279,7 +279,9 @@ def test_a_failing_plugin_is_one_error_naming_it_and_the_registry_stays_unloaded
     (tmp_path / "zhiku_broken.py").write_text("raise RuntimeError('boom')\n", encoding="utf-8")
     dist = tmp_path / "zhiku_broken-1.0.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zhiku-broken\nVersion: 1.0\n", encoding="utf-8")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: zhiku-broken\nVersion: 1.0\n", encoding="utf-8"
+    )
     (dist / "entry_points.txt").write_text("[zhiku.plugins]\nbroken = zhiku_broken\n", encoding="utf-8")
     p = run_fresh(
         """
@@ -297,3 +299,50 @@ def test_a_failing_plugin_is_one_error_naming_it_and_the_registry_stays_unloaded
     lines = p.stdout.strip().splitlines()
     assert len(lines) == 2, p.stdout
     assert all("plugin 'broken'" in line and "boom" in line and "zhiku-broken" in line for line in lines)
+
+
+# -- issue 24: the layers are enforced by import-linter, not by review --------------------------------
+def _lint_imports(src: Path) -> subprocess.CompletedProcess[str]:
+    import os
+    import shutil
+
+    exe = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [exe, "--config", str(root / "pyproject.toml"), "--no-cache"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=src,
+    )
+
+
+def test_the_import_contracts_hold() -> None:
+    p = _lint_imports(SRC.parent)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "0 broken" in p.stdout
+
+
+@pytest.mark.parametrize(
+    ("face", "reach", "contract"),
+    [
+        ("cli", "from zhiku.store.catalog import Catalog", "Faces call the facade"),
+        ("api", "from zhiku.tune.runs import run_route", "Faces call the facade"),
+        ("retrieve", "from zhiku.service import KnowledgeBase", "Layers:"),
+    ],
+)
+def test_a_new_reach_in_fails_lint_naming_the_contract(
+    tmp_path: Path, face: str, reach: str, contract: str
+) -> None:
+    import shutil
+
+    shutil.copytree(SRC, tmp_path / "zhiku", ignore=shutil.ignore_patterns("__pycache__", "static", "data"))
+    (tmp_path / "zhiku" / face / "reach_in.py").write_text(
+        f"from __future__ import annotations\n\n{reach}\n", encoding="utf-8"
+    )
+    p = _lint_imports(tmp_path)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert contract in p.stdout and "BROKEN" in p.stdout
+    assert f"zhiku.{face}.reach_in" in p.stdout
