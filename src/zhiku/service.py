@@ -24,10 +24,11 @@ from zhiku.ingest.loaders import supported_extensions
 from zhiku.ingest.pipeline import IngestProgress, IngestReport, ingest_paths, ingest_texts
 from zhiku.kb.chat import LLM_FAILURES, Chat, Retrieved, llm_error_of
 from zhiku.kb.indexes import VERSION, BuildProgress, BuildReport, IndexKeeper
-from zhiku.kb.methods import FUSION_SEP, MethodSet, MethodStatus, shared_cache
+from zhiku.kb.methods import MethodSet, MethodStatus, shared_cache
 from zhiku.kb.search import FILTER_DEPTH, Searcher
 from zhiku.kb.settings import check_generator, check_reranker, reranker_fields, reranker_names
 from zhiku.retrieve.base import Method
+from zhiku.retrieve.fusion import FUSION_SEP
 from zhiku.store.catalog import Catalog
 from zhiku.store.layout import KBLayout, check_kb_name
 from zhiku.text.normalise import language_of

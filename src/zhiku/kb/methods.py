@@ -14,15 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhiku.config import MethodConfig
-from zhiku.errors import NotFoundError, UsageError
+from zhiku.errors import NotFoundError
 from zhiku.retrieve.base import Method, MethodContext, methods
+from zhiku.retrieve.fusion import adhoc_fusion
 from zhiku.text.normalise import language_of
 
 if TYPE_CHECKING:
     from zhiku.kb.core import Facade
-
-#: a method name made of several joined by '+' is their reciprocal-rank fusion (``bm25+dense``)
-FUSION_SEP = "+"
 
 
 @dataclass
@@ -59,13 +57,11 @@ class MethodSet:
             return configured[name]
         if name in self._adhoc:
             return self._adhoc[name]
-        if FUSION_SEP in name:
-            parts = [p.strip() for p in name.split(FUSION_SEP)]
-            if len(parts) < 2 or not all(parts):
-                raise UsageError(f"{name!r} is not a fusion of methods", "Write it like bm25+dense")
-            for part in parts:
+        adhoc = adhoc_fusion(name)  # a+b: the rules of fusion live in retrieve/fusion.py
+        if adhoc is not None:
+            for part in adhoc.options["of"]:
                 self.config(part)
-            cfg = MethodConfig(kind="hybrid", options={"of": parts})
+            cfg = adhoc
         elif name in methods:
             cfg = MethodConfig(kind=name)
         else:

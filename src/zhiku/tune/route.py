@@ -69,7 +69,7 @@ def _candidates(kb: KnowledgeBase, names: list[str] | None) -> list[str]:
 
 def _singles(kb: KnowledgeBase, names: list[str]) -> list[str]:
     """Candidates that are not hybrids: the parts fusion variants are made of."""
-    return [n for n in names if kb.method(n).kind != "hybrid"]
+    return [n for n in names if not kb.method(n).fuses]
 
 
 def route(
@@ -87,7 +87,7 @@ def route(
     from zhiku.eval.judges import EvidenceJudge
     from zhiku.eval.runner import Fetched, KBRetriever, fetch_hits, kb_chunks, score_hits
     from zhiku.progress import NoProgress
-    from zhiku.retrieve.fusion import reciprocal_rank_fusion, score_fusion
+    from zhiku.retrieve.fusion import fuse_lists, hybrid_config
     from zhiku.retrieve.methods.routed import keyword_like
     from zhiku.tune.compare import compare, save_config, write_report
     from zhiku.tune.questions import split_paths
@@ -125,7 +125,6 @@ def route(
             for fusion, (wa, wb) in grid:
                 label = f"{a}:{wa:g}+{b}:{wb:g} {fusion}"
                 fused = []
-                fn = reciprocal_rank_fusion if fusion == "rrf" else score_fusion
                 for la, lb in zip(lists[a], lists[b], strict=True):
                     # The parts' hits are attached already: reuse their chunk and document rather
                     # than ask the catalog again for every weighting.
@@ -133,11 +132,11 @@ def route(
                     fused.append(
                         [
                             h.with_(chunk=known[h.chunk_id].chunk, doc=known[h.chunk_id].doc)
-                            for h in fn([la, lb], DEPTH, label, [wa, wb])
+                            for h in fuse_lists([la, lb], DEPTH, label, fusion, [wa, wb])
                         ]
                     )
                 results[label] = score_hits(label, dataset, judge, Fetched(fused, [], 0.0), k=k)
-                variants[label] = {"of": [a, b], "weights": [wa, wb], "fusion": fusion}
+                variants[label] = hybrid_config([a, b], [wa, wb], fusion)
             steps.advance(1)
     steps.close()
     key = _key(k)
