@@ -346,3 +346,25 @@ def test_a_new_reach_in_fails_lint_naming_the_contract(
     assert p.returncode == 1, p.stdout + p.stderr
     assert contract in p.stdout and "BROKEN" in p.stdout
     assert f"zhiku.{face}.reach_in" in p.stdout
+
+
+def test_backends_sit_at_most_two_classes_below_their_contract() -> None:
+    """Before: Method -> VectorMethod -> Word2VecMethod -> Word2VecCBOW; variants are settings now."""
+    from zhiku.embed.base import Embedder, embedders
+    from zhiku.index.base import VectorIndex, indexes
+    from zhiku.retrieve.base import Method, methods
+
+    for registry, contract in ((methods, Method), (embedders, Embedder), (indexes, VectorIndex)):
+        for name, cls in registry.items():
+            if isinstance(cls, type):
+                assert cls.__mro__.index(contract) <= 2, f"{name}: {[c.__name__ for c in cls.__mro__]}"
+
+
+def test_capabilities_are_asked_by_name_not_probed() -> None:
+    """Before: isinstance(m, VectorMethod) in tune/adapter.py, retrieve/methods/adapted.py and the API;
+    assert isinstance(m, HybridMethod) in kb/search.py; hasattr(retriever, "warm") in eval/runner.py."""
+    import re
+
+    probe = re.compile(r"isinstance\([^)]*(VectorMethod|HybridMethod)\)|hasattr\((retriever|m|method|kb)\b")
+    for f in SRC.rglob("*.py"):
+        assert not probe.search(f.read_text(encoding="utf-8")), f

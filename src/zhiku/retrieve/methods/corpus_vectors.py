@@ -61,53 +61,56 @@ class Doc2VecOptions(CorpusVectorOptions):
     dbow_words: bool = Field(False, description="PV-DBOW only: also train word vectors (slower)")
 
 
-class Word2VecMethod(VectorMethod):
-    Options: ClassVar[type[MethodOptions]] = Word2VecOptions
-    options: Word2VecOptions
-    skip_gram: ClassVar[bool] = True
-
-    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
-        o = self.options.model_dump(exclude={"metric", "index", "index_options"})
-        return "word2vec", {**o, "sg": self.skip_gram}
-
-
-class Doc2VecMethod(VectorMethod):
-    Options: ClassVar[type[MethodOptions]] = Doc2VecOptions
-    options: Doc2VecOptions
-    distributed_memory: ClassVar[bool] = True
-
-    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
-        o = self.options.model_dump(exclude={"metric", "index", "index_options"})
-        return "doc2vec", {**o, "dm": self.distributed_memory}
+def gensim_spec(options: CorpusVectorOptions, embedder: str, **setting: bool) -> tuple[str, dict[str, Any]]:
+    """The embedder a corpus-vector kind stands for: its options plus the one setting that tells
+    the kinds of a family apart (settings, not a class per variant: ``sg``, ``dm``)."""
+    o = options.model_dump(exclude={"metric", "index", "index_options"})
+    return embedder, {**o, **setting}
 
 
 @methods.register("w2v-cbow")
-class Word2VecCBOW(Word2VecMethod):
+class Word2VecCBOW(VectorMethod):
     """Word2Vec, CBOW: the context predicts the word (fast; smooths over rare words)."""
 
     kind = "w2v-cbow"
-    skip_gram = False
+    Options: ClassVar[type[MethodOptions]] = Word2VecOptions
+    options: Word2VecOptions
+
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        return gensim_spec(self.options, "word2vec", sg=False)
 
 
 @methods.register("w2v-sg")
-class Word2VecSkipGram(Word2VecMethod):
+class Word2VecSkipGram(VectorMethod):
     """Word2Vec, skip-gram: the word predicts its context (slower; better for rare words)."""
 
     kind = "w2v-sg"
-    skip_gram = True
+    Options: ClassVar[type[MethodOptions]] = Word2VecOptions
+    options: Word2VecOptions
+
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        return gensim_spec(self.options, "word2vec", sg=True)
 
 
 @methods.register("d2v-dm")
-class Doc2VecDM(Doc2VecMethod):
+class Doc2VecDM(VectorMethod):
     """Doc2Vec PV-DM: the paragraph vector and the context words predict the next word."""
 
     kind = "d2v-dm"
-    distributed_memory = True
+    Options: ClassVar[type[MethodOptions]] = Doc2VecOptions
+    options: Doc2VecOptions
+
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        return gensim_spec(self.options, "doc2vec", dm=True)
 
 
 @methods.register("d2v-dbow")
-class Doc2VecDBOW(Doc2VecMethod):
+class Doc2VecDBOW(VectorMethod):
     """Doc2Vec PV-DBOW: the paragraph vector alone predicts its words."""
 
     kind = "d2v-dbow"
-    distributed_memory = False
+    Options: ClassVar[type[MethodOptions]] = Doc2VecOptions
+    options: Doc2VecOptions
+
+    def embedder_spec(self, index_dir: Path | None) -> tuple[str, dict[str, Any]]:
+        return gensim_spec(self.options, "doc2vec", dm=False)
