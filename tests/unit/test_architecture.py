@@ -368,3 +368,26 @@ def test_capabilities_are_asked_by_name_not_probed() -> None:
     probe = re.compile(r"isinstance\([^)]*(VectorMethod|HybridMethod)\)|hasattr\((retriever|m|method|kb)\b")
     for f in SRC.rglob("*.py"):
         assert not probe.search(f.read_text(encoding="utf-8")), f
+
+
+def test_no_import_cycle_even_under_type_checking() -> None:
+    """grimp's graph (what lint-imports reads) has every import: lazy ones and those for type
+    checkers only. Before: kb/indexes, kb/methods, kb/search <-> service; embed/base <-> word2vec
+    <-> gensim_training."""
+    grimp = pytest.importorskip("grimp", reason="pip install -r requirements.lock (import-linter's grimp)")
+    graph = grimp.build_graph("zhiku", cache_dir=None)
+    edges = {m: graph.find_modules_directly_imported_by(m) - {m} for m in graph.modules}
+    state: dict[str, int] = {}
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for d in sorted(edges.get(m, ())):
+            if state.get(d) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*path, m, d]))
+            if d not in state:
+                visit(d, [*path, m])
+        state[m] = 2
+
+    for m in sorted(edges):
+        if m not in state:
+            visit(m, [])
