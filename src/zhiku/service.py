@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zhiku.config import KBConfig, MethodConfig, default_home
-from zhiku.errors import NotFoundError, UsageError
+from zhiku.errors import ConfigError, NotFoundError, UsageError
 from zhiku.generate.conversation import history_from_messages
 from zhiku.ids import content_hash
 from zhiku.ingest.loaders import supported_extensions
@@ -36,6 +36,7 @@ from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 
 if TYPE_CHECKING:
+    from zhiku.embed.base import Embedder
     from zhiku.embed.word_vectors import WordVectors
     from zhiku.generate.base import ContextBlock, Generator
     from zhiku.store.conversations import ConversationStore
@@ -255,6 +256,21 @@ class KnowledgeBase:
     def word_vectors(self, method: str) -> WordVectors:
         """The word vectors of a Word2Vec-backed method (built if needed)."""
         return self.ready_method(method).word_vectors()
+
+    def text_embedder(self) -> Embedder:
+        """The embedding model of the KB's dense method (``dense``, else the first of that kind):
+        what ``/v1/embeddings`` embeds with."""
+        names = [n for n, c in self.config.methods.items() if c.kind == "dense"]
+        if not names:
+            raise ConfigError(
+                f"knowledge base {self.name!r} has no dense method, so it has no embedding model",
+                'Use a KB with a dense method, or add [methods.dense] kind = "dense" to its zhiku.toml',
+            )
+        method = self.method("dense" if "dense" in names else names[0])
+        if not method.vectors:  # a configured "dense" is always a vector method; checked, not assumed
+            raise ConfigError(f"method {method.name!r} has no embedding model", "Use a dense method")
+        embedder: Embedder = method.embedder  # type: ignore[attr-defined]  # declared by .vectors
+        return embedder
 
     def word_vector_methods(self) -> list[str]:
         """Configured methods that have word vectors and are built."""

@@ -24,7 +24,7 @@ from zhiku.api import answering, sse
 from zhiku.api.deps import KBHandle, state
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.schemas import ChatMessage, ChatRequest, EmbeddingsRequest
-from zhiku.errors import ConfigError, NotFoundError, UsageError, ZhikuError
+from zhiku.errors import NotFoundError, UsageError, ZhikuError
 from zhiku.service import history_from_messages, language_of
 from zhiku.types import Answer
 
@@ -208,16 +208,6 @@ def chat_completions(body: ChatRequest, request: Request) -> Any:
     return StreamingResponse(events(), media_type="text/event-stream", headers=sse.STREAM_HEADERS)
 
 
-def _dense_method(kb: Any) -> str:
-    names = [n for n, c in kb.config.methods.items() if c.kind == "dense"]
-    if not names:
-        raise ConfigError(
-            f"knowledge base {kb.name!r} has no dense method, so it has no embedding model",
-            'Use a KB with a dense method, or add [methods.dense] kind = "dense" to its zhiku.toml',
-        )
-    return "dense" if "dense" in names else names[0]
-
-
 @router.post("/embeddings")
 def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     handle = _handle(request, body.model)
@@ -229,7 +219,7 @@ def embeddings(body: EmbeddingsRequest, request: Request) -> dict[str, Any]:
     if len(texts) > 2048:
         raise UsageError(f"{len(texts)} inputs in one request; the limit is 2048", "Send them in batches")
     with handle.read() as kb:
-        embedder = kb.method(_dense_method(kb)).embedder  # type: ignore[attr-defined]
+        embedder = kb.text_embedder()
         tokens = sum(len(kb.tokenizer(t)) for t in texts)
     dimensions = getattr(body, "dimensions", None)
     if dimensions is not None and dimensions != embedder.dim:
