@@ -10,6 +10,7 @@ retrieved passages and a reason meant for whoever runs the server (``keep_passag
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -20,6 +21,8 @@ from zhiku.api.deps import KBHandle
 from zhiku.api.schemas import PathFilter
 from zhiku.service import Chat, Retrieved, llm_error_of
 from zhiku.types import Answer, Citation, Where
+
+log = logging.getLogger("zhiku.api")
 
 
 def open_chat(
@@ -36,6 +39,8 @@ def retrieve(
 ) -> Retrieved:
     """Condense (outside the lock), then retrieve under the read lock."""
     follow = chat.condense(question)
+    if follow.warning:
+        log.warning("%s", follow.warning)
     with handle.read() as kb:
         filt = Where(where.path_prefix, where.path_contains) if where else None
         return chat.retrieve(follow, k, method, filt, kb=kb)

@@ -164,10 +164,7 @@ class Chat:
     def condense(self, question: str) -> FollowUp:
         """What to search for: ``question`` rewritten to stand alone after the turns before (never
         raises for a failed rewrite: the answer can still be found for the question as typed)."""
-        follow = follow_up_query(self.generator, question, self.history)
-        if follow.warning:
-            log.warning("%s", follow.warning)
-        return follow
+        return follow_up_query(self.generator, question, self.history)
 
     def retrieve(
         self,
