@@ -67,7 +67,7 @@ def base_vectors(kb: KnowledgeBase, base: str) -> tuple[list[str], np.ndarray, A
     """(chunk ids, chunk vectors, the loaded base method) of a built vector method."""
     from zhiku.retrieve.methods.vector import VectorMethod
 
-    method = kb.ready_method(base)  # rebuilt first if stale: vectors must match the catalog
+    method = kb.ready_method(base, build=True)  # rebuilt first if stale: vectors must match the catalog
     if not isinstance(method, VectorMethod):
         raise ConfigError(
             f"{base!r} is a {method.kind} method, not a vector method",
