@@ -250,11 +250,17 @@ class MethodSet:
             left_out = [p for p in self.get(name).parts() if p not in self.parts_in_use(name)]
             notes = [f"{p}: {self.not_built_reason(p)}" for p in parts if p not in ready]
             notes += [f"{p}: {self.not_built_reason(p)}" for p in left_out if self._disabled(p)]
+            fresh = ok and all(self.is_fresh(p, man) for p, man in manifests.items())
+            notes += [
+                f"{p} answers from its last complete build: {self.not_built_reason(p, stale=True)}"
+                for p in ready
+                if not self.is_fresh(p, manifests[p])
+            ]
             return MethodStatus(
                 name,
                 cfg.kind,
                 ok,
-                ok and all(self.is_fresh(p, man) for p, man in manifests.items()),
+                fresh,
                 cfg.enabled,
                 "; ".join(notes),
                 parts=ready,

@@ -64,11 +64,13 @@ class Searcher:
         for part in methods.parts_in_use(name):
             indexed = methods.indexed_parts(part)
             (ready if indexed and all(methods.readable(p) for p in indexed) else missing).append(part)
+        language = methods.language()
         for part in m.parts():
+            # A part disabled in zhiku.toml is left out, and said so where it would have applied.
             if (
-                part not in missing
-                and part not in methods.parts_in_use(name)
+                part not in methods.parts_in_use(name)
                 and methods.config(part).enabled is False
+                and methods.get(part).applicable(language)[0]
             ):
                 kb.note(f"{part} is disabled in zhiku.toml: {name} fuses {', '.join(ready) or 'nothing'}")
         if not ready:
