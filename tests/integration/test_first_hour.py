@@ -4,7 +4,6 @@ wait on embedding, a KB is honest while it grows, one document per content."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
