@@ -91,7 +91,8 @@ import json, sys
 from zhiku.service import KnowledgeBase
 out = []
 for root in sys.argv[1:]:
-    with KnowledgeBase.open(root, create=False) as kb:  # a KB without indexes trains here, on first search
+    with KnowledgeBase.open(root, create=False) as kb:  # a KB without indexes trains here (a search never builds)
+        kb.build()
         out.append({m: [(h.chunk_id, round(h.score, 5)) for h in kb.search("保险 理赔 cat", 8, m)]
                     for m in ("w2v-sg", "d2v-dbow")})
 print(json.dumps(out))

@@ -49,13 +49,16 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
     if follow.warning:
         log.warning("%s", follow.warning)
     t0 = time.perf_counter()
-    method, hits = search_hits(handle, follow.query, body.k, body.method, body.filter)
+    notes: list[str] = []
+    parts: list[str] = []
+    method, hits = search_hits(handle, follow.query, body.k, body.method, body.filter, notes, parts)
     retrieve_s = round(time.perf_counter() - t0, 4)
 
     def finished(result: Answer) -> dict[str, Any]:
         result.timings["retrieve_s"] = retrieve_s
         out = answering.answer_json(handle.name, result, method)
         out.update(question=body.question, query=follow.query, reranker=reranker_of(hits))
+        out.update(notes=notes, parts_used=parts)  # a fusion whose part is not ready says so
         if store is not None and body.conversation:
             names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says
             cites = [
