@@ -56,14 +56,19 @@ def overflow(page: Any) -> list[str]:
         """() => {
         const width = document.documentElement.clientWidth;
         const out = [];
-        if (document.documentElement.scrollWidth > width + 1) out.push(`page ${document.documentElement.scrollWidth} > ${width}`);
+        const page = document.documentElement.scrollWidth;
+        if (page > width + 1) out.push(`page ${page} > ${width}`);
         for (const el of document.querySelectorAll("body *")) {
             const r = el.getBoundingClientRect();
             if (!r.width || getComputedStyle(el).visibility === "hidden") continue;
             // inside a container that scrolls sideways on purpose (the tabs, a wide table's card)
             let p = el.parentElement, scrolls = false;
-            while (p) { const o = getComputedStyle(p).overflowX; if (o === "auto" || o === "scroll" || o === "hidden") { scrolls = true; break; } p = p.parentElement; }
-            if (!scrolls && r.right > width + 1) out.push(`${el.tagName.toLowerCase()}#${el.id}.${el.className} right=${Math.round(r.right)}`);
+            while (p && !scrolls) {
+                scrolls = ["auto", "scroll", "hidden"].includes(getComputedStyle(p).overflowX);
+                p = p.parentElement;
+            }
+            const name = `${el.tagName.toLowerCase()}#${el.id}.${el.className}`;
+            if (!scrolls && r.right > width + 1) out.push(`${name} right=${Math.round(r.right)}`);
         }
         return out.slice(0, 10);
     }"""

@@ -195,7 +195,7 @@ class MethodSet:
             return f"waiting for the ingest that is running ({ingest.done:,}/{ingest.total:,} files read)"
         if stale:
             return f"the KB changed since; `zhiku build --kb {kb.name}` updates it"
-        return f"not built yet; `zhiku build --kb {kb.name}` builds it"
+        return f"not built yet; `zhiku build --method {name} --kb {kb.name}` builds it"
 
     def language(self) -> str:
         kb = self.kb

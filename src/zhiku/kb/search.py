@@ -59,6 +59,11 @@ class Searcher:
         if m.indexed:
             kb.parts_used = [m.name]
             return kb.ready_method(name)
+        if m.kind != "hybrid":  # a composite that needs every part (adapted, bm25-expand, fusion)
+            kb.parts_used = methods.indexed_parts(name)
+            for p in kb.parts_used:
+                kb.ready_method(p)  # raises, saying why, for a part that is not ready
+            return kb.ready_method(name)
         ready: list[str] = []
         missing: list[str] = []
         for part in methods.parts_in_use(name):
@@ -86,8 +91,7 @@ class Searcher:
             return kb.ready_method(name)
         from zhiku.retrieve.methods.hybrid import HybridMethod
 
-        if not isinstance(m, HybridMethod):
-            return kb.ready_method(name)  # another composite: let it say what it lacks
+        assert isinstance(m, HybridMethod)  # its kind is "hybrid"
         adhoc = f"{name}[{'+'.join(ready)}]"
         self.methods.add_adhoc(adhoc, MethodConfig(kind="hybrid", options=m.options.only(ready)))
         return kb.ready_method(adhoc)
