@@ -84,6 +84,9 @@ class IndexKeeper:
             why = self.methods.not_built_reason(name) if manifest is None else "built with other settings"
             situation, _, advice = why.partition("; ")
             hint = advice[:1].upper() + advice[1:] if advice else f"`zhiku build --kb {kb.name}` builds it"
+            state = self.methods.build_state(name)
+            if state is not None and state.running:
+                hint = f"It answers when that build ends; `zhiku status --kb {kb.name}` shows how far it is"
             raise IndexError_(f"method {name!r} is not built: {situation}", hint)
         # Stale: the catalog changed since (an ingest is building it now, or was interrupted).
         # Derived data, so answer from the last complete index (hits on chunks removed since are
