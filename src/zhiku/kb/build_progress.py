@@ -53,11 +53,12 @@ class RecordingProgress:
         self.done += n
         if self.inner:
             self.inner.advance(n)
-        if self._rate_from is None:
+        first = self._rate_from is None
+        if first:
             # The first step is what the vector cache already held (or the first batch): the rate
             # of what is left is measured from here.
             self._rate_from = (time.time(), self.done)
-        self._write()
+        self._write(force=first)
 
     def close(self) -> None:
         if self.inner:
