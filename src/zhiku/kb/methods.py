@@ -246,7 +246,10 @@ class MethodSet:
             parts = self.indexed_parts(name)
             manifests = {p: self.manifest(p) for p in parts}
             ready = [p for p in parts if self.readable(p)]
-            ok = bool(ready) and len(ready) == len(parts)
+            # A fusion left with one part (the others disabled or ruled out) answers as that part
+            # alone: partial, not built, so the page offers to build the rest.
+            whole = m.kind != "hybrid" or len(self.parts_in_use(name)) >= min(2, len(m.parts()))
+            ok = bool(ready) and len(ready) == len(parts) and whole
             left_out = [p for p in self.get(name).parts() if p not in self.parts_in_use(name)]
             notes = [f"{p}: {self.not_built_reason(p)}" for p in parts if p not in ready]
             notes += [f"{p}: {self.not_built_reason(p)}" for p in left_out if self._disabled(p)]
