@@ -79,7 +79,7 @@ def wait_for_build(
     kb: Path, method: str, proc: subprocess.Popen[bytes], timeout: float = 1800
 ) -> dict[str, Any]:
     """Until ``method``'s build has started in ``proc`` (its progress file shows embedded chunks)."""
-    path = kb / "indexes" / ".progress" / f"{method}.json"
+    path = kb / ".progress" / f"{method}.json"
     t0 = time.time()
     while time.time() - t0 < timeout:
         if proc.poll() is not None:
@@ -189,7 +189,7 @@ def main() -> None:
     rebuild["status_during"] = status_lines(kb)
     rebuild["searches"] = search_during(kb, args.searches, ["bm25", "dense", "hybrid", "default"])
     rebuild["build_running_after_searches"] = proc.poll() is None
-    progress = json.loads((kb / "indexes" / ".progress" / "dense.json").read_text(encoding="utf-8"))
+    progress = json.loads((kb / ".progress" / "dense.json").read_text(encoding="utf-8"))
     rebuild["killed_at"] = {k: progress.get(k) for k in ("done", "total")}
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -176,6 +176,10 @@ def test_a_delete_or_small_ingest_after_an_interrupted_run_leaves_the_backlog_to
         built_at = kb.manifest("dense")["built_at"]  # type: ignore[index]
         # An ingest killed after storing 20 documents: catalog ahead of the vectors.
         kb.add_texts([(f"big{i}", f"大{i}", f"{ZH}第{i}条补充。" * 4) for i in range(20)], build=False)
+    # ... killed while embedding: its progress file stays, with a pid that is gone
+    path = progress_file(root / "indexes", "dense")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"done": 7, "total": 23, "pid": 2**22 + 7, "updated": 0}), encoding="utf-8")
     code, out, _ = _run(capsys, "delete", "big3", "--kb", str(root))
     assert code == 0 and "deleted big3" in out
     one = tmp_path / "one"
@@ -187,6 +191,8 @@ def test_a_delete_or_small_ingest_after_an_interrupted_run_leaves_the_backlog_to
     with KnowledgeBase.open(str(root)) as kb:
         assert kb.manifest("dense")["built_at"] == built_at  # type: ignore[index]
         assert kb.method_status("bm25").fresh and not kb.method_status("dense").fresh
+        # the writes' crash recovery kept the interrupted build's progress: status says how far it came
+        assert "interrupted at 7/23 chunks" in kb.method_status("dense").reason
         assert kb.search("灯塔 菲涅尔", 3, method="bm25")[0].doc.source.endswith("new.md")  # type: ignore[union-attr]
     code, out, _ = _run(capsys, "build", "--kb", str(root))
     assert "built dense" in out

@@ -1,4 +1,4 @@
-"""How far a build has come, where other processes can read it: ``indexes/.progress/<method>.json``.
+"""How far a build has come, where other processes can read it: ``<kb>/.progress/<method>.json``.
 
 The building process writes it atomically (about once a second) while it embeds or indexes, and
 removes it when the index is published. A reader (``zhiku status``, ``GET /kbs/{kb}``, a search
@@ -25,7 +25,9 @@ INGEST = "_ingest"
 
 
 def progress_file(indexes: Path, method: str) -> Path:
-    return indexes / ".progress" / f"{method}.json"
+    # Beside indexes/, not in it: crash recovery removes every dot folder in indexes/ that is not a
+    # published index, and an interrupted build's progress must outlive it (to say how far it came).
+    return indexes.parent / ".progress" / f"{method}.json"
 
 
 class RecordingProgress:
