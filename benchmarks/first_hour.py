@@ -67,11 +67,19 @@ print(json.dumps(out, ensure_ascii=False))
 """
 
 
+CPU: dict[str, float] = {}  # CPU-seconds of the last zhiku() command (the machine is shared)
+
+
 def zhiku(*args: str, timeout: float = 600) -> tuple[int, str, str, float]:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-m", "zhiku", *args], capture_output=True, text=True, timeout=timeout
     )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["last"] = round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2)
     return p.returncode, p.stdout, p.stderr, time.perf_counter() - t
 
 
@@ -197,11 +205,24 @@ def main() -> None:
     print(json.dumps(rebuild, ensure_ascii=False, indent=1), flush=True)
 
     # 3. small writes after the kill
+    result["status_right_after_kill"] = status_lines(kb)
     victim = str(second[len(second) // 2])
     code, out, err, secs = zhiku("delete", victim, "--kb", str(kb))
-    result["delete_after_kill"] = {"exit": code, "seconds": round(secs, 2), "output": (out + err).strip()}
+    result["delete_after_kill"] = {
+        "exit": code,
+        "seconds": round(secs, 2),
+        "cpu_seconds": CPU["last"],
+        "load": load(),
+        "output": (out + err).strip(),
+    }
     code, out, err, secs = zhiku("ingest", str(extra), "--kb", str(kb))
-    result["ingest_one_after_kill"] = {"exit": code, "seconds": round(secs, 2), "output": (out + err).strip()}
+    result["ingest_one_after_kill"] = {
+        "exit": code,
+        "seconds": round(secs, 2),
+        "cpu_seconds": CPU["last"],
+        "load": load(),
+        "output": (out + err).strip(),
+    }
     result["status_after_kill"] = status_lines(kb)
 
     # 4. the same files from another path
