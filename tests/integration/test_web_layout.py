@@ -24,7 +24,7 @@ from tests.integration.test_web_page import TIMEOUT_MS, pytestmark  # noqa: E402
 
 expect = sync_api.expect
 WIDTHS = {"phone": {"width": 375, "height": 740}, "desktop": {"width": 1440, "height": 900}}
-TABS = ["chat", "manage", "lab", "settings", "tune"]
+TABS = ["chat", "manage", "lab", "settings", "tune", "eval"]
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +136,34 @@ def test_a_fusion_with_a_part_not_ready_shows_a_badge(
         shutil.move(str(moved), target)
         if not index.exists():
             index.symlink_to(target.name)
+
+
+def test_an_evaluation_runs_from_the_page_and_runs_compare(
+    browser: Any, server: LiveServer, shots: Path, tmp_path: Path
+) -> None:
+    qa = "\n".join(
+        json.dumps(q, ensure_ascii=False)
+        for q in [
+            {"question": "How much sunlight do tomatoes need?", "evidence": "six hours"},
+            {"question": "农业保险合同", "evidence": "农业保险"},
+        ]
+    )
+    page = open_page(browser, server, WIDTHS["phone"], "en-US")
+    page.click("#tab-eval")
+    for _ in range(2):
+        page.set_input_files(
+            "#eval-file", files=[{"name": "qa.jsonl", "mimeType": "application/json", "buffer": qa.encode()}]
+        )
+        page.fill("#eval-methods", "bm25,hybrid")
+        page.click("#eval-start")
+        expect(page.locator("#eval-jobs .build").first).to_have_class("build done", timeout=120_000)
+    expect(page.locator("#eval-table tbody tr")).to_have_count(2)
+    expect(page.locator("#eval-table tbody tr[data-method='bm25']")).to_be_visible()
+    expect(page.locator("#eval-runs input")).to_have_count(2)
+    page.locator("#eval-runs input").nth(0).check()
+    page.locator("#eval-runs input").nth(1).check()
+    page.click("#eval-compare")
+    expect(page.locator("#eval-table tbody tr")).to_have_count(4)
+    page.screenshot(path=str(shots / "layout-phone-eval.png"), full_page=True)
+    assert overflow(page) == []
+    assert page.problems == []
