@@ -237,3 +237,33 @@ def test_settings_file_is_not_rewritten_when_nothing_changed(tmp_path: Path) -> 
     assert first.startswith("# only a comment\n")
     KnowledgeBase.open(str(kb)).close()
     assert (kb / "zhiku.toml").read_text(encoding="utf-8") == first
+
+
+# -- 6. markup is not content -----------------------------------------------------------------------
+def test_front_matter_and_html_comments_are_stripped_at_ingest(tmp_path: Path) -> None:
+    doc = tmp_path / "law.md"
+    doc.write_text(
+        "---\ntitle: 农业保险条例\ndraft: true\n---\n# 农业保险条例\n\n国务院令\n<!-- INFO END -->\n\n"
+        "第一条 为了规范农业保险活动。<!-- a note\nover two lines -->保护当事人的合法权益。\n\n"
+        "```html\n<!-- code keeps its comments -->\n```\n",
+        encoding="utf-8",
+    )
+    with KnowledgeBase.open(str(tmp_path / "kb")) as kb:
+        kb.ingest([doc], methods=["bm25"])
+        (info,) = kb.documents()
+        text = kb.document_text(info.id)
+    assert info.title == "农业保险条例" and "draft" not in text and "INFO END" not in text
+    assert "为了规范农业保险活动。保护当事人的合法权益" in text and "a note" not in text
+    assert "<!-- code keeps its comments -->" in text
+
+
+def test_a_build_state_reads_as_progress_and_an_estimate() -> None:
+    from zhiku.kb.build_progress import BuildState
+
+    running = BuildState(4210, 20611, True, 360.0, 0.0)
+    assert running.describe() == "building: 4,210/20,611 chunks, ~6 min left"
+    assert BuildState(4210, 20611, True, None, 0.0).describe() == "building: 4,210/20,611 chunks"
+    assert (
+        BuildState(3418, 20611, False, None, 0.0).describe().startswith("interrupted at 3,418/20,611 chunks")
+    )
+    assert running.as_dict() == {"done": 4210, "total": 20611, "running": True, "seconds_left": 360}
