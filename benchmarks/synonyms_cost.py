@@ -71,7 +71,7 @@ def main() -> None:
             ]
             tok = kb.tokenizer
             for name in methods:
-                method = kb.ready_method(name)
+                method = kb.ready_method(name, build=True)
                 for expanded in (True, False):
                     if expanded:
                         tok.__dict__.pop("query_terms", None)

@@ -168,23 +168,37 @@ class KBConfig(_Frozen):
 
     @classmethod
     def load(cls, path: Path) -> KBConfig:
+        """The settings in ``path`` (defaults if there is none): a syntax error or an unknown key is
+        one line naming the file, the line and the key."""
+        from zhiku.config_file import complete_methods, line_of
+
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = tomllib.loads(text)
         except FileNotFoundError:
             return cls()
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(
                 f"{path} is not valid TOML: {e}", "Fix the file or delete it to use the defaults"
             ) from e
-        return validated(cls, data, f"{path}: ", "Fix that setting in zhiku.toml")
+        defaults = {n: m.model_dump(mode="json") for n, m in default_methods().items()}
+        data = complete_methods(data, defaults)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            first = e.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            line = line_of(text, tuple(first["loc"]))
+            where = f"{path}, line {line}" if line else str(path)
+            problem = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+            raise ConfigError(f"{where}: {key}: {problem}", "Fix that setting in zhiku.toml") from e
 
     def save(self, path: Path) -> None:
-        import tomli_w
+        """Write the settings to ``path``, into the user's file if there is one: its comments, order
+        and keys are kept, only what changed is written (config_file.write_kept)."""
+        from zhiku.config_file import write_kept
 
-        from zhiku.store.files import atomic_write_text
-
-        data = self.model_dump(mode="json", exclude_none=True)
-        atomic_write_text(path, tomli_w.dumps(data))
+        write_kept(path, self.model_dump(mode="json", exclude_none=True))
 
     def updated(self, **changes: Any) -> KBConfig:
         return self.model_validate({**self.model_dump(), **changes})

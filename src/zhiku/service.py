@@ -87,6 +87,8 @@ class KnowledgeBase:
         self._searcher = Searcher(self, self._method_set)  # search, rerank, answer
         #: what the last search wants its reader to know (a part left out because it is not built)
         self.notes: list[str] = []
+        #: the indexed methods that answered the last search (a fusion's parts that were ready)
+        self.parts_used: list[str] = []
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -106,7 +108,9 @@ class KnowledgeBase:
                     f"Create it with `zhiku ingest PATH --kb {layout.name}`, or see `zhiku kbs`",
                 )
             layout.root.mkdir(parents=True, exist_ok=True)
-            (config or KBConfig()).save(layout.config)
+            # A zhiku.toml written before the first ingest is the user's: read and completed
+            # (keys it lacks get their defaults, its comments and order stay), never replaced.
+            (config or KBConfig.load(layout.config)).save(layout.config)
         elif config is not None:
             config.save(layout.config)
         return cls(layout, KBConfig.load(layout.config))
@@ -132,43 +136,59 @@ class KnowledgeBase:
         prune: bool = True,
         build: bool = True,
         build_progress: BuildProgress | None = None,
+        methods: Sequence[str] | None = None,
     ) -> tuple[IngestReport, BuildReport]:
+        """Ingest files and folders, then bring the indexes up to date. ``methods`` chooses which
+        methods are built (from now on: recorded in zhiku.toml; `zhiku build --method` adds others)."""
+        from zhiku.kb.build_progress import IngestRecorder
+
         with self.layout.writer_lock():
             self.recover()
+            if methods:
+                self._indexes.choose(methods)
+            backlog = self._indexes.backlog()
             run = self.catalog.start_run()
+            recorder = IngestRecorder(self.layout.indexes, progress)
             try:
                 report = ingest_paths(
-                    self.catalog, [Path(p) for p in paths], self._ingest_config, progress, prune
+                    self.catalog, [Path(p) for p in paths], self._ingest_config, recorder, prune
                 )
             except BaseException as e:
                 self.catalog.finish_run(
                     run, "interrupted" if isinstance(e, KeyboardInterrupt) else "failed", repr(e)
                 )
                 raise
+            finally:
+                recorder.finished()
             self.catalog.finish_run(run, "done", report.summary())
-            built = self._build_locked(None, False, build_progress) if build else BuildReport()
+            touched = report.chunks + self.catalog.chunks_of_sources(report.unchanged)
+            built = (
+                self._build_locked(None, False, build_progress, backlog, touched) if build else BuildReport()
+            )
         return report, built
 
     def add_texts(self, records: Iterable[tuple[str, str, str]], build: bool = True) -> IngestReport:
         """Ingest in-memory ``(source, title, text)`` records (evaluation corpora, API uploads)."""
         with self.layout.writer_lock():
+            backlog = self._indexes.backlog()
             report = ingest_texts(self.catalog, records, self._ingest_config)
             if build:
-                self._build_locked(None, False, None)
+                touched = report.chunks + self.catalog.chunks_of_sources(report.unchanged)
+                self._build_locked(None, False, None, backlog, touched)
         return report
 
     def delete(self, ref: str) -> list[DocumentInfo]:
-        """Delete one document (by path, id or path suffix) from the catalog and every index."""
+        """Delete one document (by path, id or path suffix) from the catalog and every index.
+
+        Only what is up to date is kept so (vectors of the deleted chunks dropped): vectors missing
+        from an earlier interrupted run are left to `zhiku build`, so a delete takes seconds."""
         docs = self.find_documents(ref)
         if len(docs) > 1:
             listing = "; ".join(d.source for d in docs[:5])
             raise UsageError(
                 f"{ref!r} matches {len(docs)} documents: {listing}", "Give the full path or the id"
             )
-        with self.layout.writer_lock():
-            self.recover()
-            self.catalog.delete_documents([d.id for d in docs])
-            self._build_locked(None, False, None)
+        self.delete_documents_by_id([d.id for d in docs])
         return docs
 
     # -- documents and chunks -----------------------------------------------------------------
@@ -277,9 +297,16 @@ class KnowledgeBase:
         return [s.name for s in self.status() if s.built and self.method(s.name).has_word_vectors]
 
     # -- indexes (kb/indexes.py) -----------------------------------------------------------------
-    def ready_method(self, name: str) -> Method:
-        """A method ready to search: built, fresh and loaded (rebuilt first if it is stale)."""
-        return self._indexes.ready(name)
+    def ready_method(self, name: str, build: bool = False) -> Method:
+        """A method ready to search, loaded. A read never builds: a stale index answers from its
+        last complete build (``notes`` says so). ``build``: commands that build what they use
+        (``zhiku eval``, ``zhiku tune``) bring it up to date first, under the writer lock."""
+        return self._indexes.ready(name, build)
+
+    def note(self, text: str) -> None:
+        """Tell the reader of the current search something (shown by the CLI, the API and the page)."""
+        if text not in self.notes:
+            self.notes.append(text)
 
     def build(
         self, names: Sequence[str] | None = None, force: bool = False, progress: BuildProgress | None = None
@@ -298,10 +325,16 @@ class KnowledgeBase:
         return self._indexes.retrain(names, progress)
 
     def _build_locked(
-        self, names: Sequence[str] | None, force: bool, progress: BuildProgress | None
+        self,
+        names: Sequence[str] | None,
+        force: bool,
+        progress: BuildProgress | None,
+        backlog: dict[str, int] | None = None,
+        touched: int = 0,
     ) -> BuildReport:
-        # The writers here (ingest, add_texts, delete, rechunk) bring the indexes up to date through this.
-        return self._indexes.build_locked(names, force, progress)
+        # The writers here (ingest, add_texts, delete, rechunk) bring the indexes up to date through
+        # this; ``backlog``/``touched``: what a small write may embed (see IndexKeeper.build_locked).
+        return self._indexes.build_locked(names, force, progress, backlog, touched)
 
     def corpus(self) -> Corpus:
         return self._indexes.corpus()
@@ -425,8 +458,9 @@ class KnowledgeBase:
         """Delete several documents (by id) in one change, then bring the indexes up to date once."""
         with self.layout.writer_lock():
             self.recover()
+            backlog = self._indexes.backlog()
             n = self.catalog.delete_documents(list(doc_ids))
-            self._build_locked(None, False, None)
+            self._build_locked(None, False, None, backlog)
         return n
 
     def chunking_stale(self) -> str | None:

@@ -141,6 +141,16 @@ def test_status_reports_methods_and_staleness(
         kb.add_texts([("extra-note", "Extra", "Lighthouses use Fresnel lenses to focus light.")], build=False)
     code, out, _ = run(capsys, "status", "--kb", str(kb_dir))
     assert "STALE" in out
+    # A read never builds (issue 29): the stale index answers from its last complete build and
+    # says so; `zhiku build` brings it up to date.
+    code, out, err = run(
+        capsys, "search", "Fresnel lenses", "--kb", str(kb_dir), "--method", "bm25", "--json"
+    )
+    assert "extra-note" not in [h["path"] for h in json.loads(out)]
+    assert "last complete build" in err
+    code, out, _ = run(capsys, "status", "--kb", str(kb_dir), "--json")
+    assert {m["name"]: m["fresh"] for m in json.loads(out)["methods"]}["bm25"] is False
+    run(capsys, "build", "--kb", str(kb_dir))
     code, out, _ = run(capsys, "search", "Fresnel lenses", "--kb", str(kb_dir), "--method", "bm25", "--json")
     assert json.loads(out)[0]["path"] == "extra-note"
     code, out, _ = run(capsys, "status", "--kb", str(kb_dir), "--json")
@@ -191,9 +201,10 @@ def test_chinese_kb_skips_english_only_dense_and_says_why(
     assert code == 5 and "method 'dense' is not built" in err and "zhiku build --method dense" in err
 
 
-def test_identical_files_at_two_paths_are_two_documents(
+def test_identical_files_at_two_paths_are_one_document(
     capsys: pytest.CaptureFixture[str], kb_dir: Path, tmp_path: Path
 ) -> None:
+    """Issue 29: one document per content (was: two documents answering twice)."""
     docs = tmp_path / "dups"
     (docs / "a").mkdir(parents=True)
     (docs / "b").mkdir()
@@ -202,10 +213,11 @@ def test_identical_files_at_two_paths_are_two_documents(
             "Lighthouses use Fresnel lenses to focus light.", encoding="utf-8"
         )
     code, out, _ = run(capsys, "ingest", str(docs), "--kb", str(kb_dir))
-    assert code == 0 and "2 added" in out
+    assert code == 0 and "1 added" in out and "1 duplicates" in out
+    assert f"{docs / 'b' / 'same.txt'} is the same file as {docs / 'a' / 'same.txt'}" in out
     code, out, _ = run(capsys, "search", "Fresnel lenses", "--kb", str(kb_dir), "--method", "bm25", "--json")
-    assert sorted(Path(h["path"]).parent.name for h in json.loads(out)) == ["a", "b"]
-    code, out, _ = run(capsys, "delete", str(docs / "a" / "same.txt"), "--kb", str(kb_dir))
-    assert code == 0
-    code, out, _ = run(capsys, "search", "Fresnel lenses", "--kb", str(kb_dir), "--method", "bm25", "--json")
-    assert [Path(h["path"]).parent.name for h in json.loads(out)] == ["b"]
+    assert [Path(h["path"]).parent.name for h in json.loads(out)] == ["a"]
+    # A changed file still replaces its old version.
+    (docs / "a" / "same.txt").write_text("Lighthouses now use LED lamps.", encoding="utf-8")
+    code, out, _ = run(capsys, "ingest", str(docs / "a"), "--kb", str(kb_dir))
+    assert code == 0 and "1 updated" in out

@@ -103,11 +103,15 @@ def test_manage_create_kb_drop_and_upload_files(browser: Any, server: LiveServer
     expect(page.locator("#kb-summary")).to_contain_text("2 documents")
     expect(page.locator("#methods .method.fresh")).to_have_count(4)  # bm25, dense, minilm, hybrid
 
-    # A wrong type is refused with the server's message.
+    # A wrong type is refused by name before it is sent (issue 29): the filter is the loaders' list.
+    uploads = page.locator("#uploads .upload").count()
     page.set_input_files(
         "#file-input", files=[{"name": "tool.exe", "mimeType": "application/octet-stream", "buffer": b"MZ"}]
     )
-    expect(page.locator("#uploads .upload.failed")).to_contain_text("unsupported file type .exe")
+    expect(page.locator("#notice")).to_contain_text("tool.exe")
+    assert page.locator("#uploads .upload").count() == uploads
+    accept = page.locator("#file-input").get_attribute("accept") or ""
+    assert ".pptx" in accept.split(",") and ".epub" in accept.split(",") and ".exe" not in accept
     page.screenshot(path=str(shots / "manage.png"), full_page=True)
 
     # Clicking a document opens it; deleting one asks first.

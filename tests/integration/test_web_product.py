@@ -100,11 +100,12 @@ def test_upload_refuses_bad_files_and_progress_only_moves_forward(
                 {"name": "t.numbers", "mimeType": "application/octet-stream", "buffer": b"PK\x03\x04"},
             ],
         )
+        # refused by name before it was sent (issue 29): the page knows the loaders' formats
+        expect(page.locator("#notice")).to_contain_text("t.numbers")
         row = page.locator("#uploads .upload").first
+        expect(row.locator(".upload-files")).not_to_contain_text("t.numbers")
         expect(row).to_have_class("upload done")
         expect(row.locator(".upload-label")).to_contain_text("Done: 2 added")
-        label = row.locator(".upload-label")
-        expect(label).to_contain_text("refused: t.numbers: unsupported file type .numbers")
         assert row.locator("progress").get_attribute("value") is not None
         assert page.evaluate("document.querySelector('#uploads progress').value") == 100
         values = page.evaluate("window.barValues")

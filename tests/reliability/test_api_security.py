@@ -17,8 +17,19 @@ from tests.helpers.live_server import LiveServer, live_server  # noqa: E402
 from zhiku.api.origin import allowed_hosts  # noqa: E402
 
 KEY = "right-key"
-#: routes anyone may read without a key: liveness, readiness (no KB count), the page and its docs
-PUBLIC = {"/healthz", "/readyz", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+#: routes anyone may read without a key: liveness, readiness (no KB count), the page and its docs,
+#: its icon and the file types the loaders read (the upload filter; issue 29)
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/",
+    "/openapi.json",
+    "/docs",
+    "/docs/oauth2-redirect",
+    "/redoc",
+    "/favicon.ico",
+    "/formats",
+}
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
 

@@ -63,7 +63,7 @@ def test_damaged_catalog_says_so_in_one_line(tmp_path: Path, damage: str) -> Non
         assert "ingest your files" in lines[0]
 
 
-def test_truncated_bm25_files_are_rebuilt(tmp_path: Path) -> None:
+def test_truncated_bm25_files_say_how_to_rebuild_them(tmp_path: Path) -> None:
     home, _ = kb_with_doc(tmp_path)
     index = (home / "k" / "indexes" / "bm25").resolve()
     damaged = 0
@@ -74,8 +74,11 @@ def test_truncated_bm25_files_are_rebuilt(tmp_path: Path) -> None:
     assert damaged
     r = run(home, "search", "kettle", "--kb", "k", "--method", "bm25")
     no_traceback(r)
+    # a read never builds (issue 29): one line saying what is wrong and the command that rebuilds it
+    assert r.returncode != 0 and "zhiku build --method bm25 --force" in r.stderr, r.stderr
+    assert run(home, "build", "--method", "bm25", "--force", "--kb", "k").returncode == 0
+    r = run(home, "search", "kettle", "--kb", "k", "--method", "bm25")
     assert r.returncode == 0 and "tea.md" in r.stdout, r.stderr
-    assert run(home, "search", "kettle", "--kb", "k", "--method", "bm25").returncode == 0
 
 
 def test_kb_name_with_trailing_newline_is_refused() -> None:
@@ -86,7 +89,7 @@ def test_kb_name_with_trailing_newline_is_refused() -> None:
 
 def test_file_name_with_newline_stays_on_its_line_in_list(tmp_path: Path) -> None:
     home, docs = kb_with_doc(tmp_path)
-    (docs / "two\nlines.md").write_text(DOC, encoding="utf-8")
+    (docs / "two\nlines.md").write_text(DOC + "\nA second copy, edited.", encoding="utf-8")  # not a duplicate
     assert run(home, "ingest", str(docs), "--kb", "k").returncode == 0
     r = run(home, "list", "--kb", "k")
     lines = r.stdout.splitlines()

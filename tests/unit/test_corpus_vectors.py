@@ -91,7 +91,8 @@ import json, sys
 from zhiku.service import KnowledgeBase
 out = []
 for root in sys.argv[1:]:
-    with KnowledgeBase.open(root, create=False) as kb:  # a KB without indexes trains here, on first search
+    with KnowledgeBase.open(root, create=False) as kb:  # trained here (a search never builds)
+        kb.build()
         out.append({m: [(h.chunk_id, round(h.score, 5)) for h in kb.search("保险 理赔 cat", 8, m)]
                     for m in ("w2v-sg", "d2v-dbow")})
 print(json.dumps(out))
@@ -180,6 +181,7 @@ def test_model_reuse_and_retraining(tmp_path: Path) -> None:
     config = corpus_vector_config(**{"w2v-sg": MethodConfig(kind="w2v-sg", enabled=True, options=opts)})
     with KnowledgeBase.open(str(tmp_path / "kb"), config=config) as kb:
         assert not next(s for s in kb.status() if s.name == "w2v-sg").fresh  # settings changed
+        kb.build()  # a search never builds (issue 29)
         assert kb.search("保险", 3, "w2v-sg")
         assert model_manifest(kb, "w2v-sg")["model_id"] == retrained
     # The dimension is: the model is trained again.
@@ -199,7 +201,11 @@ def test_stale_after_ingest_and_delete(tmp_path: Path, method: str) -> None:
         assert kb.search(TARGET_QUERY, 3, method) == []  # its words are not known yet
         kb.add_texts([(TARGET_SOURCE, "灯塔守则", TARGET_TEXT)], build=False)
         assert not next(s for s in kb.status() if s.name == method).fresh  # the status says stale
-        hits = kb.search(TARGET_QUERY, 3, method)  # a search rebuilds (and retrains) first
+        stale = kb.search(TARGET_QUERY, 3, method)  # a search never builds: the last build answers
+        assert not any(h.doc.source == TARGET_SOURCE for h in stale)  # type: ignore[union-attr]
+        assert any("last complete build" in n for n in kb.notes)
+        kb.build()  # rebuilds (and retrains)
+        hits = kb.search(TARGET_QUERY, 3, method)
         assert any(h.doc.source == TARGET_SOURCE for h in hits)
         after = model_manifest(kb, method)
         assert after["model_id"] != before and after["fingerprint"] == kb.catalog.fingerprint()
@@ -232,10 +238,11 @@ def test_a_kind_builds_by_name_and_is_recorded_enabled(tmp_path: Path) -> None:
     saved = KBConfig.load(tmp_path / "kb" / "zhiku.toml")
     assert saved.methods["w2v-sg"] == MethodConfig(kind="w2v-sg", enabled=True)
     assert "w2v-cbow" not in saved.methods and "tfidf" not in saved.methods
-    # Searching with a kind that is not built trains it on demand, without recording it in zhiku.toml,
-    # so later ingests do not retrain it; ingests never train kinds that are not configured.
+    # Searching with a kind that is not built never trains it (issue 29: a read never builds): the
+    # error says how; ingests never train kinds that are not configured.
     with KnowledgeBase.open(str(tmp_path / "kb")) as kb:
-        assert kb.search("保险 理赔", 3, "d2v-dbow")
+        with pytest.raises(IndexError_, match="zhiku build --method d2v-dbow"):
+            kb.search("保险 理赔", 3, "d2v-dbow")
         assert "d2v-dbow" not in KBConfig.load(tmp_path / "kb" / "zhiku.toml").methods
     with KnowledgeBase.open(str(tmp_path / "kb")) as kb:
         kb.add_texts([("new.md", "new", "保险公司应当及时理赔。")])

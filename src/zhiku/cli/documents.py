@@ -28,6 +28,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="keep documents whose files were removed from an ingested folder",
     )
+    p.add_argument(
+        "--methods",
+        metavar="NAMES",
+        help="build only these methods now, comma-separated (e.g. bm25, or bm25,dense); recorded in "
+        "zhiku.toml, `zhiku build --method NAME` adds another later",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(run=run_ingest)
 
@@ -112,6 +118,7 @@ def run_ingest(args: argparse.Namespace) -> int:
             progress=FileBar() if bars else None,
             prune=not args.keep_missing,
             build_progress=PhaseBar() if bars else None,
+            methods=[m for m in (args.methods or "").split(",") if m.strip()] or None,
         )
         if args.json:
             print_json(
@@ -120,6 +127,7 @@ def run_ingest(args: argparse.Namespace) -> int:
                     "added": report.added,
                     "updated": report.updated,
                     "unchanged": len(report.unchanged),
+                    "duplicates": [{"path": p, "same_as": o} for p, o in report.duplicates],
                     "removed": report.removed,
                     "failed": [{"path": p, "error": e} for p, e in report.failed],
                     "warnings": report.warnings,
@@ -131,12 +139,16 @@ def run_ingest(args: argparse.Namespace) -> int:
                 }
             )
         else:
-            if not report.changed and not report.failed:
+            if not report.changed and not report.failed and not report.duplicates:
                 print(f"nothing changed: {len(report.unchanged)} documents already up to date in {kb.name!r}")
             else:
                 print(f"{kb.name}: {report.summary()}")
             for _path, err in report.failed:
                 print(f"  failed: {one_line(err)}")
+            for path, other in report.duplicates[:10]:
+                print(f"  already in the KB: {one_line(path)} is the same file as {one_line(other)}")
+            if len(report.duplicates) > 10:
+                print(f"  … and {len(report.duplicates) - 10} more files already in the KB")
             for warning in report.warnings:
                 print(f"  warning: {warning}")
             if report.skipped:
@@ -223,13 +235,12 @@ def run_status(args: argparse.Namespace) -> int:
                 f"  chunks STALE: settings changed ({info['chunking_stale']}): run `zhiku ingest --rechunk`"
             )
         for s in status:
-            parts = kb.parts_in_use(s.name)  # [] for an indexed method
-            if parts and s.built:
-                print(
-                    f"  {s.name:<10} {s.kind:<8} {'fresh' if s.fresh else 'STALE'}  fuses {', '.join(parts)}"
-                )
-            elif s.built:
-                state = "fresh" if s.fresh else "STALE (rebuilt on next search or `zhiku build`)"
+            if s.parts is not None:  # a fusion: the parts it fuses now, and why any other is not
+                fuses = f"fuses {', '.join(s.parts)}" if s.parts else "nothing ready"
+                state = "fresh" if s.fresh else "STALE" if s.built else "partial" if s.parts else "not ready"
+                print(f"  {s.name:<10} {s.kind:<8} {state}  {fuses}" + (f" ({s.reason})" if s.reason else ""))
+            elif s.built and s.enabled is not False:
+                state = "fresh" if s.fresh else f"STALE (answers from this build; {s.reason})"
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at else ""
                 size = f", {s.bytes / 1e6:.1f} MB" if s.bytes else ""
                 print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size} {when}".rstrip())

@@ -78,7 +78,8 @@ def run_search(args: argparse.Namespace) -> int:
         for note in kb.notes:
             print(f"note: {note}", file=sys.stderr)
         if args.json:
-            print_json([hit_json(i, h) for i, h in enumerate(hits, start=1)])
+            # Each hit says which parts answered (a fusion whose part is still building uses the rest).
+            print_json([{**hit_json(i, h), "parts_used": kb.parts_used} for i, h in enumerate(hits, start=1)])
             return 0
         if not hits:
             print("no matches", file=sys.stderr)

@@ -197,8 +197,13 @@ def auto_methods(kb: KnowledgeBase, existing: bool) -> tuple[list[str], list[str
         why = next(
             (w for p in kb.indexed_parts(name) for ok, w in [kb.method(p).applicable(language)] if not ok), ""
         )
+        method = kb.method(name)
+        used = kb.parts_in_use(name) if method.kind == "hybrid" else []
         if why:
             notes.append(f"{name}: left out ({why.split(';')[0]}); name it in --methods to run it anyway")
+        elif method.kind == "hybrid" and len(used) < 2:
+            # a fusion of one part is that part again (its other parts do not apply here)
+            notes.append(f"{name}: left out (only {', '.join(used)} of its parts applies here)")
         else:
             chosen.append(name)
     return chosen, notes

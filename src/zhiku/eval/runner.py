@@ -98,6 +98,10 @@ class KBRetriever(Retriever):
         return type(self.kb.method(self.method)).search_many is not Method.search_many
 
     def warm(self) -> None:
+        # An evaluation measures the method as configured: it brings the indexes it needs up to
+        # date first (a search never builds, and would answer from a stale or partial fusion).
+        for part in self.kb.indexed_parts(self.method):
+            self.kb.ready_method(part, build=True)
         self.kb.ready_method(self.method)
 
     def search(self, query: str, k: int) -> list[Hit]:

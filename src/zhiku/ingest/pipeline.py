@@ -33,6 +33,8 @@ class IngestReport:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    #: (path, the document it repeats): the same bytes are in the KB already, from another path
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # unsupported in a folder walk
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, one-line reason)
@@ -53,6 +55,8 @@ class IngestReport:
             f"{len(self.removed)} removed",
             f"{len(self.failed)} failed",
         ]
+        if self.duplicates:
+            parts.append(f"{len(self.duplicates)} duplicates (already in the KB from another path)")
         if self.skipped:
             parts.append(f"{len(self.skipped)} skipped (unsupported type)")
         if self.warnings:
@@ -237,6 +241,7 @@ def ingest_paths(
     files, report.skipped, folders = walk(paths)
 
     max_bytes = int(config.ingest.max_file_mb * 1024 * 1024)
+    pending: dict[str, str] = {}  # content hash -> path, for files of this run not stored yet
     progress.start(len(files))
     # Files are read, parsed and stored a batch at a time, so a million-chunk folder never sits in
     # memory as bytes (about 1 GB at 1M chunks) before the first document is stored.
@@ -255,6 +260,14 @@ def ingest_paths(
                     report.unchanged.append(str(f))
                     progress.advance()
                     continue
+                same = _same_content(catalog, digest, str(f), pending)
+                if same is not None:
+                    # One document per content: the same bytes from another path (a copy, an upload
+                    # of a file ingested from a folder) add nothing, and the report says which it is.
+                    report.duplicates.append((str(f), same))
+                    progress.advance()
+                    continue
+                pending[digest] = str(f)
                 todo.append((f, data, digest, config))
             for item, parsed in zip(todo, parse(todo), strict=True):
                 _store(catalog, report, progress, str(item[0]), parsed)
@@ -273,6 +286,17 @@ def ingest_paths(
     _record_settings(catalog, config, report)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _same_content(catalog: Catalog, digest: str, source: str, pending: dict[str, str]) -> str | None:
+    """Another path whose document has these bytes (stored, or earlier in this run), or None.
+
+    A file that changed into a copy of another keeps its own document (replaced as usual) only if
+    no other path holds those bytes; otherwise its old version stays until it changes again."""
+    if digest in pending and pending[digest] != source:
+        return pending[digest]
+    other = catalog.source_of_content(digest)
+    return other if other is not None and other != source else None
 
 
 def _record_settings(catalog: Catalog, config: KBConfig, report: IngestReport) -> None:

@@ -112,6 +112,7 @@ class Retrieved:
     warning: str | None = None  # the rewrite failed: why
     notes: list[str] = field(default_factory=list)  # what the search wants its reader to know
     timings: dict[str, float] = field(default_factory=dict)
+    parts_used: list[str] = field(default_factory=list)  # the indexed methods that answered
 
     @property
     def rewritten(self) -> bool:
@@ -182,7 +183,8 @@ class Chat:
         used, hits = kb.retrieve(follow.query, k, method, where, rerank, self.generator)
         timings = {"retrieve_s": round(time.perf_counter() - t0, 4)}
         notes = list(kb.notes)
-        return Retrieved(follow.question, follow.query, used, hits, follow.warning, notes, timings)
+        parts = list(kb.parts_used)
+        return Retrieved(follow.question, follow.query, used, hits, follow.warning, notes, timings, parts)
 
     def answer(self, turn: Retrieved, on_token: Callable[[str], None] | None = None) -> Answer:
         """Generate the answer from the retrieved passages (pieces go to ``on_token``)."""

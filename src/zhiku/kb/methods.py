@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from zhiku.config import MethodConfig
 from zhiku.errors import NotFoundError
+from zhiku.kb.build_progress import INGEST, BuildState, read_state
 from zhiku.retrieve.base import Method, MethodContext, methods
 from zhiku.retrieve.fusion import adhoc_fusion
 from zhiku.text.normalise import language_of
@@ -35,6 +36,10 @@ class MethodStatus:
     seconds: float = 0.0
     bytes: int = 0
     built_at: float = 0.0
+    #: a build in progress or interrupted: {"done", "total", "running", "seconds_left"}
+    progress: dict[str, Any] | None = None
+    #: the parts a composite fuses now (those ready; the others are named in ``reason``)
+    parts: list[str] | None = None
 
 
 class MethodSet:
@@ -106,11 +111,12 @@ class MethodSet:
     def parts_in_use(self, name: str, language: str | None = None) -> list[str]:
         """The parts a composite method fuses in this KB: those built, or that a default build makes.
 
-        A part the KB's language rules out (the English-only MiniLM of the defaults in a Chinese KB)
-        or that zhiku.toml disables is left out, so one default fusion serves every language. A
-        fusion of fewer than two parts is none: then all are kept, and searching says what to build.
-        With a question's ``language``, the parts whose model cannot read it are left out too (if
-        any part can); asked of the configured method, so a part left out is never loaded.
+        A part zhiku.toml disables is never used. A part the KB's language rules out (the
+        English-only MiniLM of the defaults in a Chinese KB) is left out, so one default fusion
+        serves every language (one part left is that part alone; none: all enabled parts are
+        kept, and searching says what to build). With a question's ``language``, the parts whose
+        model cannot read it are left out too (if any part can); asked of the configured method,
+        so a part left out is never loaded.
         """
         key = (self.kb.catalog.fingerprint(), id(self.kb.config))
         cached = self._in_use.get(name)
@@ -118,19 +124,74 @@ class MethodSet:
             used = cached[1]
         else:
             parts = self.get(name).parts()
-            used = [p for p in parts if self._usable(p)]
-            if len(used) < min(2, len(parts)):
-                used = parts
+            enabled = [p for p in parts if not self._disabled(p)] or parts
+            used = [p for p in enabled if self._usable(p)] or enabled
             self._in_use[name] = (key, used)
         if language is None:
             return used
         return [p for p in used if self.get(p).applicable(language)[0]] or used
 
+    def _disabled(self, name: str) -> bool:
+        # A fusion needs one of its parts; any other composite (bm25-expand) needs all of them.
+        m = self.get(name)
+        if not m.indexed:
+            test = all if m.kind == "hybrid" else any
+            return test(self._disabled(p) for p in m.parts())
+        return self.config(name).enabled is False
+
     def _usable(self, name: str) -> bool:
         m = self.get(name)
         if not m.indexed:
-            return any(self._usable(p) for p in m.parts())
+            test = any if m.kind == "hybrid" else all
+            return test(self._usable(p) for p in m.parts())
+        if self.config(name).enabled is False:
+            return False
         return self.manifest(name) is not None or self.wanted(name)[0]
+
+    def readable(self, name: str) -> bool:
+        """Whether a search can use indexed method ``name`` now (without building anything): it is
+        enabled and has a complete index built with its current settings (fresh or not)."""
+        if self.config(name).enabled is False:
+            return False
+        man = self.manifest(name)
+        return man is not None and self.same_settings(name, man)
+
+    def _ready(self, name: str) -> bool:
+        m = self.get(name)
+        if m.indexed:
+            return self.readable(name)
+        return all(self._ready(p) for p in self.indexed_parts(name))
+
+    def same_settings(self, name: str, manifest: dict[str, Any]) -> bool:
+        return bool(
+            manifest.get("settings") == self.get(name).describe()
+            and manifest.get("tokenizer") == self.kb.tokenizer.describe()
+        )
+
+    def build_state(self, name: str) -> BuildState | None:
+        return read_state(self.kb.layout.indexes, name)
+
+    def not_built_reason(self, name: str, stale: bool = False) -> str:
+        """Why ``name`` has no up-to-date index, never empty: disabled, ruled out, being built (how
+        far, how long), interrupted, or waiting for `zhiku build`."""
+        kb = self.kb
+        if self._disabled(name):
+            return "disabled in zhiku.toml"
+        m = self.get(name)
+        if not m.indexed:
+            return "; ".join(f"{p}: {self.not_built_reason(p)}" for p in m.parts() if not self._ready(p))
+        wanted, why = self.wanted(name)
+        if not wanted and why:
+            return why
+        state = self.build_state(name)
+        if state is not None:
+            return state.describe()
+        ingest = read_state(kb.layout.indexes, INGEST)
+        if ingest is not None and ingest.running:
+            return f"waiting for the ingest that is running ({ingest.done:,}/{ingest.total:,} files read)"
+        if stale:
+            return f"the KB changed since; `zhiku build --kb {kb.name}` updates it"
+        return f"not built yet; `zhiku build --method {name} --kb {kb.name}` builds it"
 
     def language(self) -> str:
         kb = self.kb
@@ -178,42 +239,63 @@ class MethodSet:
         cfg = self.config(name)
         m = self.get(name)
         if not m.indexed:
-            manifests = {p: self.manifest(p) for p in self.indexed_parts(name)}
-            ok = all(manifests.values())
-            missing = [p for p, man in manifests.items() if not man]
+            parts = self.indexed_parts(name)
+            manifests = {p: self.manifest(p) for p in parts}
+            ready = [p for p in parts if self.readable(p)]
+            # A fusion left with one part (the others disabled or ruled out) answers as that part
+            # alone: partial, not built, so the page offers to build the rest.
+            whole = m.kind != "hybrid" or len(self.parts_in_use(name)) >= min(2, len(m.parts()))
+            ok = bool(ready) and len(ready) == len(parts) and whole
+            left_out = [p for p in self.get(name).parts() if p not in self.parts_in_use(name)]
+            notes = [f"{p}: {self.not_built_reason(p)}" for p in parts if p not in ready]
+            notes += [f"{p}: {self.not_built_reason(p)}" for p in left_out if self._disabled(p)]
+            fresh = ok and all(self.is_fresh(p, man) for p, man in manifests.items())
+            notes += [
+                f"{p} answers from its last complete build: {self.not_built_reason(p, stale=True)}"
+                for p in ready
+                if not self.is_fresh(p, manifests[p])
+            ]
             return MethodStatus(
                 name,
                 cfg.kind,
                 ok,
-                ok and all(self.is_fresh(p, man) for p, man in manifests.items()),
+                fresh,
                 cfg.enabled,
-                "" if ok else f"needs {', '.join(missing)}",
+                "; ".join(notes),
+                parts=ready,
             )
         man = self.manifest(name)
-        wanted, why = self.wanted(name)
+        fresh = self.is_fresh(name, man)
+        state = self.build_state(name)
+        reason = "" if fresh else self.not_built_reason(name, stale=man is not None)
+        if cfg.enabled is False:
+            reason = "disabled in zhiku.toml" + (" (its old index is kept, never used)" if man else "")
         return MethodStatus(
             name,
             cfg.kind,
             man is not None,
-            self.is_fresh(name, man),
+            fresh,
             cfg.enabled,
-            "" if man or wanted else why,
+            reason,
             (man or {}).get("chunks", 0),
             (man or {}).get("seconds", 0.0),
             self.size(name) if man else 0,
             (man or {}).get("built_at", 0.0),
+            state.as_dict() if state is not None and not fresh else None,
         )
 
     def default(self) -> str:
-        """The KB's default method: as configured, else hybrid or bm25 if built, else the first built."""
+        """The KB's default method: as configured, else hybrid if any of its parts can answer (the
+        others are left out with a note), else bm25 if built, else the first built."""
         if self.kb.config.default_method:
             return self.kb.config.default_method
-        status = {n: self.status(n) for n in self.names()}
-        for name in ("hybrid", "bm25"):
-            if name in status and status[name].built:
-                return name
-        built = [s.name for s in status.values() if s.built]
-        return built[0] if built else "bm25"
+        names = self.names()
+        if "hybrid" in names and any(self.readable(p) for p in self.indexed_parts("hybrid")):
+            return "hybrid"
+        readable = [n for n in names if self.get(n).indexed and self.readable(n)]
+        if "bm25" in readable:
+            return "bm25"
+        return readable[0] if readable else "bm25"
 
 
 def shared_cache() -> Path | None:

@@ -37,38 +37,57 @@ class Searcher:
     ) -> list[Hit]:
         kb = self.kb
         query = check_query(query, k)
-        kb.notes = []
-        m = kb.ready_method(method) if method else self._default_searchable()
+        m = self.searchable(method or self.methods.default())
         if rerank is not None or kb.config.rerank.kind is not None:
             return self._search_reranked(query, k, m, rerank, where)
         if not where:
             return self.attach(m.search(query, k))
         return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
 
-    def _default_searchable(self) -> Method:
-        """The default method, or the fusion of its parts that are fresh while a slow part is not."""
+    def searchable(self, name: str) -> Method:
+        """Method ``name`` ready to search now, without building anything.
+
+        A fusion whose part is not ready (still building, interrupted, disabled) answers with the
+        parts that are, and says so in ``kb.notes``; ``kb.parts_used`` names the indexed methods
+        that answer. Nothing ready at all: the error of the first part, which says why.
+        """
         kb, methods = self.kb, self.methods
-        name = methods.default()
+        kb.notes = []
+        kb.parts_used = []
         m = methods.get(name)
-        if not m.fuses:
+        if m.indexed:
+            kb.parts_used = [m.name]
+            return kb.ready_method(name)
+        if not m.fuses:  # a composite that needs every part (adapted, bm25-expand, rag-fusion)
+            kb.parts_used = methods.indexed_parts(name)
+            for p in kb.parts_used:
+                kb.ready_method(p)  # raises, saying why, for a part that is not ready
             return kb.ready_method(name)
         ready: list[str] = []
         missing: list[str] = []
         for part in methods.parts_in_use(name):
-            slow = [
-                p
-                for p in self.methods.indexed_parts(part)
-                if methods.get(p).slow_to_build and not methods.is_fresh(p, methods.manifest(p))
-            ]
-            (missing if slow else ready).append(part)
-        if not missing or not ready:
-            return kb.ready_method(name)
-        kb.notes.append(
-            f"{', '.join(missing)} is not built yet (still building, or interrupted): searched with "
-            f"{', '.join(ready)} only. `zhiku build --kb {kb.name}` finishes it"
-        )
-        if len(ready) == 1:
+            indexed = methods.indexed_parts(part)
+            (ready if indexed and all(methods.readable(p) for p in indexed) else missing).append(part)
+        language = methods.language()
+        for part in m.parts():
+            # A part disabled in zhiku.toml is left out, and said so where it would have applied.
+            if (
+                part not in methods.parts_in_use(name)
+                and methods.config(part).enabled is False
+                and methods.get(part).applicable(language)[0]
+            ):
+                kb.note(f"{part} is disabled in zhiku.toml: {name} fuses {', '.join(ready) or 'nothing'}")
+        if not ready:
+            return kb.ready_method(missing[0] if missing else name)  # raises: says why
+        for part in ready:
+            kb.parts_used += [p for p in methods.indexed_parts(part) if p not in kb.parts_used]
+        for part in missing:
+            why = "; ".join(methods.not_built_reason(p) for p in methods.indexed_parts(part))
+            kb.note(f"{part} is not ready ({why}): {name} searched with {', '.join(ready)} only")
+        if len(ready) == 1:  # one part: its own scores, not a fusion of one
             return kb.ready_method(ready[0])
+        if not missing:
+            return kb.ready_method(name)
         adhoc = f"{name}[{'+'.join(ready)}]"
         self.methods.add_adhoc(adhoc, m.fusing_only(ready))
         return kb.ready_method(adhoc)
@@ -79,7 +98,7 @@ class Searcher:
         kb = self.kb
         for q in queries:
             check_query(q, k)
-        m = kb.ready_method(method or self.methods.default())
+        m = self.searchable(method or self.methods.default())
         if rerank is not None or kb.config.rerank.kind is not None:
             return self._search_many_reranked(queries, k, m, rerank)
         return [self.attach(h) for h in m.search_many(list(queries), k)]
@@ -134,11 +153,9 @@ class Searcher:
         kb = self.kb
         name = method or self.methods.default()
         if rerank is not None or kb.config.rerank.kind is not None:
-            kb.notes = []
-            m = kb.ready_method(name)
+            m = self.searchable(name)  # never builds: a fusion answers with its ready parts
             return name, self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
-        # ``method`` as given: the default searches with its fresh parts while a slow one builds
-        return name, self.search(question, k, method, where, None)
+        return name, self.search(question, k, name, where, None)
 
     def ask(
         self,

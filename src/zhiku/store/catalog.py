@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     page INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS chunks_by_doc ON chunks(doc_id, ord);
+CREATE INDEX IF NOT EXISTS documents_by_content ON documents(content_hash);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     started REAL NOT NULL,
@@ -157,6 +158,25 @@ class Catalog:
     # -- documents ----------------------------------------------------------------------------
     def content_hash_of(self, source: str) -> str | None:
         row = self.db.execute("SELECT content_hash FROM documents WHERE source=?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def chunks_of_sources(self, sources: Sequence[str]) -> int:
+        """How many chunks the documents at these paths have (0 for paths not in the catalog)."""
+        total = 0
+        for start in range(0, len(sources), 500):
+            part = list(sources[start : start + 500])
+            marks = ",".join("?" * len(part))
+            row = self.db.execute(
+                f"SELECT COALESCE(SUM(n_chunks), 0) FROM documents WHERE source IN ({marks})", part
+            ).fetchone()
+            total += int(row[0])
+        return total
+
+    def source_of_content(self, digest: str) -> str | None:
+        """The path of a document whose bytes hash to ``digest``, if the catalog holds one."""
+        row = self.db.execute(
+            "SELECT source FROM documents WHERE content_hash=? ORDER BY source LIMIT 1", (digest,)
+        ).fetchone()
         return row[0] if row else None
 
     def sources(self) -> list[str]:

@@ -65,7 +65,7 @@ class TrainResult:
 
 def base_vectors(kb: KnowledgeBase, base: str) -> tuple[list[str], np.ndarray, Any]:
     """(chunk ids, chunk vectors, the loaded base method) of a built vector method."""
-    method = kb.ready_method(base)  # rebuilt first if stale: vectors must match the catalog
+    method = kb.ready_method(base, build=True)  # rebuilt first if stale: vectors must match the catalog
     if not method.vectors:
         raise ConfigError(
             f"{base!r} is a {method.kind} method, not a vector method",

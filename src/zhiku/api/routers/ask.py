@@ -41,6 +41,7 @@ def ask(body: AskRequest, handle: KBDep) -> Any:
     def finished(result: Answer) -> dict[str, Any]:
         out = answering.answer_json(handle.name, result, turn.method)
         out.update(question=body.question, query=turn.query, reranker=reranker_of(turn.hits))
+        out.update(notes=turn.notes, parts_used=turn.parts_used)  # a fusion whose part is not ready says so
         cites = None
         if body.conversation:
             names = {r["id"]: r["name"] for r in named_documents(handle)}  # as the document table says

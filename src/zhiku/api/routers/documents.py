@@ -161,6 +161,7 @@ def _ingest(
         "added": [named(s) for s in report.added],
         "updated": [named(s) for s in report.updated],
         "unchanged": [named(s) for s in report.unchanged],
+        "duplicates": [{"file": named(s), "same_as": named(o)} for s, o in report.duplicates],
         "failed": [{"file": named(s), "error": message(s, e)} for s, e in report.failed],
         "chunks": report.chunks,
         "seconds": round(report.seconds, 3),

@@ -20,6 +20,14 @@ def healthz() -> dict[str, Any]:
     return {"status": "ok", "version": __version__}
 
 
+@router.get("/formats")
+def formats() -> dict[str, Any]:
+    """The file extensions ingest reads (the loaders' own list): the page's upload filter."""
+    from zhiku.service import supported_extensions
+
+    return {"extensions": sorted(supported_extensions())}
+
+
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
     home = state(request).settings.home

@@ -21,26 +21,32 @@ def search_hits(
     method: str | None,
     where: PathFilter | None,
     notes: list[str] | None = None,
+    parts_used: list[str] | None = None,
 ) -> tuple[str, list[Hit]]:
     """(the method used, its hits): the one search path of search, ask and chat. ``notes`` receives
-    what the reader should know (a part of the default method not built yet)."""
+    what the reader should know (a part of a fusion not ready yet), ``parts_used`` the indexed
+    methods that answered."""
     with handle.read() as kb:
         filt = Where(where.path_prefix, where.path_contains) if where else None
         hits = kb.search(query, k=k, method=method, where=filt)
         if notes is not None:
             notes.extend(kb.notes)
+        if parts_used is not None:
+            parts_used.extend(kb.parts_used)
         return method or kb.default_method(), hits
 
 
 @router.post("/kbs/{kb}/search")
 def search(body: SearchRequest, handle: KBDep) -> dict[str, Any]:
     notes: list[str] = []
-    method, hits = search_hits(handle, body.query, body.k, body.method, body.filter, notes)
+    parts: list[str] = []
+    method, hits = search_hits(handle, body.query, body.k, body.method, body.filter, notes, parts)
     return {
         "kb": handle.name,
         "query": body.query,
         "method": method,
         "notes": notes,
+        "parts_used": parts,
         "reranker": reranker_of(hits),
         "hits": [h.to_json(i) for i, h in enumerate(hits, start=1)],
     }

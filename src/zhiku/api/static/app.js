@@ -257,8 +257,26 @@ async function deleteKb() {
 // ---------------------------------------------------------------------------------------------
 // Uploads: XHR for the transfer's progress, then the ingest job's progress by polling.
 
+// The formats the server's loaders read (GET /formats): the picker's filter, and files of any other
+// type are refused by name before anything is sent.
+let formats = [];
+
+async function loadFormats() {
+  const res = await fetch("/formats");
+  formats = (await res.json()).extensions;
+  $("#file-input").accept = formats.join(",");
+  $("#upload-types").textContent = formats.map((x) => x.slice(1)).join(", ");
+}
+
 function uploadFiles(files) {
   if (!state.kb || !files.length) return;
+  if (formats.length) {
+    const ext = (name) => (name.match(/\.[^./]+$/) || [""])[0].toLowerCase();
+    const refused = files.filter((f) => !formats.includes(ext(f.name)));
+    if (refused.length) notify(`${t("refused")}: ${refused.map((f) => f.name).join(", ")} — ${t("unsupported_type")}`, "error");
+    files = files.filter((f) => formats.includes(ext(f.name)));
+    if (!files.length) return;
+  }
   const kb = state.kb;
   const bar = el("progress", { max: "100", value: "0" });
   const label = el("span", { class: "upload-label" }, `${t("uploading")} ${files.length}…`);
@@ -379,8 +397,12 @@ function sourceList(kb, citations, withQuotes) {
 // One finished turn: the answer with [n] links and its sources; when the LLM failed, the operator's
 // reason and the retrieved passages themselves.
 function renderTurn(msg, text, kb, turn) {
-  msg.querySelectorAll(".sources-title, .llm-error").forEach((n) => n.remove());
+  msg.querySelectorAll(".sources-title, .llm-error, .parts-badge").forEach((n) => n.remove());
   const sources = msg.querySelector(".sources");
+  // A fusion whose part is still building (or disabled) answered with the rest: a badge says which.
+  if (turn.notes && turn.notes.length && turn.parts_used) {
+    text.before(el("div", { class: "parts-badge", title: turn.notes.join("\n") }, t("parts_used", turn.parts_used.join(" + "))));
+  }
   if (turn.llm_error) {
     text.before(el("div", { class: "llm-error" }, turn.llm_error));
     text.textContent = t("passages_instead");
@@ -734,6 +756,8 @@ async function compare(event) {
     try {
       const res = await (await api(`/kbs/${enc(kb)}/search`, { method: "POST", json: { query, k, method: m } })).json();
       list.parentNode.querySelector(".reranked-note")?.remove();
+      list.parentNode.querySelector(".parts-badge")?.remove();
+      if (res.notes && res.notes.length) list.before(el("p", { class: "parts-badge", title: res.notes.join("\n") }, t("parts_used", (res.parts_used || []).join(" + "))));
       if (res.reranker) list.before(el("p", { class: "reranked-note" }, t("reranked_by", res.reranker)));
       if (!res.hits.length) { list.replaceChildren(el("li", { class: "muted" }, t("no_hits"))); return; }
       list.replaceChildren(...res.hits.map((h) => el("li", { class: "hit", "data-first-rank": h.first_rank },
@@ -820,6 +844,7 @@ async function start() {
   $("#doc-delete-matching").addEventListener("click", deleteMatching);
   document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !$("#viewer").hidden) closeViewer(); });
   setupDropzone();
+  loadFormats().catch(() => {});
   window.addEventListener("hashchange", openFromHash);
   try {
     await loadKbs();

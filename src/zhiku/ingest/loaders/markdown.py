@@ -1,7 +1,8 @@
 """Markdown (.md, .markdown): kept as Markdown, because the chunker splits on its ``#`` headings.
 
-Only YAML front matter is removed: it is metadata, not content, and would otherwise be indexed as
-the first paragraph. Its ``title:`` is the best title when present.
+YAML front matter and HTML comments (``<!-- INFO END -->`` in the laws corpus) are removed: they
+are markup, not content, and would otherwise be indexed and quoted in passages. Front matter's
+``title:`` is the best title when present. Comments inside fenced code blocks are code: kept.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)"
 _FM_TITLE = re.compile(r"^title[ \t]*:[ \t]*(.+?)[ \t]*$", re.MULTILINE)
 _ATX_H1 = re.compile(r"^[ ]{0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE = re.compile(r"^[ ]{0,3}(```|~~~)")
+_COMMENT = re.compile(r"<!--.*?-->[ \t]*", re.DOTALL)
 
 
 def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
@@ -26,8 +28,31 @@ def load(path: Path, data: bytes, options: LoadOptions) -> LoadedText:
     if match:
         fm_title = _front_matter_title(match.group(1) or "")
         text = text[match.end() :]
+    text = strip_comments(text)
     title = fm_title or _first_h1(text) or path.stem
     return LoadedText(text=text, title=title, format="markdown")
+
+
+def strip_comments(text: str) -> str:
+    """``text`` without HTML comments, except inside fenced code blocks."""
+    if "<!--" not in text:
+        return text
+    out: list[str] = []
+    prose: list[str] = []
+    in_fence = False
+    for line in text.splitlines(keepends=True):
+        if _FENCE.match(line):
+            if not in_fence:
+                out.append(_COMMENT.sub("", "".join(prose)))
+                prose = []
+            in_fence = not in_fence
+            out.append(line)
+        elif in_fence:
+            out.append(line)
+        else:
+            prose.append(line)
+    out.append(_COMMENT.sub("", "".join(prose)))
+    return "".join(out)
 
 
 def _front_matter_title(block: str) -> str:
