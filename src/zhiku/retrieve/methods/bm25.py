@@ -52,6 +52,8 @@ class BM25Method(Method):
         self._ids: list[str] = []
         self._vocab: dict[str, int] = {}
         self._milvus: MilvusText | None = None
+        if self.options.index == "milvus":
+            self._check_milvus()
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
@@ -85,7 +87,6 @@ class BM25Method(Method):
         if o.index == "milvus":
             from zhiku.index.milvus_text import MilvusText
 
-            self._check_milvus()
             index = MilvusText(k1=o.k1, b=o.b, **o.index_options)
             index.save(out_dir, corpus.ids, corpus.tokens)
             (out_dir / "ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
