@@ -60,7 +60,7 @@ def pct(values: list[float], p: float) -> float:
 def compare(kb: Any, questions: list[tuple[str, str]], hit: Any) -> dict[str, Any]:
     """hit@1 of both, mean top-10 overlap, score difference and latency; ``hit(qid, hit) -> bool``."""
     both: dict[str, dict[str, list[float]]] = {m: {"hit1": [], "ms": []} for m in ("bm25", "bm25m")}
-    overlap, score_diff, same_top1 = [], [], []
+    overlap, score_diff, same_top1, same_scores = [], [], [], []
     for m in ("bm25", "bm25m"):
         kb.search(questions[0][1], 10, m)  # warm: load the index
     for qid, q in questions:
@@ -72,7 +72,12 @@ def compare(kb: Any, questions: list[tuple[str, str]], hit: Any) -> dict[str, An
             both[m]["hit1"].append(float(bool(hits) and hit(qid, hits[0])))
             tops[m] = hits
         a, b = [h.chunk_id for h in tops["bm25"]], [h.chunk_id for h in tops["bm25m"]]
-        overlap.append(len(set(a) & set(b)) / max(len(a), len(b), 1))
+        # both empty (no query word in the corpus) is agreement
+        overlap.append(len(set(a) & set(b)) / max(len(a), len(b)) if a or b else 1.0)
+        # the same scores rank by rank: any order difference is among equal scores (ties)
+        same_scores.append(
+            float([round(h.score, 3) for h in tops["bm25"]] == [round(h.score, 3) for h in tops["bm25m"]])
+        )
         same_top1.append(float(a[:1] == b[:1]))
         if tops["bm25"] and tops["bm25m"]:
             score_diff.append(abs(tops["bm25"][0].score - tops["bm25m"][0].score))
@@ -85,6 +90,7 @@ def compare(kb: Any, questions: list[tuple[str, str]], hit: Any) -> dict[str, An
         "top10_overlap_mean": round(statistics.mean(overlap), 4),
         "top10_overlap_min": round(min(overlap), 4),
         "same_top1": round(statistics.mean(same_top1), 4),
+        "same_scores_rank_by_rank": round(statistics.mean(same_scores), 4),
         "top1_score_abs_diff_max": round(max(score_diff, default=0.0), 6),
         "p50_ms": {m: round(pct(v["ms"], 50), 2) for m, v in both.items()},
         "p95_ms": {m: round(pct(v["ms"], 95), 2) for m, v in both.items()},
@@ -145,13 +151,16 @@ def parity_laws(work: Path) -> dict[str, Any]:
         }
 
 
-def scale(sizes: list[int], budget_s: float, n_queries: int) -> list[dict[str, Any]]:
+def scale(
+    sizes: list[int], budget_s: float, n_queries: int, milvus_queries: int, done: Any
+) -> list[dict[str, Any]]:
     import bm25s
     import numpy as np
     from speed import make_queries, paragraphs
 
     from zhiku.config import KBConfig
     from zhiku.index.milvus_text import MilvusText
+    from zhiku.lexical import bm25_scores
     from zhiku.text.tokenize import make_tokenizer
 
     tok = make_tokenizer(**KBConfig().tokenizer.model_dump())  # a KB's default: stop words too
@@ -180,7 +189,8 @@ def scale(sizes: list[int], budget_s: float, n_queries: int) -> list[dict[str, A
             row["milvus_load_s"] = round(time.perf_counter() - t, 1)
             index.search_many([queries[0]], 10)
             ms = []
-            for q in queries:
+            row["milvus_queries"] = min(milvus_queries, len(queries))
+            for q in queries[:milvus_queries]:
                 t = time.perf_counter()
                 index.search_many([q], 10)
                 ms.append((time.perf_counter() - t) * 1000)
@@ -198,20 +208,36 @@ def scale(sizes: list[int], budget_s: float, n_queries: int) -> list[dict[str, A
         model = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
         model.index(bm25s.tokenization.Tokenized(ids=tid, vocab=vocab), show_progress=False)
         row["bm25s_index_s"] = round(time.perf_counter() - t, 1)
-        ms = []
+        row["bm25s_queries"] = len(queries)
+        old_ms, new_ms, agree = [], [], 0
         for q in queries:
             qids = [vocab[w] for w in q if w in vocab]
             t = time.perf_counter()
-            if qids:
+            if qids:  # bm25s's scoring and a top-10 over every chunk (zhiku before this change)
                 s = model.get_scores(qids)
                 top = np.argpartition(-s, 9)[:10]
-                top[np.argsort(-s[top])]
-            ms.append((time.perf_counter() - t) * 1000)
-        row["bm25s_p50_ms"], row["bm25s_p95_ms"] = round(pct(ms, 50), 2), round(pct(ms, 95), 2)
+                top = top[np.argsort(-s[top], kind="stable")]
+            old_ms.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            if qids:  # zhiku's query path now (lexical/bm25_scores.py)
+                s2, touched = bm25_scores.score(model.scores, qids)
+                top2 = bm25_scores.top_k(s2, 10, touched)
+            new_ms.append((time.perf_counter() - t) * 1000)
+            if qids:
+                agree += sorted(np.round(s[top], 4).tolist()) == sorted(np.round(s2[top2], 4).tolist())
+            else:
+                agree += 1
+        row["bm25s_p50_ms"], row["bm25s_p95_ms"] = round(pct(old_ms, 50), 2), round(pct(old_ms, 95), 2)
+        row["zhiku_bm25_p50_ms"], row["zhiku_bm25_p95_ms"] = (
+            round(pct(new_ms, 50), 2),
+            round(pct(new_ms, 95), 2),
+        )
+        row["zhiku_bm25_same_top10_scores"] = round(agree / len(queries), 4)
         row["load_after"] = os.getloadavg()[0]
         row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(row), file=sys.stderr)
         rows.append(row)
+        done(row)
         del docs, tid, model
     return rows
 
@@ -222,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="100000,300000,1000000", help="scale sizes, or '' for none")
     p.add_argument("--budget-s", type=float, default=900.0, help="start no new size after this long")
     p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--milvus-queries", type=int, default=200, help="of them, asked of Milvus (slow at scale)")
     p.add_argument("--out", type=Path, default=RESULTS / "milvus_bm25.json")
     args = p.parse_args(argv)
     out: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
@@ -242,8 +269,14 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(res), file=sys.stderr)
             args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     sizes = [int(s) for s in args.sizes.split(",") if s]
+
+    def done(row: dict[str, Any]) -> None:  # each size as it ends: a long run keeps what it measured
+        rows = [r for r in out.get("scale", []) if r["chunks"] != row["chunks"]] + [row]
+        out["scale"] = sorted(rows, key=lambda r: r["chunks"])
+        args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
     if sizes:
-        out["scale"] = scale(sizes, args.budget_s, args.queries)
+        scale(sizes, args.budget_s, args.queries, args.milvus_queries, done)
     args.out.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 

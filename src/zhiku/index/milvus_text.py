@@ -59,7 +59,8 @@ def check_full_text(db: Any, uri: str) -> None:
     """Refuse a server older than full-text search, in one line."""
     version = str(db.get_server_version())
     m = re.search(r"(\d+)\.(\d+)", version)
-    if m and (int(m[1]), int(m[2])) < FULL_TEXT_SINCE and "lite" not in version.lower():
+    # the standalone server from PyPI says "v2.3.5-lite"; Milvus Lite 3 says "milvus_lite-3.2.2"
+    if m and (int(m[1]), int(m[2])) < FULL_TEXT_SINCE:
         raise BackendError(
             f"Milvus at {uri} is version {version}: BM25 full-text search needs Milvus 2.5 or newer",
             "Upgrade the server, or keep this bm25 method in-process (remove index = 'milvus')",
