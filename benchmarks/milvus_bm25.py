@@ -154,13 +154,13 @@ def parity_laws(work: Path) -> dict[str, Any]:
 def scale(
     sizes: list[int], budget_s: float, n_queries: int, milvus_queries: int, done: Any
 ) -> list[dict[str, Any]]:
+    import bm25_touched
     import bm25s
     import numpy as np
     from speed import make_queries, paragraphs
 
     from zhiku.config import KBConfig
     from zhiku.index.milvus_text import MilvusText
-    from zhiku.lexical import bm25_scores
     from zhiku.text.tokenize import make_tokenizer
 
     tok = make_tokenizer(**KBConfig().tokenizer.model_dump())  # a KB's default: stop words too
@@ -213,26 +213,26 @@ def scale(
         for q in queries:
             qids = [vocab[w] for w in q if w in vocab]
             t = time.perf_counter()
-            if qids:  # bm25s's scoring and a top-10 over every chunk (zhiku before this change)
+            if qids:  # zhiku's path: bm25s's scoring and a top-10 over every chunk
                 s = model.get_scores(qids)
                 top = np.argpartition(-s, 9)[:10]
                 top = top[np.argsort(-s[top], kind="stable")]
             old_ms.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            if qids:  # zhiku's query path now (lexical/bm25_scores.py)
-                s2, touched = bm25_scores.score(model.scores, qids)
-                top2 = bm25_scores.top_k(s2, 10, touched)
+            if qids:  # the rejected alternative (bm25_touched.py): top-k over the touched chunks
+                s2, touched = bm25_touched.score(model.scores, qids)
+                top2 = bm25_touched.top_k(s2, 10, touched)
             new_ms.append((time.perf_counter() - t) * 1000)
             if qids:
                 agree += sorted(np.round(s[top], 4).tolist()) == sorted(np.round(s2[top2], 4).tolist())
             else:
                 agree += 1
         row["bm25s_p50_ms"], row["bm25s_p95_ms"] = round(pct(old_ms, 50), 2), round(pct(old_ms, 95), 2)
-        row["zhiku_bm25_p50_ms"], row["zhiku_bm25_p95_ms"] = (
+        row["touched_topk_p50_ms"], row["touched_topk_p95_ms"] = (
             round(pct(new_ms, 50), 2),
             round(pct(new_ms, 95), 2),
         )
-        row["zhiku_bm25_same_top10_scores"] = round(agree / len(queries), 4)
+        row["touched_topk_same_top10_scores"] = round(agree / len(queries), 4)
         row["load_after"] = os.getloadavg()[0]
         row["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         print(json.dumps(row), file=sys.stderr)

@@ -21,7 +21,6 @@ import numpy as np
 from pydantic import Field
 
 from zhiku.errors import ConfigError
-from zhiku.lexical import bm25_scores
 from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
 from zhiku.text.token_rows import TokenIdRows
 from zhiku.types import Hit
@@ -126,13 +125,7 @@ class BM25Method(Method):
         return [self._vocab[t] for t in tokens if t in self._vocab]
 
     def query_scores(self, query: str) -> np.ndarray | None:
-        """BM25 of every chunk for ``query``, or None when no query word is in the index."""
-        found = self._scores(query)
-        return None if found is None else found[0]
-
-    def _scores(self, query: str) -> tuple[np.ndarray, list[np.ndarray]] | None:
-        """BM25 of every chunk for ``query`` and the row lists that can score above zero, or None
-        when no query word is in the index (scored by ``lexical/bm25_scores.py``, as bm25s does).
+        """BM25 of every chunk for ``query``, or None when no query word is in the index.
 
         A word of a synonym group (the KB's ``tokenizer.synonyms``) is scored as the group: each
         chunk gets the best BM25 among the group's words, the typed one included, at full weight.
@@ -142,54 +135,19 @@ class BM25Method(Method):
         (what Lucene's SynonymQuery does by treating synonyms as one term). bm25s sums the scores of
         the token ids it is given, so each alternative is scored on its own.
         """
-        matrix, nonocc = self._model.scores, self._model.nonoccurrence_array
         terms = self.ctx.tokenizer.query_terms(query)
         qids = self._ids_of(terms.plain)
-        scores, touched = bm25_scores.score(matrix, qids, nonocc) if qids else (None, [])
+        scores = self._model.get_scores(qids) if qids else None
         for alternatives in terms.groups:
             best = None
             for alt in alternatives:
                 ids = self._ids_of(alt)
                 if ids:
-                    s, rows = bm25_scores.score(matrix, ids, nonocc)
+                    s = self._model.get_scores(ids)
                     best = s if best is None else np.maximum(best, s)
-                    touched += rows
             if best is not None:
                 scores = best if scores is None else scores + best
-        return None if scores is None else (scores, touched)
-
-    def search(self, query: str, k: int) -> list[Hit]:
-        if self._milvus is not None:
-            return next(self.search_many([query], k))
-        if not self._ids:
-            return []
-        found = self._scores(query)
-        if found is None:
-            return []
-        return _top_hits(*found, self._ids, k, self.name)
-
-    def search_expanded(self, query: str, extra: dict[str, float], k: int) -> list[Hit]:
-        """BM25 of the query plus ``weight × BM25`` of each extra term (query expansion).
-
-        bm25s sums per query token, so each extra term is scored alone and added with its weight.
-        """
-        if self._milvus is not None:
-            raise ConfigError(
-                f"method {self.name!r} keeps BM25 in Milvus, which cannot weight expansion terms",
-                f"Expand an in-process bm25 method (without index = 'milvus' in [methods.{self.name}])",
-            )
-        if not self._ids:
-            return []
-        found = self._scores(query)
-        scores, touched = found if found is not None else (np.zeros(len(self._ids), dtype=np.float32), [])
-        for term, weight in extra.items():
-            if term in self._vocab:
-                s, rows = bm25_scores.score(
-                    self._model.scores, [self._vocab[term]], self._model.nonoccurrence_array
-                )
-                scores += weight * s
-                touched += rows
-        return _top_hits(scores, touched, self._ids, k, self.name)
+        return scores
 
     def _milvus_terms(self, query: str) -> list[str]:
         terms = self.ctx.tokenizer.query_terms(query)
@@ -203,12 +161,39 @@ class BM25Method(Method):
         for row in rows:
             yield [Hit(cid, score, self.name) for cid, score in row if score > 0]
 
+    def search(self, query: str, k: int) -> list[Hit]:
+        if self._milvus is not None:
+            return next(self.search_many([query], k))
+        if not self._ids:
+            return []
+        scores = self.query_scores(query)
+        if scores is None:
+            return []
+        return _top_hits(scores, self._ids, k, self.name)
 
-def _top_hits(
-    scores: np.ndarray, touched: list[np.ndarray], ids: list[str], k: int, method: str
-) -> list[Hit]:
-    if not touched:
-        return []
-    return [
-        Hit(ids[i], float(scores[i]), method) for i in bm25_scores.top_k(scores, min(k, len(ids)), touched)
-    ]
+    def search_expanded(self, query: str, extra: dict[str, float], k: int) -> list[Hit]:
+        """BM25 of the query plus ``weight × BM25`` of each extra term (query expansion).
+
+        bm25s sums per query token, so each extra term is scored alone and added with its weight.
+        """
+        if self._milvus is not None:
+            raise ConfigError(
+                f"method {self.name!r} keeps BM25 in Milvus, which cannot weight expansion terms",
+                f"Expand an in-process bm25 method (without index = 'milvus' in [methods.{self.name}])",
+            )
+        if not self._ids:
+            return []
+        scores = self.query_scores(query)
+        if scores is None:
+            scores = np.zeros(len(self._ids), dtype=np.float32)
+        for term, weight in extra.items():
+            if term in self._vocab:
+                scores = scores + weight * self._model.get_scores([self._vocab[term]])
+        return _top_hits(scores, self._ids, k, self.name)
+
+
+def _top_hits(scores: np.ndarray, ids: list[str], k: int, method: str) -> list[Hit]:
+    k = min(k, len(ids))
+    top = np.argpartition(-scores, k - 1)[:k] if k < len(ids) else np.arange(len(ids))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [Hit(ids[i], float(scores[i]), method) for i in top if scores[i] > 0]

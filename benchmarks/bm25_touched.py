@@ -1,4 +1,11 @@
-"""BM25 query-time scoring over bm25s's precomputed score matrix, with less work per query.
+"""A BM25 query path tried for issue 27 and rejected by measurement (benchmarks/milvus_bm25.py).
+
+The idea: less work per query over bm25s's precomputed score matrix. Measured at 100k and 300k
+chunks it was 4-7x slower than bm25s's own ``get_scores`` + one ``argpartition`` (numpy 2.4's
+``np.add.at`` is fast now, and ``np.unique`` over long posting lists costs more than a partition
+over every chunk), so zhiku keeps bm25s's path; this file stays only so the benchmark shows the
+comparison. What follows is the original rationale.
+
 
 bm25s stores one CSR column per token (``data`` float32 scores, ``indices`` int32 chunk rows,
 ``indptr`` offsets; memory-mapped). Its ``get_scores`` adds each posting list with ``np.add.at``,
@@ -9,8 +16,7 @@ numpy's slow unbuffered scatter, and zhiku then ran ``argpartition`` over every 
 - the top k is chosen among the chunks the query touched (its posting lists), not all chunks: at
   a million chunks a query touches a few percent of them.
 
-Results equal bm25s's (the same float32 sums in the same order); tests/unit/test_bm25_scores.py
-holds them to it.
+Results equal bm25s's (the same float32 sums in the same order; checked per query by the benchmark).
 """
 
 from __future__ import annotations
