@@ -252,8 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "milvus_bm25.json")
     args = p.parse_args(argv)
     out: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-    out["command"] = shlex.join(
-        ["nice -n 5 .venv/bin/python", "benchmarks/milvus_bm25.py", *(argv or sys.argv[1:])]
+    out["command"] = "nice -n 5 .venv/bin/python " + shlex.join(
+        ["benchmarks/milvus_bm25.py", *(argv or sys.argv[1:])]
     )
     out["commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
