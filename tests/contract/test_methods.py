@@ -43,6 +43,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+#: further backends of a kind, held to the same contract: (kind, options) under a test name
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    # BM25 in Milvus full-text search (a Milvus Lite file in the index folder)
+    "bm25@milvus": ("bm25", {"index": "milvus"}),
+}
+
+
 #: kinds that only know the corpus's words: a query of none of them has no evidence to rank by
 VOCABULARY_KINDS = {"bm25", "tfidf", "w2v-cbow", "w2v-sg", "d2v-dm", "d2v-dbow"}
 
@@ -62,19 +69,21 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 def options_for(kind: str, server: FakeLLMServer) -> dict[str, Any]:
-    opts = dict(OPTIONS[kind])
+    opts = dict(VARIANTS[kind][1] if kind in VARIANTS else OPTIONS[kind])
     if "base_url" in opts:
         opts["base_url"] = opts["base_url"].replace(SERVER, server.url)
     return opts
 
 
-@pytest.fixture(scope="module", params=sorted(OPTIONS))
+@pytest.fixture(scope="module", params=sorted([*OPTIONS, *VARIANTS]))
 def kb(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, server: FakeLLMServer
 ) -> Iterator[tuple[KnowledgeBase, str]]:
-    kind = request.param
-    root = tmp_path_factory.mktemp(kind) / "kb"
-    config = KBConfig(methods={"m": MethodConfig(kind=kind, enabled=True, options=options_for(kind, server))})
+    case = request.param
+    kind = VARIANTS[case][0] if case in VARIANTS else case
+    root = tmp_path_factory.mktemp(case.replace("@", "-")) / "kb"
+    opts = options_for(case, server)
+    config = KBConfig(methods={"m": MethodConfig(kind=kind, enabled=True, options=opts)})
     with KnowledgeBase.open(str(root), config=config) as kb:
         kb.add_texts([*topic_documents(per_topic=3, sentences=12), (TARGET_SOURCE, "灯塔守则", TARGET_TEXT)])
         before = len(server.requests)

@@ -6,6 +6,7 @@ Skipped unless ZHIKU_MILVUS_SERVER=1 (``.ci/run`` sets it after ``make milvus-se
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,66 @@ def test_a_second_writer_process_is_refused(milvus_server: MilvusServer, tmp_pat
             )
         assert other.returncode != 0 and "being changed by another process" in other.stderr + other.stdout
         assert live_collection(kb) == before and before in client(milvus_server).list_collections()
+
+
+def full_text_version(server: MilvusServer) -> tuple[bool, str]:
+    """Whether the server has full-text search (Milvus ≥ 2.5), and its version, asked of the server."""
+    from zhiku.index.milvus_text import FULL_TEXT_SINCE
+
+    version = str(client(server).get_server_version())
+    found = re.search(r"(\d+)\.(\d+)", version)
+    return bool(found and (int(found[1]), int(found[2])) >= FULL_TEXT_SINCE), version
+
+
+def bm25_config(uri: str) -> KBConfig:
+    return KBConfig(
+        default_method="bm25",
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "bm25m": MethodConfig(
+                kind="bm25", enabled=True, options={"index": "milvus", "index_options": {"uri": uri}}
+            ),
+        },
+    )
+
+
+def test_bm25_on_the_server_or_one_line_where_it_has_no_full_text(
+    milvus_server: MilvusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from zhiku.cli.app import main
+
+    supported, version = full_text_version(milvus_server)
+    folder = docs(tmp_path / "docs", **{"garden.md": EN_GUIDE, "bikes.txt": BIKES})
+    root = tmp_path / "kb"
+    with KnowledgeBase.open(str(root), config=bm25_config(milvus_server.uri)) as kb:
+        kb.ingest([folder], build=False)
+        kb.build(["bm25"])
+        chunks = kb.catalog.chunk_count()
+    code = main(["build", "--kb", str(root), "--method", "bm25m"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    if supported:
+        assert code == 0, err
+        with KnowledgeBase.open(str(root)) as kb:
+            local = [h.chunk_id for h in kb.search("bicycle chain oil", 5, "bm25")]
+            assert [h.chunk_id for h in kb.search("bicycle chain oil", 5, "bm25m")] == local
+    else:
+        # the bundled 2.3.x server: one line naming the version and what to do; nothing else touched
+        assert code != 0 and len(err) == 1 and version in err[0] and "2.5" in err[0], err
+        with KnowledgeBase.open(str(root)) as kb:
+            assert kb.catalog.chunk_count() == chunks
+            assert kb.search("bicycle chain oil", 5, "bm25")[0].doc.title == "bikes"
+
+
+def test_bm25_conformance_on_the_server(milvus_server: MilvusServer, tmp_path: Path) -> None:
+    supported, version = full_text_version(milvus_server)
+    if not supported:
+        pytest.skip(f"full-text BM25 needs Milvus >= 2.5; this server reports {version}")
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=bm25_config(milvus_server.uri)) as kb:
+        folder = docs(tmp_path / "docs", **{"garden.md": EN_GUIDE, "bikes.txt": BIKES})
+        kb.ingest([folder])
+        for q in ("bicycle chain oil", "tomatoes sunlight", "zzqxv"):
+            assert [h.chunk_id for h in kb.search(q, 5, "bm25m")] == [
+                h.chunk_id for h in kb.search(q, 5, "bm25")
+            ]
+        kb.delete(str(folder / "bikes.txt"))
+        assert all(h.doc.title != "bikes" for h in kb.search("bicycle chain oil", 5, "bm25m"))

@@ -87,7 +87,39 @@ def collection_prefix(directory: Path, chosen: str | None) -> tuple[str, str, Pa
     return check_collection(f"zk_{readable}_{digest}_"), gen, siblings
 
 
-def _client(uri: str) -> Any:
+def collection_for_build(db: Any, uri: str | None, directory: Path, chosen: str | None) -> str:
+    """The collection a build into ``directory`` writes: a Lite file's own name, or on a server a
+    new generation of this KB method's prefix (its unpublished generations dropped first)."""
+    if not is_server(uri):
+        return check_collection(chosen or "zhiku")  # a Milvus Lite file of its own
+    prefix, gen, siblings = collection_prefix(directory, chosen)
+    if siblings is not None:
+        _drop_unpublished(db, prefix, siblings)
+    return prefix + gen
+
+
+def _drop_unpublished(db: Any, prefix: str, siblings: Path) -> None:
+    """Drop this KB method's collections whose build folder the KB has deleted (or never kept)."""
+    for name in db.list_collections():
+        if not name.startswith(prefix):
+            continue
+        gen = name[len(prefix) :]
+        alive = any(
+            (m := _STAGED.match(p.name)) and m["gen"] == gen
+            for p in siblings.iterdir()
+            if p.is_dir() and not p.is_symlink()
+        )
+        if not alive:
+            db.drop_collection(name)
+
+
+def barrier(db: Any, uri: str | None, collection: str | None) -> None:
+    """Return once the server serves every write acknowledged so far (a Strong read)."""
+    if is_server(uri):
+        db.query(collection, filter='id != ""', output_fields=["count(*)"], consistency_level="Strong")
+
+
+def client(uri: str) -> Any:
     try:
         from pymilvus import MilvusClient
     except ImportError as e:
@@ -102,7 +134,7 @@ def _client(uri: str) -> Any:
         ) from e
 
 
-def _release_local(uri: str) -> None:
+def release_local(uri: str) -> None:
     """Stop Milvus Lite's in-process server for a local file.
 
     Milvus Lite 3 serves each ``.db`` path from a server thread that outlives the client, keyed by
@@ -185,37 +217,14 @@ class MilvusIndex(VectorIndex):
         )
 
     def _name_for(self, directory: Path) -> str:
-        if not is_server(self.uri):
-            return check_collection(self._chosen or "zhiku")  # a Milvus Lite file of its own
-        prefix, gen, siblings = collection_prefix(directory, self._chosen)
-        if siblings is not None:
-            self._drop_unpublished(prefix, siblings)
-        return prefix + gen
-
-    def _drop_unpublished(self, prefix: str, siblings: Path) -> None:
-        """Drop this KB method's collections whose build folder the KB has deleted (or never kept)."""
-        for name in self._db.list_collections():
-            if not name.startswith(prefix):
-                continue
-            gen = name[len(prefix) :]
-            alive = any(
-                (m := _STAGED.match(p.name)) and m["gen"] == gen
-                for p in siblings.iterdir()
-                if p.is_dir() and not p.is_symlink()
-            )
-            if not alive:
-                self._db.drop_collection(name)
+        return collection_for_build(self._db, self.uri, directory, self._chosen)
 
     def _barrier(self) -> None:
-        """Return once the server serves every write acknowledged so far (a Strong read)."""
-        if is_server(self.uri):
-            self._db.query(
-                self.collection, filter='id != ""', output_fields=["count(*)"], consistency_level="Strong"
-            )
+        barrier(self._db, self.uri, self.collection)
 
     def save(self, directory: Path) -> None:
         uri = self.uri or str(directory / "milvus.db")
-        self._db = _client(uri)
+        self._db = client(uri)
         self.collection = self._name_for(directory)
         self._create()
         if self._pending:
@@ -228,15 +237,15 @@ class MilvusIndex(VectorIndex):
         )
         self._db.close()  # Milvus Lite locks its file to one client: let ``load`` open it again
         self._db = None
-        _release_local(uri)
+        release_local(uri)
 
     @classmethod
     def load(cls, directory: Path, dim: int, metric: Metric, **options: Any) -> MilvusIndex:
         info = json.loads((directory / "milvus.json").read_text(encoding="utf-8"))
         index = cls(dim, metric, **{**options, "uri": info["uri"], "collection": info["collection"]})
         uri = info["uri"] or str(directory / "milvus.db")
-        _release_local(uri)
-        index._db = _client(uri)
+        release_local(uri)
+        index._db = client(uri)
         index._path = uri
         index._db.load_collection(index.collection)  # needed again after every restart
         index._barrier()
@@ -278,7 +287,7 @@ class MilvusIndex(VectorIndex):
             self._db.close()
             self._db = None
             if self.uri is None and self._path:
-                _release_local(self._path)
+                release_local(self._path)
 
 
 indexes.add("milvus", MilvusIndex)

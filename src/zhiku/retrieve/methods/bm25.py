@@ -2,27 +2,41 @@
 
 The index is saved as bm25s's plain .npy/.json files (never pickle), plus our ids.json; tokens
 come from the catalog, so a rebuild after an ingest never re-runs jieba.
+
+``index = "milvus"`` keeps the same tokens in Milvus's full-text search instead (a Milvus Lite file
+in the index folder, or a server by ``index_options = { uri = "http://…" }``, token from
+``ZHIKU_MILVUS_TOKEN``), ranked by Milvus's BM25 with the same k1 and b: see index/milvus_text.py.
+Two things stay in-process only: a synonym group is summed there (not its best word), and query
+expansion's weighted terms need bm25s.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
+from zhiku.errors import ConfigError
 from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
 from zhiku.text.token_rows import TokenIdRows
 from zhiku.types import Hit
+
+if TYPE_CHECKING:
+    from zhiku.index.milvus_text import MilvusText
 
 
 class BM25Options(MethodOptions):
     k1: float = Field(1.2, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     variant: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    index: Literal["bm25s", "milvus"] = Field("bm25s", description="in-process bm25s, or Milvus full text")
+    index_options: dict[str, Any] = Field(
+        default_factory=dict, description="milvus: uri (a server; default a Lite file), collection"
+    )
 
 
 @methods.register("bm25")
@@ -37,6 +51,31 @@ class BM25Method(Method):
         self._model: Any = None
         self._ids: list[str] = []
         self._vocab: dict[str, int] = {}
+        self._milvus: MilvusText | None = None
+        if self.options.index == "milvus":
+            self._check_milvus()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        if self.options.index == "bm25s" and not self.options.index_options:
+            # an index built before the option existed stays fresh
+            d.pop("index")
+            d.pop("index_options")
+        return d
+
+    def _check_milvus(self) -> None:
+        o = self.options
+        if o.variant != "lucene":
+            raise ConfigError(
+                f"method {self.name!r}: Milvus ranks by Lucene's BM25, not {o.variant!r}",
+                f"Remove variant from [methods.{self.name}.options], or set index = 'bm25s'",
+            )
+        unknown = set(o.index_options) - {"uri", "collection"}
+        if unknown:
+            raise ConfigError(
+                f"method {self.name!r}: unknown Milvus option(s) {', '.join(sorted(unknown))}",
+                f"Fix [methods.{self.name}.options] index_options: uri and collection are known",
+            )
 
     def build(
         self,
@@ -44,9 +83,16 @@ class BM25Method(Method):
         out_dir: Path,
         progress: Callable[[int], None] | None = None,
     ) -> dict[str, Any]:
+        o = self.options
+        if o.index == "milvus":
+            from zhiku.index.milvus_text import MilvusText
+
+            index = MilvusText(k1=o.k1, b=o.b, **o.index_options)
+            index.save(out_dir, corpus.ids, corpus.tokens)
+            (out_dir / "ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
+            return {"index": "milvus", "collection": index.collection, "uri": o.index_options.get("uri")}
         import bm25s
 
-        o = self.options
         model = bm25s.BM25(k1=o.k1, b=o.b, method=o.variant)
         vocab: dict[str, int] = {}
         # bm25s wants every document to have at least one token id; an empty chunk gets a
@@ -60,6 +106,14 @@ class BM25Method(Method):
         return {"vocabulary": len(vocab)}
 
     def load(self, directory: Path) -> None:
+        if self.options.index == "milvus":
+            from zhiku.index.milvus_text import MilvusText
+
+            if self._milvus is not None:
+                self._milvus.close()
+            self._milvus = MilvusText.load(directory, self.options.k1, self.options.b)
+            self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
+            return
         import bm25s
 
         # Memory-mapped: the score matrix stays in the page cache, shared by every process on the KB.
@@ -95,7 +149,21 @@ class BM25Method(Method):
                 scores = best if scores is None else scores + best
         return scores
 
+    def _milvus_terms(self, query: str) -> list[str]:
+        terms = self.ctx.tokenizer.query_terms(query)
+        return [*terms.plain, *(t for alternatives in terms.groups for alt in alternatives for t in alt)]
+
+    def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
+        if self._milvus is None:
+            yield from super().search_many(queries, k)
+            return
+        rows = self._milvus.search_many([self._milvus_terms(q) for q in queries], k)
+        for row in rows:
+            yield [Hit(cid, score, self.name) for cid, score in row if score > 0]
+
     def search(self, query: str, k: int) -> list[Hit]:
+        if self._milvus is not None:
+            return next(self.search_many([query], k))
         if not self._ids:
             return []
         scores = self.query_scores(query)
@@ -108,6 +176,11 @@ class BM25Method(Method):
 
         bm25s sums per query token, so each extra term is scored alone and added with its weight.
         """
+        if self._milvus is not None:
+            raise ConfigError(
+                f"method {self.name!r} keeps BM25 in Milvus, which cannot weight expansion terms",
+                f"Expand an in-process bm25 method (without index = 'milvus' in [methods.{self.name}])",
+            )
         if not self._ids:
             return []
         scores = self.query_scores(query)
