@@ -106,8 +106,13 @@ def test_a_milvus_that_does_not_answer_is_one_line_and_touches_nothing(
         bm25_dir = kb.layout.index_dir("bm25").resolve()
         with pytest.raises(BackendError, match="cannot connect to Milvus"):
             kb.build(["bm25m"])
+    # A read never builds (issue 29): the search says the method is not built, in one line ...
     code = main(["search", TARGET_QUERY, "--kb", str(root), "--method", "bm25m"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert code != 0 and len(err) == 1 and err[0].startswith("error: ") and "bm25m" in err[0], err
+    # ... and the build that it points to names the Milvus that does not answer, in one line.
+    code = main(["build", "--kb", str(root), "--method", "bm25m"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip() and "error" in line]
     assert code != 0 and len(err) == 1 and err[0].startswith("error: ") and uri in err[0], err
     with KnowledgeBase.open(str(root)) as kb:
         assert kb.catalog.chunk_count() == chunks
