@@ -119,9 +119,30 @@ class Searcher:
         from zhiku.generate.answer import answer_question
 
         t = time.perf_counter()
-        result = answer_question(question, hits, generator or self.kb.generator(), on_token, method)
+        generator = generator or self.kb.generator()
+        if callable(getattr(generator, "use_embedder", None)) and getattr(generator, "embedder", 1) is None:
+            generator.use_embedder(self.answer_embedder(method))  # type: ignore[attr-defined]
+        result = answer_question(question, hits, generator, on_token, method)
         result.timings["generate_s"] = round(time.perf_counter() - t, 4)
         return result
+
+    def answer_embedder(self, method: str) -> Any:
+        """The dense embedder the search with ``method`` already loaded (a part of a fusion, or the
+        method itself), for the offline answerer to read sentences for meaning; None when the
+        method has no built dense part (the answerer then scores words alone, and says so)."""
+        methods = self.methods
+        try:
+            parts = methods.parts_in_use(method) if methods.get(method).kind == "hybrid" else [method]
+            for part in parts:
+                m = methods.get(part)
+                if not hasattr(m, "embedder") or not methods.is_fresh(part, methods.manifest(part)):
+                    continue
+                embedder = getattr(self.kb.ready_method(part), "embedder", None)
+                if embedder is not None and not getattr(embedder, "trainable", False):
+                    return embedder
+        except Exception:  # noqa: BLE001  an answer never fails for want of the better scoring
+            return None
+        return None
 
     def ask(
         self,
