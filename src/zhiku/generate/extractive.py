@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 #: a sentence: up to an end mark (with closing quotes), a line break, or the end of the text
-_SENTENCE = re.compile(r"[^。！？；!?\n]+?(?:[。！？；!?]+[”’\"')）】」』]*|(?<=[a-z0-9)\"'])\.(?=\s)|(?=\n)|$)")
+_SENTENCE = re.compile(r"[^。！？；!?\n]+?(?:[。！？；!?]+[”’\"')）】」』]*|(?<=[A-Za-z0-9)\"'])\.(?=\s)|(?=\n)|$)")
 
 NOT_FOUND = {
     "zh": "知识库中没有找到能回答这个问题的内容。",
@@ -64,7 +64,7 @@ _ASKS_AMOUNT = re.compile(
     re.I,
 )
 _BUT = re.compile(r"^(?:但是|但|不过|除外|然而|however|but|except)", re.I)
-_LIST_LEAD = re.compile(r"(?:下列|如下|以下|following)[^。]*[：:]$|[：:]$", re.I)
+_LIST_LEAD = re.compile(r"(?:下列|如下|以下|following)[^。；]*[：:]|[：:]$", re.I)
 _ITEM = re.compile(r"^(?:[（(][一二三四五六七八九十\d]+[)）]|[一二三四五六七八九十\d]+[、.．]|[-•·])")
 
 
@@ -129,6 +129,7 @@ class Candidate:
     text: str
     tokens: set[str]
     lexical: float = 0.0
+    support: float = 0.0
     dense: float = 0.0
     score: float = 0.0
 
@@ -151,7 +152,7 @@ class Weights:
 
     pairs: float = 0.35  # Chinese character-pair coverage, next to word coverage (1.0)
     amount: float = 0.15  # a number in a sentence answering a 多少/几/多久/when question
-    rank: float = 0.08  # times 1/rank of the sentence's passage
+    rank: float = 0.2  # times 1/rank of the sentence's passage: retrieval's first is trusted more
     dense: float = 0.6  # times the sentence's cosine to the question, above the passages' mean
 
 
@@ -163,7 +164,7 @@ class ExtractiveGenerator(Generator):
         max_sentences: int = 3,
         max_chars: int = 200,
         relative: float = 0.85,
-        min_coverage: float = 0.3,
+        min_coverage: float = 0.4,
         related: int = 3,
         **_: Any,
     ) -> None:
@@ -220,10 +221,16 @@ class ExtractiveGenerator(Generator):
         qpairs = _cjk_pairs(question) - _QUESTION_PAIRS
         w = self.weights
         wants_amount = asks_amount(question)
+        plain = {t: _weight(t) for t in q}
+        plain_total = sum(plain.values()) or 1.0
         for c in candidates:
             words = sum(weight[t] for t in q & c.tokens) / total
-            pairs = len(qpairs & _cjk_pairs(c.text)) / len(qpairs) if qpairs else words
+            held = sum(plain[t] for t in q & c.tokens) / plain_total
+            pairs = len(qpairs & _cjk_pairs(c.text)) / len(qpairs) if qpairs else held
+            # Ranking weighs the rare words (which sentence answers); support counts every word
+            # (does this sentence speak of the question at all): the refusal reads support.
             c.lexical = (words + w.pairs * pairs) / (1 + w.pairs)
+            c.support = (held + w.pairs * pairs) / (1 + w.pairs)
             c.score = c.lexical + w.rank / c.rank
             if wants_amount and has_amount(c.text):
                 c.score += w.amount
@@ -231,7 +238,7 @@ class ExtractiveGenerator(Generator):
             self._add_dense(question, candidates)
         candidates.sort(key=lambda c: -c.score)
         best = candidates[0]
-        plan.best, plan.coverage = best.score, max(c.lexical for c in candidates)
+        plan.best, plan.coverage = best.score, max(c.support for c in candidates)
         if plan.coverage < self.min_coverage and not (self.embedder is not None and best.dense > 0.85):
             return plan
         plan.refused = False
@@ -301,7 +308,7 @@ class ExtractiveGenerator(Generator):
         return [by_n[n] for n in used]
 
     def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
-        lang = "zh" if language_of(question) != "en" else "en"
+        lang = "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
         planned, self._planned = self._planned, None
         plan = planned[1] if planned and planned[0] == question else self.plan(question, contexts)
         self.last_refused = plan.refused

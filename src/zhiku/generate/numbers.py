@@ -26,6 +26,11 @@ UNITS = (
 _NUMBER = re.compile(
     rf"(?P<pct>百分之|千分之)?(?P<num>\d+(?:\.\d+)?|[{_CN}]+)(?P<unit>{UNITS})?"
 )
+_EN_NUMBER = re.compile(
+    r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+    r"hundred|thousand|million|billion|dozen|half|percent|\d[\d,.]*)\b",
+    re.I,
+)
 _FULLWIDTH = str.maketrans("０１２３４５６７８９．％", "0123456789.%")
 
 
@@ -86,6 +91,8 @@ def has_amount(text: str) -> bool:
     """Whether ``text`` holds a number with a unit, a percentage or a digit string (an amount,
     a duration, a date)."""
     text = text.translate(_FULLWIDTH)
+    if _EN_NUMBER.search(text):
+        return True
     for m in _NUMBER.finditer(text):
         if m.start() and text[m.start() - 1] == "第":
             continue  # 第十条, 第3款: a position, not an amount
