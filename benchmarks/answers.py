@@ -126,7 +126,9 @@ def retrieve(name: str, work: Path) -> tuple[Dataset, Judge, dict[str, list[Any]
             hits = _hits(kb, ds, cache)
         return ds, judge, hits, info
     if not kbdir.exists():
-        kb, aliases, _ = ingest_corpus(ds if not name.startswith("squad") else load_dataset(path), kbdir, config)
+        kb, aliases, _ = ingest_corpus(
+            ds if not name.startswith("squad") else load_dataset(path), kbdir, config
+        )
         kb.build(names=["bm25"])
         kb.close()
     from zhiku.eval.corpus_kb import corpus_records

@@ -48,7 +48,9 @@ def home(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLMServer) -> Path:
     for name, text in DOCS.items():
         (docs / name).write_text(text, encoding="utf-8")
     cfg = fast_config()
-    gen = GeneratorConfig(kind="openai", options={"model": "deepseek-chat", "base_url": llm.openai_url, "retries": 0})
+    gen = GeneratorConfig(
+        kind="openai", options={"model": "deepseek-chat", "base_url": llm.openai_url, "retries": 0}
+    )
     cfg = cfg.updated(methods={"bm25": MethodConfig(kind="bm25")}, generator=gen.model_dump())
     with KnowledgeBase.open("law", home=root / "home", config=cfg) as kb:
         kb.ingest([str(docs)])

@@ -43,7 +43,9 @@ class CitationFilter:
         return drop_invalid(text, self.valid)
 
 
-def filtered(on_token: Callable[[str], None], valid: Collection[int]) -> tuple[Callable[[str], None], Callable[[], None]]:
+def filtered(
+    on_token: Callable[[str], None], valid: Collection[int]
+) -> tuple[Callable[[str], None], Callable[[], None]]:
     """``(on_piece, finish)``: pass pieces through a ``CitationFilter`` to ``on_token`` (empty
     results are not sent); ``finish`` sends what was held back."""
     f = CitationFilter(valid)

@@ -13,7 +13,20 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _SMALL = {"十": 10, "百": 100, "千": 1000}
 _LARGE = {"万": 10_000, "亿": 100_000_000}
 _CN = "零〇一二两三四五六七八九十百千万亿"
@@ -23,9 +36,7 @@ UNITS = (
     "周岁|岁|年|个月|月|周|星期|日|天|小时|时|分钟|秒|倍|次|人|名|个|件|元|万元|亿元|公里|千米|米|"
     "平方米|公顷|亩|吨|千克|公斤|克|%|‰|项|条|款|届|级|层|辆|台|户|份|页|分"
 )
-_NUMBER = re.compile(
-    rf"(?P<pct>百分之|千分之)?(?P<num>\d+(?:\.\d+)?|[{_CN}]+)(?P<unit>{UNITS})?"
-)
+_NUMBER = re.compile(rf"(?P<pct>百分之|千分之)?(?P<num>\d+(?:\.\d+)?|[{_CN}]+)(?P<unit>{UNITS})?")
 _EN_NUMBER = re.compile(
     r"\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
     r"hundred|thousand|million|billion|dozen|half|percent|\d[\d,.]*)\b",
@@ -35,7 +46,8 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９．％", "0123456789.%
 
 
 def chinese_to_int(text: str) -> int | None:
-    """``"三十"`` -> 30, ``"一千零五"`` -> 1005, ``"十五"`` -> 15, ``"二〇二一"`` -> 2021; None if not a numeral."""
+    """``"三十"`` -> 30, ``"一千零五"`` -> 1005, ``"十五"`` -> 15, ``"二〇二一"`` -> 2021;
+    None if ``text`` is not a numeral."""
     if not text or any(ch not in _CN for ch in text):
         return None
     if all(ch in _DIGITS for ch in text) and len(text) > 1:

@@ -120,7 +120,7 @@ class Searcher:
 
         t = time.perf_counter()
         generator = generator or self.kb.generator()
-        if callable(getattr(generator, "use_embedder", None)) and getattr(generator, "embedder", 1) is None:
+        if getattr(generator, "dense", False) and callable(getattr(generator, "use_embedder", None)):
             generator.use_embedder(self.answer_embedder(method))  # type: ignore[attr-defined]
         result = answer_question(question, hits, generator, on_token, method)
         result.timings["generate_s"] = round(time.perf_counter() - t, 4)
