@@ -8,7 +8,8 @@ every question retrieved once, then each answerer answers from the same top 5:
 
 - ``contains``: the answer (without its [n]) holds a gold answer, refusals counting as misses;
 - ``refused`` and the median answer length in characters (answers only);
-- ``false_refusal_rank1``: refused although the rank-1 passage is the gold one;
+- ``false_refusal_rank1``: refused although the rank-1 passage is the gold one
+  (``refused_with_gold_in_top5``: although a gold passage is among the five answered from);
 - ``unanswerable_refused``: the same question asked of a KB without its own passage, emulated by
   removing the gold passage's hits from the retrieved list (the next ones move up);
 - laws dev: ``evidence`` is whether the answer holds the article sentence the question was written
@@ -17,9 +18,10 @@ every question retrieved once, then each answerer answers from the same top 5:
 
 Splits: tuning used only ``cmrc-trial`` (CMRC 2018 trial, a separate file), ``squad-tune`` (600 SQuAD
 dev questions, seeded, disjoint from the 3,000 reported) and ``laws-dev``; ``cmrc`` (all 3,219 dev
-questions) and ``squad`` (3,000 dev questions, seed 0) are reported once. "Today's answerer" is
-src/zhiku/generate/extractive.py as of commit BASELINE, loaded from git. Writes
-benchmarks/results/answers.json.
+questions), ``squad`` (3,000 dev questions, seed 0) and ``laws-test`` (laws_qa.jsonl, the
+laws test split; its KB is the laws dev KB, which holds both sets' documents) are reported once.
+"Today's answerer" is src/zhiku/generate/extractive.py as of commit BASELINE, loaded from git.
+Writes benchmarks/results/answers.json (sets already there and not run again are kept).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ SETS = {
     "squad-tune": "squad-v1.1/dev-v1.1.json",
     "squad": "squad-v1.1/dev-v1.1.json",
     "laws-dev": "benchmarks/data/laws_dev.jsonl",
+    "laws-test": "benchmarks/data/laws_qa.jsonl",  # reported once, never tuned on
 }
 #: laws_qa.jsonl's documents join the laws dev KB as distractors only (no question of it is asked)
 LAWS_DISTRACTORS = ROOT / "benchmarks" / "data" / "laws_qa.jsonl"
@@ -105,16 +108,20 @@ def retrieve(name: str, work: Path) -> tuple[Dataset, Judge, dict[str, list[Any]
     from zhiku.eval.corpus_kb import ingest_corpus
     from zhiku.service import KnowledgeBase
 
-    path = ROOT / SETS[name] if name == "laws-dev" else DATA / SETS[name]
+    laws = name.startswith("laws")
+    path = ROOT / SETS[name] if laws else DATA / SETS[name]
     ds = load_dataset(path)
     if name.startswith("squad"):
         ds = squad_split(ds, name)
     cache = work / f"{name}.hits.pickle"
     config = KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
-    kbdir = work / ("squad" if name.startswith("squad") else name)
+    # One laws KB for both laws sets: the dev set's documents and the test set's (each the
+    # other's distractors); only the dev set's questions were used to choose settings.
+    kbdir = work / ("squad" if name.startswith("squad") else "laws-dev" if laws else name)
     info: dict[str, Any] = {"questions": len(ds.queries)}
-    if name == "laws-dev":
-        files = laws_files(path, DATA / "cn-laws-lawrefbook") + laws_files(
+    if laws:
+        dev = ROOT / SETS["laws-dev"]
+        files = laws_files(dev, DATA / "cn-laws-lawrefbook") + laws_files(
             LAWS_DISTRACTORS, DATA / "cn-laws-lawrefbook"
         )
         if not kbdir.exists():
@@ -160,7 +167,8 @@ def _hits(kb: Any, ds: Dataset, cache: Path) -> dict[str, list[Any]]:
 
 
 def score(name: str, gen: Generator, ds: Dataset, judge: Judge, hits: dict[str, list[Any]]) -> dict[str, Any]:
-    rows: dict[str, list[float]] = {k: [] for k in ("contains", "refused", "fr1", "unans", "evidence")}
+    keys = ("contains", "refused", "fr1", "frk", "unans", "evidence")
+    rows: dict[str, list[float]] = {k: [] for k in keys}
     lengths: list[float] = []
     lat: list[float] = []
     for qid, question in ds.queries.items():
@@ -180,6 +188,8 @@ def score(name: str, gen: Generator, ds: Dataset, judge: Judge, hits: dict[str, 
         gold_hits = [h for h in hits[qid] if not without_gold(judge, qid, [h])]
         if top and gold_hits and top[0] is gold_hits[0]:
             rows["fr1"].append(float(not a.found))
+        if any(h is g for h in top for g in gold_hits):
+            rows["frk"].append(float(not a.found))
         if gold_hits:
             rest = without_gold(judge, qid, hits[qid])[:K]
             b = answer_question(question, rest, gen)
@@ -192,6 +202,7 @@ def score(name: str, gen: Generator, ds: Dataset, judge: Judge, hits: dict[str, 
         "answer_chars_p50": percentile(lengths, 50) if lengths else None,
         "false_refusal_rank1": mean["fr1"],
         "false_refusal_rank1_n": len(rows["fr1"]),
+        "refused_with_gold_in_top5": mean["frk"],
         "unanswerable_refused": mean["unans"],
         "unanswerable_n": len(rows["unans"]),
         "answer_ms_p50": round(percentile(lat, 50), 2),

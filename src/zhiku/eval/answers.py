@@ -132,7 +132,7 @@ def score_answers(
     search + answer, and the top ``k`` of those hits are what its search returns, so they are
     answered from directly instead of retrieving again; the latency is then the answer's alone.
 
-    ``unanswerable`` (with ``hits``): each question is asked once more of a KB from which its own
+    ``unanswerable``: each question is asked once more of a KB from which its own
     passage was removed, emulated by removing the relevant hits from its retrieved list (the
     others move up, as they would in that KB); ``unanswerable_refused`` is whether it then refused.
     """
@@ -152,9 +152,12 @@ def score_answers(
                 answer = kb.ask(dataset.queries[qid], k=k, method=method, generator=gen)
             scores.latencies_ms.append((time.perf_counter() - t0) * 1000)
             scores.per_query[qid] = score_answer(answer, qid, dataset, judge)
-            if unanswerable and hits is not None and qid in hits and _has_gold(dataset, qid):
-                rest = without_gold(judge, qid, hits[qid])[:k]
-                if len(rest) < len(hits[qid]):  # the gold passage was among them
+            # Without the retrieval pass's hits, the answer's own k hits stand in (the gold ones
+            # removed, nothing moves up from below k).
+            retrieved = list(hits[qid]) if hits is not None and qid in hits else list(answer.hits)
+            if unanswerable and _has_gold(dataset, qid):
+                rest = without_gold(judge, qid, retrieved)[:k]
+                if len(rest) < len(retrieved):  # the gold passage was among them
                     other = answer_question(dataset.queries[qid], rest, gen)
                     scores.per_query[qid]["unanswerable_refused"] = float(not other.found)
             scores.texts[qid] = answer.text
