@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.corpus import fast_config
+
 from zhiku.cli.app import main
 from zhiku.config import GeneratorConfig, MethodConfig
 from zhiku.service import KnowledgeBase
