@@ -237,11 +237,17 @@ class ExtractiveGenerator(Generator):
             return plan
         n = len(candidates)
         df = {t: sum(t in c.tokens for c in candidates) for t in q}
+        # Nothing is quoted when most of the question's words appear nowhere in the passages ("How
+        # do I delete a document?" against a corpus that only mentions documents): issue 15's rule,
+        # for questions without Chinese (whose words jieba may cut unlike the passage's; the
+        # character pairs in the support stand for them there).
+        qpairs = _cjk_pairs(question) - _QUESTION_PAIRS
+        if not qpairs and sum(_weight(t) for t in q if df[t]) <= 0.5 * sum(_weight(t) for t in q):
+            return plan
         # Terms missing from every passage weigh as if they were in one: they lower every
         # sentence's coverage alike instead of swamping it.
         weight = {t: _weight(t) * math.log((n + 1) / (max(df[t], 1) + 0.5)) for t in q}
         total = sum(weight.values()) or 1.0
-        qpairs = _cjk_pairs(question) - _QUESTION_PAIRS
         w = self.weights
         wants_amount = asks_amount(question)
         plain = {t: _weight(t) for t in q}
