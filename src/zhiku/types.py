@@ -133,6 +133,9 @@ class Citation:
     quote: str
     page: int = 0
     location: str = ""  # "p. 3", "slide 2", "sheet 1", "record 7"; "" without pages
+    #: the quoted sentences' (start, end) in document offsets (the extractive answerer's), so the
+    #: page can open the passage with them highlighted; () when the answer quotes none
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,9 @@ class Answer:
     #: the text as the generator wrote it, before invalid citations were removed
     raw_text: str = ""
     method: str = ""
+    #: how the offline answerer scored sentences: "dense+lexical", or "lexical" when the KB has no
+    #: built dense method; "" for an LLM
+    scoring: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -180,6 +180,11 @@ def test_squad_en_answers_and_fusion(capsys: pytest.CaptureFixture[str], tmp_pat
     assert bm25["answer_contains"] == 1.0 and bm25["citation_ok"] == 1.0 and bm25["answer_f1"] > 0.2
     per_query = methods_of(results(out_dir))["bm25"]["per_query"]
     assert all(q["answer"] and "answer_f1" in q["scores"] for q in per_query)
+    # Refusals measured: none on answerable questions whose passage is first, a median length,
+    # and each question asked again without its own passage (the unanswerable variant).
+    assert bm25["refused"] == 0.0 and bm25["false_refusal_rank1"] == 0.0 and bm25["answer_chars_p50"] > 0
+    assert 0.0 <= bm25["unanswerable_refused"] <= 1.0
+    assert all("unanswerable_refused" in q["scores"] for q in per_query)
 
 
 def test_limit_samples_queries_with_a_seed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -42,8 +42,12 @@ def test_extractive_quotes_the_answering_sentence_with_a_citation() -> None:
 def test_extractive_says_not_found_instead_of_inventing() -> None:
     gen = ExtractiveGenerator()
     ctx = [block(1, "Tomatoes need six hours of sunlight.")]
-    assert "".join(gen.generate("How do quantum computers factor integers?", ctx)) == NOT_FOUND["en"]
-    assert "".join(gen.generate("量子计算机如何分解整数？", ctx)) == NOT_FOUND["zh"]
+    # Refusing, it still lists the closest passage with its citation: never empty-handed.
+    en = "".join(gen.generate("How do quantum computers factor integers?", ctx))
+    assert en == NOT_FOUND["en"] + "\nPossibly related:\n- Doc: Tomatoes need six hours of sunlight. [1]"
+    assert gen.last_refused
+    zh = "".join(gen.generate("量子计算机如何分解整数？", ctx))
+    assert zh.startswith(NOT_FOUND["zh"] + "\n可能相关的内容：\n- Doc：Tomatoes") and zh.endswith("[1]")
 
 
 def test_invalid_citations_are_removed_and_reported() -> None:

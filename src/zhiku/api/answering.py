@@ -92,6 +92,7 @@ def answer_json(kb: str, a: Answer, method: str) -> dict[str, Any]:
         "method": method,
         "llm_error": llm_error_of(a),
         "invalid_citations": list(a.invalid_citations),
+        "scoring": a.scoring or None,  # the offline answerer's: "dense+lexical" or "lexical"
         "timings": a.timings,
         "citations": [citation_json(kb, c) for c in a.citations],
     }

@@ -152,6 +152,8 @@ def turn_json(turn: Turn, generator: Generator) -> dict[str, Any]:
             citations=[asdict(c) for c in a.citations],
             invalid_citations=turn.invalid,
         )
+        if a.scoring:  # the offline answerer: "dense+lexical", or "lexical" without a built dense method
+            out["scoring"] = a.scoring
         if generator.last_packed is not None:
             out["context_blocks"] = generator.last_packed
     elif turn.error is not None:

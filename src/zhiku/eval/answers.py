@@ -24,7 +24,16 @@ if TYPE_CHECKING:
 
 _CITE = re.compile(r"\s*\[\d{1,3}\]")
 
-ANSWER_KEYS = ("answer_em", "answer_f1", "answer_contains", "citation_ok", "answered")
+ANSWER_KEYS = (
+    "answer_em",
+    "answer_f1",
+    "answer_contains",
+    "citation_ok",
+    "answered",
+    "refused",
+    "false_refusal_rank1",
+    "unanswerable_refused",
+)
 
 
 def strip_citations(text: str) -> str:
@@ -49,8 +58,16 @@ class AnswerScores:
 
 
 def score_answer(answer: Answer, qid: str, dataset: Dataset, judge: Judge) -> dict[str, float]:
-    """One answer's scores; answer-text metrics only where the dataset has gold answers."""
-    out = {"answered": float(answer.found)}
+    """One answer's scores; answer-text metrics only where the dataset has gold answers.
+
+    ``refused``: the answerer said it found nothing; ``answer_chars``: the answer's length without
+    its citation markers (answers only); ``false_refusal_rank1``: refused although retrieval's
+    first passage is a relevant one (only for such questions)."""
+    out = {"answered": float(answer.found), "refused": float(not answer.found)}
+    if answer.found:
+        out["answer_chars"] = float(len(strip_citations(answer.text)))
+    if answer.hits and _is_gold(judge, qid, answer.hits[0]):
+        out["false_refusal_rank1"] = float(not answer.found)
     golds = dataset.answers.get(qid) or []
     if golds:
         text = strip_citations(answer.text) if answer.found else ""
@@ -67,6 +84,21 @@ def score_answer(answer: Answer, qid: str, dataset: Dataset, judge: Judge) -> di
     return out
 
 
+def _is_gold(judge: Judge, qid: str, hit: Hit) -> bool:
+    units, relevant = judge.judge(qid, [hit])
+    return any(u in relevant for u in units)
+
+
+def _has_gold(dataset: Dataset, qid: str) -> bool:
+    return bool(dataset.qrels.get(qid) or dataset.evidence.get(qid))
+
+
+def without_gold(judge: Judge, qid: str, hits: Sequence[Hit]) -> list[Hit]:
+    """The hits minus those of the question's own passage(s): what a KB that never held the
+    answering passage would retrieve (the rest keep their order, so the next ones move up)."""
+    return [h for h in hits if not _is_gold(judge, qid, h)]
+
+
 def _means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
     # Averaged over the questions that have the metric: a question without a gold answer must not
     # count as a wrong answer.
@@ -75,6 +107,9 @@ def _means(per_query: dict[str, dict[str, float]]) -> dict[str, float]:
         values = [row[key] for row in per_query.values() if key in row]
         if values:
             out[key] = sum(values) / len(values)
+    lengths = [row["answer_chars"] for row in per_query.values() if "answer_chars" in row]
+    if lengths:
+        out["answer_chars_p50"] = percentile(lengths, 50)
     return out
 
 
@@ -89,12 +124,17 @@ def score_answers(
     progress: EvalProgress | None = None,
     qids: Sequence[str] | None = None,
     hits: Mapping[str, Sequence[Hit]] | None = None,
+    unanswerable: bool = True,
 ) -> AnswerScores:
     """Ask every question (``kb.ask`` with ``method``) and score the answers.
 
     ``hits``: each question's ranked hits from the retrieval pass, best first. ``kb.ask`` is
     search + answer, and the top ``k`` of those hits are what its search returns, so they are
     answered from directly instead of retrieving again; the latency is then the answer's alone.
+
+    ``unanswerable``: each question is asked once more of a KB from which its own
+    passage was removed, emulated by removing the relevant hits from its retrieved list (the
+    others move up, as they would in that KB); ``unanswerable_refused`` is whether it then refused.
     """
     from zhiku.generate.answer import answer_question, make_generator
 
@@ -112,6 +152,14 @@ def score_answers(
                 answer = kb.ask(dataset.queries[qid], k=k, method=method, generator=gen)
             scores.latencies_ms.append((time.perf_counter() - t0) * 1000)
             scores.per_query[qid] = score_answer(answer, qid, dataset, judge)
+            # Without the retrieval pass's hits, the answer's own k hits stand in (the gold ones
+            # removed, nothing moves up from below k).
+            retrieved = list(hits[qid]) if hits is not None and qid in hits else list(answer.hits)
+            if unanswerable and _has_gold(dataset, qid):
+                rest = without_gold(judge, qid, retrieved)[:k]
+                if len(rest) < len(retrieved):  # the gold passage was among them
+                    other = answer_question(dataset.queries[qid], rest, gen)
+                    scores.per_query[qid]["unanswerable_refused"] = float(not other.found)
             scores.texts[qid] = answer.text
             if progress:
                 progress.advance(1)

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 
 from zhiku.config import GeneratorConfig
 from zhiku.generate.base import ContextBlock, Generator, generators
+from zhiku.generate.citations import filtered
+from zhiku.text.normalise import language_of
 from zhiku.types import Answer, Citation, Hit, page_label
 
 _CITE = re.compile(r"\[(\d{1,3})\]")
@@ -65,27 +67,50 @@ def answer_question(
 
         blocks = [replace(b, n=i) for i, b in enumerate(select(question, blocks), start=1)]
     pieces = []
+    # The stream is cleaned as it goes, the same way as the final text: a reader of any face (CLI,
+    # SSE, the OpenAI-compatible stream, the page) never sees a [9] that the answer drops.
+    send, finish = filtered(on_token, {b.n for b in blocks}) if on_token else (None, None)
     for piece in generator.generate(question, blocks):
         pieces.append(piece)
-        if on_token:
-            on_token(piece)
+        if send:
+            send(piece)
+    if finish:
+        finish()
     raw = "".join(pieces)
-    text, citations, invalid = resolve_citations(raw, blocks)
+    text, citations, invalid = resolve_citations(raw, blocks, getattr(generator, "last_spans", None))
+    # A refusal that lists the closest passages cites them, yet found nothing.
+    refused = bool(getattr(generator, "last_refused", False))
+    if not raw.strip():
+        text = NO_TEXT["en" if language_of(question) == "en" else "zh"]
     return Answer(
         question,
         text,
         tuple(citations),
         tuple(hits),
-        bool(citations),
+        bool(citations) and not refused,
         generator.describe(),
         {},
         invalid_citations=tuple(invalid),
         raw_text=raw,
         method=method,
+        scoring=str(getattr(generator, "scoring", "")),
     )
 
 
-def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, list[Citation], list[int]]:
+#: what an answer says when the generator (an LLM) returned no text at all
+NO_TEXT = {
+    "zh": "语言模型没有返回任何内容；请查看下面的来源，或换一个模型再问。",
+    "en": "The language model returned no text; see the sources below, or ask again with another model.",
+}
+
+
+def resolve_citations(
+    text: str, blocks: Sequence[ContextBlock], spans: dict[int, list[tuple[int, int]]] | None = None
+) -> tuple[str, list[Citation], list[int]]:
+    """The text without invalid ``[n]``, the citations it makes, and the invalid numbers.
+
+    ``spans``: per block number, the quoted sentences' offsets in the block's text (the extractive
+    answerer's); a citation carries them in document offsets, so the page can highlight them."""
     by_n = {b.n: b for b in blocks}
     used: list[int] = []
     invalid: list[int] = []
@@ -102,7 +127,18 @@ def resolve_citations(text: str, blocks: Sequence[ContextBlock]) -> tuple[str, l
     text = _CITE.sub(keep, text)
     citations = [
         Citation(
-            n, b.chunk_id, b.doc_id, b.source, b.title, b.heading, b.start, b.end, b.text, b.page, b.location
+            n,
+            b.chunk_id,
+            b.doc_id,
+            b.source,
+            b.title,
+            b.heading,
+            b.start,
+            b.end,
+            b.text,
+            b.page,
+            b.location,
+            tuple((b.start + s, b.start + e) for s, e in (spans or {}).get(n, ())),
         )
         for n in sorted(used)
         for b in [by_n[n]]

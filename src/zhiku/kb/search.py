@@ -134,7 +134,10 @@ class Searcher:
         from zhiku.generate.answer import answer_question
 
         t = time.perf_counter()
-        result = answer_question(question, hits, generator or self.kb.generator(), on_token, method)
+        generator = generator or self.kb.generator()
+        if getattr(generator, "dense", False) and callable(getattr(generator, "use_embedder", None)):
+            generator.use_embedder(self.answer_embedder(method))  # type: ignore[attr-defined]
+        result = answer_question(question, hits, generator, on_token, method)
         result.timings["generate_s"] = round(time.perf_counter() - t, 4)
         return result
 
@@ -156,6 +159,23 @@ class Searcher:
             m = self.searchable(name)  # never builds: a fusion answers with its ready parts
             return name, self._search_reranked(check_query(question, k), k, m, rerank, where, generator)
         return name, self.search(question, k, name, where, None)
+
+    def answer_embedder(self, method: str) -> Any:
+        """The dense embedder the search with ``method`` already loaded (a part of a fusion, or the
+        method itself), for the offline answerer to read sentences for meaning; None when the
+        method has no built dense part (the answerer then scores words alone, and says so)."""
+        methods = self.methods
+        try:
+            parts = methods.parts_in_use(method) if methods.get(method).fuses else [method]
+            for part in parts:
+                if not methods.get(part).vectors or not methods.is_fresh(part, methods.manifest(part)):
+                    continue
+                embedder = self.kb.ready_method(part).embedder  # type: ignore[attr-defined]  # .vectors
+                if not embedder.trainable:
+                    return embedder
+        except Exception:  # noqa: BLE001  an answer never fails for want of the better scoring
+            return None
+        return None
 
     def ask(
         self,
