@@ -23,15 +23,22 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from zhiku.generate.base import ContextBlock, Generator, generators
 from zhiku.generate.numbers import has_amount, numbers_in
 from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import make_tokenizer
 
-if TYPE_CHECKING:
-    from zhiku.embed.base import Embedder
+
+class Embedder(Protocol):
+    """What the answerer needs of an embedder (generate/ sits below embed/ in the layers, so it
+    names the contract's two calls instead of importing it)."""
+
+    def embed_queries(self, texts: Sequence[str]) -> Any: ...
+
+    def embed(self, texts: Sequence[str]) -> Any: ...
+
 
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 #: a sentence: up to an end mark (with closing quotes), a line break, or the end of the text
