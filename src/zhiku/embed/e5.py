@@ -70,6 +70,8 @@ class E5Embedder(Embedder):
     """multilingual-e5-small: ``query: `` / ``passage: `` prefixes (the engine adds them), 384 dims."""
 
     name = "e5"
+    #: several engines make this model's vectors; ``describe()["engine"]`` names this process's
+    has_engines = True
     dim = 384
     normalized = True
 

