@@ -162,7 +162,23 @@ def build_fp32_graph(model: E5File) -> Any:
 
 
 def quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
-    """Dynamic int8 quantisation of the weight MatMuls (attention's own products stay float32)."""
+    """Dynamic int8 quantisation of every weight product (the Attention op becomes QAttention)."""
+
+    class _Quiet(logging.Filter):
+        # onnxruntime advises "pre-processing before quantization" on the root logger at every
+        # build; it does not apply to a graph written for inference, and users cannot act on it.
+        def filter(self, record: logging.LogRecord) -> bool:
+            return "pre-processing" not in record.getMessage()
+
+    quiet = _Quiet()
+    logging.getLogger().addFilter(quiet)
+    try:
+        _quantize(fp32_path, out_path, reduce_range)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+def _quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
