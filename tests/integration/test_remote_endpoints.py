@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tests.integration.fake_llm_server import FakeLLMServer, Step
+
 from zhiku.embed.base import embedders
 from zhiku.errors import ConfigError, ZhikuError
 

