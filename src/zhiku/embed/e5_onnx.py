@@ -210,6 +210,11 @@ def cached_model(
         _say(progress, f"e5: the converted model in {folder} {problem}; rebuilding it")
         shutil.rmtree(folder, ignore_errors=True)
     base.mkdir(parents=True, exist_ok=True)
+    for leftover in base.glob(".e5-int8-*"):
+        # A build killed before its clean-up (SIGKILL, power loss) leaves its temporary folder;
+        # one untouched for 10 minutes is not another process's build in progress.
+        if time.time() - leftover.stat().st_mtime > 600:
+            shutil.rmtree(leftover, ignore_errors=True)
     started = time.monotonic()
     _say(progress, f"e5: converting {model.path.name} to an int8 model in {folder} (once, < 1 min)…")
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=base))
