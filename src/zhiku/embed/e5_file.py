@@ -196,6 +196,17 @@ class E5File:
         return dequantize_q4(blocks[np.asarray(ids, dtype=np.int64)], self.hidden)
 
 
+_opened: dict[tuple[str, str], E5File] = {}
+
+
+def open_model(path: Path) -> E5File:
+    """``E5File.read`` once per process and file version (parsing the vocabulary takes ~0.2 s)."""
+    key = (str(path), source_stamp(path))
+    if key not in _opened:
+        _opened[key] = E5File.read(path)
+    return _opened[key]
+
+
 def source_stamp(path: Path) -> str:
     """A cheap stamp (size and mtime) to notice a changed file without hashing it."""
     stat = os.stat(path)

