@@ -136,3 +136,20 @@ def test_the_torch_engine_cpu_fp32_agrees_with_int8(int8: Int8Engine) -> None:
     # the GPU's way of looking up words (the whole table on the device, one gather) gives the same
     on_device = TorchEngine(int8.file, "cpu", table=True).encode(DOCS, False, 512, "window")
     np.testing.assert_allclose(on_device, ours, atol=1e-5)
+
+
+def test_the_embedder_on_a_gpu_engine_keeps_input_order(
+    int8: Int8Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No CUDA here: the "cuda" engine slot holds the same torch engine on the CPU, so the embedder's
+    # GPU branch (one process, big calls, rows back in input order) runs for real.
+    from zhiku.embed.e5_torch import TorchEngine
+
+    monkeypatch.setattr(e5_engine, "_resolved", {("int8", "cuda"): "cuda"})
+    monkeypatch.setattr(e5_engine, "_engines", {"cuda": TorchEngine(int8.file, "cpu")})
+    texts = [DOCS[3], DOCS[0], DOCS[2], DOCS[1]]  # long first: sorting must be undone
+    seen: list[int] = []
+    got = E5Embedder(device="cuda", workers=2).embed(texts, progress=seen.append)
+    want = int8.encode(texts, False, 512, "window")
+    assert ((got * want).sum(axis=1) >= MIN_COSINE).all() and sum(seen) == 4
+    assert E5Embedder(device="cuda").describe()["engine"].startswith("torch-cuda-fp16")

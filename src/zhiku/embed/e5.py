@@ -162,7 +162,15 @@ class E5Embedder(Embedder):
         ordered = [texts[i] for i in order] if order is not None else list(texts)
         batches = [list(b) for b in _batches(ordered, self.batch_size)]
         workers = min(self.workers, len(batches))
-        if workers <= 1 or kind == "cuda":
+        if kind == "cuda":
+            # A GPU wants big calls: the engine buckets up to 32,768 tokens per forward pass.
+            engine, parts = get_engine(kind), []
+            for batch in _batches(ordered, max(self.batch_size, 1024)):
+                parts.append(engine.encode(batch, False, self.max_seq_length, self.long_text))
+                if progress:
+                    progress(len(batch))
+            rows = np.vstack(parts)
+        elif workers <= 1:
             rows = super().embed(ordered, progress)
         else:
             from zhiku.embed.e5_workers import run_batches
