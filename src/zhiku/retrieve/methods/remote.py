@@ -37,6 +37,9 @@ class RemoteDenseOptions(DenseOptions):
     model: str = "bge-m3"
     batch_size: int = Field(32, ge=1)
     base_url: str | None = Field(None, description="default: the backend's default or environment variable")
+    urls: list[str] | None = Field(
+        None, description="several servers of the same model, used at once (instead of base_url)"
+    )
     api_key_env: str | None = Field(None, description="environment variable holding the API key (openai)")
     timeout: float = Field(60.0, gt=0)
     retries: int = Field(3, ge=0)
@@ -59,6 +62,7 @@ def _server_kwargs(o: RemoteDenseOptions) -> dict[str, Any]:
         "batch_size": o.batch_size,
         "timeout": o.timeout,
         "retries": o.retries,
+        "urls": o.urls,
         "languages": o.languages,
         "query_prefix": o.query_prefix or "",
         "doc_prefix": o.doc_prefix or "",

