@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location
+from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location, job_responses
 from zhiku.errors import NotFoundError
 
 router = APIRouter(tags=["tune"])
@@ -98,9 +98,7 @@ def _with_reports(handle: KBHandle, job: Job, info: dict[str, Any]) -> dict[str,
 
 
 _WAIT = Annotated[bool, Query(description="answer when the job is done")]
-_ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "the tune job, to follow at /kbs/{kb}/jobs/{id}"}
-}
+_ACCEPTED = job_responses("the tune job")
 
 
 @router.post(
