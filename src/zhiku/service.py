@@ -24,7 +24,7 @@ from zhiku.kb.methods import FUSION_SEP, MethodSet, MethodStatus, shared_cache
 from zhiku.kb.search import FILTER_DEPTH, Searcher
 from zhiku.retrieve.base import Method
 from zhiku.store.catalog import Catalog
-from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.store.layout import KBLayout, check_kb_name, check_new_kb_name, kb_names
 from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 
@@ -78,6 +78,8 @@ class KnowledgeBase:
                     f"no knowledge base {layout.name!r} in {layout.root.parent}",
                     f"Create it with `zhiku ingest PATH --kb {layout.name}`, or see `zhiku kbs`",
                 )
+            if _is_name(name_or_path):  # a KB made by name must be one any computer can copy
+                check_new_kb_name(layout.name, kb_names(layout.root.parent))
             layout.root.mkdir(parents=True, exist_ok=True)
             (config or KBConfig()).save(layout.config)
         elif config is not None:
@@ -378,8 +380,13 @@ class KnowledgeBase:
         return report, built
 
 
+def _is_name(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return "/" not in text and not text.startswith(".")
+
+
 def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayout:
     text = str(name_or_path)
-    if "/" in text or text.startswith("."):
+    if not _is_name(text):
         return KBLayout(Path(text).expanduser().resolve())
     return KBLayout((home or default_home()) / check_kb_name(text))
