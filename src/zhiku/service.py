@@ -31,6 +31,7 @@ from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
 if TYPE_CHECKING:
     from zhiku.embed.word2vec import WordVectors
     from zhiku.generate.base import Generator
+    from zhiku.kb.check import CheckReport
 
 # Re-exported: callers import these from the facade's module.
 __all__ = [
@@ -345,6 +346,13 @@ class KnowledgeBase:
         return self._searcher.rerank_hits(query, hits, k, rerank, generator)
 
     # -- crash recovery (issue 14) ---------------------------------------------------------------
+    def check(self) -> CheckReport:
+        """Whether the catalog, every built index and the uploads folder agree (``zhiku check``);
+        read-only. Leftovers of a killed writer are checked only when no writer is at work."""
+        from zhiku.kb.check import check_kb
+
+        return check_kb(self, self._method_set)
+
     def recover(self) -> Any:
         """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
         from zhiku.store.recover import recover

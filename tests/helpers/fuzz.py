@@ -121,21 +121,17 @@ def fuzz_schema(
     return report
 
 
-def files_outside(home: Path, roots: list[Path], since: float) -> list[str]:
-    """Files under ``roots`` (but not under ``home``) modified after ``since``: writes that escaped."""
-    found: list[str] = []
+def snapshot(home: Path, roots: list[Path]) -> set[str]:
+    """Every file under ``roots`` but outside ``home`` (bytecode caches aside): compare two to find
+    what a run wrote where it should not."""
+    found: set[str] = set()
     for root in roots:
         if not root.exists():
             continue
-        for dirpath, _, names in os.walk(root):
+        for dirpath, dirs, names in os.walk(root):
             here = Path(dirpath)
+            dirs[:] = [d for d in dirs if d not in (".git", "__pycache__", ".mypy_cache", ".ruff_cache")]
             if here == home or home in here.parents:
                 continue
-            for name in names:
-                p = here / name
-                try:
-                    if p.stat().st_mtime > since:
-                        found.append(str(p))
-                except OSError:
-                    continue
+            found.update(str(here / name) for name in names)
     return found

@@ -68,6 +68,7 @@ class VectorMethod(Method):
     Options: ClassVar[type[MethodOptions]] = VectorOptions
     options: VectorOptions
     slow_to_build = True
+    ids_file = "embedding_ids.json"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
