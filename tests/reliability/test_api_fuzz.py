@@ -23,9 +23,24 @@ pytest.importorskip("fastapi")
 schemathesis = pytest.importorskip("schemathesis")
 httpx2 = pytest.importorskip("httpx2")
 
-from tests.helpers.fuzz import FUZZ_KB, FuzzReport, cases_per_operation, fuzz_schema, snapshot  # noqa: E402
+from tests.helpers.fuzz import (  # noqa: E402
+    FUZZ_KB,
+    FuzzReport,
+    cases_per_operation,
+    fuzz_schema,
+    logged_errors,
+    snapshot,
+)
 
 KEY = "fuzz-key"
+
+
+@pytest.fixture(autouse=True)
+def hypothesis_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hypothesis keeps a cache (.hypothesis/) in the working directory: in tmp_path instead."""
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / ".hypothesis"))
+
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -88,8 +103,10 @@ def run_in_process(tmp_path: Path, cases: int, api_key: str | None, headers: dic
     home = make_home(tmp_path)
     before = snapshot(home, watched_roots(tmp_path))
     schema, call = in_process(home, api_key, headers)
-    report = fuzz_schema(schema, call, cases=cases)
+    with logged_errors() as bugs:
+        report = fuzz_schema(schema, call, cases=cases)
     assert_clean(report, f"in-process key={api_key is not None} sent={headers is not None}")
+    assert not bugs, f"{len(bugs)} errors logged by the server: {bugs[:5]}"
     assert report.operations >= 40  # every operation of the schema, not a subset
     escaped = snapshot(home, watched_roots(tmp_path)) - before
     assert not escaped, f"files written outside the home: {sorted(escaped)[:10]}"
@@ -114,7 +131,7 @@ def test_fuzz_real_server_with_key(tmp_path: Path) -> None:
     env_key = {"ZHIKU_API_KEY": KEY}
     os.environ.update(env_key)
     try:
-        server = start_server(home, port)
+        server = start_server(home, port, log=tmp_path / "server.log")
     finally:
         os.environ.pop("ZHIKU_API_KEY", None)
     before = snapshot(home, watched_roots(tmp_path))
@@ -134,6 +151,8 @@ def test_fuzz_real_server_with_key(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert_clean(report, "real server, key sent")
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-3000:]
     escaped = snapshot(home, watched_roots(tmp_path)) - before
     assert not escaped, f"files written outside the home: {sorted(escaped)[:10]}"
 
@@ -147,16 +166,19 @@ def test_fuzz_long_run(tmp_path: Path) -> None:
     before = snapshot(home, watched_roots(tmp_path))
     schema, call = in_process(home, None, None)
     started = time.monotonic()
-    report = fuzz_schema(schema, call, cases=cases)
+    with logged_errors() as bugs:
+        report = fuzz_schema(schema, call, cases=cases)
     seconds = round(time.monotonic() - started, 1)
     escaped = snapshot(home, watched_roots(tmp_path)) - before  # before the results file is written
     summary = report.summary() | {
         "cases_per_operation_and_mode": cases,
         "seconds": seconds,
         "files_written_outside_home": len(escaped),
+        "errors_logged": len(bugs),
     }
     if out := os.environ.get("ZHIKU_FUZZ_RESULTS"):
         Path(out).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     assert report.cases >= 2000, summary
     assert_clean(report, "long run")
     assert not escaped, sorted(escaped)[:10]
+    assert not bugs, bugs[:5]

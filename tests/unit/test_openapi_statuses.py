@@ -49,3 +49,24 @@ def test_every_error_status_has_the_error_body_as_json() -> None:
                 schema = response["content"]["application/json"]["schema"]
                 assert schema["required"] == ["error"], (key, status)
                 assert "text/plain" not in response["content"], (key, status)
+
+
+def test_a_negative_tune_seed_is_refused_up_front(tmp_path: Path) -> None:
+    """The fuzzer sent seed=-1 to POST /kbs/{kb}/tune/adapter: the job failed inside numpy with an
+    internal error. Now the request is refused (422) and the library says why."""
+    from fastapi.testclient import TestClient
+    from tests.helpers.crashkit import init_kb
+
+    from zhiku.api.app import create_app
+    from zhiku.errors import UsageError
+    from zhiku.tune.adapter import AdapterSettings
+
+    init_kb(tmp_path)
+    with TestClient(create_app(tmp_path)) as client:
+        for route in ("adapter", "questions"):
+            r = client.post(
+                f"/kbs/k/tune/{route}", json={"seed": -1} | ({"base": "dense"} if route == "adapter" else {})
+            )
+            assert r.status_code == 422 and "seed" in r.json()["error"]["message"], r.text
+    with pytest.raises(UsageError):
+        AdapterSettings(seed=-1)

@@ -46,7 +46,7 @@ class QuestionsRequest(_Strict):
     filter: str = Field("bm25", max_length=100, description="method of the answerability filter, or 'none'")
     depth: int = Field(100, ge=1, le=1000)
     max_ties: int = Field(5, ge=2, le=1000)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
 
 
 class AdapterRequest(_Strict):
@@ -56,7 +56,7 @@ class AdapterRequest(_Strict):
     epochs: int = Field(30, ge=1, le=500)
     max_train: int = Field(3000, ge=8, le=100_000)
     max_validation: int = Field(500, ge=1, le=100_000)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
 
 
 class RouteRequest(_Strict):
