@@ -70,3 +70,21 @@ def test_a_negative_tune_seed_is_refused_up_front(tmp_path: Path) -> None:
             assert r.status_code == 422 and "seed" in r.json()["error"]["message"], r.text
     with pytest.raises(UsageError):
         AdapterSettings(seed=-1)
+
+
+def test_a_bug_answers_500_without_its_details(caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi.testclient import TestClient
+
+    from zhiku.api.app import create_app
+
+    app = create_app(Path("/nonexistent-zhiku-home"))
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("secret /etc/zhiku-internal-path")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    assert "secret" not in r.text and "Traceback" not in r.text
+    assert "secret /etc/zhiku-internal-path" in caplog.text  # the server's log has it
