@@ -295,6 +295,17 @@ def verify(server: Server, ledger: Ledger) -> dict[str, Any]:
     return out
 
 
+def _tracebacks(log: str) -> list[str]:
+    """Each distinct traceback of the server's log, its last lines (where the exception is)."""
+    found: list[str] = []
+    for part in log.split("Traceback (most recent call last):")[1:]:
+        lines = [ln for ln in part.splitlines() if ln.strip()]
+        ending = "\n".join(lines[-12:])
+        if ending not in found:
+            found.append(ending)
+    return found[:5]
+
+
 def lock_free(home: Path) -> bool:
     import fcntl
 
@@ -366,7 +377,7 @@ def soak(minutes: float, kills: int, clients: int, seed: int, work: Path, log: b
         server_errors=ledger.server_errors[:20],
         conflicts=ledger.conflicts[:10],
         server_log_tracebacks=log.count("Traceback"),
-        server_log_first_traceback=log[log.find("Traceback") :][:3000] if "Traceback" in log else None,
+        server_log_tracebacks_text=_tracebacks(log),
         unknown_writes=len(ledger.unknown),
         bad_files_refused=ledger.bad_refused,
         bad_files_accepted=ledger.bad_accepted,

@@ -9,6 +9,7 @@ registered names, built from the registry itself so the list never goes stale.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -22,19 +23,28 @@ PLUGIN_GROUP = "zhiku.plugins"
 
 _plugins_loaded = False
 
+#: held while a registry imports its modules. The server's threads look names up concurrently (the
+#: first uploads check file types at once): without it, a second thread saw a registry marked loaded
+#: but still half-filled and refused a .md file as unsupported (the soak's 415s). Reentrant: a
+#: module imported for one registry may look names up in another, on the same thread.
+_LOADING = threading.RLock()
+
 
 def load_plugins() -> None:
     """Import every ``zhiku.plugins`` entry point once per process."""
     global _plugins_loaded
     if _plugins_loaded:
         return
-    _plugins_loaded = True
-    from importlib.metadata import entry_points
+    with _LOADING:
+        if _plugins_loaded:
+            return
+        _plugins_loaded = True
+        from importlib.metadata import entry_points
 
-    for ep in entry_points(group=PLUGIN_GROUP):
-        obj = ep.load()
-        if callable(obj) and not isinstance(obj, type):
-            obj()
+        for ep in entry_points(group=PLUGIN_GROUP):
+            obj = ep.load()
+            if callable(obj) and not isinstance(obj, type):
+                obj()
 
 
 class Registry(Generic[T]):
@@ -47,7 +57,8 @@ class Registry(Generic[T]):
         self.concept = concept
         self.what = what or concept
         self._items: dict[str, T] = {}
-        self._loaded = False
+        self._loaded = False  # every module imported: lookups need no lock from then on
+        self._loading = False  # this registry's modules are being imported (under _LOADING)
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -66,14 +77,21 @@ class Registry(Generic[T]):
         """Import the built-in modules of this concept, then the plugins (once)."""
         if self._loaded:
             return
-        self._loaded = True  # set first: the modules imported below call add() on this registry
-        from importlib import import_module
+        with _LOADING:
+            if self._loaded or self._loading:  # done by another thread, or re-entered from below
+                return
+            self._loading = True
+            try:
+                from importlib import import_module
 
-        from zhiku.builtins import BUILTINS
+                from zhiku.builtins import BUILTINS
 
-        for module in BUILTINS.get(self.concept, ()):
-            import_module(module)
-        load_plugins()
+                for module in BUILTINS.get(self.concept, ()):
+                    import_module(module)
+                load_plugins()
+                self._loaded = True  # last: another thread must not see it half-filled
+            finally:
+                self._loading = False
 
     def get(self, name: str) -> T:
         self.load()

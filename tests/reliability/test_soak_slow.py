@@ -22,6 +22,6 @@ def test_short_soak_with_kills_loses_no_acknowledged_write(tmp_path: Path) -> No
     assert r["check"]["ok"], r["check"]
     assert r["lock_free_after_stop"]
     assert not r["server_errors"], r["server_errors"]
-    assert r["server_log_tracebacks"] == 0, r["server_log_first_traceback"]
+    assert r["server_log_tracebacks"] == 0, r["server_log_tracebacks_text"]
     assert not r["bad_files_accepted"] and not r["client_errors"]
     assert r["passed"]
