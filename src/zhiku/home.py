@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from zhiku.config import KBConfig, default_home
 from zhiku.errors import AlreadyExistsError, ConfigError, NotFoundError, UnknownNameError, ZhikuError
-from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.store.layout import KBLayout, check_kb_name, check_new_kb_name, kb_names
 from zhiku.store.recover import OWNER_FILE, recover_home
 
 # Re-exported for the faces: a KB's folder layout, and crash recovery of a whole home.
@@ -27,9 +27,7 @@ class Home:
         self.root = root or default_home()
 
     def names(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return sorted(p.name for p in self.root.iterdir() if (p / "catalog.sqlite").exists())
+        return kb_names(self.root)
 
     def layout(self, name: str) -> KBLayout:
         # Names are checked before they touch the file system: no "..", no slashes, no absolute paths.
@@ -47,7 +45,7 @@ class Home:
         """A new, empty KB; its methods are checked now (an unknown kind fails here, not at a search)."""
         from zhiku.service import KnowledgeBase
 
-        layout = self.layout(name)
+        layout = self.layout(check_new_kb_name(name, self.names()))
         if layout.exists():
             raise AlreadyExistsError(
                 f"knowledge base {name!r} already exists", "Pick another name, or delete it first"

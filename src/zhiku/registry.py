@@ -9,6 +9,7 @@ registered names, built from the registry itself so the list never goes stale.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -21,6 +22,13 @@ T = TypeVar("T")
 PLUGIN_GROUP = "zhiku.plugins"
 
 _plugins_loaded = False
+_plugins_loading = False
+
+#: held while a registry imports its modules. The server's threads look names up concurrently (the
+#: first uploads check file types at once): without it, a second thread saw a registry marked loaded
+#: but still half-filled and refused a .md file as unsupported (the soak's 415s). Reentrant: a
+#: module imported for one registry may look names up in another, on the same thread.
+_LOADING = threading.RLock()
 
 
 def load_plugins() -> None:
@@ -29,23 +37,30 @@ def load_plugins() -> None:
     Marked loaded only once every plugin imported: a failure is raised again on the next lookup,
     never hidden behind a half-filled registry. A failing plugin is one error that names it.
     """
-    global _plugins_loaded
+    global _plugins_loaded, _plugins_loading
     if _plugins_loaded:
         return
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=PLUGIN_GROUP):
+    with _LOADING:
+        if _plugins_loaded or _plugins_loading:  # done by another thread, or re-entered by a plugin
+            return
+        _plugins_loading = True
         try:
-            obj = ep.load()
-            if callable(obj) and not isinstance(obj, type):
-                obj()
-        except Exception as e:
-            dist = ep.dist.name if ep.dist is not None else "its package"
-            raise ConfigError(
-                f"the zhiku plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}",
-                f"Fix or uninstall {dist} (entry point group {PLUGIN_GROUP!r})",
-            ) from e
-    _plugins_loaded = True
+            from importlib.metadata import entry_points
+
+            for ep in entry_points(group=PLUGIN_GROUP):
+                try:
+                    obj = ep.load()
+                    if callable(obj) and not isinstance(obj, type):
+                        obj()
+                except Exception as e:
+                    dist = ep.dist.name if ep.dist is not None else "its package"
+                    raise ConfigError(
+                        f"the zhiku plugin {ep.name!r} ({ep.value}) failed to load: {type(e).__name__}: {e}",
+                        f"Fix or uninstall {dist} (entry point group {PLUGIN_GROUP!r})",
+                    ) from e
+            _plugins_loaded = True
+        finally:
+            _plugins_loading = False
 
 
 class Registry(Generic[T]):
@@ -58,8 +73,8 @@ class Registry(Generic[T]):
         self.concept = concept
         self.what = what or concept
         self._items: dict[str, T] = {}
-        self._loaded = False
-        self._loading = False
+        self._loaded = False  # every module imported: lookups need no lock from then on
+        self._loading = False  # this registry's modules are being imported (under _LOADING)
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -76,23 +91,23 @@ class Registry(Generic[T]):
 
     def load(self) -> None:
         """Import the built-in modules of this concept, then the plugins (once)."""
-        # ``_loading`` guards re-entry (the modules imported below call add() on this registry and
-        # may look names up); ``_loaded`` is set only once every import succeeded, so a failed import
-        # is raised again on the next lookup instead of leaving a half-filled registry trusted.
-        if self._loaded or self._loading:
+        if self._loaded:
             return
-        self._loading = True
-        from importlib import import_module
+        with _LOADING:
+            if self._loaded or self._loading:  # done by another thread, or re-entered from below
+                return
+            self._loading = True
+            try:
+                from importlib import import_module
 
-        from zhiku.builtins import BUILTINS
+                from zhiku.builtins import BUILTINS
 
-        try:
-            for module in BUILTINS.get(self.concept, ()):
-                import_module(module)  # a built-in failing to import is a bug: its traceback stays
-            load_plugins()
-            self._loaded = True
-        finally:
-            self._loading = False
+                for module in BUILTINS.get(self.concept, ()):
+                    import_module(module)
+                load_plugins()
+                self._loaded = True  # last: another thread must not see it half-filled
+            finally:
+                self._loading = False
 
     def get(self, name: str) -> T:
         self.load()

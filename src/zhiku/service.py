@@ -30,7 +30,7 @@ from zhiku.kb.settings import check_generator, check_reranker, reranker_fields, 
 from zhiku.retrieve.base import Method
 from zhiku.retrieve.fusion import FUSION_SEP
 from zhiku.store.catalog import Catalog
-from zhiku.store.layout import KBLayout, check_kb_name
+from zhiku.store.layout import KBLayout, check_kb_name, check_new_kb_name, kb_names
 from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import Tokenizer, make_tokenizer
 from zhiku.types import Answer, Chunk, Corpus, DocumentInfo, Hit, Where
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from zhiku.embed.base import Embedder
     from zhiku.embed.word_vectors import WordVectors
     from zhiku.generate.base import ContextBlock, Generator
+    from zhiku.kb.check import CheckReport
     from zhiku.store.conversations import ConversationStore
 
 # Re-exported: callers import these from the facade's module.
@@ -107,6 +108,8 @@ class KnowledgeBase:
                     f"no knowledge base {layout.name!r} in {layout.root.parent}",
                     f"Create it with `zhiku ingest PATH --kb {layout.name}`, or see `zhiku kbs`",
                 )
+            if _is_name(name_or_path):  # a KB made by name must be one any computer can copy
+                check_new_kb_name(layout.name, kb_names(layout.root.parent))
             layout.root.mkdir(parents=True, exist_ok=True)
             # A zhiku.toml written before the first ingest is the user's: read and completed
             # (keys it lacks get their defaults, its comments and order stay), never replaced.
@@ -447,6 +450,13 @@ class KnowledgeBase:
         return self._searcher.rerank_hits(query, hits, k, rerank, generator)
 
     # -- crash recovery (issue 14) ---------------------------------------------------------------
+    def check(self) -> CheckReport:
+        """Whether the catalog, every built index and the uploads folder agree (``zhiku check``);
+        read-only. Leftovers of a killed writer are checked only when no writer is at work."""
+        from zhiku.kb.check import check_kb
+
+        return check_kb(self, self._method_set)
+
     def recover(self) -> Any:
         """Repair what a killed writer left (runs, half-built indexes, uploads); under the writer lock."""
         from zhiku.store.recover import recover
@@ -490,8 +500,13 @@ def conversation_store(kb_root: Path) -> ConversationStore:
     return ConversationStore.of_kb(kb_root)
 
 
+def _is_name(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return "/" not in text and not text.startswith(".")
+
+
 def resolve_layout(name_or_path: str | Path, home: Path | None = None) -> KBLayout:
     text = str(name_or_path)
-    if "/" in text or text.startswith("."):
+    if not _is_name(text):
         return KBLayout(Path(text).expanduser().resolve())
     return KBLayout((home or default_home()) / check_kb_name(text))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -144,18 +145,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(home: Path, port: int, *extra: str) -> subprocess.Popen[str]:
-    """``zhiku serve`` as a child process; returns once /healthz answers."""
+def start_server(home: Path, port: int, *extra: str, log: Path | None = None) -> subprocess.Popen[str]:
+    """``zhiku serve`` as a child process; returns once /healthz answers. ``log``: append its stderr
+    there (a long run must: a pipe nobody reads fills up, and the server then blocks on a log line)."""
     import httpx2
 
+    err: Any = open(log, "a") if log is not None else subprocess.PIPE  # noqa: SIM115 (the child holds it)
     proc = subprocess.Popen(
         zhiku_cmd("serve", "--port", str(port), "--home", str(home), "--log-level", "warning", *extra),
         env=zhiku_env(home),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=err,
         text=True,
         start_new_session=True,
     )
+    if log is not None:
+        err.close()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:

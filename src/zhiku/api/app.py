@@ -17,7 +17,7 @@ from starlette.types import Scope
 
 from zhiku import __version__
 from zhiku.api.deps import AppState, KBRegistry, ServerSettings, require_read
-from zhiku.api.errors import install_error_handlers
+from zhiku.api.errors import ANY_ROUTE, KB_ROUTE, error_responses, install_error_handlers
 from zhiku.api.limits import BodyLimit
 from zhiku.api.origin import SameOrigin
 
@@ -65,7 +65,12 @@ def create_app(
         zhiku_state.kbs.close()
 
     app = FastAPI(
-        title="zhiku", version=__version__, description=DESCRIPTION, lifespan=lifespan, docs_url=None
+        title="zhiku",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        responses=error_responses(*ANY_ROUTE),
     )
     app.state.zhiku = zhiku_state
     install_error_handlers(app)
@@ -82,7 +87,7 @@ def create_app(
     app.include_router(health.router)
     reads = [Depends(require_read)]
     for module in (kbs, settings, documents, jobs, search, ask, conversations, evaluation, tuning, openai):
-        app.include_router(module.router, dependencies=reads)
+        app.include_router(module.router, dependencies=reads, responses=error_responses(*KB_ROUTE))
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     install_docs(app)

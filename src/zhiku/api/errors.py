@@ -40,6 +40,50 @@ _HTTP_CODES = {
 }
 
 
+#: the body of every error response, inline and always JSON (a ``model=`` would be declared under
+#: the route's own media type: text/plain on a report route, where errors are still JSON)
+ERROR_SCHEMA: dict[str, Any] = {
+    "title": "Error",
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+#: when each error status is answered, for the OpenAPI schema (``error_responses``)
+_WHEN = {
+    400: "a request that cannot be read: not JSON, a bad knowledge base name, a Host the server does "
+    "not answer to",
+    401: "the server has an API key and the request did not send it (Authorization: Bearer <key>)",
+    403: "a change requested by another site's page (Origin)",
+    404: "no such knowledge base (or document, job, run, conversation, model)",
+    409: "a conflict: the name exists, or the index this needs is not built",
+    413: "the request body (or an upload) is over the server's limit",
+    415: "no file in a format zhiku reads",
+    422: "a request that breaks the schema, or a file or data set that cannot be used",
+    423: "the knowledge base is being changed by another writer: try again when it is done",
+    501: "an optional dependency this needs is not installed",
+    502: "the language model or vector service behind it failed",
+    503: "the knowledge base's catalog is damaged, or the server is not ready",
+}
+
+#: answered by any route: the request cannot be read, is too large, or breaks the schema
+ANY_ROUTE = (400, 413, 422)
+#: answered by any route behind the API key, on a knowledge base (``app.py`` adds them to all)
+KB_ROUTE = (401, 403, 404, 409, 423, 501, 502, 503)
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for FastAPI: each status with the error body, so the schema declares every
+    status a route can answer (a client generated from it knows what it may get)."""
+    content = {"application/json": {"schema": ERROR_SCHEMA}}
+    return {s: {"description": _WHEN[s], "content": content} for s in statuses}
+
+
 #: what a client is told about a bug (the traceback goes to the server's log only)
 BUG = "internal error (a bug in zhiku: the server log has the details)"
 

@@ -192,6 +192,14 @@ class JobManager:
         return job
 
 
+def job_responses(what: str) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route that starts a job: 202 at once, or 200 with ``wait=true``."""
+    return {
+        202: {"description": f"{what}, to follow at /kbs/{{kb}}/jobs/{{id}}"},
+        200: {"description": f"with wait=true: {what}, finished (done or failed)"},
+    }
+
+
 def job_location(kb: str, job_id: str) -> str:
     """The job's URL for a ``Location`` header: HTTP headers are latin-1, a KB name may be 知识库."""
     from urllib.parse import quote

@@ -102,8 +102,7 @@ def stage(
         raise errors[0] if errors else UsageError("no files in the upload", "Send one or more files")
     from zhiku.home import OWNER_FILE
 
-    folder = uploads / ".staging" / uuid.uuid4().hex
-    folder.mkdir(parents=True)
+    folder = _staging_folder(uploads)
     try:
         # Who staged it: after a crash, the next writer removes staging folders of dead owners only.
         (folder / OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
@@ -124,6 +123,24 @@ def stage(
     except BaseException:
         unstage(folder)
         raise
+
+
+def _staging_folder(uploads: Path) -> Path:
+    """A fresh folder under ``uploads/.staging``. Another upload (or a recovery) removes the staging
+    area when it is empty, so it can vanish between making it and making our folder in it: the soak
+    found that as a 500 on about one upload in 1,400; make both again, a bounded number of times."""
+    folder = uploads / ".staging" / uuid.uuid4().hex
+    for _ in range(100):
+        try:
+            # exist_ok is no help in a race: pathlib raises FileExistsError when the folder it
+            # found existing is gone by the time it checks that it is a folder
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            folder.mkdir()
+            return folder
+        except (FileNotFoundError, FileExistsError):
+            continue
+    folder.mkdir(parents=True)  # the last try: any error now is a real one
+    return folder
 
 
 def _shown(raw: str) -> str:

@@ -1,4 +1,5 @@
-"""``zhiku drop`` (delete a whole knowledge base) and ``zhiku ingest --rechunk``."""
+"""``zhiku drop`` (delete a whole knowledge base), ``zhiku check`` (do the catalog and indexes
+agree?) and ``zhiku ingest --rechunk``."""
 
 from __future__ import annotations
 
@@ -14,6 +15,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("drop", parents=[common], help="delete a whole knowledge base and everything in it")
     p.add_argument("--yes", action="store_true", help="really delete (without it, only say what would go)")
     p.set_defaults(run=run_drop)
+    p = sub.add_parser(
+        "check",
+        parents=[common],
+        help="check that the catalog, every index and the uploads agree (exit 1 if not)",
+        description="Compare the catalog with every built index (chunk ids, fingerprints) and the "
+        "uploads folder, and look for what a killed writer left. Read-only; exit status 1 when "
+        "anything disagrees.",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(run=run_check)
 
 
 def run_drop(args: argparse.Namespace) -> int:
@@ -42,6 +53,23 @@ def run_drop(args: argparse.Namespace) -> int:
     shutil.rmtree(layout.root, ignore_errors=True)
     print(f"deleted {what}")
     return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    with open_kb(args) as kb:
+        report = kb.check()
+    if args.json:
+        print_json(report.to_json())
+    else:
+        state = "ok" if report.ok else f"{len(report.problems)} problems"
+        indexes = ", ".join(f"{m} {s}" for m, s in report.indexes.items()) or "none"
+        counts = f"{report.documents} documents, {report.chunks} chunks"
+        print(f"{report.kb}: {state}; {counts}; indexes: {indexes}")
+        for line in report.problems:
+            print(f"problem: {line}")
+        for line in report.notes:
+            print(f"note: {line}")
+    return 0 if report.ok else 1
 
 
 def run_rechunk(args: argparse.Namespace) -> int:

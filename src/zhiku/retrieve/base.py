@@ -14,6 +14,7 @@ Capabilities are declared here, on the contract, so callers never probe with ``h
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -72,6 +73,9 @@ class Method(ABC):
     fuses: ClassVar[bool] = False
     #: asks an LLM at query time (RAG-Fusion's query variants): slow, and needs a generator
     needs_llm: ClassVar[bool] = False
+    #: the JSON list of chunk ids an index folder holds, in the order built (``zhiku check``
+    #: compares it with the catalog); None for a kind that keeps no such list
+    ids_file: ClassVar[str | None] = None
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name
@@ -101,6 +105,16 @@ class Method(ABC):
 
     def load(self, directory: Path) -> None:
         raise NotImplementedError(f"{self.kind} has no index to load")
+
+    def stored_ids(self, directory: Path) -> list[str] | None:
+        """The chunk ids of the index saved in ``directory`` (``ids_file``), without loading it."""
+        if self.ids_file is None:
+            return None
+
+        ids = json.loads((directory / self.ids_file).read_text(encoding="utf-8"))
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ValueError(f"{self.ids_file} is not a list of chunk ids")
+        return ids
 
     def applicable(self, language: str) -> tuple[bool, str]:
         """Whether building this method by default makes sense for a KB in ``language``, and why not."""

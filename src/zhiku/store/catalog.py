@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +63,12 @@ _MOD = 1 << 60
 
 def _id_value(chunk_id: str) -> int:
     return int(chunk_id[:15], 16)
+
+
+def fingerprint_of(chunk_ids: Iterable[str]) -> str:
+    """The fingerprint a catalog holding exactly these chunks records (``Catalog.fingerprint``)."""
+    ids = list(chunk_ids)
+    return f"{len(ids)}:{sum(map(_id_value, ids)) % _MOD}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +276,31 @@ class Catalog:
     # -- chunks -----------------------------------------------------------------------------
     def chunk_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def chunk_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+
+    def problems(self) -> list[str]:
+        """What is wrong inside the catalog itself (``zhiku check``): SQLite's own check, chunks whose
+        document is gone, documents whose chunk count disagrees, a fingerprint its chunks disagree with."""
+        found = [r[0] for r in self.db.execute("PRAGMA quick_check") if r[0] != "ok"]
+        orphans = self.db.execute(
+            "SELECT COUNT(*) FROM chunks c LEFT JOIN documents d ON d.id = c.doc_id WHERE d.id IS NULL"
+        ).fetchone()[0]
+        if orphans:
+            found.append(f"{orphans} chunks belong to no document")
+        miscounted = self.db.execute(
+            "SELECT COUNT(*) FROM documents d WHERE d.n_chunks != "
+            "(SELECT COUNT(*) FROM chunks c WHERE c.doc_id = d.id)"
+        ).fetchone()[0]
+        if miscounted:
+            found.append(f"{miscounted} documents record a chunk count their chunks disagree with")
+        if (expected := fingerprint_of(self.chunk_ids())) != self.fingerprint():
+            found.append(f"its fingerprint {self.fingerprint()} disagrees with its chunks ({expected})")
+        return found
+
+    def running_runs(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM runs WHERE status='running'").fetchone()[0])
 
     def chunks(self, ids: Sequence[str]) -> dict[str, tuple[Chunk, DocumentInfo]]:
         out: dict[str, tuple[Chunk, DocumentInfo]] = {}

@@ -10,12 +10,13 @@ from __future__ import annotations
 import fcntl
 import os
 import re
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from zhiku.errors import LockedError, UsageError
+from zhiku.errors import AlreadyExistsError, LockedError, UsageError
 
 _NAME = re.compile(r"[\w\u4e00-\u9fff][\w\u4e00-\u9fff.-]{0,63}")
 
@@ -38,12 +39,55 @@ def close_held_locks() -> None:
 
 
 def check_kb_name(name: str) -> str:
+    """The name of a KB to look up, NFC-normalised (what a Mac's keyboard or file picker sends as
+    decomposed characters names the same KB); a name that could escape the home is refused."""
+    name = unicodedata.normalize("NFC", name)
     # fullmatch, not match with ^...$: "$" also matches before a final newline ("kb\n").
     if not _NAME.fullmatch(name) or name in (".", ".."):
         raise UsageError(
             f"invalid knowledge base name {name!r}",
             "Use letters, digits, Chinese characters, '-', '_' or '.', at most 64 characters",
         )
+    return name
+
+
+def kb_names(home: Path) -> list[str]:
+    """The KBs under ``home``: the folders holding a catalog."""
+    if not home.is_dir():
+        return []
+    return sorted(p.name for p in home.iterdir() if (p / "catalog.sqlite").exists())
+
+
+#: names Windows reserves for devices, with any extension ("nul.txt" is the device too), any case
+_DEVICES = frozenset(
+    ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"]
+    + [f"{d}{i}" for d in ("COM", "LPT") for i in [*"123456789", "¹", "²", "³"]]
+)
+
+
+def check_new_kb_name(name: str, existing: Iterable[str] = ()) -> str:
+    """The name of a KB about to be created: ``check_kb_name`` and, so the KB's folder can be copied
+    to any computer (a backup, a shared drive, Windows or macOS), no Windows device name, no final
+    '.', and no name that differs from an existing KB's only in case (the same folder on Windows and
+    macOS). Existing KBs keep working whatever their name: only new ones are held to this.
+
+    Non-ASCII names are welcome (知识库, 法律法规, 4æ): every file system zhiku runs on stores them,
+    and refusing look-alike letters would refuse real names for no gain, since a KB name is never
+    an identity or a security boundary."""
+    name = check_kb_name(name)
+    hint = "Pick another name: letters, digits, Chinese characters, '-', '_' or '.' (not at the end)"
+    if name.split(".", 1)[0].upper() in _DEVICES:
+        raise UsageError(f"knowledge base name {name!r} is reserved for a device on Windows", hint)
+    if name.endswith("."):
+        raise UsageError(f"knowledge base name {name!r} ends with '.', which Windows drops", hint)
+    folded = name.casefold()
+    for other in existing:
+        if other != name and other.casefold() == folded:
+            raise AlreadyExistsError(
+                f"knowledge base {name!r} differs from the existing {other!r} only in case "
+                "(the same folder on Windows and macOS)",
+                f"Use {other!r}, or pick another name",
+            )
     return name
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,11 +92,22 @@ def _clean_indexes(indexes: Path, rec: Recovery) -> None:
             rec.index_folders.append(entry.name)
 
 
+#: a staging folder without its owner file younger than this is being made, not abandoned
+BEING_MADE_SECONDS = 60
+
+
 def owner_alive(folder: Path) -> bool:
     try:
         pid = int((folder / OWNER_FILE).read_text().strip())
     except (OSError, ValueError):
-        return False  # no owner recorded: staged by a version that did not record one, or half-made
+        # No owner recorded: staged by a version that did not record one, or half-made by a killed
+        # upload, or being made right now (the owner file is written just after the folder). The
+        # soak caught a recovery removing such a folder under a running upload (a 500): a young
+        # one is left alone; a later recovery removes it if it stays ownerless.
+        try:
+            return time.time() - folder.stat().st_mtime < BEING_MADE_SECONDS
+        except OSError:
+            return False
     return pid_alive(pid)
 
 

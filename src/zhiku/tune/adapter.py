@@ -48,6 +48,10 @@ class AdapterSettings:
     max_validation: int = 500
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:  # numpy's generators take none (the API fuzzer sent -1: a failed job)
+            raise UsageError(f"seed {self.seed} is negative", "Give a seed of 0 or more")
+
 
 @dataclass
 class TrainResult:

@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import FileProgress, Job, JobManager, PhaseProgress, job_location
+from zhiku.api.errors import error_responses
+from zhiku.api.jobs import FileProgress, Job, JobManager, PhaseProgress, job_location, job_responses
 from zhiku.api.uploads import Staged, ingested_now, place, settle, stage, unstage
 from zhiku.errors import NotFoundError, UsageError
 from zhiku.types import DocumentInfo
@@ -97,7 +98,7 @@ def list_documents(
     "/kbs/{kb}/documents",
     status_code=202,
     dependencies=[Depends(require_write)],
-    responses={202: {"description": "the ingest job, to follow at /kbs/{kb}/jobs/{id}"}},
+    responses=job_responses("the ingest job") | error_responses(415),
 )
 def upload_documents(
     request: Request,

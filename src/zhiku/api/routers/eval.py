@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location
+from zhiku.api.errors import error_responses
+from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location, job_responses
 from zhiku.api.uploads import safe_filename
 from zhiku.errors import DependencyMissingError, NotFoundError, UsageError
 
@@ -46,7 +47,8 @@ def _run_dir(handle: KBHandle, run_id: str) -> Path:
     "/kbs/{kb}/eval",
     status_code=202,
     dependencies=[Depends(require_write)],
-    responses={202: {"description": "the evaluation job; when done, its result links report and chart"}},
+    responses=job_responses("the evaluation job (when done, its result links report and chart)")
+    | error_responses(415),
 )
 def start_eval(
     request: Request,

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from zhiku import __version__
 from zhiku.api.deps import _check_key, state
-from zhiku.api.errors import error_body
+from zhiku.api.errors import error_body, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +28,7 @@ def formats() -> dict[str, Any]:
     return {"extensions": sorted(supported_extensions())}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses=error_responses(503))
 def readyz(request: Request) -> JSONResponse:
     home = state(request).settings.home
     try:

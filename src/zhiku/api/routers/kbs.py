@@ -64,3 +64,12 @@ def show_kb(handle: KBDep) -> dict[str, Any]:
 def delete_kb(kb: str, request: Request) -> dict[str, Any]:
     state(request).kbs.delete(kb)
     return {"deleted": kb}
+
+
+@router.get("/kbs/{kb}/check")
+def check_kb(handle: KBDep) -> dict[str, Any]:
+    """``zhiku check``: do the catalog, every built index and the uploads agree? Read-only; taken
+    as a write of this server (its uploads queue behind it for the few milliseconds it takes), so
+    a job's work in progress is never reported as a leftover."""
+    with handle.write() as kb:
+        return kb.check().to_json()

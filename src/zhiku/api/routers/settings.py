@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import Job, PhaseProgress, job_location
+from zhiku.api.jobs import Job, PhaseProgress, job_location, job_responses
 from zhiku.api.rerank_settings import (
     RerankSettings,
     public_rerank,
@@ -190,7 +190,7 @@ def update_settings(body: SettingsUpdate, handle: KBDep) -> dict[str, Any]:
     "/kbs/{kb}/methods/{method}/build",
     status_code=202,
     dependencies=[Depends(require_write)],
-    responses={202: {"description": "the build job, to follow at /kbs/{kb}/jobs/{id}"}},
+    responses=job_responses("the build job"),
 )
 def build_method(
     method: str,
@@ -228,7 +228,7 @@ def build_method(
     "/kbs/{kb}/rechunk",
     status_code=202,
     dependencies=[Depends(require_write)],
-    responses={202: {"description": "the re-chunk job, to follow at /kbs/{kb}/jobs/{id}"}},
+    responses=job_responses("the re-chunk job"),
 )
 def rechunk(
     request: Request,

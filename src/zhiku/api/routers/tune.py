@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from zhiku.api.deps import KBDep, KBHandle, require_write, state
-from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location
+from zhiku.api.jobs import Job, JobManager, PhaseProgress, job_location, job_responses
 from zhiku.errors import NotFoundError
 
 router = APIRouter(tags=["tune"])
@@ -46,7 +46,7 @@ class QuestionsRequest(_Strict):
     filter: str = Field("bm25", max_length=100, description="method of the answerability filter, or 'none'")
     depth: int = Field(100, ge=1, le=1000)
     max_ties: int = Field(5, ge=2, le=1000)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
 
 
 class AdapterRequest(_Strict):
@@ -56,7 +56,7 @@ class AdapterRequest(_Strict):
     epochs: int = Field(30, ge=1, le=500)
     max_train: int = Field(3000, ge=8, le=100_000)
     max_validation: int = Field(500, ge=1, le=100_000)
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="random seed (a non-negative integer)")
 
 
 class RouteRequest(_Strict):
@@ -98,9 +98,7 @@ def _with_reports(handle: KBHandle, job: Job, info: dict[str, Any]) -> dict[str,
 
 
 _WAIT = Annotated[bool, Query(description="answer when the job is done")]
-_ACCEPTED: dict[int | str, dict[str, Any]] = {
-    202: {"description": "the tune job, to follow at /kbs/{kb}/jobs/{id}"}
-}
+_ACCEPTED = job_responses("the tune job")
 
 
 @router.post(

@@ -45,6 +45,7 @@ class BM25Method(Method):
     Options = BM25Options
     options: BM25Options
     supports_expansion = True
+    ids_file = "ids.json"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

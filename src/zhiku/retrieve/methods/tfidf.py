@@ -74,6 +74,7 @@ class TfidfMethod(Method):
     kind = "tfidf"
     Options = TfidfOptions
     options: TfidfOptions
+    ids_file = "ids.json"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -69,6 +69,7 @@ class VectorMethod(Method):
     vectors: ClassVar[bool] = True
     options: VectorOptions
     slow_to_build = True
+    ids_file = "embedding_ids.json"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
