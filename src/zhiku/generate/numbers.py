@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-_DIGITS = {
+CN_DIGITS = {
     "零": 0,
     "〇": 0,
     "一": 1,
@@ -50,13 +50,13 @@ def chinese_to_int(text: str) -> int | None:
     None if ``text`` is not a numeral."""
     if not text or any(ch not in _CN for ch in text):
         return None
-    if all(ch in _DIGITS for ch in text) and len(text) > 1:
-        return int("".join(str(_DIGITS[ch]) for ch in text))  # 二〇二一: digit by digit (a year)
+    if all(ch in CN_DIGITS for ch in text) and len(text) > 1:
+        return int("".join(str(CN_DIGITS[ch]) for ch in text))  # 二〇二一: digit by digit (a year)
     total = section = 0
     digit: int | None = None
     for ch in text:
-        if ch in _DIGITS:
-            digit = _DIGITS[ch]
+        if ch in CN_DIGITS:
+            digit = CN_DIGITS[ch]
         elif ch in _SMALL:
             section += (1 if digit is None else digit) * _SMALL[ch]
             digit = None

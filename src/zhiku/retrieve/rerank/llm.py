@@ -41,24 +41,12 @@ from pydantic import Field
 
 from zhiku.errors import ConfigError
 from zhiku.generate.base import Generator
+from zhiku.generate.numbers import CN_DIGITS  # 零…九 and 两, as answers read them
 from zhiku.retrieve.rerank.base import Reranker, RerankOptions, rerankers
 
 log = logging.getLogger("zhiku.rerank")
 
 _CACHE_SIZE = 8192
-_CN_DIGITS = {
-    "零": 0,
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
 #: a number written as a score: "7/10", "8 / 10", "8分", "score: 7", "相关度：8"
 _SCORED = re.compile(
     r"(\d+(?:\.\d+)?)\s*(?:/\s*10\b|分)|(?:score|rating|relevance|分数|评分|相关度|得分)\D{0,6}?(\d+(?:\.\d+)?)",
@@ -246,7 +234,7 @@ def parse_score(reply: str) -> float | None:
     if cn:
         if cn[0] == "十":
             return 10.0
-        return float(_CN_DIGITS[cn[0]])
+        return float(CN_DIGITS[cn[0]])
     return None
 
 
