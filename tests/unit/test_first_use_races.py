@@ -100,3 +100,35 @@ def test_recovery_leaves_a_staging_folder_being_made(tmp_path: Path) -> None:
         rec = kb.recover()
     assert young.exists() and not old.exists()
     assert rec.staging == ["old"]
+
+
+def test_an_index_is_loaded_from_one_published_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3. The soak's 500s on ask: a reader loaded bm25s's files by the index link's name while a
+    writer published the next version, and got the matrix of one version with the document count of
+    the other (IndexError in a search). The load now reads from the version the link points to."""
+    from zhiku.config import KBConfig, MethodConfig
+    from zhiku.retrieve.methods.bm25 import BM25Method
+    from zhiku.service import KnowledgeBase
+
+    config = KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
+    root = tmp_path / "kb"
+    docs = [(f"d{i}.md", f"文{i}", f"第{i}条 劳动合同解除以后的经济补偿 {i}") for i in range(3)]
+    with KnowledgeBase.open(str(root), config=config) as writer:
+        writer.add_texts(docs)
+        seen: list[Path] = []
+        real_load = BM25Method.load
+
+        def load(self: BM25Method, directory: Path) -> None:
+            seen.append(directory)
+            # the writer publishes a new version between the reader choosing a folder and reading it
+            if len(seen) == 1:
+                writer.add_texts([("late.md", "后来", "第九条 后来加入的条文，经济补偿另行计算")])
+            real_load(self, directory)
+
+        monkeypatch.setattr(BM25Method, "load", load)
+        with KnowledgeBase.open(str(root)) as reader:
+            hits = reader.search("经济补偿", 5, "bm25")
+        assert seen and not seen[0].is_symlink() and seen[0].name.startswith(".bm25.")
+        assert hits and all(h.chunk_id for h in hits)

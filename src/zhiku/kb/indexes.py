@@ -108,7 +108,11 @@ class IndexKeeper:
         layout = self.kb.layout
         for attempt in range(2):
             try:
-                m.load(layout.index_dir(name))
+                # The folder is a link to one published version: resolved once, every file of the
+                # load comes from that version even if a writer publishes the next one meanwhile
+                # (reading by the link's name mixed two versions: bm25s's matrix of one with the
+                # document count of the other, an IndexError in a search the soak found).
+                m.load(layout.index_dir(name).resolve())
                 return
             except ZhikuError:
                 raise
