@@ -244,7 +244,12 @@ def cached_model(
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    _say(progress, f"e5: int8 model ready in {time.monotonic() - started:.0f} s")
+    done = f"e5: int8 model ready in {time.monotonic() - started:.0f} s"
+    if progress is not None:
+        progress(done)
+    else:  # the pause was explained by the first line; a library imported meanwhile may have
+        # configured logging (the CLI then showed "WARNING:zhiku.embed:…"), so this one is info
+        logging.getLogger("zhiku.embed").info(done)
     return folder / MODEL_NAME
 
 
