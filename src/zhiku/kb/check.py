@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from zhiku.errors import LockedError
 from zhiku.store.catalog import fingerprint_of
-from zhiku.store.recover import owner_alive
+from zhiku.store.recover import owner_alive, stray_index_entries
 
 if TYPE_CHECKING:
     from zhiku.kb.core import Facade as KnowledgeBase
@@ -124,15 +124,9 @@ def _leftovers(kb: KnowledgeBase, report: CheckReport) -> None:
     catalog = kb.catalog
     if running := catalog.running_runs():
         report.problems.append(f"catalog: {running} runs still marked running, but no writer is at work")
-    indexes = kb.layout.indexes
-    if indexes.is_dir():
-        for entry in sorted(indexes.iterdir()):
-            if not entry.name.startswith("."):
-                continue
-            if entry.is_symlink() and entry.name.endswith(".link"):
-                report.problems.append(f"indexes/{entry.name}: a link left by a killed build")
-            elif entry.is_dir() and not (entry / "manifest.json").exists():
-                report.problems.append(f"indexes/{entry.name}: a half-built index left by a killed build")
+    for entry, kind in stray_index_entries(kb.layout.indexes):
+        what = "a link" if kind == "link" else "a half-built index"
+        report.problems.append(f"indexes/{entry.name}: {what} left by a killed build")
     uploads = kb.layout.root.resolve() / "uploads"
     staging = uploads / ".staging"
     live = False

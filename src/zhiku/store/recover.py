@@ -77,19 +77,31 @@ def recover_home(home: Path) -> dict[str, Recovery]:
     return done
 
 
-def _clean_indexes(indexes: Path, rec: Recovery) -> None:
+def stray_index_entries(indexes: Path) -> list[tuple[Path, str]]:
+    """What a killed build leaves in ``indexes/``: ``(entry, "link")`` for a stray link of a swap,
+    ``(entry, "half-built")`` for a staged folder never published. Recovery removes them;
+    ``zhiku check`` reports them (one rule, so the two never disagree)."""
     if not indexes.is_dir():
-        return
-    for entry in indexes.iterdir():
+        return []
+    out: list[tuple[Path, str]] = []
+    for entry in sorted(indexes.iterdir()):
         if not entry.name.startswith("."):
             continue
         if entry.name.endswith(".link") and entry.is_symlink():
-            entry.unlink(missing_ok=True)
-            rec.index_folders.append(entry.name)
+            out.append((entry, "link"))
         elif entry.is_dir() and not entry.is_symlink() and not (entry / "manifest.json").exists():
             # A published version always has its manifest (it is written last, before the swap).
+            out.append((entry, "half-built"))
+    return out
+
+
+def _clean_indexes(indexes: Path, rec: Recovery) -> None:
+    for entry, kind in stray_index_entries(indexes):
+        if kind == "link":
+            entry.unlink(missing_ok=True)
+        else:
             shutil.rmtree(entry, ignore_errors=True)
-            rec.index_folders.append(entry.name)
+        rec.index_folders.append(entry.name)
 
 
 #: a staging folder without its owner file younger than this is being made, not abandoned
