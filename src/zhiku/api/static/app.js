@@ -309,13 +309,19 @@ function uploadFiles(files) {
   xhr.send(form);
 }
 
-async function followJob(kb, job, bar, label, row) {
+// Follows a server job (GET /kbs/{kb}/jobs/{id}) until it ends: onTick sees every state read, the
+// last one is returned. Uploads, evaluations and tune steps all wait this way.
+async function pollJob(kb, job, onTick) {
   for (;;) {
-    showJob(job, bar, label);
-    if (job.state === "done" || job.state === "failed") break;
+    onTick(job);
+    if (job.state === "done" || job.state === "failed") return job;
     await new Promise((r) => setTimeout(r, 300));
-    try { job = await getJSON(`/kbs/${enc(kb)}/jobs/${job.id}`); } catch (e) { label.textContent = e.message; return; }
+    job = await getJSON(`/kbs/${enc(kb)}/jobs/${job.id}`);
   }
+}
+
+async function followJob(kb, job, bar, label, row) {
+  try { job = await pollJob(kb, job, (j) => showJob(j, bar, label)); } catch (e) { label.textContent = e.message; return; }
   row.classList.add(job.state);
   if (kb === state.kb) await loadKbInfo();
 }

@@ -89,14 +89,11 @@ async function runTune(step, body, title) {
   tune.running = true;
   setTuneButtons(null);
   try {
-    let job = await (await api(`/kbs/${enc(kb)}/tune/${step}`, { method: "POST", json: body })).json();
-    for (;;) {
-      bar.value = Math.round(100 * (job.progress || 0));
-      label.textContent = `${tunePhase(job.phase)} ${job.total ? `${job.done}/${job.total}` : ""}`;
-      if (job.state === "done" || job.state === "failed") break;
-      await new Promise((r) => setTimeout(r, 300));
-      job = await getJSON(`/kbs/${enc(kb)}/jobs/${job.id}`);
-    }
+    const started = await (await api(`/kbs/${enc(kb)}/tune/${step}`, { method: "POST", json: body })).json();
+    const job = await pollJob(kb, started, (j) => {
+      bar.value = Math.round(100 * (j.progress || 0));
+      label.textContent = `${tunePhase(j.phase)} ${j.total ? `${j.done}/${j.total}` : ""}`;
+    });
     row.classList.add(job.state);
     if (job.state === "failed") {
       label.textContent = `${t("failed")}: ${job.error ? job.error.message : ""}`;
