@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from zhiku.registry import Registry
 
@@ -46,6 +46,17 @@ class Generator(ABC):
 
     def describe(self) -> str:
         return self.name
+
+    @property
+    def reads_meaning(self) -> bool:
+        """Whether this generator scores passages with the KB's dense embedder (``use_embedder``):
+        the offline answerer with ``dense = true``; no LLM does."""
+        return False
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Hand over the KB's dense embedder (None: it has none built); asked only when
+        ``reads_meaning``."""
+        return None  # a generator that reads no meaning keeps nothing
 
 
 #: name -> factory(options: dict) -> Generator

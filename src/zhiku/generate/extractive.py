@@ -215,6 +215,10 @@ class ExtractiveGenerator(Generator):
         self._tokenize = make_tokenizer()
 
     # -- the KB's dense model, when it has one --------------------------------------------------------
+    @property
+    def reads_meaning(self) -> bool:
+        return self.dense
+
     def use_embedder(self, embedder: Embedder | None) -> None:
         """Score meaning with ``embedder`` (the KB's dense model); None: lexical scoring only.
         Without the ``dense`` option the embedder is not used (``scoring`` stays "lexical")."""

@@ -135,8 +135,8 @@ class Searcher:
 
         t = time.perf_counter()
         generator = generator or self.kb.generator()
-        if getattr(generator, "dense", False) and callable(getattr(generator, "use_embedder", None)):
-            generator.use_embedder(self.answer_embedder(method))  # type: ignore[attr-defined]
+        if generator.reads_meaning:
+            generator.use_embedder(self.answer_embedder(method))
         result = answer_question(question, hits, generator, on_token, method)
         result.timings["generate_s"] = round(time.perf_counter() - t, 4)
         return result
