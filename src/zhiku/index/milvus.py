@@ -341,7 +341,8 @@ class MilvusIndex(VectorIndex):
 
     def describe(self) -> dict[str, Any]:
         # whether the last build kept words (a server older than full text keeps none)
-        return {**super().describe(), "words": not self._no_words}
+        missing = {"words_missing": self._no_words} if self._no_words else {}
+        return {**super().describe(), "words": not self._no_words, **missing}
 
     def hybrid_search(
         self,

@@ -256,7 +256,12 @@ class VectorMethod(Method):
         if o.index != "milvus":
             return None
         if built is not None:
-            missing = "" if built.get("words") else "its Milvus collection keeps no words"
+            missing = (
+                ""
+                if built.get("words")
+                else str(built.get("words_missing") or "")
+                or ("its Milvus collection keeps no words (built by an older zhiku)")
+            )
         else:
             missing = self._index.words_missing() if self._index is not None else "not loaded"
         k1, b = o.index_options.get("bm25_k1", 1.2), o.index_options.get("bm25_b", 0.75)
