@@ -36,15 +36,15 @@ class HybridMethod(Method):
     indexed = False
     fuses = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._notes: list[str] = []  # why the last search was not fused as asked
+
     def fusing_only(self, parts: list[str]) -> MethodConfig:
         return MethodConfig(kind=self.kind, options=self.options.only(parts))
 
     def parts(self) -> list[str]:
         return list(self.options.of)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._notes: list[str] = []
 
     def search(self, query: str, k: int) -> list[Hit]:
         plan = self.plan(query)
