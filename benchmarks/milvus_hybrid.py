@@ -1,6 +1,6 @@
 """Hybrid in one engine: zhiku's fusion against Milvus's own rankers, on the same KB.
 
-    ZHIKU_VECTOR_CACHE=/tmp/zk-hybrid-vectors nice -n 5 .venv/bin/python benchmarks/milvus_hybrid.py \
+    ZHIKU_BENCH_DATA=../shared/data ZHIKU_VECTOR_CACHE=/tmp/zk-hybrid-vectors nice -n 5 .venv/bin/python benchmarks/milvus_hybrid.py \
         [--sets cmrc,laws] [--limit N] [--out benchmarks/results/milvus_hybrid.json]
 
 One KB per dataset with ``bm25`` and ``dense`` (e5, the int8 engine) both with ``index = "milvus"``
@@ -164,9 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS / "milvus_hybrid.json")
     args = p.parse_args(argv)
     out: dict[str, Any] = json.loads(args.out.read_text(encoding="utf-8")) if args.out.exists() else {}
-    out["command"] = (
-        f"ZHIKU_VECTOR_CACHE={os.environ.get('ZHIKU_VECTOR_CACHE', '')} nice -n 5 .venv/bin/python "
-        + shlex.join(["benchmarks/milvus_hybrid.py", *(argv or sys.argv[1:])])
+    env = " ".join(
+        f"{v}={os.environ[v]}" for v in ("ZHIKU_BENCH_DATA", "ZHIKU_VECTOR_CACHE") if v in os.environ
+    )
+    out["command"] = f"{env} nice -n 5 .venv/bin/python " + shlex.join(
+        ["benchmarks/milvus_hybrid.py", *(argv or sys.argv[1:])]
     )
     out["commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
