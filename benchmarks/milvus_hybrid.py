@@ -1,6 +1,7 @@
 """Hybrid in one engine: zhiku's fusion against Milvus's own rankers, on the same KB.
 
-    ZHIKU_BENCH_DATA=../shared/data ZHIKU_VECTOR_CACHE=/tmp/zk-hybrid-vectors nice -n 5 .venv/bin/python benchmarks/milvus_hybrid.py \
+    ZHIKU_BENCH_DATA=../shared/data ZHIKU_VECTOR_CACHE=/tmp/zk-hybrid-vectors \
+        nice -n 5 .venv/bin/python benchmarks/milvus_hybrid.py \
         [--sets cmrc,laws] [--limit N] [--out benchmarks/results/milvus_hybrid.json]
 
 One KB per dataset with ``bm25`` and ``dense`` (e5, the int8 engine) both with ``index = "milvus"``
