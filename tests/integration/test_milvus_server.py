@@ -215,3 +215,47 @@ def test_bm25_conformance_on_the_server(milvus_server: MilvusServer, tmp_path: P
             ]
         kb.delete(str(folder / "bikes.txt"))
         assert all(h.doc.title != "bikes" for h in kb.search("bicycle chain oil", 5, "bm25m"))
+
+
+@pytest.mark.slow
+def test_hybrid_in_one_engine_or_one_note_where_the_server_has_no_full_text(
+    milvus_server: MilvusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """engine = "milvus" on the server: one hybrid_search request where it has full text; on the
+    bundled 2.3.x server the dense collection keeps no words, and zhiku fuses, saying why once."""
+    from zhiku.cli.app import main
+
+    supported, version = full_text_version(milvus_server)
+    uri = milvus_server.uri
+    dense = {"embedder": "hashing", "dim": 64, "index": "milvus", "index_options": {"uri": uri}}
+    # bm25 on the server only where it can be (a 2.3.x server refuses it): in-process otherwise
+    bm25 = {"index": "milvus", "index_options": {"uri": uri}} if supported else {}
+    hybrid = {"of": ["bm25", "dense"], "fusion": "score", "weights": [1.0, 2.0], "engine": "milvus"}
+    cfg = KBConfig(
+        default_method="hybrid",
+        methods={
+            "bm25": MethodConfig(kind="bm25", options=bm25),
+            "dense": MethodConfig(kind="dense", enabled=True, options=dense),
+            "hybrid": MethodConfig(kind="hybrid", options=hybrid),
+        },
+    )
+    folder = docs(tmp_path / "docs", **{"garden.md": EN_GUIDE, "bikes.txt": BIKES})
+    root = tmp_path / "kb"
+    with KnowledgeBase.open(str(root), config=cfg) as kb:
+        kb.ingest([folder])
+        hits = kb.search("bicycle chain oil", 5)
+        assert hits[0].doc is not None and hits[0].doc.title == "bikes"
+        status = next(s for s in kb.status() if s.name == "hybrid")
+        if supported:
+            assert all(h.extra.get("fused_by") == "milvus" for h in hits) and not kb.notes
+            assert status.fused_by == "milvus"
+        else:
+            (note,) = kb.notes
+            assert "fused by zhiku" in note and version in note and "2.5" in note, note
+            assert status.fused_by == "zhiku" and version in status.reason
+    code = main(["search", "bicycle chain oil", "--kb", str(root)])
+    out = capsys.readouterr()
+    assert code == 0 and "bikes" in out.out and "Traceback" not in out.err
+    if not supported:
+        noted = [line for line in (out.out + out.err).splitlines() if "fused by zhiku" in line]
+        assert len(noted) == 1 and version in noted[0], noted

@@ -237,6 +237,7 @@ def run_status(args: argparse.Namespace) -> int:
         for s in status:
             if s.parts is not None:  # a fusion: the parts it fuses now, and why any other is not
                 fuses = f"fuses {', '.join(s.parts)}" if s.parts else "nothing ready"
+                fuses += f", fused by {s.fused_by}" if s.parts and s.fused_by else ""
                 state = "fresh" if s.fresh else "STALE" if s.built else "partial" if s.parts else "not ready"
                 print(f"  {s.name:<10} {s.kind:<8} {state}  {fuses}" + (f" ({s.reason})" if s.reason else ""))
             elif s.built and s.enabled is not False:

@@ -28,6 +28,9 @@ class VectorIndex(ABC):
 
     kind: ClassVar[str] = "index"
     supports_delete: ClassVar[bool] = False
+    #: can keep each chunk's words beside its vector and rank both in one request (Milvus's full
+    #: text): ``set_words`` before ``save``, then ``words_missing`` and ``hybrid_search``
+    keeps_words: ClassVar[bool] = False
 
     def __init__(self, dim: int, metric: Metric = "ip", **options: Any) -> None:
         self.dim = dim
@@ -56,6 +59,28 @@ class VectorIndex(ABC):
 
     def __len__(self) -> int:
         return 0
+
+    def set_words(self, ids: Sequence[str], tokens: Sequence[Sequence[str]]) -> None:
+        """The KB's tokens of each chunk, kept beside its vector by the next ``save``."""
+        raise NotImplementedError(f"{self.kind} keeps no words")
+
+    def words_missing(self) -> str:
+        """Why this index cannot rank words with vectors in one request ("" when it can)."""
+        return f"the {self.kind} index keeps no words"
+
+    def hybrid_search(
+        self,
+        words: Sequence[str],
+        vector: np.ndarray,
+        depth: int,
+        k: int,
+        ranker: str,
+        k_rrf: int = 60,
+        weights: Sequence[float] = (1.0, 1.0),
+    ) -> list[tuple[str, float]]:
+        """One request: ``depth`` best by BM25 of ``words`` and by ``vector``, fused by the index's
+        own ``ranker`` ("rrf" with ``k_rrf``, or "weighted" with ``weights``, words first)."""
+        raise NotImplementedError(f"{self.kind} keeps no words")
 
     def describe(self) -> dict[str, Any]:
         return {"index": self.kind, "metric": self.metric, "dim": self.dim, **self.options}

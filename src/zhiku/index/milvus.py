@@ -22,6 +22,12 @@ only in ``save`` and ``remove``, so each ends with one Strong read (a barrier: i
 server serves everything written before it), and searches then ask for no wait ("Eventually"):
 they see every write that returned. ``load`` passes the barrier once too, for a server that has
 just restarted and is replaying its log.
+
+Words (one-engine hybrid): when the vector method hands it the chunks' tokens (``set_words``), the
+collection also keeps them, encoded and ranked by Milvus's BM25 function as ``milvus_text.py``
+does (``milvus_words.py``, with ``bm25_k1``/``bm25_b``), so one ``hybrid_search`` request can rank
+a question by its words and its vector and fuse the two lists with Milvus's ranker. A server
+older than full text (2.3.5) gets a collection without words and says why (``words_missing``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,14 @@ import numpy as np
 
 from zhiku.errors import BackendError, ConfigError, DependencyMissingError
 from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.milvus_words import (
+    SPARSE_FIELD,
+    TEXT_FIELD,
+    add_word_fields,
+    add_word_index,
+    encode,
+    full_text_missing,
+)
 from zhiku.index.pending import PendingRows, batches
 
 # Cosine vectors are normalised by ``prepare`` for every backend, so inner product is cosine.
@@ -149,6 +163,7 @@ def release_local(uri: str) -> None:
 class MilvusIndex(VectorIndex):
     kind = "milvus"
     supports_delete = True
+    keeps_words = True
 
     def __init__(
         self,
@@ -160,6 +175,8 @@ class MilvusIndex(VectorIndex):
         m: int = 32,
         ef_construction: int = 200,
         ef_search: int = 64,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
         **options: Any,
     ) -> None:
         super().__init__(
@@ -176,6 +193,9 @@ class MilvusIndex(VectorIndex):
         self.uri, self.collection, self.index_type = uri, collection, index_type.upper()
         self._chosen = collection  # the option; ``collection`` becomes the name ``save`` created
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
+        self.bm25_k1, self.bm25_b = bm25_k1, bm25_b
+        self._words: dict[str, str] | None = None  # chunk id -> encoded words, until ``save``
+        self._no_words = "built without words"  # why the collection ranks no words ("" = it does)
         # Vectors wait here until ``save`` knows where the database lives (the index folder).
         self._pending = PendingRows(dim)
         self._db: Any = None
@@ -192,9 +212,21 @@ class MilvusIndex(VectorIndex):
         self._count += len(ids)
 
     def _insert(self, ids: list[str], v: np.ndarray) -> None:
+        words = self._words if not self._no_words else None
         for part, vectors in batches(ids, v):
-            rows = [{"id": cid, "vector": vec.tolist()} for cid, vec in zip(part, vectors, strict=True)]
+            rows: list[dict[str, Any]] = [
+                {"id": cid, "vector": vec.tolist()} for cid, vec in zip(part, vectors, strict=True)
+            ]
+            if words is not None:
+                for row in rows:
+                    row[TEXT_FIELD] = words.get(row["id"], "")
             self._db.insert(self.collection, rows)
+
+    def set_words(self, ids: Sequence[str], tokens: Sequence[Sequence[str]]) -> None:
+        self._words = {cid: encode(t) for cid, t in zip(ids, tokens, strict=True)}
+
+    def words_missing(self) -> str:
+        return self._no_words
 
     def _create(self) -> None:
         from pymilvus import DataType, MilvusClient
@@ -204,7 +236,11 @@ class MilvusIndex(VectorIndex):
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=128)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=self.dim)
+        if not self._no_words:
+            add_word_fields(schema)
         params = self._db.prepare_index_params()
+        if not self._no_words:
+            add_word_index(params, self.bm25_k1, self.bm25_b)
         extra = {"M": self.m, "efConstruction": self.ef_construction} if self.index_type == "HNSW" else {}
         params.add_index(
             field_name="vector",
@@ -226,15 +262,25 @@ class MilvusIndex(VectorIndex):
         uri = self.uri or str(directory / "milvus.db")
         self._db = client(uri)
         self.collection = self._name_for(directory)
+        if self._words is not None:
+            # a server older than full text keeps the vectors alone, and says why
+            self._no_words = full_text_missing(self._db, uri) if is_server(uri) else ""
         self._create()
         if self._pending:
             self._insert(self._pending.ids, self._pending.matrix())
         self._barrier()
         self._pending.clear()
-        (directory / "milvus.json").write_text(
-            json.dumps({"uri": self.uri, "collection": self.collection, "count": self._count}),
-            encoding="utf-8",
-        )
+        self._words = None
+        info = {
+            "uri": self.uri,
+            "collection": self.collection,
+            "count": self._count,
+            "words": not self._no_words,
+            "words_missing": self._no_words,
+            "bm25_k1": self.bm25_k1,
+            "bm25_b": self.bm25_b,
+        }
+        (directory / "milvus.json").write_text(json.dumps(info), encoding="utf-8")
         self._db.close()  # Milvus Lite locks its file to one client: let ``load`` open it again
         self._db = None
         release_local(uri)
@@ -243,6 +289,17 @@ class MilvusIndex(VectorIndex):
     def load(cls, directory: Path, dim: int, metric: Metric, **options: Any) -> MilvusIndex:
         info = json.loads((directory / "milvus.json").read_text(encoding="utf-8"))
         index = cls(dim, metric, **{**options, "uri": info["uri"], "collection": info["collection"]})
+        # a collection of a zhiku before words were kept has no "words": it ranks vectors only
+        index._no_words = (
+            ""
+            if info.get("words")
+            else str(info.get("words_missing") or "")
+            or (
+                f"the Milvus collection in {directory.name!r} was built by a zhiku version that kept no words"
+            )
+        )
+        index.bm25_k1 = float(info.get("bm25_k1", index.bm25_k1))
+        index.bm25_b = float(info.get("bm25_b", index.bm25_b))
         uri = info["uri"] or str(directory / "milvus.db")
         release_local(uri)
         index._db = client(uri)
@@ -281,6 +338,46 @@ class MilvusIndex(VectorIndex):
         return [
             [(r["id"], *to_score_distance(float(r["distance"]), self.metric)) for r in row] for row in result
         ]
+
+    def describe(self) -> dict[str, Any]:
+        # whether the last build kept words (a server older than full text keeps none)
+        missing = {"words_missing": self._no_words} if self._no_words else {}
+        return {**super().describe(), "words": not self._no_words, **missing}
+
+    def hybrid_search(
+        self,
+        words: Sequence[str],
+        vector: np.ndarray,
+        depth: int,
+        k: int,
+        ranker: str,
+        k_rrf: int = 60,
+        weights: Sequence[float] = (1.0, 1.0),
+    ) -> list[tuple[str, float]]:
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+        text = encode(words)
+        q = prepare(np.asarray(vector, dtype=np.float32).reshape(1, -1), self.metric)
+        if self._db is None or not self._count or self._no_words:
+            return []
+        limit = min(depth, self._count)
+        dense_params = {"params": {"ef": max(self.ef_search, limit)}} if self.index_type == "HNSW" else {}
+        requests = [AnnSearchRequest(q.tolist(), "vector", dense_params, limit)]
+        if text:  # a question with no known word is ranked by its vector alone
+            requests.insert(0, AnnSearchRequest([text], SPARSE_FIELD, {"params": {}}, limit))
+        if ranker == "rrf":
+            fuse: Any = RRFRanker(k_rrf)
+        else:
+            fuse = WeightedRanker(*(weights if text else weights[-1:]))
+        result = self._db.hybrid_search(
+            self.collection,
+            requests,
+            fuse,
+            limit=min(k, self._count),
+            output_fields=["id"],
+            **({"consistency_level": _SEARCH_CONSISTENCY} if is_server(self.uri) else {}),
+        )
+        return [(r["id"], float(r["distance"])) for r in result[0]]
 
     def close(self) -> None:
         if self._db is not None:

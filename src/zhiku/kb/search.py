@@ -41,8 +41,14 @@ class Searcher:
         if rerank is not None or kb.config.rerank.kind is not None:
             return self._search_reranked(query, k, m, rerank, where)
         if not where:
-            return self.attach(m.search(query, k))
-        return self._filtered(self.attach(m.search(query, max(k, FILTER_DEPTH))), where)[:k]
+            return self.attach(self._noted(m, m.search(query, k)))
+        return self._filtered(self.attach(self._noted(m, m.search(query, max(k, FILTER_DEPTH)))), where)[:k]
+
+    def _noted(self, m: Method, hits: list[Hit]) -> list[Hit]:
+        """``hits``, with what the search did otherwise than configured added to the KB's notes."""
+        for note in m.search_notes():
+            self.kb.note(note)
+        return hits
 
     def searchable(self, name: str) -> Method:
         """Method ``name`` ready to search now, without building anything.

@@ -9,7 +9,8 @@ in ``retrieve/methods/``, listed in ``zhiku.builtins``).
 Capabilities are declared here, on the contract, so callers never probe with ``hasattr``:
 ``indexed`` (built into ``indexes/<name>/``), ``parts()`` (the methods a composite needs),
 ``has_word_vectors``/``word_vectors()`` (Word2Vec-backed methods), ``supports_expansion``/
-``search_expanded()`` (BM25), ``trainable``/``request_retrain()`` (models trained on the corpus).
+``search_expanded()`` (BM25), ``trainable``/``request_retrain()`` (models trained on the corpus),
+``engine_side()``/``query_words()``/``search_with_words()`` (parts a Milvus can fuse in one request).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -32,7 +33,7 @@ from zhiku.types import Corpus, Hit
 if TYPE_CHECKING:
     from zhiku.embed.word_vectors import WordVectors
 
-__all__ = ["Corpus", "Method", "MethodContext", "MethodOptions", "methods"]
+__all__ = ["Corpus", "EngineSide", "Method", "MethodContext", "MethodOptions", "methods"]
 
 
 class MethodOptions(BaseModel):
@@ -54,6 +55,19 @@ class MethodContext:
     models_dir: Path  # models/<name>/: what this method trains on the corpus
     cache_dir: Path  # cache/: per-chunk vectors that survive rebuilds and interrupted builds
     cache_shared: bool = False  # the cache serves other KBs too (nothing may be removed from it)
+
+
+@dataclass(frozen=True)
+class EngineSide:
+    """Where a part's index lives when an engine could fuse it with another part in one request
+    (``retrieve/fusion.py``, ``one_engine``): a Milvus collection, and what it ranks."""
+
+    engine: str  # "milvus"
+    uri: str | None  # a server or cluster; None: a Milvus Lite file in the index folder
+    role: Literal["words", "vectors"]
+    k1: float = 1.2  # BM25's, for the words (a vector collection ranks its own copy of them)
+    b: float = 0.75
+    missing: str = ""  # vectors: why the collection cannot rank words ("" when it can)
 
 
 class Method(ABC):
@@ -155,6 +169,43 @@ class Method(ABC):
 
     def request_retrain(self) -> None:  # noqa: B027  (only trainable methods have a model to retrain)
         """The next build trains a new model even if the saved one is still current."""
+
+    def engine_side(self, built: dict[str, Any] | None = None) -> EngineSide | None:
+        """This method's index as an engine's side of a one-request hybrid (None: in-process).
+
+        From the loaded index, or from ``built`` (its manifest's details) without loading it."""
+        return None
+
+    def query_words(self, query: str) -> list[str]:
+        """The words a ``words`` side ranks ``query`` by (its BM25's query tokens)."""
+        raise ConfigError(f"method {self.name!r} ({self.kind}) ranks no words", "Use a bm25 method")
+
+    def search_with_words(
+        self,
+        query: str,
+        words: list[str],
+        depth: int,
+        k: int,
+        ranker: str,
+        k_rrf: int,
+        weights: tuple[float, float],
+        method: str,
+    ) -> list[Hit]:
+        """A ``vectors`` side: ``query`` ranked by its vector and by ``words`` in one request to the
+        engine, fused by the engine's ``ranker`` (``fusion.one_engine`` says how); hits named ``method``."""
+        raise ConfigError(
+            f"method {self.name!r} ({self.kind}) cannot search words with vectors",
+            "Use a vector method with index = 'milvus'",
+        )
+
+    def fusing_engine(self, sides: dict[str, EngineSide | None]) -> tuple[str, str]:
+        """A fusion's engine ("zhiku" or "milvus") given its parts' sides, and why not the one asked
+        for ("" when it is); ("", "") for a method that fuses nothing."""
+        return "", ""
+
+    def search_notes(self) -> list[str]:
+        """What the last search did otherwise than configured (one line each), for the KB's notes."""
+        return []
 
 
 #: kind -> Method subclass

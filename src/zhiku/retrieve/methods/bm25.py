@@ -21,7 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from zhiku.errors import ConfigError
-from zhiku.retrieve.base import Corpus, Method, MethodOptions, methods
+from zhiku.retrieve.base import Corpus, EngineSide, Method, MethodOptions, methods
 from zhiku.text.token_rows import TokenIdRows
 from zhiku.types import Hit
 
@@ -153,6 +153,15 @@ class BM25Method(Method):
     def _milvus_terms(self, query: str) -> list[str]:
         terms = self.ctx.tokenizer.query_terms(query)
         return [*terms.plain, *(t for alternatives in terms.groups for alt in alternatives for t in alt)]
+
+    def engine_side(self, built: dict[str, Any] | None = None) -> EngineSide | None:
+        o = self.options
+        if o.index != "milvus":
+            return None
+        return EngineSide("milvus", o.index_options.get("uri"), "words", o.k1, o.b)
+
+    def query_words(self, query: str) -> list[str]:
+        return self._milvus_terms(query)
 
     def search_many(self, queries: list[str], k: int) -> Iterator[list[Hit]]:
         if self._milvus is None:

@@ -23,7 +23,7 @@ from pydantic import Field
 from zhiku.embed.base import Embedder, embedders
 from zhiku.embed.word2vec import WordVectors
 from zhiku.index.base import Metric, VectorIndex, fill_index, indexes
-from zhiku.retrieve.base import Method, MethodOptions, methods
+from zhiku.retrieve.base import EngineSide, Method, MethodOptions, methods
 from zhiku.store.vector_cache import VectorCache, cache_key
 from zhiku.types import Corpus, Hit
 
@@ -181,10 +181,14 @@ class VectorMethod(Method):
         matrix = np.asarray(matrix, dtype=np.float32)  # no copy when it is float32 already
         keep = np.abs(matrix).sum(1) > 0 if emb.trainable else np.ones(len(corpus), dtype=bool)
         index = indexes.get(self.options.index)(emb.dim, self.options.metric, **self.options.index_options)
-        if keep.all():
-            fill_index(index, list(corpus.ids), matrix)  # no boolean-indexed copy of the matrix
-        else:
-            fill_index(index, [cid for cid, ok in zip(corpus.ids, keep, strict=True) if ok], matrix[keep])
+        kept = list(corpus.ids) if keep.all() else [c for c, ok in zip(corpus.ids, keep, strict=True) if ok]
+        if index.keeps_words:  # the KB's words beside the vectors: a hybrid in one Milvus request
+            tokens = (
+                corpus.tokens if keep.all() else [t for t, ok in zip(corpus.tokens, keep, strict=True) if ok]
+            )
+            index.set_words(kept, tokens)
+        # no boolean-indexed copy of the matrix when every row is kept
+        fill_index(index, kept, matrix if keep.all() else matrix[keep])
         index.save(out_dir)
         np.save(out_dir / "embeddings.npy", matrix)
         (out_dir / "embedding_ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
@@ -245,6 +249,42 @@ class VectorMethod(Method):
         self._index = indexes.get(self.options.index).load(
             directory, int(desc["dim"]), self.options.metric, **self.options.index_options
         )
+
+    # -- one-engine hybrid -------------------------------------------------------------------------
+    def engine_side(self, built: dict[str, Any] | None = None) -> EngineSide | None:
+        o = self.options
+        if o.index != "milvus":
+            return None
+        if built is not None:
+            missing = (
+                ""
+                if built.get("words")
+                else str(built.get("words_missing") or "")
+                or ("its Milvus collection keeps no words (built by an older zhiku)")
+            )
+        else:
+            missing = self._index.words_missing() if self._index is not None else "not loaded"
+        k1, b = o.index_options.get("bm25_k1", 1.2), o.index_options.get("bm25_b", 0.75)
+        return EngineSide("milvus", o.index_options.get("uri"), "vectors", k1, b, missing)
+
+    def search_with_words(
+        self,
+        query: str,
+        words: list[str],
+        depth: int,
+        k: int,
+        ranker: str,
+        k_rrf: int,
+        weights: tuple[float, float],
+        method: str,
+    ) -> list[Hit]:
+        if self._index is None:
+            raise RuntimeError("load() or build() first")  # a bug, not user input
+        if not query.strip():
+            return []
+        vector = self.embedder.embed_queries([query])[0]
+        rows = self._index.hybrid_search(words, vector, depth, k, ranker, k_rrf, weights)
+        return [Hit(cid, score, method, extra={"fused_by": "milvus"}) for cid, score in rows]
 
     # -- searching --------------------------------------------------------------------------------
     def search(self, query: str, k: int) -> list[Hit]:
