@@ -44,9 +44,10 @@ Engine = Literal["auto", "zhiku", "milvus"]
 #: in Milvus Lite, same KB, MRR@10; benchmarks/results/milvus_hybrid.json, load 10-25): with the
 #: default fusion (score, BM25 1 : e5 2) CMRC 2018 dev (3,219 questions) zhiku 0.9860, Milvus's
 #: WeightedRanker 0.9891; laws dev (60 questions, the 28 named laws + 150 others) zhiku 0.6749,
-#: Milvus 0.5871. Milvus's RRF: 0.9845 and 0.5911. Milvus squashes BM25 with arctan instead of
-#: min-max, so a sharp BM25 peak counts less: +0.003 on CMRC's questions in the passage's words,
-#: -0.088 on everyday-worded law questions. The one request was slower too (p50 60 vs 48 ms).
+#: Milvus 0.5871. Milvus's (unweighted) RRF: 0.9845 and 0.5911. Milvus maps scores through a
+#: fixed arctan curve, not min-max per query, so a sharp BM25 peak counts less: +0.003 on CMRC's
+#: questions in the passage's words, -0.088 on everyday-worded law questions. The one request
+#: was slower too (p50 60 vs 48 ms on CMRC, Milvus Lite).
 AUTO_ENGINE: Literal["zhiku", "milvus"] = "zhiku"
 
 
