@@ -27,6 +27,7 @@ def config(
     engine: str = "milvus", fusion: str = "score", bm25: dict[str, Any] | None = None, **dense_index: Any
 ) -> KBConfig:
     dense = {"embedder": "hashing", "dim": 64, "index": "milvus", "index_options": dense_index}
+    weights = [1.0, 2.0] if fusion == "score" else [1.0, 1.0]
     return KBConfig(
         default_method="hybrid",
         methods={
@@ -34,7 +35,8 @@ def config(
             "dense": MethodConfig(kind="dense", enabled=True, options=dense),
             "hybrid": MethodConfig(
                 kind="hybrid",
-                options={"of": ["bm25", "dense"], "fusion": fusion, "weights": [1.0, 2.0], "engine": engine},
+                # Milvus's RRFRanker takes no weights: equal ones for RRF
+                options={"of": ["bm25", "dense"], "fusion": fusion, "weights": weights, "engine": engine},
             ),
         },
     )

@@ -37,6 +37,15 @@ def test_zhiku_fuses_when_asked_or_by_default() -> None:
     assert fusing_engine(options(), ["bm25", "dense"], sides) == (AUTO_ENGINE, "")
 
 
+def test_a_weighted_rrf_is_fused_by_zhiku_for_milvus_rrf_has_no_weights() -> None:
+    sides = {"bm25": WORDS, "dense": VECTORS}
+    weighted = options(engine="milvus", fusion="rrf", weights=[1.0, 2.0])
+    assert fusing_engine(weighted, ["bm25", "dense"], sides)[0] == "zhiku"
+    plan = FusionPlan(["bm25", "dense"], [1.0, 2.0], "rrf", "minmax")  # e.g. by_language's weights
+    request, note = one_engine(options(engine="milvus"), plan, sides, "hybrid")
+    assert request is None and "takes no weights" in note
+
+
 @pytest.mark.parametrize(
     ("sides", "parts", "why"),
     [

@@ -40,12 +40,14 @@ Fusion = Literal["rrf", "score"]
 Normalize = Literal["minmax", "zscore"]
 Engine = Literal["auto", "zhiku", "milvus"]
 
-#: who fuses under ``engine = "auto"``: zhiku, measured better on both sets, same KB (bm25 and e5
-#: both in Milvus Lite, the default fusion: score, min-max, BM25 1 : e5 2; MRR@10; the figures in
-#: benchmarks/results/milvus_hybrid.json): CMRC 2018 dev zhiku 0.9860, Milvus weighted 0.9891,
-#: Milvus RRF lower; laws dev zhiku 0.5928, Milvus weighted 0.5573. Milvus's weighted ranker
-#: squashes BM25 with arctan instead of min-max, so a sharp BM25 peak counts less, which helps
-#: CMRC's questions in the passage's words by 0.003 and costs everyday-worded law questions 0.036.
+#: who fuses under ``engine = "auto"``: zhiku, measured better where it matters (bm25 and e5 both
+#: in Milvus Lite, same KB, MRR@10; benchmarks/results/milvus_hybrid.json, load 10-25): with the
+#: default fusion (score, BM25 1 : e5 2) CMRC 2018 dev (3,219 questions) zhiku 0.9860, Milvus's
+#: WeightedRanker 0.9891; laws dev (60 questions, the 28 named laws + 150 others) zhiku 0.6749,
+#: Milvus 0.5871. Milvus's (unweighted) RRF: 0.9845 and 0.5911. Milvus maps scores through a
+#: fixed arctan curve, not min-max per query, so a sharp BM25 peak counts less: +0.003 on CMRC's
+#: questions in the passage's words, -0.088 on everyday-worded law questions. The one request
+#: was slower too (p50 60 vs 48 ms on CMRC, Milvus Lite).
 AUTO_ENGINE: Literal["zhiku", "milvus"] = "zhiku"
 
 
@@ -161,6 +163,8 @@ def fusing_engine(
     assert w is not None and v is not None
     if w.uri != v.uri:
         return "zhiku", f"{words[0]} and {vectors[0]} are in two Milvus (uri {w.uri} and {v.uri})"
+    if options.fusion == "rrf" and len(set(options.weights or [1.0])) > 1:
+        return "zhiku", "Milvus's RRFRanker takes no weights (use fusion = 'score', or equal weights)"
     if (w.k1, w.b) != (v.k1, v.b):
         return "zhiku", (
             f"{vectors[0]} ranks its words with k1 {v.k1}, b {v.b}, {words[0]} with k1 {w.k1}, b {w.b} "
@@ -177,6 +181,8 @@ def one_engine(
     engine, why = fusing_engine(options, plan.parts, sides)
     if engine != "milvus":
         return None, f"{method}: fused by zhiku, not Milvus: {why}" if why else ""
+    if plan.fusion == "rrf" and plan.weights and len(set(plan.weights)) > 1:  # by_language's own
+        return None, f"{method}: fused by zhiku, not Milvus: Milvus's RRFRanker takes no weights"
     first = sides[plan.parts[0]]
     words, vectors = plan.parts if first is not None and first.role == "words" else plan.parts[::-1]
     by_part = dict(zip(plan.parts, plan.weights or [1.0, 1.0], strict=True))
