@@ -39,7 +39,10 @@ class HybridMethod(Method):
 
     def search(self, query: str, k: int) -> list[Hit]:
         plan = self.plan(query)
-        lists = [self.ctx.resolve(name).search(query, self.depth(k)) for name in plan.parts]
+        # Every part loaded before any searches: a vector part's model then loads in the background
+        # (``Embedder.preload``) while the other parts search.
+        parts = [self.ctx.resolve(name) for name in plan.parts]
+        lists = [part.search(query, self.depth(k)) for part in parts]
         return self.fuse(lists, k, plan)
 
     def plan(self, query: str) -> FusionPlan:
