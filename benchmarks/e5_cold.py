@@ -1,6 +1,7 @@
 """Start-up and latency of e5 search: a one-off `zhiku search`, a warm query, an ingest's memory.
 
     .venv/bin/python benchmarks/e5_cold.py --home HOME [--kb laws] [--runs 7] [--ingest-files 40]
+        [--baseline-src OLD/src]
 
 HOME is a ZHIKU_HOME whose KB (default ``laws``) has bm25 and e5 dense built (the whole laws corpus:
 `ZHIKU_HOME=HOME zhiku ingest ../shared/data/cn-laws-lawrefbook --kb laws`). Sections of the result
@@ -12,9 +13,12 @@ HOME is a ZHIKU_HOME whose KB (default ``laws``) has bm25 and e5 dense built (th
   than wall time. The OS page cache is warm (as for a user's second command). ``first_run`` is one
   run of each after the start-up caches were removed (jieba's dictionary table and jieba's own cache,
   e5's vocabulary table; the int8 model is kept): what the first search after an upgrade costs.
-- ``phases``: where a cold hybrid and bm25 search spend their time, CPU and wall per phase
-  (medians of 3 instrumented runs; phases nest: ``bm25_search`` includes jieba, ``embed_query``
-  includes the engine's load).
+  With ``--baseline-src``, ``hybrid_baseline`` and ``bm25_baseline`` are the same commands run with
+  that folder first on PYTHONPATH (the code before, e.g. `git archive` of a commit), interleaved.
+- ``phases``: where a cold hybrid and bm25 search spend their time, CPU (the process's, all
+  threads) and wall per phase (medians of 3 instrumented runs). Phases nest: ``cli_main`` holds the
+  others after the imports; ``bm25_search`` includes jieba; ``dense_load`` starts the e5 engine's
+  load in a thread (its CPU lands in whichever phase runs meanwhile) and ``embed_query`` waits for it.
 - ``engines``: each e5 engine from import to its first query vector, in a fresh process.
 - ``warm_query``: p50/p90 of one 20-character question embedded in a process whose engine is loaded
   (wall and this thread's CPU).
@@ -150,9 +154,12 @@ def cache_root(env: dict[str, str]) -> Path:
     return Path(out.stdout.strip())
 
 
-def search_section(env: dict[str, str], kb: str, runs: int) -> dict[str, Any]:
+def search_section(env: dict[str, str], kb: str, runs: int, baseline: str | None) -> dict[str, Any]:
     modes = {"hybrid": [], "bm25": ["--method", "bm25"]}
     cmd = {m: [ZHIKU, "search", QUESTION, "--kb", kb, "-k", "5", *extra] for m, extra in modes.items()}
+    variants = {"": env}
+    if baseline:  # another checkout's src/ first on the path: the same command, the code before
+        variants["_baseline"] = {**env, "PYTHONPATH": baseline}
     first: dict[str, Any] = {}
     cache = cache_root(env)
     for mode in modes:
@@ -163,16 +170,21 @@ def search_section(env: dict[str, str], kb: str, runs: int) -> dict[str, Any]:
                 path.unlink(missing_ok=True)
         first[mode] = {k: round(v, 3) for k, v in timed_run(cmd[mode], env).items()}
     for mode in modes:  # the page cache and the start-up caches warm
-        timed_run(cmd[mode], env)
-    rows: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
+        for variant_env in variants.values():
+            timed_run(cmd[mode], variant_env)
+    rows: dict[str, list[dict[str, float]]] = {m + v: [] for m in modes for v in variants}
     for _ in range(runs):
         for mode in modes:
-            rows[mode].append(timed_run(cmd[mode], env))
-    return {
+            for variant, variant_env in variants.items():
+                rows[mode + variant].append(timed_run(cmd[mode], variant_env))
+    out: dict[str, Any] = {
         "command": {m: " ".join(["zhiku", *c[1:]]) for m, c in cmd.items()},
-        **{m: summary(r) for m, r in rows.items()},
+        **{name: summary(r) for name, r in rows.items()},
         "first_run": first,
     }
+    if baseline:
+        out["baseline_src"] = baseline
+    return out
 
 
 def phases_section(env: dict[str, str], kb: str, repeats: int = 3) -> dict[str, Any]:
@@ -316,6 +328,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--queries", type=int, default=400, help="warm queries timed")
     ap.add_argument("--ingest-files", type=int, default=40, help="laws files for the RSS check (0: skip)")
+    ap.add_argument(
+        "--baseline-src", help="a checkout's src/ folder of the code before, run side by side (search only)"
+    )
     ap.add_argument("--only", nargs="*", default=[], help="sections to run (default: all)")
     args = ap.parse_args()
     env = {**os.environ, "ZHIKU_HOME": args.home}
@@ -327,7 +342,7 @@ def main() -> None:
     result["command"] = "python benchmarks/e5_cold.py " + " ".join(sys.argv[1:])
     result["uptime_before"] = uptime()
     sections = {
-        "search": lambda: search_section(env, args.kb, args.runs),
+        "search": lambda: search_section(env, args.kb, args.runs, args.baseline_src),
         "phases": lambda: phases_section(env, args.kb),
         "engines": lambda: engines_section(env, max(3, args.runs // 2)),
         "warm_query": lambda: warm_section(args.queries),
