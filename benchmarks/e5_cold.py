@@ -43,7 +43,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sections import DATA, RESULTS, ROOT, commit, machine  # noqa: E402
+from sections import DATA, RESULTS, commit, machine  # noqa: E402
 
 QUESTION = "劳动合同解除以后经济补偿金应该怎么计算？"  # 20 characters
 QUESTIONS = [
@@ -52,7 +52,8 @@ QUESTIONS = [
     "网购商品七天无理由退货运费由谁来承担呢？",
     "交通事故责任认定书不服可以申请复核吗？？",
 ]
-ZHIKU = str(ROOT / ".venv" / "bin" / "zhiku")
+# `python -m zhiku` is the `zhiku` command (the same entry); a --baseline-src checkout runs it too
+ZHIKU = [sys.executable, "-m", "zhiku"]
 
 ENGINE_CHILD = """
 import json, sys, time
@@ -156,7 +157,7 @@ def cache_root(env: dict[str, str]) -> Path:
 
 def search_section(env: dict[str, str], kb: str, runs: int, baseline: str | None) -> dict[str, Any]:
     modes = {"hybrid": [], "bm25": ["--method", "bm25"]}
-    cmd = {m: [ZHIKU, "search", QUESTION, "--kb", kb, "-k", "5", *extra] for m, extra in modes.items()}
+    cmd = {m: [*ZHIKU, "search", QUESTION, "--kb", kb, "-k", "5", *extra] for m, extra in modes.items()}
     variants = {"": env}
     if baseline:  # another checkout's src/ first on the path: the same command, the code before
         variants["_baseline"] = {**env, "PYTHONPATH": baseline}
@@ -178,7 +179,7 @@ def search_section(env: dict[str, str], kb: str, runs: int, baseline: str | None
             for variant, variant_env in variants.items():
                 rows[mode + variant].append(timed_run(cmd[mode], variant_env))
     out: dict[str, Any] = {
-        "command": {m: " ".join(["zhiku", *c[1:]]) for m, c in cmd.items()},
+        "command": {m: " ".join(["zhiku", *c[3:]]) for m, c in cmd.items()},
         **{name: summary(r) for name, r in rows.items()},
         "first_run": first,
     }
@@ -279,7 +280,7 @@ def ingest_section(env: dict[str, str], files: int) -> dict[str, Any]:
         for i, path in enumerate(sorted(laws.rglob("*.md"))[:files]):
             shutil.copy(path, docs / f"{i:04d}-{path.name}")
         run_env = {**env, "ZHIKU_HOME": str(Path(tmp) / "home")}
-        cmd = [ZHIKU, "ingest", str(docs), "--kb", "rss"]
+        cmd = [*ZHIKU, "ingest", str(docs), "--kb", "rss"]
         proc = subprocess.Popen(cmd, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         peak: dict[int, int] = {}
         names: dict[int, str] = {}
@@ -302,7 +303,7 @@ def ingest_section(env: dict[str, str], files: int) -> dict[str, Any]:
             raise SystemExit(f"the ingest failed ({proc.returncode}): {' '.join(cmd)}")
         chunks = json.loads(
             subprocess.run(
-                [ZHIKU, "status", "--kb", "rss", "--json"],
+                [*ZHIKU, "status", "--kb", "rss", "--json"],
                 env=run_env,
                 capture_output=True,
                 text=True,
