@@ -1,3 +1,3 @@
-from zhiku.cli.app import main
+from zhiku.cli.app import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

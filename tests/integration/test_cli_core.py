@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,33 @@ def test_identical_files_at_two_paths_are_one_document(
     (docs / "a" / "same.txt").write_text("Lighthouses now use LED lamps.", encoding="utf-8")
     code, out, _ = run(capsys, "ingest", str(docs / "a"), "--kb", str(kb_dir))
     assert code == 0 and "1 updated" in out
+
+
+def test_a_search_from_the_command_line_prints_everything_before_its_quick_exit(tmp_path: Path) -> None:
+    # `zhiku search` ends with os._exit once its output is flushed (app.main's quick_exit): every
+    # line must still arrive through a pipe, with the command's exit code, and an error stays one line.
+    import subprocess
+    import sys
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# 灯塔\n\n灯塔使用菲涅尔透镜聚光，夜里为船只指引方向。\n", encoding="utf-8")
+    env = {**os.environ, "ZHIKU_HOME": str(tmp_path / "home")}
+    zhiku = [sys.executable, "-m", "zhiku"]
+    done = subprocess.run(
+        [*zhiku, "ingest", str(docs), "--kb", "k", "--methods", "bm25"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    found = subprocess.run(
+        [*zhiku, "search", "菲涅尔透镜", "--kb", "k", "--json"], env=env, capture_output=True, text=True
+    )
+    assert found.returncode == 0 and json.loads(found.stdout)[0]["chunk_id"]
+    missing = subprocess.run(
+        [*zhiku, "search", "灯塔", "--kb", "nope"], env=env, capture_output=True, text=True
+    )
+    assert (
+        missing.returncode == 3 and missing.stderr.count("\n") == 1 and missing.stderr.startswith("error: ")
+    )

@@ -61,7 +61,7 @@ def test_the_wheel_holds_every_package_file_and_the_extras(tmp_path: Path) -> No
     for data in ("zhiku/data/stopwords_zh.txt", "zhiku/api/static/index.html", "zhiku/py.typed"):
         assert data in names
     assert not any(n.startswith("tests/") for n in names)
-    assert "zhiku = zhiku.cli.app:main" in entry_points
+    assert "zhiku = zhiku.cli.app:entry" in entry_points
     for extra in ("all", "qdrant", "langchain", "llamaindex", "milvus", "serve"):
         assert f"Provides-Extra: {extra}" in meta
     assert 'qdrant-client>=1.12; extra == "qdrant"' in meta

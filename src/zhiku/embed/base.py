@@ -73,6 +73,9 @@ class Embedder(ABC):
     def attach(self, index_dir: Path) -> None:  # noqa: B027  (an optional hook: most have nothing to read)
         """Read back what ``embed_corpus`` left in an index folder (nothing, by default)."""
 
+    def preload(self) -> None:  # noqa: B027  (an optional hook: most load fast or on first use)
+        """Queries are coming: start loading the model in the background (nothing, by default)."""
+
     # -- trainable embedders ----------------------------------------------------------------------
     def training_settings(self) -> dict[str, Any]:
         """The settings that define the trained model (a change means training again)."""

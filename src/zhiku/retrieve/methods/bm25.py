@@ -115,10 +115,10 @@ class BM25Method(Method):
             self._milvus = MilvusText.load(directory, self.options.k1, self.options.b)
             self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
             return
-        import bm25s
+        from zhiku.retrieve.bm25_scores import SavedScores
 
-        # Memory-mapped: the score matrix stays in the page cache, shared by every process on the KB.
-        self._model = bm25s.BM25.load(str(directory), mmap=True, load_vocab=False, show_progress=False)
+        # bm25s's files read without importing bm25s (see bm25_scores.py), memory-mapped.
+        self._model = SavedScores.load(directory)
         self._ids = json.loads((directory / "ids.json").read_text(encoding="utf-8"))
         self._vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
 

@@ -48,6 +48,8 @@ class HybridMethod(Method):
 
     def search(self, query: str, k: int) -> list[Hit]:
         plan = self.plan(query)
+        # Every part loaded before any searches: a vector part's model then loads in the background
+        # (``Embedder.preload``) while the other parts search.
         parts = {name: self.ctx.resolve(name) for name in plan.parts}
         sides = {name: m.engine_side() for name, m in parts.items()}
         request, note = one_engine(self.options, plan, sides, self.name)

@@ -241,6 +241,7 @@ class VectorMethod(Method):
         if self._embedder is None:
             self._embedder = self.make_embedder(directory)
         emb = self._embedder
+        emb.preload()  # its model loads while the index does (and a hybrid search runs BM25)
         if emb.trainable:
             from zhiku.embed.trained import load_current
 
