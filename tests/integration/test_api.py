@@ -509,20 +509,26 @@ def test_one_writer_at_a_time(client: Any, kb: str, server: LiveServer) -> None:
     handle = server.state.kbs.get(kb)
     doc = client.get(f"/kbs/{kb}/documents").json()[0]
     with handle.write_lock:  # as if an ingest were running
+        # A delete is queued behind it (202 with its job), not refused with 423.
         r = client.delete(f"/kbs/{kb}/documents/{doc['id']}")
-        assert r.status_code == 423 and error_of(r)["code"] == "locked"
+        assert r.status_code == 202 and r.json()["deleted"]["id"] == doc["id"], r.text
+        deleting = r.json()
         job = upload(client, kb, [("queued.md", b"# Queued\n\nwaits for the writer")], wait=False).json()
-        # Wait for the job to start (not a fixed sleep): it must then sit in "running", waiting for the lock.
+        # Wait for the delete to start (not a fixed sleep): it must then sit in "running", waiting for
+        # the lock, and the upload behind it in "queued" (the stream applies them in order).
         deadline = time.monotonic() + 20
         while (
-            client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "queued"
+            client.get(f"/kbs/{kb}/jobs/{deleting['id']}").json()["state"] == "queued"
             and time.monotonic() < deadline
         ):
             time.sleep(0.02)
-        assert client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "running"  # waiting for the lock
+        assert client.get(f"/kbs/{kb}/jobs/{deleting['id']}").json()["state"] == "running"
+        assert client.get(f"/kbs/{kb}/jobs/{job['id']}").json()["state"] == "queued"
         # Readers go on meanwhile.
         assert client.post(f"/kbs/{kb}/search", json={"query": "tomatoes"}).status_code == 200
+    assert wait_job(client, kb, deleting)["state"] == "done"
     assert wait_job(client, kb, job)["result"]["added"] == ["queued.md"]
+    assert doc["id"] not in [d["id"] for d in client.get(f"/kbs/{kb}/documents").json()]
     # Another process holding the KB's file lock (a `zhiku ingest` next to the server): 423, files restored.
     with handle.layout.writer_lock():
         job = upload(client, kb, [("blocked.md", b"# Blocked\n\nnot now")]).json()

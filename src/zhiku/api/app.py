@@ -37,6 +37,7 @@ def create_app(
     max_upload_mb: float = 50,
     auth_reads: bool = False,
     allowed_hosts: frozenset[str] | None = None,
+    writer_process: bool = True,
 ) -> FastAPI:
     """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
 
@@ -44,6 +45,8 @@ def create_app(
     ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
     ``allowed_hosts``: the Host names answered (``origin.allowed_hosts``); ``None`` answers any.
     Changes requested by another site's page (Origin) are refused either way.
+    ``writer_process``: uploads and deletes are applied by a child process (``writer.py``), so
+    index builds never hold the GIL the searches need; False applies them in a thread.
     """
     from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
@@ -52,9 +55,13 @@ def create_app(
 
     home = (home or default_home()).expanduser().resolve()
     server = ServerSettings(
-        home=home, api_key=api_key or None, auth_reads=auth_reads, max_upload_bytes=int(max_upload_mb * 2**20)
+        home=home,
+        api_key=api_key or None,
+        auth_reads=auth_reads,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        writer_process=writer_process,
     )
-    zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
+    zhiku_state = AppState(settings=server, kbs=KBRegistry(home, writer_process))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,11 +2,12 @@
 
 Concurrency, per knowledge base:
 
-- **One writer at a time.** Ingests, deletes and KB deletion hold ``KBHandle.write_lock`` in this
-  process (jobs queue on it) and the KB's file lock (``layout.writer_lock``) against other
-  processes, such as a ``zhiku ingest`` run next to the server. Each write uses its own
-  ``KnowledgeBase`` object, so it never shares a SQLite connection or a method instance with the
-  searches running meanwhile.
+- **One writer at a time.** Uploads and document deletes queue in the KB's write stream
+  (``writer.py``), applied in batches by a writer process; each batch holds ``KBHandle.write_lock``
+  in this process (so settings changes, tuning and KB deletion wait or answer 423) and the KB's
+  file lock (``layout.writer_lock``) against other processes, such as a ``zhiku ingest`` run next
+  to the server. Each write uses its own ``KnowledgeBase`` object, so it never shares a SQLite
+  connection or a method instance with the searches running meanwhile.
 - **Many readers.** Searches go through one long-lived reader ``KnowledgeBase`` that keeps its
   indexes loaded. During a write they keep answering from the last complete index (SQLite WAL shows
   them committed documents only; index folders are swapped whole), so they see the old state or the
@@ -33,6 +34,7 @@ from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
 from zhiku.home import KBLayout
 
 if TYPE_CHECKING:
+    from zhiku.api.writer import WriteStream
     from zhiku.service import KnowledgeBase
 
 
@@ -44,17 +46,32 @@ class ServerSettings:
     auth_reads: bool = False
     max_upload_bytes: int = 50 * 1024 * 1024
     max_json_bytes: int = 10 * 1024 * 1024
+    #: apply uploads and deletes in a writer process (``writer.py``); False: in a thread of the
+    #: server, whose searches then share the GIL with every index build
+    writer_process: bool = True
 
 
 class KBHandle:
     """One knowledge base as this server process sees it (see the module docstring)."""
 
-    def __init__(self, layout: KBLayout) -> None:
+    def __init__(self, layout: KBLayout, writer_process: bool = True) -> None:
         self.layout = layout
         self.write_lock = threading.Lock()
         self.read_lock = threading.RLock()
         self._reader: KnowledgeBase | None = None
         self._config_stamp: tuple[int, int] | None = None
+        self._writer_process = writer_process
+        self._stream: WriteStream | None = None
+        self._stream_lock = threading.Lock()
+
+    def stream(self, jobs: JobManager) -> WriteStream:
+        """The KB's write stream (uploads and deletes, in order, in batches), made on first use."""
+        with self._stream_lock:
+            if self._stream is None:
+                from zhiku.api.writer import WriteStream
+
+                self._stream = WriteStream(self, jobs, in_process=not self._writer_process)
+            return self._stream
 
     @property
     def name(self) -> str:
@@ -107,6 +124,10 @@ class KBHandle:
             self.write_lock.release()
 
     def close(self) -> None:
+        with self._stream_lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
         with self.read_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -124,10 +145,11 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 class KBRegistry:
     """The knowledge bases under the server's home folder (a ``Home``), one ``KBHandle`` per name."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, writer_process: bool = True) -> None:
         from zhiku.home import Home
 
         self.home = Home(home)
+        self.writer_process = writer_process
         self._handles: dict[str, KBHandle] = {}
         self._lock = threading.Lock()
 
@@ -143,7 +165,7 @@ class KBRegistry:
         with self._lock:
             handle = self._handles.get(name)
             if handle is None:
-                handle = self._handles[name] = KBHandle(layout)
+                handle = self._handles[name] = KBHandle(layout, self.writer_process)
             return handle
 
     def create(self, name: str, config: KBConfig) -> KBHandle:
