@@ -385,7 +385,8 @@ def test_failed_ingest_leaves_nothing_half_done(client: Any, server: LiveServer)
 def test_api_key_guards_writes_and_optionally_reads(tmp_path: Path) -> None:
     with (
         live_server(tmp_path / "home", api_key="s3cret") as server,
-        httpx.Client(base_url=server.url) as client,
+        # the first upload starts the server's writer process: more than httpx's default 5 s when busy
+        httpx.Client(base_url=server.url, timeout=60) as client,
     ):
         r = client.post("/kbs", json={"name": "docs", "settings": SETTINGS})
         assert r.status_code == 401 and error_of(r)["code"] == "unauthorized"

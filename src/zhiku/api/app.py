@@ -38,6 +38,7 @@ def create_app(
     auth_reads: bool = False,
     allowed_hosts: frozenset[str] | None = None,
     writer_process: bool = True,
+    start_writer: bool = False,
 ) -> FastAPI:
     """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
 
@@ -47,6 +48,7 @@ def create_app(
     Changes requested by another site's page (Origin) are refused either way.
     ``writer_process``: uploads and deletes are applied by a child process (``writer.py``), so
     index builds never hold the GIL the searches need; False applies them in a thread.
+    ``start_writer``: start that process with the server (``zhiku serve``), not at the first upload.
     """
     from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
@@ -61,15 +63,19 @@ def create_app(
         max_upload_bytes=int(max_upload_mb * 2**20),
         writer_process=writer_process,
     )
-    zhiku_state = AppState(settings=server, kbs=KBRegistry(home, writer_process))
+    zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from zhiku.home import recover_home
 
         recover_home(home)  # a server killed mid-upload left staging folders, stray files, runs
+        if start_writer:
+            import threading
+
+            threading.Thread(target=zhiku_state.writer.start, name="zhiku-writer-start", daemon=True).start()
         yield
-        zhiku_state.kbs.close()
+        zhiku_state.close()
 
     app = FastAPI(
         title="zhiku",

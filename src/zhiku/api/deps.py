@@ -34,7 +34,7 @@ from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
 from zhiku.home import KBLayout
 
 if TYPE_CHECKING:
-    from zhiku.api.writer import WriteStream
+    from zhiku.api.writer import WriterProcess, WriteStream
     from zhiku.service import KnowledgeBase
 
 
@@ -54,23 +54,22 @@ class ServerSettings:
 class KBHandle:
     """One knowledge base as this server process sees it (see the module docstring)."""
 
-    def __init__(self, layout: KBLayout, writer_process: bool = True) -> None:
+    def __init__(self, layout: KBLayout) -> None:
         self.layout = layout
         self.write_lock = threading.Lock()
         self.read_lock = threading.RLock()
         self._reader: KnowledgeBase | None = None
         self._config_stamp: tuple[int, int] | None = None
-        self._writer_process = writer_process
         self._stream: WriteStream | None = None
         self._stream_lock = threading.Lock()
 
-    def stream(self, jobs: JobManager) -> WriteStream:
+    def stream(self, jobs: JobManager, writer: WriterProcess) -> WriteStream:
         """The KB's write stream (uploads and deletes, in order, in batches), made on first use."""
         with self._stream_lock:
             if self._stream is None:
                 from zhiku.api.writer import WriteStream
 
-                self._stream = WriteStream(self, jobs, in_process=not self._writer_process)
+                self._stream = WriteStream(self, jobs, writer)
             return self._stream
 
     @property
@@ -145,11 +144,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 class KBRegistry:
     """The knowledge bases under the server's home folder (a ``Home``), one ``KBHandle`` per name."""
 
-    def __init__(self, home: Path, writer_process: bool = True) -> None:
+    def __init__(self, home: Path) -> None:
         from zhiku.home import Home
 
         self.home = Home(home)
-        self.writer_process = writer_process
         self._handles: dict[str, KBHandle] = {}
         self._lock = threading.Lock()
 
@@ -165,7 +163,7 @@ class KBRegistry:
         with self._lock:
             handle = self._handles.get(name)
             if handle is None:
-                handle = self._handles[name] = KBHandle(layout, self.writer_process)
+                handle = self._handles[name] = KBHandle(layout)
             return handle
 
     def create(self, name: str, config: KBConfig) -> KBHandle:
@@ -198,10 +196,26 @@ class AppState:
     settings: ServerSettings
     kbs: KBRegistry
     jobs: JobManager = field(default_factory=JobManager)
+    writer: WriterProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        from zhiku.api.writer import WriterProcess
+
+        self.writer = WriterProcess(in_process=not self.settings.writer_process)
+
+    def close(self) -> None:
+        self.kbs.close()
+        self.writer.close()
 
 
 def state(request: Request) -> AppState:
     return request.app.state.zhiku
+
+
+def write_stream(request: Request, handle: KBHandle) -> WriteStream:
+    """Where a route queues an upload or a delete of ``handle``'s KB (``writer.py``)."""
+    st = state(request)
+    return handle.stream(st.jobs, st.writer)
 
 
 def _check_key(request: Request) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import threading
@@ -45,15 +46,31 @@ class WriterDied(Exception):
 
 
 class WriterProcess:
-    """``python -m zhiku.api.writer_process`` as a child of the server, started on first use and
-    kept for the next batch (its imports and jieba's dictionary load once). ``in_process`` runs
-    the batches in the calling thread instead (the GIL is then shared with the searches)."""
+    """``python -m zhiku.api.writer_process`` as a child of the server, one for all its KBs (their
+    batches take turns), started on first use or by ``start`` and kept for the next batch (its
+    imports and jieba's dictionary load once). ``in_process`` runs the batches in the calling
+    thread instead (the GIL is then shared with the searches)."""
 
     def __init__(self, in_process: bool = False) -> None:
         self.in_process = in_process
         self.proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def start(self) -> None:
+        """Start the process now (``zhiku serve`` does, so the first upload does not wait for it)."""
+        if not self.in_process:
+            with self._lock:
+                if not self._closed:
+                    self._started()
 
     def run(self, kb_root: Path, ops: list[dict[str, Any]], on_progress: OnProgress) -> Outcomes:
+        with self._lock:
+            if self._closed:
+                raise WriterDied("the server is stopping")
+            return self._run(kb_root, ops, on_progress)
+
+    def _run(self, kb_root: Path, ops: list[dict[str, Any]], on_progress: OnProgress) -> Outcomes:
         if self.in_process:
             from zhiku.api.writer_process import apply_batch
 
@@ -80,12 +97,14 @@ class WriterProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self.proc
         self._reap()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zhiku.api.writer_process", str(os.getpid())],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            encoding="utf-8",
+        self.proc = _from_lasting_thread(
+            lambda: subprocess.Popen(
+                [sys.executable, "-m", "zhiku.api.writer_process", str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+            )
         )
         return self.proc
 
@@ -106,16 +125,52 @@ class WriterProcess:
             proc.wait(timeout=10)
 
     def close(self) -> None:
-        self._reap()
+        """Stop the process once its running batch is done (the server is stopping)."""
+        with self._lock:
+            self._closed = True
+            self._reap()
+
+
+_SPAWNS: queue.SimpleQueue[tuple[Callable[[], Any], queue.SimpleQueue[Any]]] = queue.SimpleQueue()
+_SPAWNER: threading.Thread | None = None
+_SPAWNER_LOCK = threading.Lock()
+
+
+def _from_lasting_thread(make: Callable[[], subprocess.Popen[str]]) -> subprocess.Popen[str]:
+    """``make()`` run by a thread that lives as long as this process. The writer process dies with
+    the *thread* that started it (``PR_SET_PDEATHSIG`` follows the thread, not the process): started
+    by a short-lived thread (the first request's, a KB stream's), it would be killed mid-batch
+    when that thread ends."""
+    global _SPAWNER
+    with _SPAWNER_LOCK:
+        if _SPAWNER is None:
+
+            def serve() -> None:
+                while True:
+                    fn, answer = _SPAWNS.get()
+                    try:
+                        answer.put((fn(), None))
+                    except BaseException as e:  # handed back to the caller, who raises it
+                        answer.put((None, e))
+
+            _SPAWNER = threading.Thread(target=serve, name="zhiku-writer-spawner", daemon=True)
+            _SPAWNER.start()
+    answer: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    _SPAWNS.put((make, answer))
+    proc, error = answer.get()
+    if error is not None:
+        raise error
+    made: subprocess.Popen[str] = proc
+    return made
 
 
 class WriteStream:
     """The operations of one KB waiting for the writer, and the thread that applies them."""
 
-    def __init__(self, handle: KBHandle, jobs: JobManager, in_process: bool = False) -> None:
+    def __init__(self, handle: KBHandle, jobs: JobManager, writer: WriterProcess) -> None:
         self.handle = handle
         self.jobs = jobs
-        self.writer = WriterProcess(in_process)
+        self.writer = writer
         self._queue: list[tuple[Job, dict[str, Any]]] = []
         self._cond = threading.Condition()
         self._busy = False
@@ -220,12 +275,11 @@ class WriteStream:
             return self._cond.wait_for(lambda: not self._busy and not self._queue, timeout)
 
     def close(self, timeout: float = 60) -> None:
-        """Stop taking operations; let the running batch end (up to ``timeout``), then stop the process."""
+        """Stop taking operations; let the running batch end (up to ``timeout``)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
             self._cond.wait_for(lambda: not self._busy, timeout)
-        self.writer.close()
 
 
 def _release_unclaimed(ops: list[dict[str, Any]]) -> None:

@@ -221,6 +221,8 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps(msg, ensure_ascii=False) + "\n")
         out.flush()
 
+    import zhiku.service  # noqa: F401  (loaded while waiting for the first batch, not during it)
+
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -114,6 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         auth_reads=not local and key is not None,
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
+        start_writer=True,
     )
     where = f"http://{args.host}:{args.port}"
     auth = "API key required for changes" + ("" if local else " and reads") if key else "no API key"

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from zhiku.api.deps import KBDep, KBHandle, require_write, state
+from zhiku.api.deps import KBDep, KBHandle, require_write, state, write_stream
 from zhiku.api.errors import error_response, error_responses
 from zhiku.api.jobs import job_location, job_responses
 from zhiku.api.uploads import stage, unstage
@@ -119,7 +119,7 @@ def upload_documents(
         "refused": refusals,
     }
     try:
-        job = handle.stream(st.jobs).submit("ingest", op)
+        job = write_stream(request, handle).submit("ingest", op)
     except BaseException:
         unstage(folder)
         raise
@@ -188,7 +188,7 @@ def _delete(
     answer (200) says it is done; behind a running ingest it is answered 202 with its job (not 423:
     the client need not retry), or 200 once done with ``wait=true``."""
     st = state(request)
-    stream = handle.stream(st.jobs)
+    stream = write_stream(request, handle)
     behind = not stream.idle() or handle.write_lock.locked()  # an ingest, or a settings change
     # A file we stored is ours to remove; a path on the server is not.
     unlink = [r["path"] for r in rows if Path(r["path"]).parent == handle.uploads]
