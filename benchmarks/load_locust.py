@@ -5,8 +5,9 @@
 
 Runs (each on the same server, one after the other, headless, ``--users`` users, no think time):
 - ``search``: POST /kbs/{kb}/search only (the ratio's denominator);
-- ``mixed``: 70% search, 20% ask (extractive answers), 5% upload (answered 202, ingested by a
-  background job, as the web page uploads) + 5% delete of the user's own uploads once ingested;
+- ``mixed``: 70% search, 20% ask (extractive answers), 5% upload (answered 202, ingested by the
+  server's write stream, as the web page uploads) + 5% delete of the user's own uploads once their
+  job is done (one GET of the job, then the DELETE by the id its result gives);
 - ``stream``: POST /v1/chat/completions with ``stream: true``, the whole stream read.
 
 Reports per route: requests, failures, req/s, p50/p95/p99 (ms); the server's CPU (cores used, from
@@ -68,7 +69,7 @@ class MixedUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.mine: list[str] = []
+        self.mine: list[tuple[str, str]] = []  # (file name, upload job id)
 
     @task(70)
     def search(self) -> None:
@@ -83,30 +84,33 @@ class MixedUser(FastHttpUser):
         mark = uuid.uuid4().hex[:12]
         text = f"# 负载测试 {mark}\n\n本文件用于负载测试,标记 {mark},随后删除。"
         files = {"files": (f"load-{mark}.md", text.encode(), "text/markdown")}
-        # As the web page uploads: answered 202 at once, ingested by a background job (with
-        # wait=true a user would sit through the BM25 rebuild of the whole KB, 10-20 s on laws).
+        # As the web page uploads: answered 202 at once, ingested by the server's write stream (with
+        # wait=true a user would sit through the BM25 rebuild of the whole KB, seconds on laws).
         with self.client.post(f"/kbs/{KB}/documents", files=files, name="upload", catch_response=True) as r:
             if r.status_code == 202:
-                self.mine.append(f"load-{mark}.md")
+                self.mine.append((f"load-{mark}.md", r.json()["id"]))
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
 
     @task(5)
     def delete(self) -> None:
+        """Delete one of this user's uploads once its job is done (the job's result has its id)."""
         if not self.mine:
             return
-        name = self.mine.pop()
-        found = self.client.get(f"/kbs/{KB}/documents", params={"q": name}, name="delete (find)")
-        ids = [d["id"] for d in found.json() if d["name"] == name] if found.status_code == 200 else []
-        if not ids:  # not ingested yet: try again later
-            self.mine.insert(0, name)
+        name, job_id = self.mine.pop()
+        job = self.client.get(f"/kbs/{KB}/jobs/{job_id}", name="delete (job)")
+        state = job.json().get("state") if job.status_code == 200 else None
+        if state not in ("done", "failed"):  # not ingested yet: try again later
+            self.mine.insert(0, (name, job_id))
             return
+        doc_id = ((job.json().get("result") or {}).get("ids") or {}).get(name)
+        if doc_id is None:
+            return  # the upload failed: nothing to delete (its failure is the job's, not a request's)
         # 200 when done at once, 202 when queued behind a running ingest (the server's write stream)
-        with self.client.delete(f"/kbs/{KB}/documents/{ids[0]}", name="delete", catch_response=True) as r:
+        with self.client.delete(f"/kbs/{KB}/documents/{doc_id}", name="delete", catch_response=True) as r:
             if r.status_code not in (200, 202):
                 r.failure(f"{r.status_code}: {r.text[:200]}")
-                self.mine.append(name)
 
 
 class StreamUser(FastHttpUser):

@@ -169,7 +169,10 @@ def _upload(kb: Any, op: dict[str, Any], send: Send) -> dict[str, Any]:
         # Say "report.pdf", not the server's folder layout.
         return error.replace(source, named(source)).replace(str(Path(source).parent) + "/", "")
 
+    stored = {s: kb.content_hash_of(s) for s in [*report.added, *report.updated, *report.unchanged]}
     result: dict[str, Any] = {
+        # the id of each file stored, so a client can show or delete it without searching the list
+        "ids": {named(s): document_id(kb, s) for s, held in stored.items() if held is not None},
         "added": [named(s) for s in report.added],
         "updated": [named(s) for s in report.updated],
         "unchanged": [named(s) for s in report.unchanged],
@@ -183,6 +186,10 @@ def _upload(kb: Any, op: dict[str, Any], send: Send) -> dict[str, Any]:
         reasons = "; ".join(f["error"] for f in result["failed"])
         result["_failed"] = {"code": "ingest_failed", "message": reasons}
     return result
+
+
+def document_id(kb: Any, source: str) -> str:
+    return str(kb.find_documents(source)[0].id)
 
 
 def _delete(kb: Any, op: dict[str, Any]) -> dict[str, Any]:
