@@ -185,7 +185,7 @@ def show_document(
 
 
 def _delete(
-    request: Request, handle: KBHandle, ids: list[str], rows: list[dict[str, Any]], wait: bool
+    request: Request, handle: KBHandle, rows: list[dict[str, Any]], body: dict[str, Any], wait: bool
 ) -> JSONResponse:
     """Queue a delete in the KB's write stream. When nothing else is queued it runs at once and the
     answer (200) says it is done; behind a running ingest it is answered 202 with its job (not 423:
@@ -195,8 +195,7 @@ def _delete(
     behind = not stream.idle() or handle.write_lock.locked()  # an ingest, or a settings change
     # A file we stored is ours to remove; a path on the server is not.
     unlink = [r["path"] for r in rows if Path(r["path"]).parent == handle.uploads]
-    job = stream.submit("delete", {"kind": "delete", "ids": ids, "unlink": unlink})
-    body: dict[str, Any] = {"deleted": rows[0] if len(rows) == 1 and ids == [rows[0]["id"]] else rows}
+    job = stream.submit("delete", {"kind": "delete", "ids": [r["id"] for r in rows], "unlink": unlink})
     if behind and not wait:
         return JSONResponse(
             {**job.to_json(), **body},
@@ -229,7 +228,7 @@ def delete_document(
     with handle.read() as kb:
         d = _document(kb, doc_id)
     row = next((r for r in named_documents(handle) if r["id"] == d.id), None) or doc_json(d, handle.uploads)
-    return _delete(request, handle, [d.id], [row], wait)
+    return _delete(request, handle, [row], {"deleted": row}, wait)
 
 
 class DeleteDocuments(BaseModel):
@@ -252,5 +251,5 @@ def delete_documents(
             f"no document {missing[0]!r} in knowledge base {handle.name!r}",
             f"See GET /kbs/{handle.name}/documents for the ids",
         )
-    ids = list(dict.fromkeys(body.ids))
-    return _delete(request, handle, ids, [rows[i] for i in ids], wait)
+    chosen = [rows[i] for i in dict.fromkeys(body.ids)]
+    return _delete(request, handle, chosen, {"deleted": chosen}, wait)
