@@ -39,6 +39,7 @@ def create_app(
     allowed_hosts: frozenset[str] | None = None,
     writer_process: bool = True,
     start_writer: bool = False,
+    writer_nice: int = 0,
 ) -> FastAPI:
     """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
 
@@ -48,7 +49,8 @@ def create_app(
     Changes requested by another site's page (Origin) are refused either way.
     ``writer_process``: uploads and deletes are applied by a child process (``writer.py``), so
     index builds never hold the GIL the searches need; False applies them in a thread.
-    ``start_writer``: start that process with the server (``zhiku serve``), not at the first upload.
+    ``start_writer``: start that process with the server (``zhiku serve``), not at the first upload;
+    ``writer_nice``: how much lower its CPU priority is (``zhiku serve``: ``writer_process.NICE``).
     """
     from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
@@ -62,6 +64,7 @@ def create_app(
         auth_reads=auth_reads,
         max_upload_bytes=int(max_upload_mb * 2**20),
         writer_process=writer_process,
+        writer_nice=writer_nice,
     )
     zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 

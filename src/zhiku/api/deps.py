@@ -49,6 +49,8 @@ class ServerSettings:
     #: apply uploads and deletes in a writer process (``writer.py``); False: in a thread of the
     #: server, whose searches then share the GIL with every index build
     writer_process: bool = True
+    #: how much lower the writer process's CPU priority is (``zhiku serve``: ``writer_process.NICE``)
+    writer_nice: int = 0
 
 
 class KBHandle:
@@ -201,7 +203,7 @@ class AppState:
     def __post_init__(self) -> None:
         from zhiku.api.writer import WriterProcess
 
-        self.writer = WriterProcess(in_process=not self.settings.writer_process)
+        self.writer = WriterProcess(not self.settings.writer_process, self.settings.writer_nice)
 
     def close(self) -> None:
         self.kbs.close()

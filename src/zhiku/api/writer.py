@@ -51,8 +51,9 @@ class WriterProcess:
     imports and jieba's dictionary load once). ``in_process`` runs the batches in the calling
     thread instead (the GIL is then shared with the searches)."""
 
-    def __init__(self, in_process: bool = False) -> None:
+    def __init__(self, in_process: bool = False, nice: int = 0) -> None:
         self.in_process = in_process
+        self.nice = nice  # how much lower its CPU priority is than the server's (writer_process.NICE)
         self.proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
         self._closed = False
@@ -99,7 +100,7 @@ class WriterProcess:
         self._reap()
         self.proc = _from_lasting_thread(
             lambda: subprocess.Popen(
-                [sys.executable, "-m", "zhiku.api.writer_process", str(os.getpid())],
+                [sys.executable, "-m", "zhiku.api.writer_process", str(os.getpid()), str(self.nice)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

@@ -1,14 +1,14 @@
 """The server's writer process: applies a KB's queued uploads and deletes, one batch at a time.
 
-    python -m zhiku.api.writer_process PARENT_PID     (started by ``api/writer.py``, never by hand)
+    python -m zhiku.api.writer_process PARENT_PID NICE    (started by ``api/writer.py``, never by hand)
 
 Why a process: an ingest's index build (BM25 over ~20,000 chunks of the laws KB, seconds of pure
 Python and numpy) ran in a thread of the server and held the GIL, so the searches it served
 meanwhile waited: 520 search req/s alone fell to 54 req/s with 5% uploads (issue 28). Here it
-runs beside the server, at a lower CPU priority (``NICE``): searches come first on a busy machine,
-the build takes what is left. Readers see the new index version once it is published (the KB's
-writer lock and the index links make that safe across processes, as for a ``zhiku ingest`` run next
-to the server).
+runs beside the server, at a lower CPU priority when asked (``zhiku serve`` asks for ``NICE``):
+searches come first on a busy machine, the build takes what is left. Readers see the new index
+version once it is published (the KB's writer lock and the index links make that safe across
+processes, as for a ``zhiku ingest`` run next to the server).
 
 Protocol: one JSON object a line. The server sends ``{"kb": ROOT, "ops": [...]}``; this process
 answers with progress lines ``{"progress": JOB|null, "channel": "files"|"build", "call": NAME,
@@ -29,9 +29,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-#: how much lower than the server this process runs: on a machine whose cores are all busy it gets
-#: about a tenth of a core (Linux CFS weights 1024 vs 110) and searches keep theirs; an idle
-#: machine gives it all it wants
+#: how much lower than the server ``zhiku serve`` runs this process: where the server's work keeps
+#: every core busy, the writer gets about a tenth of what a busy process gets (Linux CFS weights
+#: 1024 vs 110) and searches keep theirs; an idle machine gives it all it wants. On a machine kept
+#: busy by *other* programs it is starved too, so it is the server's choice, not a constant of
+#: every app (tests run their writers at the normal priority).
 NICE = 10
 
 Send = Callable[[dict[str, Any]], None]
@@ -213,12 +215,13 @@ def _unstage_unplaced(ops: list[dict[str, Any]]) -> None:
 def main(argv: list[str]) -> int:
     from zhiku.home import die_with_parent
 
-    parent = int(argv[0])
+    parent, nice = int(argv[0]), int(argv[1]) if len(argv) > 1 else 0
     die_with_parent(parent)
-    try:
-        os.nice(NICE)
-    except OSError:
-        pass  # not allowed here: run at the server's priority
+    if nice:
+        try:
+            os.nice(nice)
+        except OSError:
+            pass  # not allowed here: run at the server's priority
     # The protocol owns stdout: anything a library prints goes to stderr instead.
     out = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
     os.dup2(2, 1)
