@@ -106,7 +106,9 @@ class Job:
 class JobManager:
     """Runs jobs in threads and keeps the last ``keep`` of them for clients to look up."""
 
-    def __init__(self, keep: int = 200) -> None:
+    # 1,000: a server taking a few uploads a second (issue 28's load: 6-15) must still know a job
+    # when its client comes back for it a minute later; a finished job is about a kilobyte.
+    def __init__(self, keep: int = 1000) -> None:
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._changed = threading.Condition()
