@@ -9,8 +9,8 @@ ask, chat (/v1/chat/completions), delete, and now and then run an evaluation, al
 a killer thread sends SIGKILL to the server at random moments and starts it again on the same port.
 
 A write is *acknowledged* when it got a 2xx: an upload with ``wait=true`` answered 200 with its
-file in ``added``, a delete with ``wait=true`` answered 200. Requests cut off by a kill have no answer: they count as
-unknown and are left out of both checks. At the end, on a restarted server:
+file in ``added``, a delete with ``wait=true`` answered 200. Requests cut off by a kill have no
+answer: they count as unknown and are left out of both checks. At the end, on a restarted server:
 
 - every acknowledged upload is listed and a search for its marker finds it;
 - every acknowledged delete is gone: not listed, its marker found by no search, and ``zhiku
