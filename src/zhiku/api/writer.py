@@ -25,12 +25,24 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zhiku.api.jobs import FileProgress, Job, JobManager, PhaseProgress
 
 if TYPE_CHECKING:
-    from zhiku.api.deps import KBHandle
+    from zhiku.home import KBLayout
+
+
+class Handle(Protocol):
+    """What a stream needs of the server's ``KBHandle`` (named by a Protocol: ``deps`` imports this
+    module, so importing ``deps`` here would be an import cycle)."""
+
+    layout: KBLayout
+    write_lock: threading.Lock
+
+    @property
+    def name(self) -> str: ...
+
 
 log = logging.getLogger("zhiku.api")
 
@@ -168,7 +180,7 @@ def _from_lasting_thread(make: Callable[[], subprocess.Popen[str]]) -> subproces
 class WriteStream:
     """The operations of one KB waiting for the writer, and the thread that applies them."""
 
-    def __init__(self, handle: KBHandle, jobs: JobManager, writer: WriterProcess) -> None:
+    def __init__(self, handle: Handle, jobs: JobManager, writer: WriterProcess) -> None:
         self.handle = handle
         self.jobs = jobs
         self.writer = writer
