@@ -1,18 +1,23 @@
 """Load on a real ``zhiku serve`` with Locust (issue 28): a locustfile, and the driver that runs it.
 
-    .venv/bin/python benchmarks/load_locust.py --home PATH_TO_HOME --kb laws [--users 32]
-        [--seconds 300] [--runs search,mixed,stream] [--out benchmarks/results/load_locust.json]
+    .venv/bin/python benchmarks/load_locust.py [--seconds 300] [--runs search,mixed,stream]
+        [--home HOME] [--kb laws] [--corpus ../shared/data/cn-laws-lawrefbook] [--users 32]
+        [--out benchmarks/results/load_locust.json]
+
+The KB: ``HOME/KB`` (default ``$TMPDIR/zhiku-load/laws``), made the first time from ``--corpus``
+(``zhiku ingest CORPUS --kb laws --methods bm25``: BM25 only, about a minute). Each invocation
+serves a fresh copy of it, so the uploads of one run never change the next.
 
 Runs (each on the same server, one after the other, headless, ``--users`` users, no think time):
 - ``search``: POST /kbs/{kb}/search only (the ratio's denominator);
-- ``mixed``: 70% search, 20% ask (extractive answers), 5% upload (answered 202, ingested by a
-  background job, as the web page uploads) + 5% delete of the user's own uploads once ingested;
+- ``mixed``: 70% search, 20% ask (extractive answers), 5% upload (answered 202, ingested by the
+  server's write stream, as the web page uploads) + 5% delete of the user's own uploads once their
+  job is done (one GET of the job, then the DELETE by the id its result gives);
 - ``stream``: POST /v1/chat/completions with ``stream: true``, the whole stream read.
 
 Reports per route: requests, failures, req/s, p50/p95/p99 (ms); the server's CPU (cores used, from
-/proc: the server and its workers) and RSS. The KB is not built here: make it first (the laws KB,
-BM25 only, is what issue 28 asks; say which in the results). Locust is a benchmark tool, never
-imported by zhiku or its tests.
+/proc: the server and its writer process) and RSS; the 1-minute load of the machine before and
+after each run. Locust is a benchmark tool, never imported by zhiku or its tests.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ class MixedUser(FastHttpUser):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.mine: list[str] = []
+        self.mine: list[tuple[str, str]] = []  # (file name, upload job id)
 
     @task(70)
     def search(self) -> None:
@@ -83,29 +88,36 @@ class MixedUser(FastHttpUser):
         mark = uuid.uuid4().hex[:12]
         text = f"# 负载测试 {mark}\n\n本文件用于负载测试,标记 {mark},随后删除。"
         files = {"files": (f"load-{mark}.md", text.encode(), "text/markdown")}
-        # As the web page uploads: answered 202 at once, ingested by a background job (with
-        # wait=true a user would sit through the BM25 rebuild of the whole KB, 10-20 s on laws).
+        # As the web page uploads: answered 202 at once, ingested by the server's write stream (with
+        # wait=true a user would sit through the BM25 rebuild of the whole KB, seconds on laws).
         with self.client.post(f"/kbs/{KB}/documents", files=files, name="upload", catch_response=True) as r:
             if r.status_code == 202:
-                self.mine.append(f"load-{mark}.md")
+                self.mine.append((f"load-{mark}.md", r.json()["id"]))
                 r.success()
             else:
                 r.failure(f"{r.status_code}: {r.text[:200]}")
 
     @task(5)
     def delete(self) -> None:
+        """Delete one of this user's uploads once its job is done (the job's result has its id)."""
         if not self.mine:
             return
-        name = self.mine.pop()
-        found = self.client.get(f"/kbs/{KB}/documents", params={"q": name}, name="delete (find)")
-        ids = [d["id"] for d in found.json() if d["name"] == name] if found.status_code == 200 else []
-        if not ids:  # not ingested yet: try again later
-            self.mine.insert(0, name)
+        name, job_id = self.mine.pop()
+        with self.client.get(f"/kbs/{KB}/jobs/{job_id}", name="delete (job)", catch_response=True) as job:
+            if job.status_code == 404:  # forgotten (the server keeps its last 1,000 jobs): let it be
+                job.success()
+                return
+        state = job.json().get("state") if job.status_code == 200 else None
+        if state not in ("done", "failed"):  # not ingested yet: try again later
+            self.mine.insert(0, (name, job_id))
             return
-        with self.client.delete(f"/kbs/{KB}/documents/{ids[0]}", name="delete", catch_response=True) as r:
-            if r.status_code != 200:
+        doc_id = ((job.json().get("result") or {}).get("ids") or {}).get(name)
+        if doc_id is None:
+            return  # the upload failed: nothing to delete (its failure is the job's, not a request's)
+        # 200 when done at once, 202 when queued behind a running ingest (the server's write stream)
+        with self.client.delete(f"/kbs/{KB}/documents/{doc_id}", name="delete", catch_response=True) as r:
+            if r.status_code not in (200, 202):
                 r.failure(f"{r.status_code}: {r.text[:200]}")
-                self.mine.append(name)
 
 
 class StreamUser(FastHttpUser):
@@ -177,6 +189,7 @@ def _stats(csv_prefix: str) -> dict[str, Any]:
 def main() -> None:
     import argparse
     import json
+    import shutil
     import subprocess
     import sys
     import tempfile
@@ -188,9 +201,12 @@ def main() -> None:
     sys.path[:0] = [str(root / "src"), str(root)]
     from tests.helpers.crashkit import descendants, free_port, start_server
 
+    from zhiku.service import KnowledgeBase
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--home", required=True, type=Path, help="the ZHIKU_HOME holding the KB")
+    ap.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "zhiku-load")
     ap.add_argument("--kb", default="laws")
+    ap.add_argument("--corpus", type=Path, default=root.parent / "shared" / "data" / "cn-laws-lawrefbook")
     ap.add_argument("--kb-note", default="", help="what the KB is (recorded in the results)")
     ap.add_argument("--users", type=int, default=32)
     ap.add_argument("--seconds", type=int, default=300)
@@ -198,10 +214,33 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=root / "benchmarks" / "results" / "load_locust.json")
     args = ap.parse_args()
     classes = {"search": "SearchUser", "mixed": "MixedUser", "stream": "StreamUser"}
+    source = args.home / args.kb
+    if not (source / "catalog.sqlite").exists():
+        print(f"building {source} from {args.corpus} (BM25 only)", flush=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "zhiku",
+            "ingest",
+            str(args.corpus),
+            "--kb",
+            args.kb,
+            "--methods",
+            "bm25",
+        ]
+        subprocess.run(cmd, env=dict(os.environ, ZHIKU_HOME=str(args.home)), check=True)
+    work = Path(tempfile.mkdtemp(prefix="zhiku-load-"))
+    shutil.copytree(source, work / args.kb, symlinks=True)
+    with KnowledgeBase.open(args.kb, home=work, create=False) as kb:
+        docs, chunks = len(kb.documents()), kb.chunk_count()
+        methods = [s.name for s in kb.status() if s.built]
     port = free_port()
-    server = start_server(args.home, port, log=Path(tempfile.gettempdir()) / f"zhiku-load-{port}.log")
+    server = start_server(work, port, log=work / "server.log")
     results: dict[str, Any] = {
         "kb": args.kb,
+        "kb_documents": docs,
+        "kb_chunks": chunks,
+        "kb_methods_built": methods,
         "kb_note": args.kb_note,
         "users": args.users,
         "seconds_per_run": args.seconds,
@@ -256,7 +295,8 @@ def main() -> None:
             print(run, json.dumps(results["runs"][run]), flush=True)
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        server.wait(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
     search_only = results["runs"].get("search", {}).get("routes", {}).get("Aggregated", {}).get("req_s")
     mixed = results["runs"].get("mixed", {}).get("routes", {}).get("Aggregated", {}).get("req_s")
     if search_only and mixed:

@@ -9,8 +9,8 @@ ask, chat (/v1/chat/completions), delete, and now and then run an evaluation, al
 a killer thread sends SIGKILL to the server at random moments and starts it again on the same port.
 
 A write is *acknowledged* when it got a 2xx: an upload with ``wait=true`` answered 200 with its
-file in ``added``, a delete answered 200. Requests cut off by a kill have no answer: they count as
-unknown and are left out of both checks. At the end, on a restarted server:
+file in ``added``, a delete with ``wait=true`` answered 200. Requests cut off by a kill have no
+answer: they count as unknown and are left out of both checks. At the end, on a restarted server:
 
 - every acknowledged upload is listed and a search for its marker finds it;
 - every acknowledged delete is gone: not listed, its marker found by no search, and ``zhiku
@@ -240,14 +240,15 @@ class Client(threading.Thread):
                 self.ledger.unknown.discard(mark)
                 self.ledger.acked[mark] = name
             return
-        r = http.delete(f"/kbs/{KB}/documents/{ids[0]}")
+        # wait=true: 200 once done, even when queued behind an ingest (without it, 202 and a job)
+        r = http.delete(f"/kbs/{KB}/documents/{ids[0]}", params={"wait": "true"})
         self._answer("delete", r)
         if r.status_code == 200:
             with self.ledger.lock:
                 self.ledger.deleted[mark] = ids[0]
                 self.ledger.unknown.discard(mark)
         elif r.status_code < 500 and r.status_code != 404:
-            with self.ledger.lock:  # refused (423: a writer at work): still there
+            with self.ledger.lock:  # refused (e.g. 423: the KB's settings being changed): still there
                 self.ledger.unknown.discard(mark)
                 self.ledger.acked[mark] = name
 

@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 from zhiku.config import KBConfig, default_home
 from zhiku.errors import AlreadyExistsError, ConfigError, NotFoundError, UnknownNameError, ZhikuError
 from zhiku.store.layout import KBLayout, check_kb_name, check_new_kb_name, kb_names
+from zhiku.store.liveness import die_with_parent
 from zhiku.store.recover import OWNER_FILE, recover_home
 
-# Re-exported for the faces: a KB's folder layout, and crash recovery of a whole home.
-__all__ = ["OWNER_FILE", "Home", "KBLayout", "recover_home"]
+# Re-exported for the faces: a KB's folder layout, crash recovery of a whole home, and a worker
+# process that dies with the server (the API's writer process).
+__all__ = ["OWNER_FILE", "Home", "KBLayout", "die_with_parent", "recover_home"]
 
 if TYPE_CHECKING:
     from zhiku.service import KnowledgeBase

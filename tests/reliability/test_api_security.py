@@ -182,6 +182,9 @@ def test_hostile_names_write_nothing_outside_the_kb(
                 headers=auth,
                 params={"wait": "true"},
                 files=[("files", (fname, b"# x\n\nhostile name text\n", "text/markdown"))],
+                # The KB's default methods include an English dense one: the first upload's writer
+                # process loads its model (over a minute on a busy machine); the next ones reuse it.
+                timeout=300,
             )
             assert r.status_code < 500, (fname, r.text)
     after = {p for p in _snapshot(outside) if home / "k" not in p.parents and p != home / "k"}

@@ -106,3 +106,22 @@ def test_chunk_pages_are_stored_and_a_version_1_catalog_is_migrated(tmp_path: Pa
     assert chunk.page == 2 and info.format == "pdf"
     cat.close()
     assert Catalog(path).chunks_of("d2")[0].page == 2  # reopening migrates nothing twice
+
+
+def test_the_document_list_follows_changes_of_this_and_other_connections(tmp_path: Path) -> None:
+    """``documents()`` is kept between changes (issue 28: a busy server lists often); a change
+    committed by another connection (the server's writer process) or by this one shows at once."""
+    reader, writer = Catalog(tmp_path / "c.sqlite"), Catalog(tmp_path / "c.sqlite")
+    reader.put_document(*doc("/a", "a", "aaaa"))
+    assert [d.source for d in reader.documents()] == ["/a"]
+    writer.put_document(*doc("/b", "b", "bbbb"))
+    assert [d.source for d in reader.documents()] == ["/a", "/b"]
+    writer.delete_documents([d.id for d in writer.find_documents("/a")])
+    assert [d.source for d in reader.documents()] == ["/b"]
+    reader.put_document(*doc("/b", "b2", "cccc"))  # this connection's own change
+    assert [(d.source, d.content_hash) for d in reader.documents()] == [("/b", "cccc")]
+    listed = reader.documents()
+    listed.clear()  # a caller's copy: the kept list is not touched
+    assert len(reader.documents()) == 1
+    reader.close()
+    writer.close()

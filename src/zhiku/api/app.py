@@ -37,6 +37,9 @@ def create_app(
     max_upload_mb: float = 50,
     auth_reads: bool = False,
     allowed_hosts: frozenset[str] | None = None,
+    writer_process: bool = True,
+    start_writer: bool = False,
+    writer_nice: int = 0,
 ) -> FastAPI:
     """The application for the knowledge bases under ``home`` (default: ZHIKU_HOME / user data dir).
 
@@ -44,6 +47,10 @@ def create_app(
     ``auth_reads``; ``None`` leaves the API open, which ``zhiku serve`` allows on loopback only.
     ``allowed_hosts``: the Host names answered (``origin.allowed_hosts``); ``None`` answers any.
     Changes requested by another site's page (Origin) are refused either way.
+    ``writer_process``: uploads and deletes are applied by a child process (``writer.py``), so
+    index builds never hold the GIL the searches need; False applies them in a thread.
+    ``start_writer``: start that process with the server (``zhiku serve``), not at the first upload;
+    ``writer_nice``: how much lower its CPU priority is (``zhiku serve``: ``writer_process.NICE``).
     """
     from zhiku.api.routers import ask, conversations, documents, health, jobs, kbs, openai, search, settings
     from zhiku.api.routers import eval as evaluation
@@ -52,7 +59,12 @@ def create_app(
 
     home = (home or default_home()).expanduser().resolve()
     server = ServerSettings(
-        home=home, api_key=api_key or None, auth_reads=auth_reads, max_upload_bytes=int(max_upload_mb * 2**20)
+        home=home,
+        api_key=api_key or None,
+        auth_reads=auth_reads,
+        max_upload_bytes=int(max_upload_mb * 2**20),
+        writer_process=writer_process,
+        writer_nice=writer_nice,
     )
     zhiku_state = AppState(settings=server, kbs=KBRegistry(home))
 
@@ -61,8 +73,12 @@ def create_app(
         from zhiku.home import recover_home
 
         recover_home(home)  # a server killed mid-upload left staging folders, stray files, runs
+        if start_writer:
+            import threading
+
+            threading.Thread(target=zhiku_state.writer.start, name="zhiku-writer-start", daemon=True).start()
         yield
-        zhiku_state.kbs.close()
+        zhiku_state.close()
 
     app = FastAPI(
         title="zhiku",

@@ -2,11 +2,12 @@
 
 Concurrency, per knowledge base:
 
-- **One writer at a time.** Ingests, deletes and KB deletion hold ``KBHandle.write_lock`` in this
-  process (jobs queue on it) and the KB's file lock (``layout.writer_lock``) against other
-  processes, such as a ``zhiku ingest`` run next to the server. Each write uses its own
-  ``KnowledgeBase`` object, so it never shares a SQLite connection or a method instance with the
-  searches running meanwhile.
+- **One writer at a time.** Uploads and document deletes queue in the KB's write stream
+  (``writer.py``), applied in batches by a writer process; each batch holds ``KBHandle.write_lock``
+  in this process (so settings changes, tuning and KB deletion wait or answer 423) and the KB's
+  file lock (``layout.writer_lock``) against other processes, such as a ``zhiku ingest`` run next
+  to the server. Each write uses its own ``KnowledgeBase`` object, so it never shares a SQLite
+  connection or a method instance with the searches running meanwhile.
 - **Many readers.** Searches go through one long-lived reader ``KnowledgeBase`` that keeps its
   indexes loaded. During a write they keep answering from the last complete index (SQLite WAL shows
   them committed documents only; index folders are swapped whole), so they see the old state or the
@@ -33,6 +34,7 @@ from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
 from zhiku.home import KBLayout
 
 if TYPE_CHECKING:
+    from zhiku.api.writer import WriterProcess, WriteStream
     from zhiku.service import KnowledgeBase
 
 
@@ -44,6 +46,11 @@ class ServerSettings:
     auth_reads: bool = False
     max_upload_bytes: int = 50 * 1024 * 1024
     max_json_bytes: int = 10 * 1024 * 1024
+    #: apply uploads and deletes in a writer process (``writer.py``); False: in a thread of the
+    #: server, whose searches then share the GIL with every index build
+    writer_process: bool = True
+    #: how much lower the writer process's CPU priority is (``zhiku serve``: ``writer_process.NICE``)
+    writer_nice: int = 0
 
 
 class KBHandle:
@@ -55,6 +62,17 @@ class KBHandle:
         self.read_lock = threading.RLock()
         self._reader: KnowledgeBase | None = None
         self._config_stamp: tuple[int, int] | None = None
+        self._stream: WriteStream | None = None
+        self._stream_lock = threading.Lock()
+
+    def stream(self, jobs: JobManager, writer: WriterProcess) -> WriteStream:
+        """The KB's write stream (uploads and deletes, in order, in batches), made on first use."""
+        with self._stream_lock:
+            if self._stream is None:
+                from zhiku.api.writer import WriteStream
+
+                self._stream = WriteStream(self, jobs, writer)
+            return self._stream
 
     @property
     def name(self) -> str:
@@ -107,6 +125,10 @@ class KBHandle:
             self.write_lock.release()
 
     def close(self) -> None:
+        with self._stream_lock:
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
         with self.read_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -176,10 +198,26 @@ class AppState:
     settings: ServerSettings
     kbs: KBRegistry
     jobs: JobManager = field(default_factory=JobManager)
+    writer: WriterProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        from zhiku.api.writer import WriterProcess
+
+        self.writer = WriterProcess(not self.settings.writer_process, self.settings.writer_nice)
+
+    def close(self) -> None:
+        self.kbs.close()
+        self.writer.close()
 
 
 def state(request: Request) -> AppState:
     return request.app.state.zhiku
+
+
+def write_stream(request: Request, handle: KBHandle) -> WriteStream:
+    """Where a route queues an upload or a delete of ``handle``'s KB (``writer.py``)."""
+    st = state(request)
+    return handle.stream(st.jobs, st.writer)
 
 
 def _check_key(request: Request) -> None:

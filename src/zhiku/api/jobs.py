@@ -46,6 +46,8 @@ class Job:
     phases: list[dict[str, Any]] = field(default_factory=list)
     #: 0..1, never goes backwards; 1 once the job is finished (see ``advance_progress``)
     progress: float = 0.0
+    #: the HTTP status of a failure, for a route that waited for the job and answers with its error
+    http_status: int | None = None
 
     @property
     def finished_(self) -> bool:
@@ -104,12 +106,22 @@ class Job:
 class JobManager:
     """Runs jobs in threads and keeps the last ``keep`` of them for clients to look up."""
 
-    def __init__(self, keep: int = 200) -> None:
+    # 1,000: a server taking a few uploads a second (issue 28's load: 6-15) must still know a job
+    # when its client comes back for it a minute later; a finished job is about a kilobyte.
+    def __init__(self, keep: int = 1000) -> None:
         self.keep = keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._changed = threading.Condition()
 
     def submit(self, kb: str, kind: str, work: Callable[[Job], dict[str, Any]]) -> Job:
+        """A job run by a thread of its own (an evaluation, a tune step)."""
+        job = self.create(kb, kind)
+        name = f"zhiku-{kind}-{job.id}"
+        threading.Thread(target=self._run, args=(job, work), name=name, daemon=True).start()
+        return job
+
+    def create(self, kb: str, kind: str) -> Job:
+        """A queued job that someone else runs (the KB's write stream: ``api/writer.py``)."""
         job = Job(uuid.uuid4().hex[:12], kb, kind)
         with self._changed:
             self._jobs[job.id] = job
@@ -118,43 +130,41 @@ class JobManager:
                 if not oldest.finished_:
                     break
                 self._jobs.popitem(last=False)
-        name = f"zhiku-{kind}-{job.id}"
-        threading.Thread(target=self._run, args=(job, work), name=name, daemon=True).start()
         return job
 
+    def begin(self, job: Job, phase: str = "waiting") -> None:
+        self.update(job, state="running", phase=phase, started=time.time())
+
     def _run(self, job: Job, work: Callable[[Job], dict[str, Any]]) -> None:
-        self.update(job, state="running", phase="waiting", started=time.time())
+        self.begin(job)
         try:
             result = work(job)
         except ZhikuError as e:
-            self.update(
-                job,
-                state="failed",
-                phase="failed",
-                finished=time.time(),
-                error={"code": e.code, "message": e.one_line()},
-            )
+            self.fail(job, {"code": e.code, "message": e.one_line()}, e.http_status)
         except Exception:  # a bug: keep the traceback in the log, tell the client only that it failed
             log.exception("job %s (%s) failed", job.id, job.kind)
-            self.update(
-                job,
-                state="failed",
-                phase="failed",
-                finished=time.time(),
-                error={"code": "internal", "message": BUG},
-            )
+            self.fail(job, {"code": "internal", "message": BUG}, 500)
         else:
-            failed = result.pop("_failed", None)
-            with self._changed:
-                job.finish()
-            self.update(
-                job,
-                state="failed" if failed else "done",
-                phase="failed" if failed else "done",
-                finished=time.time(),
-                result=result,
-                error=failed,
-            )
+            self.complete(job, result)
+
+    def complete(self, job: Job, result: dict[str, Any]) -> None:
+        """Finished with ``result``; failed after all if the work put an error in ``_failed``."""
+        failed = result.pop("_failed", None)
+        with self._changed:
+            job.finish()
+        self.update(
+            job,
+            state="failed" if failed else "done",
+            phase="failed" if failed else "done",
+            finished=time.time(),
+            result=result,
+            error=failed,
+        )
+
+    def fail(self, job: Job, error: dict[str, str], http_status: int = 500) -> None:
+        self.update(
+            job, state="failed", phase="failed", finished=time.time(), error=error, http_status=http_status
+        )
 
     def update(self, job: Job, **changes: Any) -> None:
         with self._changed:

@@ -125,6 +125,23 @@ def stage(
         raise
 
 
+def claim(folder: Path) -> None:
+    """Make this process the owner of a staging folder (the server's writer process, when it
+    takes an upload over): recovery leaves a folder alone while its owner lives."""
+    from zhiku.home import OWNER_FILE
+
+    (folder / OWNER_FILE).write_text(str(os.getpid()), encoding="ascii")
+
+
+def owned_by_me(folder: Path) -> bool:
+    from zhiku.home import OWNER_FILE
+
+    try:
+        return int((folder / OWNER_FILE).read_text().strip()) == os.getpid()
+    except (OSError, ValueError):
+        return False
+
+
 def _staging_folder(uploads: Path) -> Path:
     """A fresh folder under ``uploads/.staging``. Another upload (or a recovery) removes the staging
     area when it is empty, so it can vanish between making it and making our folder in it: the soak

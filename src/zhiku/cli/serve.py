@@ -107,6 +107,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from zhiku.api.app import create_app
     from zhiku.api.origin import allowed_hosts
+    from zhiku.api.writer_process import NICE
 
     app = create_app(
         Path(args.home) if args.home else None,
@@ -114,6 +115,9 @@ def run_serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         auth_reads=not local and key is not None,
         allowed_hosts=allowed_hosts(args.host, args.allowed_host),
+        start_writer=True,
+        # uploads and deletes yield the CPU to searches and answers (api/writer_process.py)
+        writer_nice=NICE,
     )
     where = f"http://{args.host}:{args.port}"
     auth = "API key required for changes" + ("" if local else " and reads") if key else "no API key"

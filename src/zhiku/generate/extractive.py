@@ -23,12 +23,16 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from zhiku.generate.base import ContextBlock, Generator, generators
 from zhiku.generate.numbers import has_amount, numbers_in
 from zhiku.text.normalise import language_of
 from zhiku.text.tokenize import make_tokenizer
+
+if TYPE_CHECKING:
+    from zhiku.text.tokenize import Tokenizer
 
 
 class Embedder(Protocol):
@@ -75,6 +79,20 @@ _ASKS_AMOUNT = re.compile(
 _BUT = re.compile(r"^(?:但是|但|不过|除外|然而|however|but|except)", re.I)
 _LIST_LEAD = re.compile(r"(?:下列|如下|以下|following)[^。；]*[：:]|[：:]$", re.I)
 _ITEM = re.compile(r"^(?:[（(][一二三四五六七八九十\d]+[)）]|[一二三四五六七八九十\d]+[、.．]|[-•·])")
+
+
+@lru_cache(maxsize=1)
+def _tokenizer() -> Tokenizer:
+    """The answerer's tokenizer (the default settings, whatever the KB's): made once, not per answer."""
+    return make_tokenizer()
+
+
+@lru_cache(maxsize=4096)
+def _passage_words(text: str) -> frozenset[str]:
+    """The words of one passage sentence (with its document's title). jieba is most of what an
+    extractive answer costs (~17 ms CPU of one on the laws KB, issue 28), and the same passages
+    come back for many questions: kept for the 4,096 sentences seen last (a few MB)."""
+    return frozenset(_tokenizer()(text))
 
 
 def _weight(token: str) -> float:
@@ -212,7 +230,7 @@ class ExtractiveGenerator(Generator):
         self._planned: tuple[str, Plan] | None = None
         self.last_refused = False
         self.last_spans: dict[int, list[tuple[int, int]]] = {}
-        self._tokenize = make_tokenizer()
+        self._tokenize = _tokenizer()
 
     # -- the KB's dense model, when it has one --------------------------------------------------------
     @property
@@ -235,7 +253,7 @@ class ExtractiveGenerator(Generator):
             for pos, (start, end, sent) in enumerate(sentence_spans(block.text)):
                 if sent.endswith(("?", "？")):
                     continue  # a question (an FAQ heading, a quoted query) is not an answer
-                toks = set(self._tokenize(f"{block.title} {sent}")) | numbers_in(sent)
+                toks = set(_passage_words(f"{block.title} {sent}")) | numbers_in(sent)
                 out.append(Candidate(block.n, rank, pos, start, end, sent, toks))
         return out
 

@@ -129,15 +129,16 @@ def _leftovers(kb: KnowledgeBase, report: CheckReport) -> None:
         report.problems.append(f"indexes/{entry.name}: {what} left by a killed build")
     uploads = kb.layout.root.resolve() / "uploads"
     staging = uploads / ".staging"
-    live = False
     if staging.is_dir():
         for folder in sorted(staging.iterdir()):
             if owner_alive(folder):
-                live = True
-                report.notes.append(f"uploads/.staging/{folder.name}: an upload at work")
+                report.notes.append(f"uploads/.staging/{folder.name}: an upload waiting for the writer")
             else:
                 report.problems.append(f"uploads/.staging/{folder.name}: left by a killed upload")
-    if uploads.is_dir() and not live:
+    # Uploads are placed in uploads/ only by a writer holding the lock (the server's writer
+    # session), so with the lock held here a file the catalog lacks is a leftover, even while
+    # other uploads wait in staging.
+    if uploads.is_dir():
         for f in sorted(uploads.iterdir()):
             if f.is_file() and not f.name.startswith(".") and catalog.content_hash_of(str(f)) is None:
                 report.problems.append(f"uploads/{f.name}: a file the catalog never took in")

@@ -10,8 +10,9 @@ process can leave around it, and what this does about it:
 - upload staging folders ``uploads/.staging/<id>`` whose owner process is dead: a file the dead job
   moved aside (``.previous.<name>``) is put back where the catalog still holds it; then removed.
 - files in ``uploads/`` the catalog never took in (placed, then killed before the ingest stored
-  them): removed, so the folder matches the catalog. Skipped while any live upload is staged, since
-  a running job places its files before ingesting them.
+  them): removed, so the folder matches the catalog. Files are placed only by a writer holding the
+  lock (the server's writer session, ``api/writer_process.py``), so uploads still waiting in
+  staging (their owner alive) do not stop this.
 """
 
 from __future__ import annotations
@@ -125,11 +126,9 @@ def owner_alive(folder: Path) -> bool:
 
 def _clean_uploads(uploads: Path, catalog: Catalog, rec: Recovery) -> None:
     staging = uploads / ".staging"
-    live = False
     if staging.is_dir():
         for folder in sorted(staging.iterdir()):
             if owner_alive(folder):
-                live = True
                 continue
             for backup in folder.glob(".previous.*"):
                 final = uploads / backup.name[len(".previous.") :]
@@ -143,7 +142,7 @@ def _clean_uploads(uploads: Path, catalog: Catalog, rec: Recovery) -> None:
             staging.rmdir()
         except OSError:
             pass
-    if live or not uploads.is_dir():
+    if not uploads.is_dir():
         return
     for f in sorted(uploads.iterdir()):
         if f.name.startswith(".") or not f.is_file() or f.is_symlink():

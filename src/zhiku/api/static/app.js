@@ -200,10 +200,18 @@ async function loadDocuments() {
   $("#doc-delete-matching").hidden = !docView.q || !docView.total;
 }
 
+// A delete answers 200 once done, or 202 with its job when it queued behind a running ingest:
+// follow the job, so "deleted" is said (and the list reloaded) when it is true.
+async function deleteDone(kb, res) {
+  if (res.status !== 202) return;
+  const job = await pollJob(kb, await res.json(), () => {});
+  if (job.state === "failed") throw new Error(job.error ? job.error.message : t("failed"));
+}
+
 async function deleteDocument(doc) {
   if (!confirm(t("confirm_delete_doc", doc.name))) return;
   try {
-    await api(`/kbs/${enc(state.kb)}/documents/${doc.id}`, { method: "DELETE" });
+    await deleteDone(state.kb, await api(`/kbs/${enc(state.kb)}/documents/${doc.id}`, { method: "DELETE" }));
     notify(t("deleted", doc.name));
     await loadKbInfo();
   } catch (e) { notify(e.message, "error"); }
@@ -218,7 +226,7 @@ async function deleteMatching() {
     const shown = matches.slice(0, 20).map((d) => `• ${d.name} — ${d.title}`).join("\n") +
       (matches.length > 20 ? `\n… (+${matches.length - 20})` : "");
     if (!confirm(`${t("confirm_delete_matching", matches.length, docView.q)}\n\n${shown}`)) return;
-    await api(`/kbs/${enc(kb)}/documents/delete`, { method: "POST", json: { ids: matches.map((d) => d.id) } });
+    await deleteDone(kb, await api(`/kbs/${enc(kb)}/documents/delete`, { method: "POST", json: { ids: matches.map((d) => d.id) } }));
     notify(t("deleted_n", matches.length));
     docView.offset = 0;
     await loadKbInfo();
