@@ -26,6 +26,9 @@ def test_batches_are_shared_between_two_servers_in_order() -> None:
     with FakeLLMServer() as a, FakeLLMServer() as b:
         one = make([a.openai_url]).embed(TEXTS)  # type: ignore[attr-defined]
         before = embeds(a)
+        # Each of a's replies takes 0.2 s, so b's thread always gets batches however late the OS
+        # schedules it (on a busy machine a fast loopback server could otherwise drain them all).
+        a.script("embed", *[Step("slow", delay=0.2)] * 10)
         seen: list[int] = []
         two = make([a.openai_url, b.openai_url]).embed(TEXTS, progress=seen.append)  # type: ignore[attr-defined]
     np.testing.assert_allclose(two, one, atol=1e-6)  # same rows, same order
