@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from difflib import SequenceMatcher
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -72,6 +73,12 @@ _ASKS_AMOUNT = re.compile(
     r"\bwhich year\b|\bin what year\b|\bhow\b.*\b(?:percent|percentage)\b",
     re.I,
 )
+#: a question that asks who (a person or an organisation), or when (a date, a year)
+_ASKS_WHO = re.compile(r"谁|哪位|哪个人|什么人|\bwho(?:m|se)?\b", re.I)
+_ASKS_WHEN = re.compile(r"什么时候|何时|哪一年|哪年|哪天|哪一天|哪个月|几月|几号|\bwhen\b|\bwhat (?:year|date)\b", re.I)
+_DATE = re.compile(r"\d{3,4}\s*年|[一二三四五六七八九〇零十]{2,4}年|\d+月|\d+日|世纪|年代|朝|\b(?:1\d{3}|20\d{2})\b|"
+                   r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b",
+                   re.I)
 _BUT = re.compile(r"^(?:但是|但|不过|除外|然而|however|but|except)", re.I)
 _LIST_LEAD = re.compile(r"(?:下列|如下|以下|following)[^。；]*[：:]|[：:]$", re.I)
 _ITEM = re.compile(r"^(?:[（(][一二三四五六七八九十\d]+[)）]|[一二三四五六七八九十\d]+[、.．]|[-•·])")
@@ -119,6 +126,12 @@ def _cjk_pairs(text: str) -> set[str]:
     return {r[i : i + 2] for r in runs for i in range(len(r) - 1)}
 
 
+_ASKING_CHARS = set("多少什么哪些个为怎如何是否可以几年天久时候谁吗呢的了在？?")
+#: question words and marks, taken out before looking for the stretch a sentence repeats verbatim
+_ASKING_TEXT = re.compile(
+    r"多少|什么|哪些|哪个|哪里|哪一年|为什么|怎么|如何|是否|可以|几|多久|什么时候|何时|是谁|谁|吗|呢|[？?。，,]|"
+    r"\b(?:what|which|who|whom|whose|when|where|why|how|did|does|do|is|was|were|are|the)\b"
+)
 _QUESTION_PAIRS = _cjk_pairs("多少什么哪些哪个为什么怎么如何是否可以几年几天多久什么时候哪一年是谁")
 
 
@@ -141,6 +154,7 @@ class Candidate:
     support: float = 0.0
     dense: float = 0.0
     score: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -167,6 +181,21 @@ class Weights:
     dense: float = 0.6  # times the sentence's cosine to the question, above the passages' mean
 
 
+#: the sentence scorer: a logistic model over ``Candidate.features`` (the logit is the score), one
+#: per question language, fitted on training splits only (see ``benchmarks/answers_fit.py``).
+MODEL: dict[str, dict[str, float]] = {
+    "zh": {"amount": 1.103, "chars": 4.315, "context": 3.34, "copied": -0.357, "date": 3.069, "first": 0.603,
+           "length": -0.108, "pairs": -0.329, "rank": 3.047, "words": 7.569},
+    "en": {"amount": 1.523, "chars": 1.464, "context": 0.834, "copied": 3.488, "date": 0.963, "first": -0.003,
+           "length": -0.254, "pairs": 1.464, "rank": 1.758, "words": 3.881},
+}  # fmt: skip
+
+
+def lang_of_question(question: str) -> str:
+    """"en" for a question in English (it then gets English wording and the English model)."""
+    return "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
+
+
 class ExtractiveGenerator(Generator):
     name = "extractive"
 
@@ -174,7 +203,7 @@ class ExtractiveGenerator(Generator):
         self,
         max_sentences: int = 3,
         max_chars: int = 200,
-        relative: float = 0.85,
+        margin: float = 1.0,
         min_coverage: float = 0.4,
         related: int = 3,
         dense: bool = False,
@@ -184,7 +213,9 @@ class ExtractiveGenerator(Generator):
     ) -> None:
         self.max_sentences = max_sentences
         self.max_chars = max_chars
-        self.relative = relative  # quote another sentence only when it scores this share of the best
+        # Quote another sentence when its score (a logit) is within ``margin`` of the best one's:
+        # e**-margin as likely to hold the answer.
+        self.margin = margin
         # Refusal: the best sentence must hold at least this share of the question (its words,
         # weighted by length, and its Chinese character pairs). 0.40 was chosen on dev splits only
         # (benchmarks/answers.py; "unanswerable" = the question with its own passage removed):
@@ -207,6 +238,7 @@ class ExtractiveGenerator(Generator):
         # unanswerable questions from being refused (docs/answers.md).
         self.dense_floor = dense_floor
         self.weights = Weights()
+        self.model = MODEL
         self.embedder: Embedder | None = None
         self.scoring = "lexical"
         self._planned: tuple[str, Plan] | None = None
@@ -264,6 +296,13 @@ class ExtractiveGenerator(Generator):
         wants_amount = asks_amount(question)
         plain = {t: _weight(t) for t in q}
         plain_total = sum(plain.values()) or 1.0
+        core = _ASKING_TEXT.sub(" ", question.lower()).strip()
+        wants_when = bool(_ASKS_WHEN.search(question))
+        qchars = {ch for ch in question if _CJK_CHAR.match(ch)} - _ASKING_CHARS
+        cdf = {ch: sum(ch in c.text for c in candidates) for ch in qchars}
+        cweight = {ch: math.log((n + 1) / (max(cdf[ch], 1) + 0.5)) for ch in qchars}
+        ctotal = sum(cweight.values()) or 1.0
+        by_block: dict[int, list[Candidate]] = {}
         for c in candidates:
             words = sum(weight[t] for t in q & c.tokens) / total
             held = sum(plain[t] for t in q & c.tokens) / plain_total
@@ -272,25 +311,49 @@ class ExtractiveGenerator(Generator):
             # (does this sentence speak of the question at all): the refusal reads support.
             c.lexical = (words + w.pairs * pairs) / (1 + w.pairs)
             c.support = (held + w.pairs * pairs) / (1 + w.pairs)
-            c.score = c.lexical + w.rank / c.rank
-            if wants_amount and has_amount(c.text):
-                c.score += w.amount
+            text = c.text.lower()
+            match = SequenceMatcher(None, core, text, autojunk=False).find_longest_match(
+                0, len(core), 0, len(text)
+            )
+            chars = sum(cweight[ch] for ch in qchars if ch in text) / ctotal if qchars else held
+            c.features = {
+                "words": words,
+                "pairs": pairs,
+                "chars": chars,
+                # the longest stretch of the question the sentence repeats verbatim (CMRC and SQuAD
+                # questions copy a phrase of the answering sentence)
+                "copied": min(match.size, 20) / max(min(len(core), 20), 1),
+                "date": float(wants_when and bool(_DATE.search(c.text))),
+                "rank": 1 / c.rank,
+                "amount": float(wants_amount and has_amount(c.text)),
+                "first": float(c.pos == 0),
+                "length": min(len(c.text), 300) / 100,
+            }
+            by_block.setdefault(c.block, []).append(c)
+        for sents in by_block.values():
+            sents.sort(key=lambda c: c.pos)
+            for i, c in enumerate(sents):
+                # The sentences around it speak of the question too: the answer often names its
+                # subject one sentence earlier (CMRC, SQuAD), so the context's coverage counts.
+                near = [x.lexical for x in sents[max(i - 1, 0) : i + 2] if x is not c]
+                c.features["context"] = max(near, default=0.0)
+        coef = self.model[lang_of_question(question)]
+        for c in candidates:
+            c.score = coef.get("bias", 0.0) + sum(coef.get(k, 0.0) * v for k, v in c.features.items())
         candidates.sort(key=lambda c: -c.score)
         if self.embedder is not None:
             self._add_dense(question, candidates[: self.dense_top])
             candidates.sort(key=lambda c: -c.score)
+        self.last_candidates = candidates
         best = candidates[0]
         plan.best, plan.coverage = best.score, max(c.support for c in candidates)
         best_dense = max((c.dense for c in candidates), default=0.0) if self.embedder is not None else 0.0
         if plan.coverage < self.min_coverage and best_dense < self.dense_floor:
             return plan
         plan.refused = False
-        by_block: dict[int, list[Candidate]] = {}
-        for c in sorted(candidates, key=lambda c: (c.block, c.pos)):
-            by_block.setdefault(c.block, []).append(c)
         chosen: list[Candidate] = [best, *self._neighbours(best, by_block)]
         for c in candidates[1 : self.max_sentences * 4]:
-            if len(chosen) >= self.max_sentences or c.score < self.relative * best.score:
+            if len(chosen) >= self.max_sentences or c.score < best.score - self.margin:
                 break
             if any(c is x or _similar(c.text, x.text) for x in chosen):
                 continue
@@ -351,7 +414,7 @@ class ExtractiveGenerator(Generator):
         return [by_n[n] for n in used]
 
     def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
-        lang = "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
+        lang = lang_of_question(question)
         planned, self._planned = self._planned, None
         plan = planned[1] if planned and planned[0] == question else self.plan(question, contexts)
         self.last_refused = plan.refused
