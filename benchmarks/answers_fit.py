@@ -47,6 +47,56 @@ def examples(name: str, work: Path) -> list[list[tuple[dict[str, float], int]]]:
     return out
 
 
+def refusal_examples(name: str, work: Path) -> list[tuple[dict[str, float], int]]:
+    """The refusal's evidence (``Plan.evidence``) for each question whose rank-1 passage is gold
+    (label 1: answer) and for the same question with its gold passages removed (label 0: refuse)."""
+    from zhiku.eval.answers import without_gold
+
+    ds, judge, hits, _ = retrieve(name, work)
+    gen = ExtractiveGenerator()
+    out = []
+    for qid, question in ds.queries.items():
+        rest = without_gold(judge, qid, hits[qid])
+        if len(rest) == len(hits[qid]):
+            continue  # no gold passage retrieved
+        if hits[qid] and hits[qid][0] not in rest:
+            plan = gen.plan(question, context_blocks(hits[qid][:K]))
+            if plan.evidence:
+                out.append((plan.evidence, 1))
+        plan = gen.plan(question, context_blocks(rest[:K]))
+        if plan.evidence:
+            out.append((plan.evidence, 0))
+    return out
+
+
+def fit_refusal(rows: list[tuple[dict[str, float], int]], false_refusals: float = 0.03) -> dict[str, Any]:
+    """A logistic model of "the passages answer", and the threshold whose false refusals on the
+    answerable questions are ``false_refusals``; with the correct refusals it gives there."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    names = sorted(rows[0][0])
+    x = np.array([[f[k] for k in names] for f, _ in rows])
+    y = np.array([lab for _, lab in rows])
+    model = LogisticRegression(C=10.0, max_iter=5000).fit(x, y)
+    z = model.decision_function(x)
+    threshold = float(np.quantile(z[y == 1], false_refusals))
+    support = x[:, names.index("support")]
+    return {
+        "model": {"bias": round(float(model.intercept_[0]), 3)}
+        | {k: round(float(v), 3) for k, v in zip(names, model.coef_[0], strict=True)},
+        "threshold": round(threshold, 3),
+        "answerable": int((y == 1).sum()),
+        "unanswerable": int((y == 0).sum()),
+        "false_refusals": round(float((z[y == 1] < threshold).mean()), 4),
+        "correct_refusals": round(float((z[y == 0] < threshold).mean()), 4),
+        "support_0.40": {
+            "false_refusals": round(float((support[y == 1] < 0.4).mean()), 4),
+            "correct_refusals": round(float((support[y == 0] < 0.4).mean()), 4),
+        },
+    }
+
+
 def top1(groups: list[list[tuple[dict[str, float], int]]], coef: dict[str, float]) -> float:
     def score(f: dict[str, float]) -> float:
         return sum(coef.get(k, 0.0) * v for k, v in f.items())
@@ -100,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             "model": coef,
         }
         print(lang, json.dumps(result[lang]), flush=True)
+        refusal = fit_refusal(refusal_examples(name, args.work))
+        print(lang, "refusal", json.dumps(refusal), flush=True)
     return 0
 
 

