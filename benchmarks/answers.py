@@ -20,7 +20,8 @@ Splits: tuning used only ``cmrc-trial`` (CMRC 2018 trial, a separate file), ``sq
 dev questions, seeded, disjoint from the 3,000 reported) and ``laws-dev``; ``cmrc`` (all 3,219 dev
 questions), ``squad`` (3,000 dev questions, seed 0) and ``laws-test`` (laws_qa.jsonl, the
 laws test split; its KB is the laws dev KB, which holds both sets' documents) are reported once.
-"Today's answerer" is src/zhiku/generate/extractive.py as of commit BASELINE, loaded from git.
+The earlier answerers (BASELINES: "today", "main") are src/zhiku/generate/extractive.py as of those
+commits, loaded from git.
 Writes benchmarks/results/answers.json (sets already there and not run again are kept).
 """
 
@@ -54,7 +55,9 @@ from zhiku.generate.answer import answer_question  # noqa: E402
 from zhiku.generate.base import Generator  # noqa: E402
 from zhiku.generate.extractive import ExtractiveGenerator  # noqa: E402
 
-BASELINE = "3e73d5c"  # the branch point of this work: today's answerer
+#: earlier answerers, loaded from git: "today" is issue 26's starting point, "main" the first pass at
+#: it (lexical scorer and coverage refusal, merged at dd196b7); "new" is the working tree's
+BASELINES = {"today": "3e73d5c", "main": "dd196b7"}
 K, DEPTH = 5, 8
 SETS = {
     "cmrc-trial": "cmrc2018/cmrc2018_trial.json",
@@ -68,9 +71,9 @@ SETS = {
 LAWS_DISTRACTORS = ROOT / "benchmarks" / "data" / "laws_qa.jsonl"
 
 
-def baseline_generator() -> Generator:
+def baseline_generator(commit: str) -> Generator:
     src = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{BASELINE}:src/zhiku/generate/extractive.py"],
+        ["git", "-C", str(ROOT), "show", f"{commit}:src/zhiku/generate/extractive.py"],
         capture_output=True,
         text=True,
         check=True,
@@ -229,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict[str, Any] = {
         "machine": machine(),
         "load": os.getloadavg(),
-        "retrieval": f"bm25, top {K} of {DEPTH} retrieved",
-        "baseline": BASELINE,
+        "retrieval": f"top {K} of {DEPTH} retrieved once; bm25, the laws sets the KB's default (hybrid)",
+        "baselines": BASELINES,
         "sets": {},
     }
     if args.out.exists():
@@ -241,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         row: dict[str, Any] = {**info, "retrieve_s": round(time.perf_counter() - t0, 1)}
         gens = {"new": ExtractiveGenerator()}
         if not args.only_new:
-            gens = {"today": baseline_generator(), **gens}
+            gens = {label: baseline_generator(commit) for label, commit in BASELINES.items()} | gens
         for label, gen in gens.items():
             row[label] = score(name, gen, ds, judge, hits)
             print(name, label, json.dumps(row[label]), flush=True)

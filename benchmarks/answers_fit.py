@@ -28,6 +28,10 @@ from zhiku.generate.answer import context_blocks  # noqa: E402
 from zhiku.generate.extractive import ExtractiveGenerator  # noqa: E402
 
 TRAIN = {"zh": "cmrc-trial", "en": "squad-tune"}
+#: what the refusal model reads: every one should only ever raise the odds of answering (with all of
+#: ``Plan.evidence`` the English fit gave the best sentence's own support a negative weight, and a
+#: perfect answer in the second passage was refused)
+REFUSAL_FEATURES = ("support", "max_copied", "max_chars")
 
 
 def examples(name: str, work: Path) -> list[list[tuple[dict[str, float], int]]]:
@@ -75,7 +79,7 @@ def fit_refusal(rows: list[tuple[dict[str, float], int]], false_refusals: float 
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    names = sorted(rows[0][0])
+    names = list(REFUSAL_FEATURES)
     x = np.array([[f[k] for k in names] for f, _ in rows])
     y = np.array([lab for _, lab in rows])
     model = LogisticRegression(C=10.0, max_iter=5000).fit(x, y)
