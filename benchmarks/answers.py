@@ -79,7 +79,8 @@ def baseline_generator(commit: str) -> Generator:
         check=True,
     ).stdout
     src = src.replace('generators.add("extractive", ExtractiveGenerator)', "")
-    module = types.ModuleType("extractive_baseline")
+    module = types.ModuleType(f"extractive_{commit}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up
     exec(compile(src, "extractive_baseline.py", "exec"), module.__dict__)  # noqa: S102
     gen: Generator = module.ExtractiveGenerator()
     return gen
