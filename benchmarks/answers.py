@@ -119,7 +119,7 @@ def retrieve(name: str, work: Path) -> tuple[Dataset, Judge, dict[str, list[Any]
         ds = squad_split(ds, name)
     cache = work / f"{name}{'.hybrid' if laws else ''}.hits.pickle"
     config = KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
-    method = "bm25"
+    method: str | None = "bm25"
     if laws:
         # The laws KB answers from its default retrieval (hybrid: BM25 + e5, the methods a new KB
         # builds): BM25 alone had the evidence in its top 8 for 38 of the 60 dev questions, the
@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         ds, judge, hits, info = retrieve(name, args.work)
         row: dict[str, Any] = {**info, "retrieve_s": round(time.perf_counter() - t0, 1)}
-        gens = {"new": ExtractiveGenerator()}
+        gens: dict[str, Generator] = {"new": ExtractiveGenerator()}
         if not args.only_new:
             gens = {label: baseline_generator(commit) for label, commit in BASELINES.items()} | gens
         for label, gen in gens.items():

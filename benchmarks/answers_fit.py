@@ -108,7 +108,9 @@ def top1(groups: list[list[tuple[dict[str, float], int]]], coef: dict[str, float
     return sum(max(g, key=lambda r: score(r[0]))[1] for g in groups) / max(len(groups), 1)
 
 
-def fit(groups: list[list[tuple[dict[str, float], int]]], names: list[str], l2: float = 0.01) -> dict[str, float]:
+def fit(
+    groups: list[list[tuple[dict[str, float], int]]], names: list[str], l2: float = 0.01
+) -> dict[str, float]:
     """A conditional logit: per question, a softmax over its sentences; maximise the probability of
     the sentences holding the answer (a ranking objective: only differences within a question count,
     so there is no bias), with a little L2."""

