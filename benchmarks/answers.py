@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sets", default=",".join(SETS))
     p.add_argument("--work", type=Path, default=Path("/tmp/zhiku-answers"))
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "answers.json")
-    p.add_argument("--only-new", action="store_true", help="skip today's answerer (tuning loops)")
+    p.add_argument("--only-new", action="store_true", help="skip the earlier answerers (tuning loops)")
+    p.add_argument("--answerers", default="", help="a comma list of today,main,new (default: all)")
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {
@@ -246,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         gens: dict[str, Generator] = {"new": ExtractiveGenerator()}
         if not args.only_new:
             gens = {label: baseline_generator(commit) for label, commit in BASELINES.items()} | gens
+        if args.answerers:
+            gens = {k: v for k, v in gens.items() if k in args.answerers.split(",")}
         for label, gen in gens.items():
             row[label] = score(name, gen, ds, judge, hits)
             print(name, label, json.dumps(row[label]), flush=True)
