@@ -1,10 +1,12 @@
-"""The offline answerer, today's vs the new one, side by side on the same retrieval.
+"""The offline answerers (today's, the first pass's, the new one) side by side on the same retrieval.
 
-    OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/answers.py \
-        [--sets cmrc-trial,cmrc,squad-tune,squad,laws-dev] [--squad-n 3000] [--work /tmp/zhiku-answers]
+    ZHIKU_BENCH_DATA=../shared/data OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python benchmarks/answers.py \
+        [--sets cmrc-trial,cmrc,squad-tune,squad,laws-dev,laws-test] [--answerers today,main,new] \
+        [--work /tmp/zhiku-answers] [--out benchmarks/results/answers.json]
 
-Per set: one BM25 KB of the set's corpus (built once under --work and reused), the top 8 hits of
-every question retrieved once, then each answerer answers from the same top 5:
+Per set: one KB of the set's corpus (built once under --work and reused; BM25 for CMRC and SQuAD, the
+default methods, hybrid BM25 + e5, for the laws sets), the top 8 hits of every question retrieved
+once, then each answerer answers from the same top 5:
 
 - ``contains``: the answer (without its [n]) holds a gold answer, refusals counting as misses;
 - ``refused`` and the median answer length in characters (answers only);
@@ -16,10 +18,11 @@ every question retrieved once, then each answerer answers from the same top 5:
   from (normalised as the laws judge does);
 - the answer step's latency (p50/p95 ms, ``answer_question`` alone).
 
-Splits: tuning used only ``cmrc-trial`` (CMRC 2018 trial, a separate file), ``squad-tune`` (600 SQuAD
-dev questions, seeded, disjoint from the 3,000 reported) and ``laws-dev``; ``cmrc`` (all 3,219 dev
-questions), ``squad`` (3,000 dev questions, seed 0) and ``laws-test`` (laws_qa.jsonl, the
-laws test split; its KB is the laws dev KB, which holds both sets' documents) are reported once.
+Splits: the weights were fitted on ``cmrc-trial`` (CMRC 2018 trial, a separate file) and
+``squad-tune`` (600 SQuAD dev questions, seeded, disjoint from the 3,000 reported) only
+(benchmarks/answers_fit.py); ``cmrc`` (all 3,219 dev questions), ``squad`` (3,000 dev questions,
+seed 0), ``laws-dev`` and ``laws-test`` (laws_qa.jsonl; one KB holds both laws sets' documents) are
+reported.
 The earlier answerers (BASELINES: "today", "main") are src/zhiku/generate/extractive.py as of those
 commits, loaded from git.
 Writes benchmarks/results/answers.json (sets already there and not run again are kept).

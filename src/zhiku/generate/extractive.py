@@ -187,7 +187,10 @@ class Weights:
 
 
 #: the sentence scorer: a logistic model over ``Candidate.features`` (the logit is the score), one
-#: per question language, fitted on training splits only (see ``benchmarks/answers_fit.py``).
+#: per question language, fitted on training splits only (``benchmarks/answers_fit.py``: a softmax
+#: over each question's sentences, the gold-holding ones as targets). Share of questions whose best
+#: sentence holds the answer, hand weights of the first pass -> fitted: CMRC 2018 trial (910
+#: questions) 0.814 -> 0.817; SQuAD tuning slice (517) 0.780 -> 0.797.
 MODEL: dict[str, dict[str, float]] = {
     "zh": {"amount": 1.103, "chars": 4.315, "context": 3.34, "copied": -0.357, "date": 3.069, "first": 0.603,
            "length": -0.108, "pairs": -0.329, "rank": 3.047, "words": 7.569},
