@@ -195,3 +195,12 @@ def test_the_refusal_answers_a_covering_sentence_and_refuses_an_unrelated_one() 
     assert gen.plan("保险机构应当在达成赔偿协议后多少日内支付保险金？", unrelated).answerable < 0
     # The offset moves the line: a large one answers even from the unrelated passage.
     assert not ExtractiveGenerator(refuse_offset=20).plan("保险机构多少日内支付保险金？", unrelated).refused
+
+
+def test_the_section_heading_says_what_a_sentence_is_about() -> None:
+    text = "Tomatoes need at least six hours of direct sunlight every day. Water them deeply twice a week."
+    tomatoes = ContextBlock(
+        1, "c1", "d1", text, "/docs/garden.md", "Gardening guide", "Tomatoes", 0, len(text), 1.0
+    )
+    got = "".join(ExtractiveGenerator().generate("How often should I water tomatoes?", [tomatoes]))
+    assert got == "Water them deeply twice a week. [1]"  # not refused for want of "tomatoes" in it

@@ -299,7 +299,9 @@ class ExtractiveGenerator(Generator):
             for pos, (start, end, sent) in enumerate(sentence_spans(block.text)):
                 if sent.endswith(("?", "？")):
                     continue  # a question (an FAQ heading, a quoted query) is not an answer
-                toks = set(self._tokenize(f"{block.title} {sent}")) | numbers_in(sent)
+                # The title and the section heading say what the sentence is about ("Water them
+                # deeply twice a week." under "Tomatoes" answers how often to water tomatoes).
+                toks = set(self._tokenize(f"{block.title} {block.heading} {sent}")) | numbers_in(sent)
                 out.append(Candidate(block.n, rank, pos, start, end, sent, toks))
         return out
 
