@@ -154,6 +154,25 @@ def test_chat_streams_an_answer_and_a_citation_opens_the_passage(
     assert page.errors == []
 
 
+def test_a_citation_opens_its_passage_with_the_quoted_sentence_marked(
+    browser: Any, server: LiveServer, shots: Path
+) -> None:
+    page = open_page(browser, server)
+    page.fill("#chat-input", "How often should I water tomatoes?")
+    page.press("#chat-input", "Enter")
+    answer = page.locator(".msg.bot").last
+    expect(answer).not_to_have_class("msg bot streaming")
+    expect(answer.locator(".text")).to_contain_text("Water them deeply twice a week.")
+    answer.locator(".text a.cite").first.click()
+    # The passage is highlighted, and inside it the sentence the answer quotes, not its neighbour.
+    passage, quoted = page.locator("#viewer-mark"), page.locator("#viewer-mark mark.quoted")
+    expect(passage).to_contain_text("Tomatoes need at least six hours of direct sunlight every day.")
+    expect(quoted).to_have_count(1)
+    expect(quoted).to_have_text("Water them deeply twice a week.")
+    page.screenshot(path=str(shots / "quoted.png"))
+    assert page.errors == []
+
+
 def test_retrieval_lab_compares_methods_side_by_side(browser: Any, server: LiveServer, shots: Path) -> None:
     page = open_page(browser, server)
     page.click("#tab-lab")

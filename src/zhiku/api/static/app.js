@@ -384,7 +384,7 @@ function setupDropzone() {
 function citationLink(kb, c) {
   return el("a", {
     class: "cite", href: `#doc/${enc(kb)}/${c.doc_id}/${c.start}-${c.end}`, "data-n": c.n, title: c.title,
-    onclick: (e) => { e.preventDefault(); openDocument(kb, c.doc_id, c.start, c.end); },
+    onclick: (e) => { e.preventDefault(); openDocument(kb, c.doc_id, c.start, c.end, c.spans); },
   }, `[${c.n}]`);
 }
 
@@ -692,7 +692,23 @@ async function buildMethod(name, force = false) {
 // ---------------------------------------------------------------------------------------------
 // Document viewer
 
-async function openDocument(kb, docId, start, end) {
+// The highlighted passage's text, with the sentences the answer quotes (``spans``: document offsets)
+// marked inside it, so the reader sees at once which sentence the answer came from.
+function passageWithQuotes(text, start, end, spans) {
+  const inside = (spans || []).map(([s, e]) => [Math.max(s, start), Math.min(e, end)])
+    .filter(([s, e]) => s < e).sort((a, b) => a[0] - b[0]);
+  const nodes = [];
+  let at = start;
+  for (const [s, e] of inside) {
+    if (s < at) continue;  // overlapping spans: the first one is marked
+    nodes.push(text.slice(at, s), el("mark", { class: "quoted" }, text.slice(s, e)));
+    at = e;
+  }
+  nodes.push(text.slice(at, end));
+  return nodes;
+}
+
+async function openDocument(kb, docId, start, end, spans) {
   const query = start !== undefined ? `?highlight=${start}-${end}&chunks=false` : "?chunks=false";
   try {
     const doc = await getJSON(`/kbs/${enc(kb)}/documents/${docId}${query}`);
@@ -704,10 +720,11 @@ async function openDocument(kb, docId, start, end) {
     $("#viewer-path").textContent = doc.name;
     const box = $("#viewer-text");
     if (doc.highlight) {
-      const mark = el("mark", { id: "viewer-mark" }, doc.text.slice(doc.highlight.start, doc.highlight.end));
-      box.replaceChildren(doc.text.slice(0, doc.highlight.start), mark, doc.text.slice(doc.highlight.end));
+      const { start: hs, end: he } = doc.highlight;
+      const mark = el("mark", { id: "viewer-mark" }, ...passageWithQuotes(doc.text, hs, he, spans));
+      box.replaceChildren(doc.text.slice(0, hs), mark, doc.text.slice(he));
       showViewer();
-      mark.scrollIntoView({ block: "center" });
+      (mark.querySelector(".quoted") || mark).scrollIntoView({ block: "center" });
     } else {
       box.replaceChildren(doc.text);
       showViewer();
