@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sections import commit  # noqa: E402
@@ -104,6 +106,214 @@ def stage_build(d: Path, name: str) -> dict[str, Any]:
         return {"seconds": round(secs, 1), "report": str(report)[:2000]}
 
 
+REAL = 3000  # real e5 chunk vectors: ~28 passages per CPU-second, what a shared machine affords
+HNSW_GRID = ({"m": 16, "ef_construction": 100}, {"m": 32, "ef_construction": 100})
+EF_SEARCH = (16, 32, 64, 128, 256)
+
+
+def stage_real(d: Path) -> dict[str, Any]:
+    """Real e5 (int8 engine) vectors: REAL laws chunks (seeded sample), the laws dev questions and
+    the benchmark's keyword queries, saved for the ``ann`` stages."""
+    import random
+
+    from e5_rate import laws_chunks
+    from sections import DATA
+    from speed import make_queries
+
+    from zhiku.embed.e5 import E5Embedder
+
+    chunks = laws_chunks(DATA / "cn-laws-lawrefbook")
+    sample = random.Random(0).sample(chunks, REAL)
+    dev = [
+        json.loads(line)["question"] for line in (Path(__file__).parent / "data" / "laws_dev.jsonl").open()
+    ]
+    queries = dev + make_queries(200)
+    emb = E5Embedder(engine="int8", workers=1)
+    t0, c0 = time.perf_counter(), time.process_time()
+    base = np.asarray(emb.embed(sample), dtype=np.float32)
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+    q = np.asarray(emb.embed_queries(queries), dtype=np.float32)
+    np.save(d / "e5_base.npy", base)
+    np.save(d / "e5_queries.npy", q)
+    return {
+        "laws_chunks": len(chunks),
+        "embedded": len(sample),
+        "queries": len(queries),
+        "embed_s": round(secs, 1),
+        "embed_cpu_s_this_process": round(cpu, 1),
+    }
+
+
+def gaussian_like(real: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` unit vectors drawn from the Gaussian with the real vectors' mean and covariance (the
+    same spectrum, so about the same intrinsic dimension, which is what makes HNSW easy or hard)."""
+
+    rng = np.random.default_rng(seed)
+    mean = real.mean(0)
+    cov = np.cov(real, rowvar=False)
+    vals, vecs = np.linalg.eigh(cov)
+    root = (vecs * np.sqrt(np.clip(vals, 0, None))).astype(np.float32)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for a in range(0, n, 100_000):
+        z = rng.standard_normal((min(100_000, n - a), real.shape[1]), dtype=np.float32)
+        x = z @ root.T + mean
+        out[a : a + len(x)] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def ann(base: np.ndarray, queries: np.ndarray, grid: Any, label: str) -> dict[str, Any]:
+    """HNSW (faiss, through zhiku's faiss-hnsw index) against exact inner product: recall@10 and
+    index-only latency per efSearch, one query at a time."""
+    import faiss
+    from speed import pct
+
+    import zhiku.index.faiss  # noqa: F401  (registers faiss-hnsw)
+    from zhiku.index.base import fill_index, indexes
+
+    flat = faiss.IndexFlatIP(base.shape[1])
+    flat.add(base)
+    ms = []
+    for q in queries[:50]:
+        t = time.perf_counter()
+        flat.search(q[None], 10)
+        ms.append((time.perf_counter() - t) * 1000)
+    _, truth = flat.search(queries, 10)
+    del flat
+    out: dict[str, Any] = {"vectors": label, "n": len(base), "queries": len(queries)}
+    out["exact_p50_ms"] = round(pct(ms, 50), 3)
+    ids = [str(i) for i in range(len(base))]
+    out["grid"] = []
+    for params in grid:
+        t, c = time.perf_counter(), time.process_time()
+        index = indexes.get("faiss-hnsw")(base.shape[1], "ip", **params)
+        fill_index(index, ids, base)
+        row: dict[str, Any] = {**params, "build_s": round(time.perf_counter() - t, 1)}
+        row["build_cpu_s"] = round(time.process_time() - c, 1)
+        row["load_after_build"] = round(load1(), 1)
+        row["sweep"] = []
+        for ef in EF_SEARCH:
+            index._index.hnsw.efSearch = ef
+            index.search(queries[:1], 10)
+            ms, rec = [], []
+            for q, tr in zip(queries, truth, strict=True):
+                t = time.perf_counter()
+                got = index.search(q[None], 10)[0]
+                ms.append((time.perf_counter() - t) * 1000)
+                rec.append(len({int(c) for c, _, _ in got} & set(tr.tolist())) / 10)
+            row["sweep"].append(
+                {
+                    "ef_search": ef,
+                    "recall_at_10": round(float(np.mean(rec)), 4),
+                    "p50_ms": round(pct(ms, 50), 3),
+                    "p95_ms": round(pct(ms, 95), 3),
+                    "load": round(load1(), 1),
+                }
+            )
+            print(label, len(base), params, row["sweep"][-1], flush=True)
+        out["grid"].append(row)
+        del index
+    return out
+
+
+def stage_ann_real(d: Path) -> dict[str, Any]:
+    """Recall on the real e5 vectors and on Gaussian ones fitted to them, the same size, the same
+    queries: how far the synthetic vectors stand in for real ones."""
+
+    real, q = np.load(d / "e5_base.npy"), np.load(d / "e5_queries.npy")
+    return {
+        "real": ann(real, q, HNSW_GRID, "e5 (real, laws chunks)"),
+        "synthetic": ann(gaussian_like(real, len(real), 1), q, HNSW_GRID, "Gaussian fitted to e5"),
+        "synthetic_100k": ann(gaussian_like(real, 100_000, 2), q, HNSW_GRID, "Gaussian fitted to e5"),
+    }
+
+
+def stage_ann_1m(d: Path) -> dict[str, Any]:
+    """HNSW at a million Gaussian-e5 vectors, queries the real e5 query vectors."""
+
+    real, q = np.load(d / "e5_base.npy"), np.load(d / "e5_queries.npy")
+    grid = [json.loads(os.environ["MILLION_HNSW"])] if "MILLION_HNSW" in os.environ else HNSW_GRID[:1]
+    return ann(gaussian_like(real, 1_000_000, 3), q, grid, "Gaussian fitted to e5")
+
+
+def timed(fn: Any, items: list[Any]) -> tuple[dict[str, float], list[Any]]:
+    from speed import pct
+
+    fn(items[0])  # warm: loaded and answered once before timing
+    ms, out = [], []
+    for x in items:
+        t = time.perf_counter()
+        out.append(fn(x))
+        ms.append((time.perf_counter() - t) * 1000)
+    return {"p50": round(pct(ms, 50), 2), "p95": round(pct(ms, 95), 2), "load": round(load1(), 1)}, out
+
+
+def bm25_parts(kb: Any, queries: list[str]) -> dict[str, Any]:
+    """Where a BM25 query's time goes, and the top-k choice before this change against after."""
+    from zhiku.retrieve.methods.bm25 import top_rows
+
+    m = kb.ready_method("bm25")
+    out: dict[str, Any] = {}
+    out["tokenize_and_score_ms"], scores = timed(m.query_scores, queries)
+    scored = [s for s in scores if s is not None]
+
+    def old_top(s: np.ndarray) -> np.ndarray:  # bm25.py before: a partition over every chunk
+        top = np.argpartition(-s, 9)[:10]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return top[s[top] > 0]
+
+    out["top10_before_ms"], before = timed(old_top, scored)
+    out["top10_after_ms"], after = timed(lambda s: top_rows(s, 10), scored)
+    same = [np.array_equal(s[a], s[b]) for s, a, b in zip(scored, before, after, strict=True)]
+    out["same_top10_scores"] = round(float(np.mean(same)), 4)
+    out["touched_share_mean"] = round(float(np.mean([(s > 0).mean() for s in scored])), 4)
+    out["count_star_ms"], _ = timed(lambda _: kb.catalog.chunk_count(), list(range(20)))
+    out["attach_ms"], _ = timed(lambda q: kb._searcher.attach(m.search(q, 10)), queries[:100])
+    return out
+
+
+def hnsw_vs_exact(kb: Any, queries: list[str]) -> dict[str, Any]:
+    """The KB's vectors_hnsw index against its exact vectors index, on the same query vectors."""
+    exact, hnsw = kb.ready_method("vectors"), kb.ready_method("vectors_hnsw")
+    qv = exact.embedder.embed_queries(queries)
+    rows = list(qv[:, None, :])
+    out: dict[str, Any] = {"params": dict(hnsw.options.index_options)}
+    out["exact_ms"], truth = timed(lambda v: {c for c, _, _ in exact._index.search(v, 10)[0]}, rows)
+    out["sweep"] = []
+    for ef in EF_SEARCH + (512, 1024):
+        hnsw._index._index.hnsw.efSearch = ef
+        lat, got = timed(lambda v: {c for c, _, _ in hnsw._index.search(v, 10)[0]}, rows)
+        recall = float(np.mean([len(t & g) / max(1, len(t)) for t, g in zip(truth, got, strict=True)]))
+        out["sweep"].append({"ef_search": ef, "recall_at_10": round(recall, 4), **lat})
+        print("kb hnsw", out["sweep"][-1], flush=True)
+    hnsw._index._index.hnsw.efSearch = hnsw._index.ef_search
+    return out
+
+
+def stage_query(d: Path) -> dict[str, Any]:
+    from speed import make_queries
+
+    queries = make_queries(300)
+    out: dict[str, Any] = {"queries": len(queries)}
+    with open_kb(d) as kb:
+        built = {s.name for s in kb.status() if s.built}
+        out["chunks"] = kb.catalog.chunk_count()
+        out["built"] = sorted(built)
+        out["index_mb"] = {s.name: round(s.bytes / 2**20, 1) for s in kb.status() if s.bytes}
+        out["latency_ms"] = {}
+        for name in ("bm25", "vectors", "vectors_hnsw", "hybrid", "hybrid_exact"):
+            parts = {"hybrid": {"bm25", "vectors_hnsw"}, "hybrid_exact": {"bm25", "vectors"}}.get(
+                name, {name}
+            )
+            if parts <= built:
+                out["latency_ms"][name], _ = timed(lambda q, n=name: kb.search(q, 10, n), queries)
+                print(name, out["latency_ms"][name], flush=True)
+        if "bm25" in built:
+            out["bm25_parts"] = bm25_parts(kb, queries)
+        if {"vectors", "vectors_hnsw"} <= built:
+            out["hnsw"] = hnsw_vs_exact(kb, queries)
+    return out
+
+
 STAGES = ("corpus", "ingest", "bm25", "vectors")
 
 
@@ -129,6 +339,14 @@ def main(argv: list[str] | None = None) -> int:
         res = stage_ingest(d)
     elif args.stage in ("bm25", "vectors", "vectors_hnsw"):
         res = stage_build(d, args.stage)
+    elif args.stage.startswith("query"):  # query, query2, …: a measurement again, a quieter moment
+        res = stage_query(d)
+    elif args.stage == "real":
+        res = stage_real(d)
+    elif args.stage == "ann_real":
+        res = stage_ann_real(d)
+    elif args.stage == "ann_1m":
+        res = stage_ann_1m(d)
     else:
         raise SystemExit(f"unknown stage {args.stage}")
     res |= {
