@@ -231,6 +231,37 @@ def stage_ann_real(d: Path) -> dict[str, Any]:
     }
 
 
+def recombined(real: np.ndarray, n: int, seed: int, parts: int = 3) -> np.ndarray:
+    """``n`` unit vectors, each a random convex mix of ``parts`` real e5 vectors (Dirichlet
+    weights): the corpus's chunks recombine law paragraphs, and a mix of real vectors stays near
+    the real vectors' manifold, where a Gaussian of the same covariance spreads into every
+    direction (a far harder and less realistic case: see ann_real)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, real.shape[1]), dtype=np.float32)
+    for a in range(0, n, 100_000):
+        m = min(100_000, n - a)
+        pick = rng.integers(0, len(real), size=(m, parts))
+        w = rng.dirichlet(np.ones(parts), size=m).astype(np.float32)
+        x = np.einsum("mp,mpd->md", w, real[pick])
+        out[a : a + m] = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
+
+
+def stage_ann_mix(d: Path) -> dict[str, Any]:
+    """Recall on real e5 vectors against recombined ones at the same size, then recombined ones
+    at the sizes in ``MILLION_SIZES`` (default 100000), one HNSW setting (``MILLION_HNSW``)."""
+    real, q = np.load(d / "e5_base.npy"), np.load(d / "e5_queries.npy")
+    grid = [json.loads(os.environ.get("MILLION_HNSW", '{"m": 16, "ef_construction": 64}'))]
+    out: dict[str, Any] = {
+        "real": ann(real, q, grid, "e5 (real, laws chunks)"),
+        "recombined_same_n": ann(recombined(real, len(real), 4), q, grid, "recombined e5"),
+    }
+    for n in (int(x) for x in os.environ.get("MILLION_SIZES", "100000").split(",")):
+        out[f"recombined_{n}"] = ann(recombined(real, n, 5), q, grid, "recombined e5")
+        (d / "ann_mix_partial.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
+    return out
+
+
 def stage_ann_1m(d: Path) -> dict[str, Any]:
     """HNSW at a million Gaussian-e5 vectors, queries the real e5 query vectors; then a hybrid
     search composed as the hybrid method does it, over the 1M KB's real BM25 and this HNSW index
@@ -440,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         res = stage_real(d)
     elif args.stage == "ann_real":
         res = stage_ann_real(d)
+    elif args.stage == "ann_mix":
+        res = stage_ann_mix(d)
     elif args.stage == "ann_1m":
         res = stage_ann_1m(d)
     else:
