@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from zhiku.retrieve.methods.bm25 import top_rows
+from zhiku.retrieve.methods.bm25 import SAMPLE, top_rows
 
 
 def reference(scores: np.ndarray, k: int) -> list[int]:
@@ -32,3 +32,16 @@ def test_nothing_scored() -> None:
 def test_fewer_scored_than_k() -> None:
     scores = np.array([0, 2, 0, 1, 2], dtype=np.float32)
     assert top_rows(scores, 10).tolist() == [1, 4, 3]
+
+
+@pytest.mark.parametrize("touched", [5, 40, 3_000, 60_000])
+def test_large_score_arrays_take_the_sampled_floor(touched: int) -> None:
+    # past 4 × SAMPLE chunks the choice starts from a floor read off a sample: still exact
+    rng = np.random.default_rng(touched)
+    n = 4 * SAMPLE + 17
+    scores = np.zeros(n, dtype=np.float32)
+    rows = rng.choice(n, size=touched, replace=False)
+    scores[rows] = rng.integers(1, 40, size=touched).astype(np.float32) / 4
+    best = np.flatnonzero(scores > 0)
+    expected = best[np.lexsort((best, -scores[best]))][:10].tolist()
+    assert top_rows(scores, 10).tolist() == expected
