@@ -370,6 +370,44 @@ def bm25_parts(kb: Any, queries: list[str]) -> dict[str, Any]:
     return out
 
 
+def before_after(kb: Any, queries: list[str]) -> dict[str, Any]:
+    """kb.search("bm25") as it was before this change (a COUNT(*) of the chunks per search, the top
+    k by a partition over every chunk) and as it is, alternating query by query in one process,
+    so both see the same load."""
+    from speed import pct
+
+    from zhiku.retrieve.methods import bm25
+
+    current = bm25.top_rows
+
+    def old_rows(s: np.ndarray, k: int) -> np.ndarray:
+        top = np.argpartition(-s, k - 1)[:k]
+        top = top[np.argsort(-s[top], kind="stable")]
+        return top[s[top] > 0]
+
+    def old_search(q: str) -> list[Any]:
+        kb.catalog.chunk_count()  # what ready() ran on every search
+        bm25.top_rows = old_rows
+        try:
+            return kb.search(q, 10, "bm25")
+        finally:
+            bm25.top_rows = current
+
+    kb.search(queries[0], 10, "bm25")
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    same = 0
+    for q in queries:
+        t = time.perf_counter()
+        a = old_search(q)
+        times["before"].append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        b = kb.search(q, 10, "bm25")
+        times["after"].append((time.perf_counter() - t) * 1000)
+        same += [h.score for h in a] == [h.score for h in b]
+    out = {k: {"p50": round(pct(v, 50), 2), "p95": round(pct(v, 95), 2)} for k, v in times.items()}
+    return out | {"same_scores": round(same / len(queries), 4), "load": round(load1(), 1)}
+
+
 def hnsw_vs_exact(kb: Any, queries: list[str]) -> dict[str, Any]:
     """The KB's vectors_hnsw index against its exact vectors index, on the same query vectors."""
     exact, hnsw = kb.ready_method("vectors"), kb.ready_method("vectors_hnsw")
@@ -407,6 +445,8 @@ def stage_query(d: Path) -> dict[str, Any]:
                 out["latency_ms"][name], _ = timed(lambda q, n=name: kb.search(q, 10, n), queries)
                 print(name, out["latency_ms"][name], flush=True)
         if "bm25" in built:
+            out["bm25_before_after"] = before_after(kb, queries)
+            print("before/after", out["bm25_before_after"], flush=True)
             out["bm25_parts"] = bm25_parts(kb, queries)
         if {"vectors", "vectors_hnsw"} <= built:
             out["hnsw"] = hnsw_vs_exact(kb, queries)
