@@ -56,7 +56,10 @@ class IndexKeeper:
         if not m.indexed:
             return m
         name = m.name
-        if kb.catalog.chunk_count() == 0:
+        fp = kb.catalog.fingerprint()
+        # The fingerprint holds the chunk count ("count:sum"): read per search, where COUNT(*) over
+        # the chunks table cost milliseconds at a million chunks (benchmarks/million.py).
+        if fp.startswith("0:") and kb.catalog.chunk_count() == 0:
             raise IndexError_(
                 f"knowledge base {kb.name!r} is empty: there is nothing to search",
                 f"Add documents first: `zhiku ingest PATH --kb {kb.name}`, or upload them on the web page",
@@ -66,7 +69,6 @@ class IndexKeeper:
                 f"method {name!r} is disabled in zhiku.toml",
                 f"Use another method, or build it with `zhiku build --method {name} --kb {kb.name}`",
             )
-        fp = kb.catalog.fingerprint()
         if self._loaded.get(name) == fp:
             return m
         manifest = self.methods.manifest(name)
