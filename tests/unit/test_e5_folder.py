@@ -149,3 +149,31 @@ def test_a_folder_that_cannot_convert_stays_on_torch_with_one_warning(
     assert sum("int8 engine is unavailable" in r.getMessage() for r in caplog.records) == 1
     with pytest.raises(ConfigError, match="not an sbert engine"):
         SentenceTransformerEmbedder(model=str(cls), engine="fast")
+
+
+def test_a_kb_method_on_a_folder_names_its_engine_and_a_switch_makes_it_stale(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from zhiku.config import KBConfig, MethodConfig
+    from zhiku.service import KnowledgeBase
+
+    monkeypatch.setenv("ZHIKU_CACHE", str(tmp_path / "cache"))
+
+    def config(engine: str) -> KBConfig:
+        options = {
+            "embedder": "sbert",
+            "model": str(tiny),
+            "max_seq_length": 32,
+            "embedder_options": {"engine": engine, "workers": 1},
+        }
+        return KBConfig(methods={"tuned": MethodConfig(kind="dense", enabled=True, options=options)})
+
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=config("int8")) as kb:
+        kb.add_texts([(f"doc{i}.md", f"doc {i}", text) for i, text in enumerate(TEXTS)])
+        kb.build(["tuned"])
+        status = kb.method_status("tuned")
+        assert status.built and status.fresh and status.engine.startswith("onnxruntime-int")
+        assert kb.search(TEXTS[2], 1, "tuned")[0].chunk.text == TEXTS[2]  # type: ignore[union-attr]
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=config("torch")) as kb:
+        status = kb.method_status("tuned")
+        assert status.built and not status.fresh  # int8 vectors never meet torch queries
