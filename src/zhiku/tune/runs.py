@@ -465,10 +465,13 @@ def run_encoder(
     incumbent = kb.default_method()
     folder = kb.layout.models / name / "model"
     manifest = finetune_encoder(kb, model, train, folder, settings, progress=say)
+    # Both on the int8 engine (e5_folder.py): the corpus is re-embedded at that engine's rate, and
+    # the comparison is like for like. A folder that cannot convert stays on torch (one warning).
+    fast = {"engine": "int8"}
     if not given_base:
-        opts = {"embedder": "sbert", "model": str(model)}
+        opts = {"embedder": "sbert", "model": str(model), "embedder_options": fast}
         save_config(kb, method=(base, MethodConfig(kind="dense", enabled=True, options=opts)))
-    opts = {"embedder": "sbert", "model": str(folder)}
+    opts = {"embedder": "sbert", "model": str(folder), "embedder_options": fast}
     save_config(kb, method=(name, MethodConfig(kind="dense", enabled=True, options=opts)))
     kb.build([base, name])  # the corpus embedded by the tuned model (and by the original, to compare)
     notes = [

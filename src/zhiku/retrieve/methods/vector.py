@@ -99,7 +99,9 @@ class VectorMethod(Method):
         # the dense options' ``embedder`` field).
         name, _ = self.embedder_spec(None)
         if getattr(embedders.get(name), "has_engines", False):
-            desc["engine"] = self.embedder.describe()["engine"]
+            engine = self.embedder.describe().get("engine")
+            if engine:  # sbert names one only when it is not its default (torch)
+                desc["engine"] = engine
         return desc
 
     # -- the embedder -----------------------------------------------------------------------------
