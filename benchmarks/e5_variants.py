@@ -39,9 +39,9 @@ from zhiku.embed.e5_torch import TorchEngine  # noqa: E402
 
 #: name -> kinds of (qkv, ao, fi, fo)
 VARIANTS = {
-    "int8 (v2 default)": "int8/int8/int8/int8",
+    "int8 (v2; v4, the default)": "int8/int8/int8/int8",
     "fp32 FFN down": "int8/int8/int8/fp32",
-    "q8-128 FFN down (v3 default)": "int8/int8/int8/q8-128",
+    "q8-128 FFN down (v3)": "int8/int8/int8/q8-128",
     "q4 exact FFN down": "int8/int8/int8/q4",
     "q8-128 FFN up + down": "int8/int8/q8-128/q8-128",
     "q8-128 QKV + FFN down": "q8-128/int8/int8/q8-128",
