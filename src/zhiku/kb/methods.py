@@ -204,8 +204,9 @@ class MethodSet:
         fp = kb.catalog.fingerprint()
         cached = self._language
         if cached is None or (cached[0] != fp and language_may_change(cached[2], chunk_total(fp))):
-            self._language = (fp, language_of(kb.catalog.sample_text()), chunk_total(fp))
-        return self._language[1]
+            cached = (fp, language_of(kb.catalog.sample_text()), chunk_total(fp))
+            self._language = cached
+        return cached[1]
 
     def wanted(self, name: str) -> tuple[bool, str]:
         """Whether a default build makes this method's index, and if not, why."""
