@@ -346,12 +346,16 @@ def bm25_parts(kb: Any, queries: list[str]) -> dict[str, Any]:
 
     # scoring alone: bm25s's np.add.at over the concatenated posting lists, against one buffered
     # add per list (a list holds each chunk once, so the sums are the same)
-    mat = m._model.scores
-    indptr, indices, data = mat["indptr"], mat["indices"], mat["data"]
+    model = m._model  # zhiku's SavedScores (bm25s's arrays, memory-mapped), or a bm25s.BM25
+    if hasattr(model, "scores"):
+        mat = model.scores
+        indptr, indices, data, num_docs = mat["indptr"], mat["indices"], mat["data"], mat["num_docs"]
+    else:
+        indptr, indices, data, num_docs = model.indptr, model.indices, model.data, model.num_docs
     qids = [ids for ids in (m._ids_of(m.ctx.tokenizer(q)) for q in queries) if ids]
 
     def buffered(ids: list[int]) -> np.ndarray:
-        s = np.zeros(int(mat["num_docs"]), dtype=np.float32)
+        s = np.zeros(int(num_docs), dtype=np.float32)
         for t in ids:
             a, b = int(indptr[t]), int(indptr[t + 1])
             s[indices[a:b]] += data[a:b]

@@ -55,6 +55,7 @@ class MethodSet:
         self._adhoc: dict[str, MethodConfig] = {}  # names resolved on the fly (kinds, a+b fusions)
         self._language: tuple[str, str, int] | None = None  # (fingerprint, language, chunks then)
         self._in_use: dict[str, tuple[tuple[str, int], list[str]]] = {}  # name -> (state, parts)
+        self._manifest_text: dict[str, tuple[tuple[int, int, int], str]] = {}  # name -> (stat, text)
 
     def names(self) -> list[str]:
         return list(self.kb.config.methods)
@@ -221,9 +222,17 @@ class MethodSet:
 
     # -- status: is each method's index built, and fresh? -------------------------------------------
     def manifest(self, name: str) -> dict[str, Any] | None:
+        # A search asks for several manifests, each several times: their text is kept until the file
+        # changes (manifests are replaced atomically: a new inode and mtime), a fresh dict each call.
         path = self.kb.layout.index_dir(name) / "manifest.json"
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            st = path.stat()
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+            cached = self._manifest_text.get(name)
+            if cached is None or cached[0] != stamp:
+                cached = (stamp, path.read_text(encoding="utf-8"))
+                self._manifest_text[name] = cached
+            return json.loads(cached[1])
         except (OSError, ValueError):
             return None
 

@@ -35,6 +35,12 @@ class Searcher:
     def search(
         self, query: str, k: int, method: str | None, where: Where | None, rerank: str | None
     ) -> list[Hit]:
+        with self.kb.catalog.one_read():
+            return self._search(query, k, method, where, rerank)
+
+    def _search(
+        self, query: str, k: int, method: str | None, where: Where | None, rerank: str | None
+    ) -> list[Hit]:
         kb = self.kb
         query = check_query(query, k)
         m = self.searchable(method or self.methods.default())
@@ -99,6 +105,12 @@ class Searcher:
         return kb.ready_method(adhoc)
 
     def search_many(
+        self, queries: Sequence[str], k: int, method: str | None, rerank: str | None
+    ) -> list[list[Hit]]:
+        with self.kb.catalog.one_read():
+            return self._search_many(queries, k, method, rerank)
+
+    def _search_many(
         self, queries: Sequence[str], k: int, method: str | None, rerank: str | None
     ) -> list[list[Hit]]:
         kb = self.kb

@@ -96,6 +96,7 @@ class Catalog:
         self._documents: tuple[tuple[int, int], list[DocumentInfo]] | None = None
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per document.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._read_fingerprint: str | None = None  # set for the span of one_read()
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -143,10 +144,28 @@ class Catalog:
             self._set_meta(key, value)
 
     def fingerprint(self) -> str:
+        if self._read_fingerprint is not None:
+            return self._read_fingerprint
         return self._meta("fingerprint") or "0:0"
 
+    @contextmanager
+    def one_read(self) -> Iterator[None]:
+        """One search: the fingerprint is read once for all of it. Every freshness check on the way
+        asks for it (parts in use, the language, each index's readiness): a query per check was 8%
+        of a served BM25 search's CPU (py-spy, docs/load.md). A search writes nothing, and a change
+        committed meanwhile is seen by the next search, as it would be a moment later anyway."""
+        if self._read_fingerprint is not None or self.db.in_transaction:
+            yield
+            return
+        self._read_fingerprint = self._meta("fingerprint") or "0:0"
+        try:
+            yield
+        finally:
+            self._read_fingerprint = None
+
     def _bump_fingerprint(self, added: Sequence[str], removed: Sequence[str]) -> None:
-        count, total = (int(x) for x in self.fingerprint().split(":"))
+        self._read_fingerprint = None
+        count, total = (int(x) for x in (self._meta("fingerprint") or "0:0").split(":"))
         count += len(added) - len(removed)
         total = (total + sum(map(_id_value, added)) - sum(map(_id_value, removed))) % _MOD
         self._set_meta("fingerprint", f"{count}:{total}")
