@@ -294,7 +294,11 @@ def stage_ann_1m(d: Path) -> dict[str, Any]:
     grid = [json.loads(os.environ.get("MILLION_HNSW", '{"m": 16, "ef_construction": 64}'))]
     built: list[Any] = []
     base = recombined(real, 1_000_000, 3)
-    out = ann(base, q, grid, "recombined e5", keep=built, efs=EF_SEARCH + (512, 1024))
+    from zhiku.index.base import auto_ef_search
+
+    # 640: the efSearch a million-vector index gets when none is set (auto_ef_search)
+    efs = tuple(sorted({*EF_SEARCH, 512, auto_ef_search(len(base)), 1024}))
+    out = ann(base, q, grid, "recombined e5", keep=built, efs=efs)
     # the HNSW figures took long: on disk before the hybrid part
     (d / "ann_1m_partial.json").write_text(json.dumps(out, indent=1), encoding="utf-8")
     if (d / "stage-bm25.json").exists():
@@ -454,7 +458,7 @@ def hnsw_vs_exact(kb: Any, queries: list[str]) -> dict[str, Any]:
         recall = float(np.mean([len(t & g) / max(1, len(t)) for t, g in zip(truth, got, strict=True)]))
         out["sweep"].append({"ef_search": ef, "recall_at_10": round(recall, 4), **lat})
         print("kb hnsw", out["sweep"][-1], flush=True)
-    hnsw._index._index.hnsw.efSearch = hnsw._index.ef_search
+    hnsw._index._configure()  # back to the configured (or size-chosen) efSearch
     return out
 
 

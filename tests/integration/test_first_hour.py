@@ -267,3 +267,58 @@ def test_a_build_state_reads_as_progress_and_an_estimate() -> None:
         BuildState(3418, 20611, False, None, 0.0).describe().startswith("interrupted at 3,418/20,611 chunks")
     )
     assert running.as_dict() == {"done": 4210, "total": 20611, "running": True, "seconds_left": 360}
+    indexing = BuildState(300_000, 1_003_764, True, 120.0, 0.0, "indexing")
+    assert indexing.describe() == "building: indexing 300,000/1,003,764 vectors, ~2 min left"
+    stopped = BuildState(300_000, 1_003_764, False, None, 0.0, "indexing").describe()
+    assert stopped.startswith("interrupted at indexing 300,000/1,003,764 vectors (its vectors are kept)")
+
+
+class _Phases:
+    """A ``Progress`` that keeps every phase it is told of, and what each counted."""
+
+    def __init__(self) -> None:
+        self.phases: list[list[object]] = []
+
+    def start(self, label: str, total: int) -> None:
+        self.phases.append([label, total, 0])
+
+    def advance(self, n: int) -> None:
+        self.phases[-1][2] = int(str(self.phases[-1][2])) + n
+
+    def close(self) -> None:
+        pass
+
+
+def test_filling_an_hnsw_index_is_a_counted_step_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the chunks are embedded, the vectors going into the graph are counted too (minutes at
+    a million, where the status used to sit at "all chunks done"), and the progress file says so."""
+    cfg = KBConfig(
+        methods={
+            "bm25": MethodConfig(kind="bm25"),
+            "hnsw": MethodConfig(
+                kind="dense",
+                options={"embedder": "hashing", "dim": 32, "index": "faiss-hnsw", "index_options": {"m": 8}},
+            ),
+        }
+    )
+    seen: list[str] = []
+    real_next = RecordingProgress.next_phase
+
+    def spy(self: RecordingProgress, phase: str, total: int) -> None:
+        real_next(self, phase, total)
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        seen.append(f"{data['phase']} {data['done']}/{data['total']}")
+
+    with KnowledgeBase.open(str(tmp_path / "kb"), config=cfg) as kb:
+        kb.ingest([_docs(tmp_path / "docs", 12)], build=False)
+        chunks = kb.catalog.chunk_count()
+        phases = _Phases()
+        monkeypatch.setattr(RecordingProgress, "next_phase", spy)
+        kb.build(names=["hnsw", "bm25"], progress=phases)
+        assert ["hnsw", chunks, chunks] in phases.phases
+        assert ["hnsw: indexing", chunks, chunks] in phases.phases
+        assert not any("indexing" in str(p[0]) and p[0] != "hnsw: indexing" for p in phases.phases)
+        assert seen == [f"indexing 0/{chunks}"]
+        assert not progress_file(kb.layout.indexes, "hnsw").exists()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.base import Metric, VectorIndex, auto_ef_search, indexes, prepare, to_score_distance
 
 
 def _faiss() -> Any:
@@ -69,8 +69,8 @@ class FaissIndex(VectorIndex):
     def load(cls, directory: Path, dim: int, metric: Metric, **options: Any) -> FaissIndex:
         index = cls(dim, metric, **options)
         index._index = _faiss().read_index(str(directory / "index.faiss"))
-        index._configure()
         index.ids = json.loads((directory / "index_ids.json").read_text(encoding="utf-8"))
+        index._configure()  # after the ids: HNSW's efSearch may follow the size
         return index
 
     def _configure(self) -> None:
@@ -86,9 +86,10 @@ class FaissHNSWIndex(FaissIndex):
         metric: Metric = "ip",
         m: int = 32,
         ef_construction: int = 200,
-        ef_search: int = 64,
+        ef_search: int | None = None,
         **options: Any,
     ) -> None:
+        # ef_search None: chosen from the index's size (``auto_ef_search``) each time it changes.
         self.m, self.ef_construction, self.ef_search = m, ef_construction, ef_search
         super().__init__(dim, metric, m=m, ef_construction=ef_construction, ef_search=ef_search, **options)
 
@@ -96,12 +97,20 @@ class FaissHNSWIndex(FaissIndex):
         f = _faiss()
         index = f.IndexHNSWFlat(self.dim, self.m, self._faiss_metric())
         index.hnsw.efConstruction = self.ef_construction
-        index.hnsw.efSearch = self.ef_search
+        index.hnsw.efSearch = self.effective_ef_search(0)
         return index
 
+    def effective_ef_search(self, n: int) -> int:
+        return self.ef_search if self.ef_search is not None else auto_ef_search(n)
+
+    def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
+        super().add(ids, vectors)
+        self._configure()
+
     def _configure(self) -> None:
-        # efSearch is a search-time setting, not always what was saved: apply the configured one.
-        self._index.hnsw.efSearch = self.ef_search
+        # efSearch is a search-time setting, not always what was saved: apply the configured one,
+        # or the one this size calls for.
+        self._index.hnsw.efSearch = self.effective_ef_search(len(self.ids))
 
 
 indexes.add("faiss-flat", FaissIndex)

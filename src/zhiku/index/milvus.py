@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 from zhiku.errors import BackendError, ConfigError, DependencyMissingError
-from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.base import Metric, VectorIndex, auto_ef_search, indexes, prepare, to_score_distance
 from zhiku.index.milvus_words import (
     SPARSE_FIELD,
     TEXT_FIELD,
@@ -174,7 +174,7 @@ class MilvusIndex(VectorIndex):
         index_type: str = "FLAT",
         m: int = 32,
         ef_construction: int = 200,
-        ef_search: int = 64,
+        ef_search: int | None = None,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         **options: Any,
@@ -321,11 +321,15 @@ class MilvusIndex(VectorIndex):
     def __len__(self) -> int:
         return self._count
 
+    def _ef_search(self) -> int:
+        # Unset: chosen from the size, as for faiss-hnsw (``auto_ef_search``).
+        return self.ef_search if self.ef_search is not None else auto_ef_search(self._count)
+
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, float]]]:
         q = prepare(queries, self.metric)
         if self._db is None or not self._count:
             return [[] for _ in range(len(q))]
-        params = {"params": {"ef": max(self.ef_search, k)}} if self.index_type == "HNSW" else {}
+        params = {"params": {"ef": max(self._ef_search(), k)}} if self.index_type == "HNSW" else {}
         result = self._db.search(
             self.collection,
             data=q.tolist(),
@@ -361,7 +365,7 @@ class MilvusIndex(VectorIndex):
         if self._db is None or not self._count or self._no_words:
             return []
         limit = min(depth, self._count)
-        dense_params = {"params": {"ef": max(self.ef_search, limit)}} if self.index_type == "HNSW" else {}
+        dense_params = {"params": {"ef": max(self._ef_search(), limit)}} if self.index_type == "HNSW" else {}
         requests = [AnnSearchRequest(q.tolist(), "vector", dense_params, limit)]
         if text:  # a question with no known word is ranked by its vector alone
             requests.insert(0, AnnSearchRequest([text], SPARSE_FIELD, {"params": {}}, limit))

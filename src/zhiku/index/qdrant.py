@@ -6,7 +6,8 @@ there) and locks its folder to one client, so ``save`` closes its client before 
 folder into place, and opening a folder again closes this process's earlier client of it.
 
 With ``url`` (and ``api_key``, or ZHIKU_QDRANT_API_KEY) it talks to a Qdrant server, where the HNSW
-settings (``m``, ``ef_construction``; ``ef_search`` per query) are passed through.
+settings (``m``, ``ef_construction``; ``ef_search`` per query, chosen from the size when unset)
+are passed through.
 
 Qdrant point ids must be unsigned integers or UUIDs, and zhiku's ids are strings: each id maps to
 ``uuid5(namespace, id)`` — deterministic, so a delete needs no lookup table — and the string id is kept
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from zhiku.errors import BackendError, DependencyMissingError
-from zhiku.index.base import Metric, VectorIndex, indexes, prepare, to_score_distance
+from zhiku.index.base import Metric, VectorIndex, auto_ef_search, indexes, prepare, to_score_distance
 from zhiku.index.pending import PendingRows, batches
 
 _NAMESPACE = uuid.UUID("6c1e8a52-3f4b-5d0e-9a57-7a686b69a0f1")  # fixed: ids must map the same forever
@@ -101,7 +102,7 @@ class QdrantIndex(VectorIndex):
         collection: str = "zhiku",
         m: int = 32,
         ef_construction: int = 200,
-        ef_search: int = 64,
+        ef_search: int | None = None,
         **options: Any,
     ) -> None:
         # api_key stays out of ``options``: describe() is written into the index manifest.
@@ -181,6 +182,10 @@ class QdrantIndex(VectorIndex):
     def __len__(self) -> int:
         return self._count
 
+    def _ef_search(self) -> int:
+        # Unset: chosen from the size, as for faiss-hnsw (``auto_ef_search``).
+        return self.ef_search if self.ef_search is not None else auto_ef_search(self._count)
+
     # -- reading ----------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, float]]]:
         q = prepare(queries, self.metric)
@@ -188,7 +193,7 @@ class QdrantIndex(VectorIndex):
             return [[] for _ in range(len(q))]
         models = _models()
         # Local mode is exact and warns about search params it cannot use: send them to servers only.
-        params = None if self.url is None else models.SearchParams(hnsw_ef=max(self.ef_search, k))
+        params = None if self.url is None else models.SearchParams(hnsw_ef=max(self._ef_search(), k))
         requests = [
             models.QueryRequest(query=row.tolist(), limit=k, params=params, with_payload=["id"]) for row in q
         ]

@@ -44,11 +44,20 @@ class RecordingProgress:
         self._written = 0.0
         self._rate_from: tuple[float, int] | None = None  # (time, done) after the cache was read
         self._pid = os.getpid()
+        self.phase = ""  # "" while embedding (or the only step); "indexing" after it
 
     def start(self, label: str, total: int) -> None:
-        self.total, self.done, self.started = total, 0, time.time()
+        self.total, self.done, self.started, self.phase = total, 0, time.time(), ""
+        self._rate_from = None
         if self.inner:
             self.inner.start(label, total)
+        self._write(force=True)
+
+    def next_phase(self, phase: str, total: int) -> None:
+        """A later step of the same build (``indexing``: vectors into an HNSW graph, minutes at a
+        million), counted from 0 again, so status does not sit at "1,003,764/1,003,764 chunks"."""
+        self.start(f"{self.method}: {phase}", total)
+        self.phase = phase
         self._write(force=True)
 
     def advance(self, n: int) -> None:
@@ -95,6 +104,7 @@ class RecordingProgress:
                 "updated": now,
                 "per_second": rate,
                 "pid": self._pid,
+                "phase": self.phase,
             },
         )
 
@@ -108,9 +118,12 @@ class BuildState:
     running: bool
     seconds_left: float | None
     updated: float
+    phase: str = ""  # "indexing": the vectors are embedded and go into the index
 
     def describe(self, what: str = "chunks") -> str:
         count = f"{self.done:,}/{self.total:,} {what}"
+        if self.phase:
+            count = f"{self.phase} {self.done:,}/{self.total:,} vectors"
         if not self.running:
             return (
                 f"interrupted at {count} (its vectors are kept): `zhiku build` resumes it"
@@ -140,7 +153,12 @@ def read_state(indexes: Path, method: str) -> BuildState | None:
     rate = data.get("per_second")
     left = (total - done) / rate if running and rate else None
     return BuildState(
-        min(done, total) if total else done, total, running, left, float(data.get("updated", 0))
+        min(done, total) if total else done,
+        total,
+        running,
+        left,
+        float(data.get("updated", 0)),
+        str(data.get("phase") or ""),
     )
 
 

@@ -294,7 +294,7 @@ class IndexKeeper:
         recorder.start(name, len(corpus))
         try:
             with staged_dir(final) as tmp:
-                extra = m.build(corpus, tmp, recorder.advance)
+                extra = m.build(corpus, tmp, recorder.advance, phase=recorder.next_phase)
                 seconds = time.perf_counter() - t0
                 atomic_write_json(
                     tmp / "manifest.json",

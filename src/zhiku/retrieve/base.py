@@ -112,9 +112,16 @@ class Method(ABC):
 
     # -- indexed methods ------------------------------------------------------------------------
     def build(
-        self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None
+        self,
+        corpus: Corpus,
+        out_dir: Path,
+        progress: Callable[[int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
     ) -> dict[str, Any]:
-        """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record."""
+        """Write the index for ``corpus`` into ``out_dir``; return what the manifest should record.
+
+        ``progress(n)``: n more chunks done. ``phase(label, total)``: a later step begins (the
+        vector methods' ``indexing``), and ``progress`` counts its items from 0 again."""
         raise NotImplementedError(f"{self.kind} has no index to build")
 
     def load(self, directory: Path) -> None:

@@ -83,6 +83,7 @@ class BM25Method(Method):
         corpus: Corpus,
         out_dir: Path,
         progress: Callable[[int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
     ) -> dict[str, Any]:
         o = self.options
         if o.index == "milvus":

@@ -88,6 +88,7 @@ class TfidfMethod(Method):
         corpus: Corpus,
         out_dir: Path,
         progress: Callable[[int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
     ) -> dict[str, Any]:
         from scipy import sparse
 

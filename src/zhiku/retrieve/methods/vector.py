@@ -148,7 +148,11 @@ class VectorMethod(Method):
 
     # -- building ---------------------------------------------------------------------------------
     def build(
-        self, corpus: Corpus, out_dir: Path, progress: Callable[[int], None] | None = None
+        self,
+        corpus: Corpus,
+        out_dir: Path,
+        progress: Callable[[int], None] | None = None,
+        phase: Callable[[str, int], None] | None = None,
     ) -> dict[str, Any]:
         self._embedder = emb = self.make_embedder()
         details: dict[str, Any]
@@ -189,8 +193,11 @@ class VectorMethod(Method):
                 corpus.tokens if keep.all() else [t for t, ok in zip(corpus.tokens, keep, strict=True) if ok]
             )
             index.set_words(kept, tokens)
+        # Filling an HNSW graph takes minutes at a million vectors: its own counted step.
+        if phase:
+            phase("indexing", len(kept))
         # no boolean-indexed copy of the matrix when every row is kept
-        fill_index(index, kept, matrix if keep.all() else matrix[keep])
+        fill_index(index, kept, matrix if keep.all() else matrix[keep], progress if phase else None)
         index.save(out_dir)
         np.save(out_dir / "embeddings.npy", matrix)
         (out_dir / "embedding_ids.json").write_text(json.dumps(corpus.ids), encoding="utf-8")
