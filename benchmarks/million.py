@@ -3,7 +3,8 @@
     ZHIKU_BENCH_DATA=/work/shared/data OMP_NUM_THREADS=2 nice -n 5 \\
         .venv/bin/python benchmarks/million.py --stage STAGE [--dir /tmp/million] [--memo-tokens]
 
-STAGE: corpus, ingest, bm25, vectors, vectors_hnsw, query, real, ann_real, ann_mix, ann_1m, one_process, report.
+STAGE: corpus, ingest, bm25, vectors, vectors_hnsw, query, real, ann_real, ann_mix, ann_1m,
+one_process, report.
 
 Each stage runs in its own process, so its peak RSS (``resource.getrusage``) is its own, and
 writes ``DIR/stage-NAME.json``; a stage already done is not run again (delete its JSON to redo
