@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -322,3 +323,24 @@ def test_filling_an_hnsw_index_is_a_counted_step_of_its_own(
         assert not any("indexing" in str(p[0]) and p[0] != "hnsw: indexing" for p in phases.phases)
         assert seen == [f"indexing 0/{chunks}"]
         assert not progress_file(kb.layout.indexes, "hnsw").exists()
+
+
+def test_a_method_whose_build_knows_no_phases_still_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin written before ``phase`` existed (``build(corpus, out_dir, progress)``) is called
+    as it was: only a method declaring ``reports_phases`` is handed one."""
+    from zhiku.retrieve.methods.bm25 import BM25Method
+
+    original = BM25Method.build
+
+    def old_style(self: BM25Method, corpus: Any, out_dir: Path, progress: Any = None) -> dict[str, Any]:
+        return original(self, corpus, out_dir, progress)
+
+    monkeypatch.setattr(BM25Method, "build", old_style)
+    assert not BM25Method.reports_phases
+    with KnowledgeBase.open(
+        str(tmp_path / "kb"), config=KBConfig(methods={"bm25": MethodConfig(kind="bm25")})
+    ) as kb:
+        kb.ingest([_docs(tmp_path / "docs", 3)])
+        assert kb.search("农业保险", 3, "bm25")

@@ -294,7 +294,10 @@ class IndexKeeper:
         recorder.start(name, len(corpus))
         try:
             with staged_dir(final) as tmp:
-                extra = m.build(corpus, tmp, recorder.advance, phase=recorder.next_phase)
+                if m.reports_phases:
+                    extra = m.build(corpus, tmp, recorder.advance, phase=recorder.next_phase)
+                else:
+                    extra = m.build(corpus, tmp, recorder.advance)
                 seconds = time.perf_counter() - t0
                 atomic_write_json(
                     tmp / "manifest.json",

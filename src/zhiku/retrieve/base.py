@@ -90,6 +90,9 @@ class Method(ABC):
     #: the JSON list of chunk ids an index folder holds, in the order built (``zhiku check``
     #: compares it with the catalog); None for a kind that keeps no such list
     ids_file: ClassVar[str | None] = None
+    #: its ``build`` takes ``phase`` and reports a later step through it (the vector methods'
+    #: ``indexing``); False keeps a plugin's ``build(corpus, out_dir, progress)`` working unchanged
+    reports_phases: ClassVar[bool] = False
 
     def __init__(self, name: str, options: dict[str, Any], ctx: MethodContext) -> None:
         self.name = name

@@ -67,6 +67,7 @@ class VectorMethod(Method):
 
     Options: ClassVar[type[MethodOptions]] = VectorOptions
     vectors: ClassVar[bool] = True
+    reports_phases: ClassVar[bool] = True
     options: VectorOptions
     slow_to_build = True
     ids_file = "embedding_ids.json"
