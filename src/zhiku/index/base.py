@@ -86,14 +86,17 @@ class VectorIndex(ABC):
         return {"index": self.kind, "metric": self.metric, "dim": self.dim, **self.options}
 
 
-def auto_ef_search(n: int) -> int:
-    """HNSW's search breadth when ``ef_search`` is not set: 64 up to 10,000 vectors, then growing
-    with the square root of the size (about 200 at 100,000, 640 at a million), at most 1,024.
+def auto_ef_search(n: int, chosen: int | None = None) -> int:
+    """HNSW's search breadth for ``n`` vectors: ``chosen`` when the user set ``ef_search``; else 64
+    up to 10,000 vectors, then growing with the square root of the size (about 200 at 100,000, 640
+    at a million), at most 1,024. Every HNSW backend asks here (faiss-hnsw, Milvus, Qdrant servers).
 
     One fixed value cannot serve every size: with zhiku's default graph (M 32, efConstruction 200)
     recall@10 against exact was 0.98 at 3,000 vectors with 64, 0.958 at 100,000 with 128, but 0.71
     at a million with 64 and 0.953 with 512 (docs/million.md), each search under 2 ms there.
     """
+    if chosen is not None:
+        return chosen
     return int(min(1024, max(64, round(64 * (max(n, 1) / 10_000) ** 0.5))))
 
 

@@ -97,11 +97,8 @@ class FaissHNSWIndex(FaissIndex):
         f = _faiss()
         index = f.IndexHNSWFlat(self.dim, self.m, self._faiss_metric())
         index.hnsw.efConstruction = self.ef_construction
-        index.hnsw.efSearch = self.effective_ef_search(0)
+        index.hnsw.efSearch = auto_ef_search(0, self.ef_search)
         return index
-
-    def effective_ef_search(self, n: int) -> int:
-        return self.ef_search if self.ef_search is not None else auto_ef_search(n)
 
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         super().add(ids, vectors)
@@ -110,7 +107,7 @@ class FaissHNSWIndex(FaissIndex):
     def _configure(self) -> None:
         # efSearch is a search-time setting, not always what was saved: apply the configured one,
         # or the one this size calls for.
-        self._index.hnsw.efSearch = self.effective_ef_search(len(self.ids))
+        self._index.hnsw.efSearch = auto_ef_search(len(self.ids), self.ef_search)
 
 
 indexes.add("faiss-flat", FaissIndex)

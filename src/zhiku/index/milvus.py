@@ -321,15 +321,12 @@ class MilvusIndex(VectorIndex):
     def __len__(self) -> int:
         return self._count
 
-    def _ef_search(self) -> int:
-        # Unset: chosen from the size, as for faiss-hnsw (``auto_ef_search``).
-        return self.ef_search if self.ef_search is not None else auto_ef_search(self._count)
-
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, float]]]:
         q = prepare(queries, self.metric)
         if self._db is None or not self._count:
             return [[] for _ in range(len(q))]
-        params = {"params": {"ef": max(self._ef_search(), k)}} if self.index_type == "HNSW" else {}
+        ef = auto_ef_search(self._count, self.ef_search)
+        params = {"params": {"ef": max(ef, k)}} if self.index_type == "HNSW" else {}
         result = self._db.search(
             self.collection,
             data=q.tolist(),
@@ -365,7 +362,8 @@ class MilvusIndex(VectorIndex):
         if self._db is None or not self._count or self._no_words:
             return []
         limit = min(depth, self._count)
-        dense_params = {"params": {"ef": max(self._ef_search(), limit)}} if self.index_type == "HNSW" else {}
+        ef = auto_ef_search(self._count, self.ef_search)
+        dense_params = {"params": {"ef": max(ef, limit)}} if self.index_type == "HNSW" else {}
         requests = [AnnSearchRequest(q.tolist(), "vector", dense_params, limit)]
         if text:  # a question with no known word is ranked by its vector alone
             requests.insert(0, AnnSearchRequest([text], SPARSE_FIELD, {"params": {}}, limit))

@@ -182,10 +182,6 @@ class QdrantIndex(VectorIndex):
     def __len__(self) -> int:
         return self._count
 
-    def _ef_search(self) -> int:
-        # Unset: chosen from the size, as for faiss-hnsw (``auto_ef_search``).
-        return self.ef_search if self.ef_search is not None else auto_ef_search(self._count)
-
     # -- reading ----------------------------------------------------------------------------------
     def search(self, queries: np.ndarray, k: int) -> list[list[tuple[str, float, float]]]:
         q = prepare(queries, self.metric)
@@ -193,7 +189,8 @@ class QdrantIndex(VectorIndex):
             return [[] for _ in range(len(q))]
         models = _models()
         # Local mode is exact and warns about search params it cannot use: send them to servers only.
-        params = None if self.url is None else models.SearchParams(hnsw_ef=max(self._ef_search(), k))
+        ef = max(auto_ef_search(self._count, self.ef_search), k)
+        params = None if self.url is None else models.SearchParams(hnsw_ef=ef)
         requests = [
             models.QueryRequest(query=row.tolist(), limit=k, params=params, with_payload=["id"]) for row in q
         ]

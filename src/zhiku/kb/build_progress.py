@@ -46,8 +46,8 @@ class RecordingProgress:
         self._pid = os.getpid()
         self.phase = ""  # "" while embedding (or the only step); "indexing" after it
 
-    def start(self, label: str, total: int) -> None:
-        self.total, self.done, self.started, self.phase = total, 0, time.time(), ""
+    def start(self, label: str, total: int, phase: str = "") -> None:
+        self.total, self.done, self.started, self.phase = total, 0, time.time(), phase
         self._rate_from = None
         if self.inner:
             self.inner.start(label, total)
@@ -56,9 +56,7 @@ class RecordingProgress:
     def next_phase(self, phase: str, total: int) -> None:
         """A later step of the same build (``indexing``: vectors into an HNSW graph, minutes at a
         million), counted from 0 again, so status does not sit at "1,003,764/1,003,764 chunks"."""
-        self.start(f"{self.method}: {phase}", total)
-        self.phase = phase
-        self._write(force=True)
+        self.start(f"{self.method}: {phase}", total, phase)
 
     def advance(self, n: int) -> None:
         self.done += n
