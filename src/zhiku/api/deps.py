@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from zhiku.api.jobs import JobManager
 from zhiku.config import KBConfig
-from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError
+from zhiku.errors import AlreadyExistsError, LockedError, NotFoundError, ZhikuError
 from zhiku.home import KBLayout
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class KBHandle:
         self.read_lock = threading.RLock()
         self._reader: KnowledgeBase | None = None
         self._config_stamp: tuple[int, int] | None = None
+        self._settings: tuple[tuple[int, int] | None, KBConfig | None] | None = None
         self._stream: WriteStream | None = None
         self._stream_lock = threading.Lock()
 
@@ -89,6 +91,18 @@ class KBHandle:
         if not self.layout.exists():
             raise NotFoundError(f"knowledge base {self.name!r} no longer exists", "See GET /kbs")
         return KnowledgeBase(self.layout, KBConfig.load(self.layout.config))
+
+    def settings(self) -> KBConfig | None:
+        """The KB's zhiku.toml as it is now (parsed again only when the file changes); None when it
+        cannot be read, which the request's own work then reports."""
+        stamp = _stamp(self.layout.config)
+        cached = self._settings
+        if cached is None or cached[0] != stamp:
+            try:
+                cached = self._settings = (stamp, KBConfig.load(self.layout.config))
+            except ZhikuError:
+                return None
+        return cached[1]
 
     @contextmanager
     def read(self) -> Iterator[KnowledgeBase]:
@@ -168,6 +182,12 @@ class KBRegistry:
                 handle = self._handles[name] = KBHandle(layout)
             return handle
 
+    def known(self, name: str) -> KBHandle | None:
+        """The handle of a KB this server has already opened, if it still exists: no lock and no
+        more than one stat, so the event loop may ask (``kb_handle``). None: ask ``get``."""
+        handle = self._handles.get(name)  # one dict read: atomic, the lock guards creation only
+        return handle if handle is not None and handle.layout.exists() else None
+
     def create(self, name: str, config: KBConfig) -> KBHandle:
         with self._lock:
             try:
@@ -244,8 +264,13 @@ def require_write(request: Request) -> None:
     _check_key(request)
 
 
-def kb_handle(request: Request, kb: str) -> KBHandle:
-    return state(request).kbs.get(kb)
+async def kb_handle(request: Request, kb: str) -> KBHandle:
+    # Every KB route asks for this: a KB already open is found in the event loop, without a trip to
+    # a worker thread (one more runnable thread per request under load). The first request for a
+    # KB, or one that is gone, goes through ``get`` in a thread, as it may wait for a deletion.
+    kbs = state(request).kbs
+    handle = kbs.known(kb)
+    return handle if handle is not None else await run_in_threadpool(kbs.get, kb)
 
 
 #: a route parameter for the knowledge base named in the path (``/kbs/{kb}/…``); 404 if there is none

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from zhiku.api import answering, sse
-from zhiku.api.deps import KBDep
+from zhiku.api import answering, lanes, sse
+from zhiku.api.deps import KBDep, KBHandle
 from zhiku.api.errors import BUG, error_body, zhiku_error_body
 from zhiku.api.rerank_settings import reranker_of
 from zhiku.api.routers.documents import display_name, named_documents
@@ -31,7 +32,14 @@ STREAMED = (
 @router.post(
     "/kbs/{kb}/ask", responses={200: {"content": {"text/event-stream": {}}, "description": STREAMED}}
 )
-def ask(body: AskRequest, handle: KBDep) -> Any:
+async def ask(body: AskRequest, handle: KBDep) -> Any:
+    # A whole answer by the offline answerer is CPU work: the server's CPU lane (``lanes.py``). An
+    # LLM's answer or a stream waits, so it keeps the default pool.
+    cpu = not body.stream and lanes.cpu_bound(handle.settings(), answers=True)
+    return await lanes.run(partial(answer_response, body, handle), cpu)
+
+
+def answer_response(body: AskRequest, handle: KBHandle) -> Any:
     # Retrieval happens before the response starts, so a bad method or an unknown KB is still a
     # plain JSON error with its status code, streaming or not.
     history = [(t.question, t.answer) for t in body.history or []]
