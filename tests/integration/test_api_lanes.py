@@ -20,14 +20,14 @@ from tests.helpers.live_server import LiveServer, live_server  # noqa: E402
 from tests.integration.fake_llm_server import FakeLLMServer  # noqa: E402
 
 from zhiku.api import lanes  # noqa: E402
-from zhiku.config import GeneratorConfig, KBConfig, RerankConfig  # noqa: E402
+from zhiku.config import GeneratorConfig, KBConfig, MethodConfig, RerankConfig  # noqa: E402
 from zhiku.service import KnowledgeBase  # noqa: E402
 
 QUESTION = {"question": "How much sun do tomatoes need?", "method": "bm25"}
 
 
 def test_only_work_done_in_this_process_takes_the_cpu_lane() -> None:
-    offline = KBConfig()
+    offline = KBConfig()  # the defaults: BM25, e5 and MiniLM in Faiss, their hybrid
     assert lanes.cpu_bound(offline, answers=False) and lanes.cpu_bound(offline, answers=True)
     llm = KBConfig(generator=GeneratorConfig(kind="ollama", options={"model": "qwen2.5:7b"}))
     assert lanes.cpu_bound(llm, answers=False)  # its searches compute here
@@ -39,6 +39,47 @@ def test_only_work_done_in_this_process_takes_the_cpu_lane() -> None:
     local = KBConfig(rerank=RerankConfig(kind="cross-encoder"))
     assert lanes.cpu_bound(local, answers=False) and lanes.cpu_bound(local, answers=True)
     assert not lanes.cpu_bound(None, answers=False)  # settings that cannot be read: the default pool
+
+
+@pytest.mark.parametrize(
+    ("method", "here"),
+    [
+        (MethodConfig(kind="tfidf"), True),
+        (MethodConfig(kind="dense", options={"embedder": "hashing", "dim": 64}), True),
+        (MethodConfig(kind="dense", options={"index": "milvus"}), True),  # Milvus Lite: a file
+        (
+            MethodConfig(
+                kind="dense", options={"index": "milvus", "index_options": {"uri": "http://m:19530"}}
+            ),
+            False,
+        ),
+        (
+            MethodConfig(
+                kind="dense", options={"index": "qdrant", "index_options": {"url": "http://q:6333"}}
+            ),
+            False,
+        ),
+        (
+            MethodConfig(
+                kind="bm25", options={"index": "milvus", "index_options": {"uri": "http://m:19530"}}
+            ),
+            False,
+        ),
+        (MethodConfig(kind="dense", options={"embedder": "ollama"}), False),  # its URL from the environment
+        (
+            MethodConfig(kind="dense", options={"embedder": "openai", "model": "text-embedding-3-small"}),
+            False,
+        ),
+        (MethodConfig(kind="remote", options={"model": "bge-m3"}), False),
+        (MethodConfig(kind="prompt-llm"), False),
+        (MethodConfig(kind="fusion", options={"llm": "ollama:qwen2.5:7b"}), False),  # an LLM writes queries
+        (MethodConfig(kind="a-plugin"), False),  # unknown: may wait
+    ],
+)
+def test_one_method_that_may_wait_keeps_the_kb_out_of_the_lane(method: MethodConfig, here: bool) -> None:
+    config = KBConfig(methods={**KBConfig().methods, "extra": method})
+    assert lanes.cpu_bound(config, answers=False) is here
+    assert lanes.cpu_bound(config, answers=True) is here
 
 
 @pytest.fixture
@@ -98,7 +139,7 @@ def test_answers_waiting_on_an_llm_leave_the_searches_free(server: LiveServer, l
             r = c.post("/kbs/offline/search", json={"query": "tomatoes sun", "method": "bm25"})
             assert r.status_code == 200 and r.json()["hits"]
             r = c.post("/kbs/llm/search", json={"query": "tomatoes sun", "method": "bm25"})
-            assert r.status_code == 200 and r.json()["hits"]  # the LLM KB's searches take the lane
+            assert r.status_code == 200 and r.json()["hits"][0]["title"] == "Gardening guide"
             r = c.post("/kbs/offline/ask", json=QUESTION)
             assert r.status_code == 200 and r.json()["generator"] == "extractive"
     finally:
@@ -135,6 +176,11 @@ def test_the_cpu_lane_runs_at_most_its_threads(server: LiveServer, monkeypatch: 
         wait_until(lambda: running[0] >= lanes.CPU_THREADS, "the lane to fill")
         time.sleep(0.5)  # the others are queued, not running: a fifth would have entered by now
         assert most[0] == lanes.CPU_THREADS
+        # Another KB has a lane of its own: its search is not queued behind this one's.
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            monkeypatch.setattr(route, "search_json", real)
+            r = c.post("/kbs/llm/search", json={"query": "tomatoes sun", "method": "bm25"})
+            assert r.status_code == 200 and r.json()["hits"]
     finally:
         release.set()
         for t in threads:

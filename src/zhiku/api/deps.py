@@ -103,7 +103,7 @@ class KBHandle:
         if cached is None or cached[0] != stamp:
             try:
                 cached = self._settings = (stamp, KBConfig.load(self.layout.config))
-            except ZhikuError:
+            except (ZhikuError, OSError):  # a bad file, or one that cannot be read
                 return None
         return cached[1]
 

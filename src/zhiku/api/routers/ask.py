@@ -33,10 +33,10 @@ STREAMED = (
     "/kbs/{kb}/ask", responses={200: {"content": {"text/event-stream": {}}, "description": STREAMED}}
 )
 async def ask(body: AskRequest, handle: KBDep) -> Any:
-    # A whole answer by the offline answerer is CPU work: the server's CPU lane (``lanes.py``). An
+    # A whole answer by the offline answerer is CPU work: the KB's CPU lane (``lanes.py``). An
     # LLM's answer or a stream waits, so it keeps the default pool.
     cpu = not body.stream and lanes.cpu_bound(handle.settings(), answers=True)
-    return await lanes.run(partial(answer_response, body, handle), cpu)
+    return await lanes.run(partial(answer_response, body, handle), handle.name, cpu)
 
 
 def answer_response(body: AskRequest, handle: KBHandle) -> Any:

@@ -40,10 +40,9 @@ def search_hits(
 
 @router.post("/kbs/{kb}/search")
 async def search(body: SearchRequest, handle: KBDep) -> dict[str, Any]:
-    # In the server's CPU lane unless the KB reranks over the network (``lanes.py``: why).
-    return await lanes.run(
-        partial(search_json, body, handle), lanes.cpu_bound(handle.settings(), answers=False)
-    )
+    # In the KB's CPU lane unless a method or its reranker may wait on a server (``lanes.py``).
+    cpu = lanes.cpu_bound(handle.settings(), answers=False)
+    return await lanes.run(partial(search_json, body, handle), handle.name, cpu)
 
 
 def search_json(body: SearchRequest, handle: KBHandle) -> dict[str, Any]:
