@@ -34,8 +34,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: threads of a CPU lane; 4 measured best of 4, 8 and 40 (the module docstring)
-CPU_THREADS = 4
+#: threads of a CPU lane. Whole pool cut to 40, 8, 4: 4 was best (the module docstring); the lane at
+#: 2, 3, 4 (docs/load.md): 3 beat 4 in each of four pairs, on both the mixed rate and search p99.
+CPU_THREADS = 3
 #: method kinds that search in this process (their parts are methods of the KB, checked themselves)
 LOCAL_METHODS = frozenset(
     {
