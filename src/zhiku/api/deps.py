@@ -14,7 +14,7 @@ Concurrency, per knowledge base:
   new one. ``Method.load`` replaces a loaded index in place, attribute by attribute, so a search
   and a reload of the same reader must not overlap: ``read_lock`` serialises the retrieval step
   (milliseconds); answer generation, the slow part of asking, runs outside it.
-- **Few threads for CPU work.** Searches and offline answers run in a lane of a few threads
+- **Few threads for CPU work.** Searches and offline answers run in a lane of a few threads (3)
   (``lanes.py``), so that under load they do not take turns on the GIL with dozens of others;
   requests that may wait (an LLM, a stream, ``wait=true``) keep FastAPI's default pool.
 """
