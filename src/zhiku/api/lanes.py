@@ -20,6 +20,7 @@ another.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,8 +29,6 @@ import anyio
 import anyio.to_thread
 
 if TYPE_CHECKING:
-    import asyncio
-
     from zhiku.config import KBConfig, MethodConfig
 
 T = TypeVar("T")
@@ -71,8 +70,6 @@ _lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, anyio.Cap
 
 def cpu_lane(kb: str) -> anyio.CapacityLimiter:
     """The CPU lane of knowledge base ``kb`` in the running event loop (made on first use)."""
-    import asyncio
-
     loop = asyncio.get_running_loop()
     lanes = _lanes.setdefault(loop, {})
     lane = lanes.get(kb)
